@@ -1,0 +1,1 @@
+"""The Arrow columnar cache that answers verifications and lookups."""

@@ -1,0 +1,245 @@
+"""Claims: what a caller asserts about a record, compiled once per request.
+
+A claim names a field, an operation and value(s). Compiling checks that the
+field exists, that the operation applies to the field's type, and parses the
+values (dates to days, numbers), so a bad claim is an INVALID_ARGUMENT naming
+the claim and field. Evaluation comes in two shapes:
+
+- :meth:`Compiled.test` for one row, with no per-table work;
+- :meth:`Compiled.test_rows` for a batch, vectorised over the rows (NumPy on
+  codes, days and numbers; Arrow compute on strings), never a Python loop
+  over keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from itertools import repeat
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hub.cache.columns import LIST_SEP, CodeColumn, Column, StringColumn, date_to_days
+from hub.catalogue.model import ResourceSpec
+from hub.errors import InvalidArgument
+
+
+class Op(Enum):
+    EQUALS = "equals"
+    NOT_EQUALS = "not_equals"
+    IN = "in"
+    PREFIX = "prefix"
+    CONTAINS = "contains"
+    AT_MOST = "at_most"
+    AT_LEAST = "at_least"
+    BEFORE = "before"
+    AFTER = "after"
+    UNSET = "unset"
+
+
+_ORDERED = {Op.EQUALS, Op.NOT_EQUALS, Op.IN, Op.AT_MOST, Op.AT_LEAST, Op.BEFORE, Op.AFTER, Op.UNSET}
+_TEXT = {Op.EQUALS, Op.NOT_EQUALS, Op.IN, Op.PREFIX, Op.UNSET}
+OPS_BY_TYPE: dict[str, set[Op]] = {
+    "string": _TEXT,
+    "code": _TEXT,
+    "date": _ORDERED,
+    "int": _ORDERED,
+    "decimal": _ORDERED,
+    "bool": {Op.EQUALS, Op.NOT_EQUALS, Op.UNSET},
+    "list": {Op.CONTAINS, Op.UNSET},
+}
+_COMPARE = {
+    Op.EQUALS: np.equal,
+    Op.NOT_EQUALS: np.not_equal,
+    Op.AT_MOST: np.less_equal,
+    Op.AT_LEAST: np.greater_equal,
+    Op.BEFORE: np.less,
+    Op.AFTER: np.greater,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    field: str
+    op: Op = Op.EQUALS
+    values: tuple[str, ...] = ()
+    or_unset: bool = False
+
+
+def _parse(kind: str, value: str, where: str) -> object:
+    try:
+        if kind == "date":
+            return date_to_days(value)
+        if kind == "int":
+            return int(value)
+        if kind == "decimal":
+            return float(value)
+        if kind == "bool":
+            if value not in ("true", "false"):
+                raise ValueError
+            return int(value == "true")
+    except ValueError:
+        raise InvalidArgument(f"{where}: {value!r} is not a valid {kind}"
+                              + (" (YYYY-MM-DD)" if kind == "date" else ""), field=where) from None
+    return value
+
+
+class Compiled:
+    """A checked claim, ready to evaluate against any version of its resource."""
+
+    __slots__ = ("field", "kind", "op", "operand", "or_unset", "per_key")
+
+    def __init__(self, field: str, kind: str, op: Op, operand: object, or_unset: bool, per_key: bool) -> None:
+        self.field = field
+        self.kind = kind
+        self.op = op
+        self.operand = operand  # a scalar, a frozenset (IN), or an array (per key)
+        self.or_unset = or_unset
+        self.per_key = per_key
+
+    # -- one row ---------------------------------------------------------------------------------
+
+    def test(self, col: Column, row: int) -> bool:
+        op = self.op
+        if op is Op.UNSET:
+            return not col.is_set(row)
+        if not col.is_set(row):
+            return self.or_unset
+        operand = self.operand
+        if isinstance(col, CodeColumn):
+            value: object = col.categories[col.codes.arr[row]]
+        elif isinstance(col, StringColumn):
+            value = col.raw(row).decode()
+        else:
+            value = col.values.arr[row]
+        if op is Op.EQUALS:
+            return bool(value == operand)
+        if op is Op.IN:
+            return value in operand
+        if op is Op.PREFIX:
+            return value.startswith(operand)
+        if op is Op.CONTAINS:
+            return f"{LIST_SEP}{operand}{LIST_SEP}" in value
+        return bool(_COMPARE[op](value, operand))
+
+    # -- many rows -------------------------------------------------------------------------------
+
+    def test_rows(self, col: Column, rows: np.ndarray) -> np.ndarray:
+        """Per row, whether the claim holds. ``rows`` are valid row numbers."""
+        valid = col.valid(rows)
+        if self.op is Op.UNSET:
+            return ~valid
+        if isinstance(col, CodeColumn):
+            hit = self._codes(col, col.codes.arr[rows])
+        elif isinstance(col, StringColumn):
+            hit = self._strings(col.take(rows))
+        else:
+            hit = self._numbers(col.values.arr[rows])
+        return np.where(valid, hit, self.or_unset)
+
+    def _numbers(self, values: np.ndarray) -> np.ndarray:
+        if self.op is Op.IN:
+            return np.isin(values, np.fromiter(self.operand, dtype=values.dtype))
+        return _COMPARE[self.op](values, self.operand)
+
+    def _codes(self, col: CodeColumn, codes: np.ndarray) -> np.ndarray:
+        op, operand, lookup = self.op, self.operand, col.lookup
+        if op in (Op.EQUALS, Op.NOT_EQUALS):
+            if self.per_key:
+                wanted = np.fromiter(map(lookup.get, operand, repeat(-2)), dtype=np.int32, count=len(operand))
+            else:
+                wanted = lookup.get(operand, -2)
+            return (codes == wanted) if op is Op.EQUALS else (codes != wanted)
+        if op is Op.IN:
+            return np.isin(codes, np.array([lookup.get(v, -2) for v in operand], dtype=np.int32))
+        # PREFIX: test the (few) categories, then the codes.
+        if not self.per_key:
+            return np.isin(codes, col.codes_matching(lambda c: c.startswith(operand)))
+        return self._grouped(codes, lambda sub, p: np.isin(sub, col.codes_matching(lambda c: c.startswith(p))))
+
+    def _strings(self, arr: pa.Array) -> np.ndarray:
+        op, operand = self.op, self.operand
+        if op in (Op.EQUALS, Op.NOT_EQUALS):
+            other = pa.array(operand, pa.large_string()) if self.per_key else operand
+            result = pc.equal(arr, other) if op is Op.EQUALS else pc.not_equal(arr, other)
+        elif op is Op.IN:
+            result = pc.is_in(arr, value_set=pa.array(sorted(operand), pa.large_string()))
+        elif op is Op.PREFIX:
+            if self.per_key:
+                return self._grouped(arr, lambda sub, p: _bools(pc.starts_with(sub, pattern=p)))
+            result = pc.starts_with(arr, pattern=operand)
+        else:  # CONTAINS
+            if self.per_key:
+                return self._grouped(
+                    arr, lambda sub, v: _bools(pc.match_substring(sub, pattern=f"{LIST_SEP}{v}{LIST_SEP}")))
+            result = pc.match_substring(arr, pattern=f"{LIST_SEP}{operand}{LIST_SEP}")
+        return _bools(result)
+
+    def _grouped(self, values, fn) -> np.ndarray:
+        """Applies ``fn(values_subset, operand)`` once per distinct per-key operand."""
+        distinct, inverse = np.unique(np.asarray(self.operand, dtype=object), return_inverse=True)
+        out = np.zeros(len(inverse), dtype=bool)
+        for i, operand in enumerate(distinct):
+            where = np.flatnonzero(inverse == i)
+            sub = values.take(pa.array(where)) if isinstance(values, pa.Array) else values[where]
+            out[where] = fn(sub, operand)
+        return out
+
+
+def _bools(arr: pa.Array) -> np.ndarray:
+    return pc.fill_null(arr, False).to_numpy(zero_copy_only=False)
+
+
+def compile_claims(spec: ResourceSpec, claims: Sequence[Claim], n_keys: int | None = None,
+                   prefix: str = "claims") -> list[Compiled]:
+    """Checks and parses claims. ``n_keys`` is set for a batch: values may come one per key."""
+    compiled = []
+    for i, claim in enumerate(claims):
+        where = f"{prefix}[{i}]"
+        field = spec.by_name.get(claim.field)
+        if field is None:
+            raise InvalidArgument(f"{where}.field: {claim.field!r} is not a field of {spec.name}",
+                                  field=f"{where}.field")
+        kind = field.type
+        if claim.op not in OPS_BY_TYPE[kind]:
+            allowed = ", ".join(sorted(o.name for o in OPS_BY_TYPE[kind]))
+            raise InvalidArgument(f"{where}.op: {claim.op.name} does not apply to {kind} field {field.name!r}"
+                                  f" (use one of {allowed})", field=f"{where}.op")
+        values = claim.values
+        per_key = False
+        if claim.op is Op.UNSET:
+            operand: object = None
+        elif claim.op is Op.IN:
+            if not values:
+                raise InvalidArgument(f"{where}.values: IN needs at least one value", field=f"{where}.values")
+            operand = frozenset(_parse(kind, v, f"{where}.values") for v in values)
+        elif len(values) == 1:
+            operand = _parse(kind, values[0], f"{where}.values[0]")
+        elif n_keys is not None and len(values) == n_keys and n_keys > 1:
+            per_key = True
+            operand = _parse_column(kind, values, f"{where}.values")
+        else:
+            expected = "one value" if n_keys is None else f"one value or {n_keys} (one per key)"
+            raise InvalidArgument(f"{where}.values: {claim.op.name} needs {expected}, got {len(values)}",
+                                  field=f"{where}.values")
+        compiled.append(Compiled(field.name, kind, claim.op, operand, claim.or_unset, per_key))
+    return compiled
+
+
+def _parse_column(kind: str, values: Sequence[str], where: str) -> object:
+    """Per-key values, parsed vectorised where the type allows."""
+    if kind in ("string", "code", "list"):
+        return list(values)
+    try:
+        if kind == "date":
+            return pc.cast(pa.array(values, pa.string()), pa.date32()).cast(pa.int32()).to_numpy()
+        if kind in ("int", "decimal"):
+            target = pa.int64() if kind == "int" else pa.float64()
+            return pc.cast(pa.array(values, pa.string()), target).to_numpy()
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        for i, v in enumerate(values):  # find the culprit for the message
+            _parse(kind, v, f"{where}[{i}]")
+    return np.array([_parse(kind, v, f"{where}[{i}]") for i, v in enumerate(values)])

@@ -1,0 +1,164 @@
+"""Consumes every partition of every resource topic into the tables.
+
+One consumer, one thread. Partitions are assign()ed, not joined through a
+consumer group: every replica needs every partition, and the embedded
+broker's JoinGroup is slow. Positions come from the tables (a snapshot's
+offsets, or 0), so a restart replays only what the cache lacks.
+
+"Caught up" must hold on real Kafka and on tansu, whose high watermark is the
+base offset of the last batch plus one, so position >= high watermark can be
+true while records remain. We therefore use partition EOF, which librdkafka
+raises when a fetch at our position returns nothing: a partition is caught up
+once it has reported EOF at a position at or past the high watermark sampled
+when the feeder started. On real Kafka that watermark is exact; on tansu it
+is a lower bound, and the EOF proves the rest was read.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from hub.cache.table import Change, ResourceTable
+from hub.kafka.clients import consumer_config
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _PartitionState:
+    target: int  # high watermark sampled at start
+    caught_up: bool = False
+    at_end: bool = False  # EOF seen and no record since
+
+
+class CacheFeeder:
+    """Feeds :class:`ResourceTable` objects from their topics on a background thread."""
+
+    def __init__(self, bootstrap: str, tables: dict[str, ResourceTable], *, batch_max: int = 20000,
+                 on_applied: Callable[[Iterable[str]], None] | None = None,
+                 consumer_extra: dict | None = None) -> None:
+        self._tables = tables  # by topic
+        self._config = consumer_config(bootstrap, "hub-cache-unused", {
+            "enable.partition.eof": True,
+            "error_cb": self._on_error,
+            **(consumer_extra or {}),
+        })
+        self._batch_max = batch_max
+        self._on_applied = on_applied
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._parts: dict[tuple[str, int], _PartitionState] = {}
+        self._broker_down = False
+        self.ready = threading.Event()
+        self.ready_topics: set[str] = set()
+        self.consumed = 0
+        self.error: BaseException | None = None
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
+            self._broker_down = True
+        log.warning("cache consumer: %s", err)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="cache-feeder", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def lag_records(self) -> dict[str, int]:
+        """Per topic, records known to exist beyond the cache (a lower bound on tansu)."""
+        out: dict[str, int] = {}
+        for (topic, p), state in self._parts.items():
+            applied = self._tables[topic].version.watermark.offsets[p]
+            out[topic] = out.get(topic, 0) + max(0, state.target - applied)
+        return out
+
+    def _run(self) -> None:
+        consumer = Consumer(self._config)
+        try:
+            self._assign(consumer)
+            while not self._stop.is_set():
+                self._step(consumer)
+        except BaseException as exc:  # surfaced through health and logs, never silently
+            self.error = exc
+            log.exception("cache feeder stopped")
+        finally:
+            consumer.close()
+
+    def _assign(self, consumer: Consumer) -> None:
+        assignment = []
+        for topic, table in self._tables.items():
+            for p in range(table.partitions):
+                start = table.version.watermark.offsets[p]
+                _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30, cached=False)
+                if start > high:
+                    raise RuntimeError(
+                        f"{topic}[{p}]: the cache starts at offset {start} but the topic ends at {high}; "
+                        "the snapshot belongs to another cluster or the topic was recreated")
+                self._parts[(topic, p)] = _PartitionState(target=high)
+                assignment.append(TopicPartition(topic, p, start))
+        consumer.assign(assignment)
+        log.info("cache assigned %d partitions of %d topics", len(assignment), len(self._tables))
+
+    def _step(self, consumer: Consumer) -> None:
+        messages = consumer.consume(self._batch_max, 0.05)
+        batches: dict[str, list[Change]] = {}
+        eofs = []
+        for m in messages:
+            err = m.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    eofs.append((m.topic(), m.partition(), m.offset()))
+                else:
+                    log.warning("cache consumer: %s", err)
+                continue
+            key = m.key()
+            if key is None:
+                log.error("%s[%d]@%d has no key; resource topics must be keyed", m.topic(), m.partition(), m.offset())
+                continue
+            batch = batches.get(m.topic())
+            if batch is None:
+                batch = batches[m.topic()] = []
+            batch.append(Change(key.decode(), m.value(), m.partition(), m.offset(), m.timestamp()[1]))
+        if messages:
+            self._broker_down = False
+        for topic, changes in batches.items():
+            self._tables[topic].apply(changes)
+            for c in changes:
+                self._parts[(topic, c.partition)].at_end = False
+            self.consumed += len(changes)
+        for topic, p, position in eofs:
+            state = self._parts[(topic, p)]
+            state.at_end = True
+            if position >= state.target:
+                state.caught_up = True
+        self._refresh_freshness(batches.keys() | {t for t, _, _ in eofs})
+        if batches and self._on_applied is not None:
+            self._on_applied(batches.keys())
+
+    def _refresh_freshness(self, touched: Iterable[str]) -> None:
+        now_ms = int(time.time() * 1000)
+        topics = set(touched) if not self.ready.is_set() else self._tables.keys()
+        for topic in topics:
+            parts = [s for (t, _), s in self._parts.items() if t == topic]
+            if topic not in self.ready_topics:
+                if all(s.caught_up for s in parts):
+                    self.ready_topics.add(topic)
+                    log.info("cache for %s caught up (%d rows)", topic, self._tables[topic].version.live)
+                    if len(self.ready_topics) == len(self._tables):
+                        self.ready.set()
+                else:
+                    continue
+            table = self._tables[topic]
+            at_end = all(s.at_end for s in parts) and not self._broker_down
+            if at_end and now_ms - table.version.watermark.caught_up_at_ms > 250:
+                table.mark_caught_up(now_ms)

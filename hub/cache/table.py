@@ -1,0 +1,349 @@
+"""A resource's cached rows: columns, key index, and immutable versions.
+
+The writer (the feeder thread) applies one micro-batch at a time and then
+publishes a new :class:`TableVersion`. A reader takes ``table.version`` once
+and uses only that object, so it never sees a half-applied batch.
+
+Layout ("append and compact"):
+
+- Every upsert appends a row; the key index points the key at the new row and
+  the old row becomes dead. A delete points the key at nothing.
+- The key index is two dicts: a large ``base`` and a small ``delta`` that is
+  copied on write for each batch (so versions stay immutable at the cost of
+  copying only the delta). When the delta grows past an eighth of the base,
+  it is merged into a new base.
+- When dead rows exceed a third of the live ones, the table is compacted: the
+  live rows are gathered into new columns and the index renumbered. Memory
+  therefore stays within a constant factor of the live data under any churn.
+- Fields marked ``indexed`` get a secondary index value → tuple of rows, kept
+  in the same base + delta layers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from itertools import chain, repeat
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.json as pj
+
+from hub.cache.columns import Column, new_column
+from hub.catalogue.model import ResourceSpec
+
+log = logging.getLogger(__name__)
+
+DELTA_MIN = 65536
+COMPACT_MIN_DEAD = 65536
+_MISSING = -2
+
+
+@dataclass(frozen=True, slots=True)
+class Watermark:
+    """The Kafka position a version reflects."""
+
+    offsets: tuple[int, ...]  # next offset to apply, per partition
+    caught_up_at_ms: int = 0
+    last_record_at_ms: int = 0
+
+    def reached(self, wanted: Iterable[tuple[int, int]]) -> bool:
+        """Whether every ``(partition, offset)`` has been applied."""
+        offsets = self.offsets
+        return all(p < len(offsets) and offsets[p] > o for p, o in wanted)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One record from the topic: an upsert (value) or a delete (value None)."""
+
+    key: str
+    value: bytes | None
+    partition: int
+    offset: int
+    timestamp_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Layered:
+    """A dict index as an immutable base plus a small delta that overrides it."""
+
+    base: dict
+    delta: dict = field(default_factory=dict)
+
+    def get(self, key, default=None):
+        hit = self.delta.get(key, _MISSING)
+        return self.base.get(key, default) if hit is _MISSING else hit
+
+    def __len__(self) -> int:  # approximate: for statistics only
+        return len(self.base) + len(self.delta)
+
+
+class TableVersion:
+    """An immutable view of a resource's cache. Safe to use from any thread."""
+
+    __slots__ = ("columns", "index", "key_column", "live", "n_rows", "secondary", "spec", "watermark")
+
+    def __init__(self, spec: ResourceSpec, columns: dict[str, Column], n_rows: int, index: Layered,
+                 secondary: dict[str, Layered], live: int, watermark: Watermark) -> None:
+        self.spec = spec
+        self.columns = columns
+        self.key_column = columns[spec.key]
+        self.n_rows = n_rows
+        self.index = index
+        self.secondary = secondary
+        self.live = live
+        self.watermark = watermark
+
+    def row(self, key: str) -> int:
+        """The row of ``key``, or -1."""
+        index = self.index
+        row = index.delta.get(key, _MISSING)
+        if row == _MISSING:
+            return index.base.get(key, -1)
+        return row
+
+    def rows(self, keys: Sequence[str]) -> np.ndarray:
+        """Rows of many keys (-1 where absent), resolved by C-level dict lookups."""
+        n = len(keys)
+        index = self.index
+        rows = np.fromiter(map(index.base.get, keys, repeat(-1)), dtype=np.int64, count=n)
+        if index.delta:
+            override = np.fromiter(map(index.delta.get, keys, repeat(_MISSING)), dtype=np.int64, count=n)
+            rows = np.where(override != _MISSING, override, rows)
+        return rows
+
+    def rows_by(self, field_name: str, value: str) -> tuple[int, ...]:
+        """Rows whose indexed field equals ``value``."""
+        return self.secondary[field_name].get(value, ())
+
+    def rows_by_many(self, field_name: str, values: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Rows for many values of an indexed field: (flat rows, index of the value each row belongs to)."""
+        layered = self.secondary[field_name]
+        groups = list(map(layered.get, values, repeat(())))
+        lengths = np.fromiter(map(len, groups), dtype=np.int64, count=len(groups))
+        flat = np.fromiter(chain.from_iterable(groups), dtype=np.int64, count=int(lengths.sum()))
+        owner = np.repeat(np.arange(len(groups)), lengths)
+        return flat, owner
+
+    def record(self, row: int, fields: Sequence[str] | None = None) -> dict:
+        names = fields or [f.name for f in self.spec.fields]
+        columns = self.columns
+        return {name: columns[name].value(row) for name in names}
+
+    def to_arrow(self) -> pa.Table:
+        """The live rows, in row order, as an Arrow table."""
+        rows = np.sort(np.fromiter(_live_rows(self.index), dtype=np.int64))
+        return pa.table({f.name: self.columns[f.name].take(rows) for f in self.spec.fields})
+
+    @property
+    def nbytes(self) -> int:
+        return sum(c.nbytes for c in self.columns.values())
+
+
+def _live_rows(index: Layered) -> Iterable[int]:
+    if not index.delta:
+        return index.base.values()
+    merged = dict(index.base)
+    merged.update(index.delta)
+    return (r for r in merged.values() if r >= 0)
+
+
+class ResourceTable:
+    """The writer side of one resource's cache. Not thread-safe: one writer."""
+
+    def __init__(self, spec: ResourceSpec, partitions: int) -> None:
+        self.spec = spec
+        self.partitions = partitions
+        self._parse_options = pj.ParseOptions(
+            explicit_schema=pa.schema([(f.name, new_column(f).json_type) for f in spec.fields]),
+            unexpected_field_behavior="ignore",
+        )
+        self._read_options = pj.ReadOptions(use_threads=False, block_size=16 << 20)
+        self.version = self._empty(Watermark((0,) * partitions))
+        self.rejected = 0  # records on the topic that could not be decoded
+        self.compactions = 0
+
+    def _empty(self, watermark: Watermark) -> TableVersion:
+        columns = {f.name: new_column(f) for f in self.spec.fields}
+        secondary = {name: Layered({}) for name in self.spec.indexed_fields}
+        return TableVersion(self.spec, columns, 0, Layered({}), secondary, 0, watermark)
+
+    # -- applying changes ------------------------------------------------------------------------
+
+    def apply(self, changes: Sequence[Change]) -> TableVersion:
+        """Applies a micro-batch and publishes the resulting version."""
+        if not changes:
+            return self.version
+        old = self.version
+        latest = {c.key: c.value for c in changes}  # the last change of a key wins
+        upsert_keys = [k for k, v in latest.items() if v is not None]
+        delete_keys = [k for k, v in latest.items() if v is None]
+        parsed, upsert_keys = self._decode(upsert_keys, [latest[k] for k in upsert_keys])
+
+        columns = old.columns
+        n0 = old.n_rows
+        for f in self.spec.fields:
+            if parsed is not None:
+                columns[f.name].append(parsed.column(f.name))
+        n1 = n0 + len(upsert_keys)
+
+        touched = upsert_keys + delete_keys
+        old_rows = old.rows(touched) if touched else np.zeros(0, dtype=np.int64)
+        replaced = int((old_rows >= 0).sum())
+        delta = dict(old.index.delta)
+        delta.update(zip(upsert_keys, range(n0, n1)))
+        delta.update(zip(delete_keys, repeat(-1)))
+        live = old.live + len(upsert_keys) - replaced
+        index = Layered(old.index.base, delta)
+        secondary = self._update_secondary(old, old_rows, n0, n1)
+
+        watermark = self._advance(old.watermark, changes)
+        version = TableVersion(self.spec, columns, n1, index, secondary, live, watermark)
+        version = self._maintain(version)
+        self.version = version
+        return version
+
+    def _decode(self, keys: list[str], values: list[bytes]) -> tuple[pa.Table | None, list[str]]:
+        """Decodes JSON values into a typed Arrow table, skipping (and counting) undecodable ones."""
+        if not values:
+            return None, keys
+        try:
+            return self._read(b"\n".join(values)), keys
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+        good_keys, tables = [], []
+        for key, value in zip(keys, values, strict=True):
+            try:
+                tables.append(self._read(value))
+                good_keys.append(key)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                self.rejected += 1
+                log.error("%s: skipping undecodable record %s: %s", self.spec.name, key, exc)
+        if not tables:
+            return None, []
+        return pa.concat_tables(tables), good_keys
+
+    def _read(self, data: bytes) -> pa.Table:
+        table = pj.read_json(pa.BufferReader(data), read_options=self._read_options,
+                             parse_options=self._parse_options)
+        for f in self.spec.fields:  # fail the batch on an impossible date here, not half-way through
+            if f.type == "date":
+                table.column(f.name).cast(pa.date32())
+        return table
+
+    def _update_secondary(self, old: TableVersion, old_rows: np.ndarray, n0: int, n1: int) -> dict[str, Layered]:
+        if not old.secondary:
+            return old.secondary
+        out = {}
+        dead = old_rows[old_rows >= 0].tolist()
+        for name, layered in old.secondary.items():
+            col = old.columns[name]
+            delta = dict(layered.delta)
+
+            def current(value: str, layered: Layered = layered, delta: dict = delta) -> tuple[int, ...]:
+                hit = delta.get(value, _MISSING)
+                return layered.base.get(value, ()) if hit is _MISSING else hit
+
+            for row in dead:
+                value = col.value(row)
+                if value is not None:
+                    delta[value] = tuple(r for r in current(value) if r != row)
+            for row in range(n0, n1):
+                value = col.value(row)
+                if value is not None:
+                    delta[value] = (*current(value), row)
+            out[name] = Layered(layered.base, delta)
+        return out
+
+    def _advance(self, wm: Watermark, changes: Sequence[Change]) -> Watermark:
+        offsets = list(wm.offsets)
+        newest = wm.last_record_at_ms
+        for c in changes:
+            if c.offset >= offsets[c.partition]:
+                offsets[c.partition] = c.offset + 1
+        newest = max(newest, max(c.timestamp_ms for c in changes))
+        return Watermark(tuple(offsets), wm.caught_up_at_ms, newest)
+
+    def mark_caught_up(self, at_ms: int | None = None) -> None:
+        v = self.version
+        wm = Watermark(v.watermark.offsets, at_ms or int(time.time() * 1000), v.watermark.last_record_at_ms)
+        self.version = TableVersion(v.spec, v.columns, v.n_rows, v.index, v.secondary, v.live, wm)
+
+    # -- keeping memory bounded ------------------------------------------------------------------
+
+    def _maintain(self, v: TableVersion) -> TableVersion:
+        dead = v.n_rows - v.live
+        if dead > max(COMPACT_MIN_DEAD, v.live // 3):
+            return self._compact(v)
+        if len(v.index.delta) > max(DELTA_MIN, len(v.index.base) >> 3):
+            return self._merge(v)
+        return v
+
+    @staticmethod
+    def _merged(layered: Layered, drop_if) -> dict:
+        base = dict(layered.base)
+        base.update(layered.delta)
+        for k in [k for k, r in layered.delta.items() if drop_if(r)]:
+            del base[k]
+        return base
+
+    def _merge(self, v: TableVersion) -> TableVersion:
+        index = Layered(self._merged(v.index, lambda r: r < 0))
+        secondary = {n: Layered(self._merged(s, lambda rows: not rows)) for n, s in v.secondary.items()}
+        return TableVersion(v.spec, v.columns, v.n_rows, index, secondary, v.live, v.watermark)
+
+    def _compact(self, v: TableVersion) -> TableVersion:
+        started = time.perf_counter()
+        base = self._merged(v.index, lambda r: r < 0)
+        old_rows = np.fromiter(base.values(), dtype=np.int64, count=len(base))
+        order = np.argsort(old_rows, kind="stable")
+        keep = old_rows[order]
+        new_of_old = np.full(v.n_rows, -1, dtype=np.int64)
+        new_of_old[keep] = np.arange(len(keep))
+        index = Layered(dict(zip(base.keys(), new_of_old[old_rows].tolist(), strict=True)))
+        columns = {name: col.compacted(keep) for name, col in v.columns.items()}
+        secondary = {}
+        for name, layered in v.secondary.items():
+            merged = self._merged(layered, lambda rows: not rows)
+            secondary[name] = Layered({
+                value: tuple(new_of_old[list(rows)].tolist()) for value, rows in merged.items()
+            })
+        self.compactions += 1
+        log.info("%s: compacted %d rows to %d in %.0f ms", self.spec.name, v.n_rows, len(keep),
+                 (time.perf_counter() - started) * 1000)
+        return TableVersion(v.spec, columns, len(keep), index, secondary, len(keep), v.watermark)
+
+    # -- snapshots -------------------------------------------------------------------------------
+
+    def load(self, table: pa.Table, watermark: Watermark) -> TableVersion:
+        """Replaces the contents with ``table`` (live rows, as from :meth:`TableVersion.to_arrow`)."""
+        fresh = self._empty(watermark)
+        for f in self.spec.fields:
+            fresh.columns[f.name].append(table.column(f.name))
+        n = table.num_rows
+        keys = table.column(self.spec.key).to_pylist()
+        index = Layered(dict(zip(keys, range(n), strict=True)))
+        secondary = {name: Layered(_group_rows(table.column(name))) for name in self.spec.indexed_fields}
+        self.version = TableVersion(self.spec, fresh.columns, n, index, secondary, n, watermark)
+        return self.version
+
+
+def _group_rows(column: pa.ChunkedArray) -> dict[str, tuple[int, ...]]:
+    """value → rows holding it, built with one sort instead of a dict append per row."""
+    encoded = column.combine_chunks().dictionary_encode()
+    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    order = np.argsort(codes, kind="stable")
+    sorted_codes = codes[order]
+    bounds = np.flatnonzero(np.diff(sorted_codes)) + 1
+    starts = np.concatenate(([0], bounds))
+    ends = np.concatenate((bounds, [len(codes)]))
+    values = encoded.dictionary.to_pylist()
+    rows = order.tolist()
+    return {
+        values[sorted_codes[s]]: tuple(rows[s:e])
+        for s, e in zip(starts.tolist(), ends.tolist(), strict=True)
+        if e > s and sorted_codes[s] >= 0
+    }

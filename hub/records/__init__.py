@@ -1,0 +1,1 @@
+"""Records of resources: identifier checks, validation and the Kafka encoding."""

@@ -1,0 +1,72 @@
+"""Exchange.Publish: validate, produce with acks=all, answer after Kafka acknowledged."""
+
+from __future__ import annotations
+
+import grpc
+from grpc import aio
+
+from hub.catalogue.model import Catalogue
+from hub.errors import InvalidArgument
+from hub.kafka.producer import AckingProducer
+from hub.records import codec
+from hub.records.validation import Accepted, RecordValidator, Rejection
+from hub.v1 import exchange_pb2, exchange_pb2_grpc
+
+OK = grpc.StatusCode.OK.value[0]
+INVALID = grpc.StatusCode.INVALID_ARGUMENT.value[0]
+UNAVAILABLE = grpc.StatusCode.UNAVAILABLE.value[0]
+MAX_RECORDS = 10000
+
+
+class ExchangeService(exchange_pb2_grpc.ExchangeServicer):
+    def __init__(self, catalogue: Catalogue, producer: AckingProducer, topic_prefix: str) -> None:
+        self._catalogue = catalogue
+        self._producer = producer
+        self._prefix = topic_prefix
+        self._validators = {r.name: RecordValidator(r) for r in catalogue.resources}
+
+    async def Publish(self, request: exchange_pb2.PublishRequest, context: aio.ServicerContext
+                      ) -> exchange_pb2.PublishResponse:
+        spec = self._catalogue.resource(request.resource)
+        records = request.records
+        if not records:
+            raise InvalidArgument("records: must not be empty", field="records")
+        if len(records) > MAX_RECORDS:
+            raise InvalidArgument(f"records: at most {MAX_RECORDS} per call, got {len(records)}", field="records")
+        validate = self._validators[spec.name].validate
+        outcomes = [validate(i, r.key, r.json, r.delete) for i, r in enumerate(records)]
+        accepted = [o for o in outcomes if isinstance(o, Accepted)]
+        if not accepted:
+            shown = "; ".join(o.message for o in outcomes[:5])
+            more = f" (and {len(outcomes) - 5} more)" if len(outcomes) > 5 else ""
+            raise InvalidArgument(f"every record was rejected: {shown}{more}", field=outcomes[0].field)
+
+        trace_id = request.trace_id or codec.new_trace_id()
+        headers = codec.headers(spec.provider, spec.schema_version, trace_id)
+        deliveries = await self._producer.send(
+            codec.topic_for(self._prefix, spec.name), [(a.key.encode(), a.value) for a in accepted], headers)
+
+        response = exchange_pb2.PublishResponse(trace_id=trace_id)
+        results = response.results
+        highest: dict[int, int] = {}
+        delivered = iter(deliveries)
+        ok = 0
+        for outcome in outcomes:
+            if isinstance(outcome, Rejection):
+                results.add(code=INVALID, message=outcome.message, field=outcome.field, key=outcome.key)
+                continue
+            d = next(delivered)
+            if d.error is None:
+                ok += 1
+                results.add(code=OK, key=outcome.key, partition=d.partition, offset=d.offset)
+                if d.offset > highest.get(d.partition, -1):
+                    highest[d.partition] = d.offset
+            else:
+                results.add(code=UNAVAILABLE, key=outcome.key,
+                            message=f"records[{outcome.index}] (key {outcome.key}): Kafka did not acknowledge: "
+                                    f"{d.error.str()}; safe to retry")
+        response.accepted = ok
+        response.rejected = len(outcomes) - ok
+        for p, o in sorted(highest.items()):
+            response.offsets.add(partition=p, offset=o)
+        return response
