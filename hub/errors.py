@@ -24,9 +24,17 @@ class HubError(Exception):
 
 
 class InvalidArgument(HubError):
-    """Malformed input: a bad check digit, a missing field, a wrong type."""
+    """Malformed input: a bad check digit, a missing field, a wrong type.
+
+    ``violations`` are ``(field path, reason)`` pairs sent to the caller as
+    google.rpc.BadRequest details, e.g. ``("records[3].resident_id", "...")``.
+    """
 
     code = grpc.StatusCode.INVALID_ARGUMENT
+
+    def __init__(self, message: str, *, field: str = "", violations: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message, field=field)
+        self.violations = violations or []
 
 
 class UnknownResource(HubError):

@@ -39,7 +39,9 @@ class ExchangeService(exchange_pb2_grpc.ExchangeServicer):
         if not accepted:
             shown = "; ".join(o.message for o in outcomes[:5])
             more = f" (and {len(outcomes) - 5} more)" if len(outcomes) > 5 else ""
-            raise InvalidArgument(f"every record was rejected: {shown}{more}", field=outcomes[0].field)
+            raise InvalidArgument(
+                f"every record was rejected: {shown}{more}", field=outcomes[0].field,
+                violations=[(f"records[{o.index}]" + (f".{o.field}" if o.field else ""), o.message) for o in outcomes])
 
         trace_id = request.trace_id or codec.new_trace_id()
         headers = codec.headers(spec.provider, spec.schema_version, trace_id)

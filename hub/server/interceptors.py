@@ -13,16 +13,27 @@ from collections.abc import Awaitable, Callable
 import grpc
 from grpc import aio
 
-from hub.errors import HubError
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+
+from hub.errors import HubError, InvalidArgument
 
 log = logging.getLogger(__name__)
 
 
 async def _abort(context: aio.ServicerContext, exc: BaseException, method: str) -> None:
     if isinstance(exc, HubError):
+        trailers = []
         if exc.retriable and hasattr(exc, "retry_after_s"):
-            context.set_trailing_metadata((("retry-after-ms", str(int(exc.retry_after_s * 1000))),))
-        await context.abort(exc.code, exc.message)
+            trailers.append(("retry-after-ms", str(int(exc.retry_after_s * 1000))))
+        if isinstance(exc, InvalidArgument) and exc.violations:
+            bad = error_details_pb2.BadRequest(field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in exc.violations])
+            detail = any_pb2.Any()
+            detail.Pack(bad)
+            status = status_pb2.Status(code=exc.code.value[0], message=exc.message, details=[detail])
+            trailers.append(("grpc-status-details-bin", status.SerializeToString()))
+        await context.abort(exc.code, exc.message, trailing_metadata=tuple(trailers))
     log.exception("unexpected error in %s", method)
     await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}: {type(exc).__name__}")
 

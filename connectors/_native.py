@@ -1,0 +1,52 @@
+"""Parsing helpers for the quirks of departments' native formats."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from hub.connect.source import MappingError
+
+_CHINESE_DATE = re.compile(r"^(\d{4})年(\d{1,2})月(\d{1,2})日$")
+
+
+def date_from(value: object, field: str, *, required: bool = False) -> str | None:
+    """YYYYMMDD, YYYY-MM-DD, YYYY/MM/DD or 2015年3月2日 → YYYY-MM-DD."""
+    text = str(value or "").strip()
+    if not text:
+        if required:
+            raise MappingError("is required", field=field)
+        return None
+    if m := _CHINESE_DATE.match(text):
+        y, mo, d = (int(g) for g in m.groups())
+    elif len(text) == 8 and text.isdigit():
+        y, mo, d = int(text[:4]), int(text[4:6]), int(text[6:])
+    else:
+        parts = re.split(r"[-/.]", text)
+        if len(parts) != 3 or not all(p.isdigit() for p in parts):
+            raise MappingError(f"{text!r} is not a date", field=field)
+        y, mo, d = (int(p) for p in parts)
+    try:
+        return dt.date(y, mo, d).isoformat()
+    except ValueError:
+        raise MappingError(f"{text!r} is not a valid date", field=field) from None
+
+
+def text(value: object) -> str | None:
+    s = str(value).strip() if value is not None else ""
+    return s or None
+
+
+def required(row: dict, column: str) -> str:
+    value = text(row.get(column))
+    if value is None:
+        raise MappingError("is required", field=column)
+    return value
+
+
+def lookup(table: dict[str, str], value: object, field: str) -> str:
+    key = str(value or "").strip()
+    try:
+        return table[key]
+    except KeyError:
+        raise MappingError(f"{key!r} is not a known code ({', '.join(sorted(table)[:8])}...)", field=field) from None

@@ -1,0 +1,68 @@
+"""Market regulation: the market-entity registry (市场主体登记), JSON Lines export.
+
+Native quirks: Chinese labels for entity type (ZTLX) and status (DJZT);
+dates of establishment as "2015年03月02日"; registered capital (ZCZB) as a
+string in 10k CNY; the business scope (JYFW) as Chinese text items joined by
+"；", with the standard note on permits appended; the "27 certificates in one"
+merged registrations (DZHY) as a list of codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from connectors._native import date_from, lookup, required, text
+from hub.connect.files import FileSource
+from hub.connect.source import Connector, MappingError, Source
+from hub.datagen import reference as ref
+from hub.datagen.exports import PERMIT_NOTE
+
+_AUTHORITIES = {f"德阳市{name}市场监督管理局": f"MR{code}" for code, name in ref.DEYANG_NAMES.items()}
+
+
+def scope_codes(text_value: object) -> list[str]:
+    raw = str(text_value or "").replace(PERMIT_NOTE, "").strip("；; ")
+    items = [i.strip() for i in raw.replace(";", "；").split("；") if i.strip()]
+    unknown = [i for i in items if i not in ref.SCOPE_BY_TEXT]
+    if unknown:
+        raise MappingError(f"business scope items not in the scope table: {', '.join(unknown)}", field="JYFW")
+    return [ref.SCOPE_BY_TEXT[i] for i in items]
+
+
+class EntitiesConnector(Connector):
+    name = "market"
+    resource = "market.entity"
+    department = "market_regulation"
+    title = "Market regulation: market entities and their registrations"
+
+    def key(self, row: Mapping[str, Any]) -> str:
+        return required(dict(row), "TYSHXYDM").upper()
+
+    def map(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        r = dict(row)
+        code = self.key(r)
+        capital = text(r.get("ZCZB"))
+        try:
+            capital_value = float(capital) if capital is not None else None
+        except ValueError:
+            raise MappingError(f"{capital!r} is not an amount", field="ZCZB") from None
+        return {
+            "credit_code": code,
+            "name": required(r, "ZTMC"),
+            "entity_type": lookup(ref.ENTITY_LABELS, r.get("ZTLX"), "ZTLX"),
+            "legal_rep_id": (text(r.get("FDDBRZJHM")) or "").upper() or None,
+            "legal_rep_name": text(r.get("FDDBR")),
+            "district_code": code[2:8],
+            "address": text(r.get("ZS")),
+            "registered_capital": capital_value,
+            "established_on": date_from(r.get("CLRQ"), "CLRQ", required=True),
+            "status": lookup(ref.ENTITY_STATUS_BY_LABEL, r.get("DJZT"), "DJZT"),
+            "business_scope": scope_codes(r.get("JYFW")),
+            "registration_items": list(r.get("DZHY") or []),
+            "registration_authority": _AUTHORITIES.get(str(r.get("DJJG", "")).strip()),
+            "approved_on": date_from(r.get("HZRQ"), "HZRQ"),
+        }
+
+    def default_source(self, location: str) -> Source:
+        return FileSource(location, "jsonl")

@@ -1,0 +1,48 @@
+"""Public security: the resident population registry (常住人口), CSV export.
+
+Native columns are the bureau's pinyin-initial codes: GMSFHM (公民身份号码),
+XM (姓名), XBDM (性别代码), MZDM (民族代码), CSRQ (出生日期, YYYYMMDD),
+HJDZ_XZQHDM (户籍地址行政区划代码), HJDZ_QHNXXDZ (户籍地址区划内详细地址),
+HH (户号), YHZGXDM (与户主关系代码), RYZTDM (人员状态代码: 1 registered,
+2 moved out, 3 deceased), DJRQ (登记日期). Some rows carry a lower-case
+check character "x".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from connectors._native import date_from, lookup, required, text
+from hub.connect.files import FileSource
+from hub.connect.source import Connector, Source
+from hub.datagen.reference import PERSON_STATUS_BY_CODE
+
+
+class ResidentsConnector(Connector):
+    name = "population"
+    resource = "population.resident"
+    department = "public_security"
+    title = "Public security: residents and household registration"
+
+    def key(self, row: Mapping[str, Any]) -> str:
+        return required(dict(row), "GMSFHM").upper()
+
+    def map(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        r = dict(row)
+        return {
+            "resident_id": self.key(r),
+            "name": required(r, "XM"),
+            "gender": required(r, "XBDM"),
+            "ethnicity": text(r.get("MZDM")),
+            "birth_date": date_from(r.get("CSRQ"), "CSRQ", required=True),
+            "district_code": required(r, "HJDZ_XZQHDM"),
+            "address": text(r.get("HJDZ_QHNXXDZ")),
+            "household_id": text(r.get("HH")),
+            "relation_to_head": text(r.get("YHZGXDM")),
+            "status": lookup(PERSON_STATUS_BY_CODE, r.get("RYZTDM"), "RYZTDM"),
+            "registered_on": date_from(r.get("DJRQ"), "DJRQ"),
+        }
+
+    def default_source(self, location: str) -> Source:
+        return FileSource(location, "csv")

@@ -1,0 +1,312 @@
+"""Runs a connector: poll the source, map rows, publish to the hub, store offsets.
+
+Guarantees:
+
+- **At least once.** A source offset is stored only when every record up to
+  it has been acknowledged by the hub (which answers only after Kafka has) or
+  written to the dead letter. Batches complete out of order; offsets are
+  committed in order.
+- **Nothing silently dropped.** A row the connector cannot map, and a record
+  the hub rejects, go to the dead letter with the reason.
+- **Retries with backoff** on retriable statuses (UNAVAILABLE,
+  RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, ABORTED), honouring the hub's
+  ``retry-after-ms``; records the hub reports UNAVAILABLE are retried alone.
+- **Backpressure.** At most ``max_in_flight`` Publish calls are outstanding;
+  the source is not polled while they are.
+- A status that retrying cannot fix (NOT_FOUND, PERMISSION_DENIED,
+  UNAUTHENTICATED) stops the run with :class:`ConnectorFailed`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import queue
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import orjson
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from hub.connect.files import ERROR_KEY
+from hub.connect.source import Connector, MappingError, Source, SourceRecord
+from hub.connect.state import DeadLetterFile, OffsetStore
+from hub.v1 import exchange_pb2, exchange_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+RETRIABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED,
+             grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED, grpc.StatusCode.INTERNAL}
+OK, INVALID = 0, 3
+
+
+class ConnectorFailed(RuntimeError):
+    """The hub refused the connector in a way retrying cannot fix."""
+
+
+@dataclass
+class RunStats:
+    read: int = 0
+    published: int = 0
+    dead_lettered: int = 0
+    retried: int = 0
+    calls: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def rate(self) -> float:
+        return self.published / self.elapsed if self.elapsed > 0 else 0.0
+
+
+@dataclass(slots=True)
+class _Entry:
+    source: SourceRecord
+    key: str = ""
+    payload: bytes | None = None
+    record: dict | None = None
+    done: bool = False
+
+
+@dataclass(slots=True)
+class _Batch:
+    seq: int
+    entries: list[_Entry]
+    remaining: int = 0
+    attempts: int = 0
+
+    def offsets(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for e in self.entries:
+            out[e.source.partition] = e.source.offset
+        return out
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    batch_size: int = 2000
+    max_in_flight: int = 4
+    call_timeout_s: float = 60.0
+    backoff_initial_s: float = 0.2
+    backoff_max_s: float = 30.0
+    idle_poll_s: float = 0.2
+    stop_when_finished: bool = True
+
+
+class ConnectorRuntime:
+    def __init__(self, connector: Connector, source: Source, channel: grpc.Channel, state_dir: Path,
+                 options: RuntimeOptions | None = None,
+                 on_progress: Callable[[RunStats], None] | None = None,
+                 metadata: tuple[tuple[str, str], ...] = ()) -> None:
+        self.connector = connector
+        self.source = source
+        self.options = options or RuntimeOptions()
+        self._stub = exchange_pb2_grpc.ExchangeStub(channel)
+        self.offsets = OffsetStore(state_dir / "offsets.json")
+        self.dead_letter = DeadLetterFile(state_dir / "dead-letter.jsonl")
+        self.stats = RunStats()
+        self._on_progress = on_progress
+        self._metadata = (("x-hub-department", connector.department), *metadata)
+        self._stop = threading.Event()
+        self._done: queue.Queue = queue.Queue()
+        self._pending: deque[_Batch] = deque()
+        self._retries: list[tuple[float, int, _Batch, list[_Entry]]] = []
+        self._in_flight = 0
+        self._seq = itertools.count()
+        self._last_progress = 0.0
+        self.last_offsets: list[exchange_pb2.PartitionOffset] = []
+
+    def stop(self) -> None:
+        """Stops after in-flight calls settle. Safe from any thread or signal handler."""
+        self._stop.set()
+        self.source.stop()
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def run(self) -> RunStats:
+        self.source.setup(self.offsets.load())
+        try:
+            while True:
+                self._settle(block=False)
+                self._resubmit_due()
+                if not self._stop.is_set() and self._in_flight < self.options.max_in_flight:
+                    rows = self.source.poll(self.options.batch_size)
+                    if rows:
+                        self._submit_new(rows)
+                        continue
+                if not self._pending and not self._retries:
+                    if self._stop.is_set() or (self.source.finished and self.options.stop_when_finished):
+                        break
+                self._settle(block=True)
+        finally:
+            self.source.close()
+        self._progress(force=True)
+        return self.stats
+
+    def _submit_new(self, rows: list[SourceRecord]) -> None:
+        batch = _Batch(next(self._seq), [self._prepare(r) for r in rows])
+        self.stats.read += len(rows)
+        self._pending.append(batch)
+        to_send = [e for e in batch.entries if not e.done]
+        batch.remaining = len(to_send)
+        if to_send:
+            self._send(batch, to_send)
+        else:
+            self._commit_ready()
+
+    def _prepare(self, rec: SourceRecord) -> _Entry:
+        entry = _Entry(rec)
+        row = rec.row
+        try:
+            if ERROR_KEY in row:
+                raise MappingError(str(row[ERROR_KEY]))
+            if rec.delete:
+                entry.key = self.connector.key(row)
+            else:
+                entry.record = self.connector.map(row)
+                entry.payload = orjson.dumps(entry.record)
+        except MappingError as exc:
+            reason = f"{exc.field}: {exc.reason}" if exc.field else exc.reason
+            self.dead_letter.write(partition=rec.partition, line=rec.line, reason=reason, row=dict(row),
+                                   stage="mapping")
+            self.stats.dead_lettered += 1
+            entry.done = True
+        return entry
+
+    def _send(self, batch: _Batch, entries: list[_Entry]) -> None:
+        request = exchange_pb2.PublishRequest(resource=self.connector.resource, records=[
+            exchange_pb2.Record(key=e.key, delete=True) if e.source.delete else exchange_pb2.Record(json=e.payload)
+            for e in entries
+        ])
+        self._in_flight += 1
+        self.stats.calls += 1
+        future = self._stub.Publish.future(request, timeout=self.options.call_timeout_s, metadata=self._metadata)
+        future.add_done_callback(lambda f: self._done.put((batch, entries, f)))
+
+    # -- outcomes --------------------------------------------------------------------------------
+
+    def _settle(self, block: bool) -> None:
+        timeout = self.options.idle_poll_s if block else 0
+        if block and self._retries:
+            timeout = max(0.0, min(timeout, self._retries[0][0] - time.monotonic()))
+        try:
+            item = self._done.get(timeout=timeout) if block else self._done.get_nowait()
+        except queue.Empty:
+            return
+        while True:
+            self._in_flight -= 1
+            self._handle(*item)
+            try:
+                item = self._done.get_nowait()
+            except queue.Empty:
+                break
+        self._commit_ready()
+        self._progress()
+
+    def _handle(self, batch: _Batch, entries: list[_Entry], future: grpc.Future) -> None:
+        try:
+            response: exchange_pb2.PublishResponse = future.result()
+        except grpc.RpcError as err:
+            self._handle_error(batch, entries, err)
+            return
+        if response.offsets:
+            self.last_offsets = list(response.offsets)
+        retry = []
+        for entry, result in zip(entries, response.results, strict=True):
+            if result.code == OK:
+                self._resolve(batch, entry)
+                self.stats.published += 1
+            elif result.code == INVALID:
+                self._reject(batch, entry, result.message)
+            else:
+                retry.append(entry)
+        if retry:
+            self._schedule_retry(batch, retry, None)
+
+    def _handle_error(self, batch: _Batch, entries: list[_Entry], err: grpc.RpcError) -> None:
+        code = err.code()
+        if code == grpc.StatusCode.INVALID_ARGUMENT:
+            reasons = _violations(err)
+            for i, entry in enumerate(entries):
+                self._reject(batch, entry, reasons.get(i, err.details()))
+            return
+        if code in RETRIABLE:
+            self._schedule_retry(batch, entries, _retry_after(err))
+            return
+        self._stop.set()
+        raise ConnectorFailed(f"{self.connector.name}: the hub refused Publish to {self.connector.resource}: "
+                              f"{code.name}: {err.details()}")
+
+    def _resolve(self, batch: _Batch, entry: _Entry) -> None:
+        entry.done = True
+        batch.remaining -= 1
+
+    def _reject(self, batch: _Batch, entry: _Entry, reason: str) -> None:
+        self.dead_letter.write(partition=entry.source.partition, line=entry.source.line, reason=reason,
+                               row=dict(entry.source.row), record=entry.record, stage="hub")
+        self.stats.dead_lettered += 1
+        self._resolve(batch, entry)
+
+    def _schedule_retry(self, batch: _Batch, entries: list[_Entry], retry_after: float | None) -> None:
+        batch.attempts += 1
+        self.stats.retried += len(entries)
+        delay = min(self.options.backoff_max_s, self.options.backoff_initial_s * 2 ** (batch.attempts - 1))
+        delay = max(delay * random.uniform(0.5, 1.0), retry_after or 0.0)
+        log.warning("%s: retrying %d records in %.1fs (attempt %d)", self.connector.name, len(entries), delay,
+                    batch.attempts)
+        heapq.heappush(self._retries, (time.monotonic() + delay, batch.seq, batch, entries))
+
+    def _resubmit_due(self) -> None:
+        now = time.monotonic()
+        while self._retries and self._retries[0][0] <= now and self._in_flight < self.options.max_in_flight:
+            _, _, batch, entries = heapq.heappop(self._retries)
+            self._send(batch, entries)
+
+    def _commit_ready(self) -> None:
+        offsets: dict[str, Any] = {}
+        while self._pending and self._pending[0].remaining == 0 and all(e.done for e in self._pending[0].entries):
+            offsets.update(self._pending.popleft().offsets())
+        if offsets:
+            self.offsets.commit(offsets)
+            self.source.acknowledged(offsets)
+
+    def _progress(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self._on_progress is not None and (force or now - self._last_progress > 0.25):
+            self._last_progress = now
+            self._on_progress(self.stats)
+
+
+def _violations(err: grpc.RpcError) -> dict[int, str]:
+    """Per-record reasons from the google.rpc.BadRequest details of an INVALID_ARGUMENT."""
+    status = rpc_status.from_call(err)
+    out: dict[int, str] = {}
+    if status is None:
+        return out
+    for detail in status.details:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            for v in bad.field_violations:
+                if v.field.startswith("records[") and "]" in v.field:
+                    out[int(v.field[8 : v.field.index("]")])] = v.description
+    return out
+
+
+def _retry_after(err: grpc.RpcError) -> float | None:
+    for key, value in err.trailing_metadata() or ():
+        if key == "retry-after-ms":
+            return int(value) / 1000
+    return None

@@ -1,0 +1,108 @@
+"""The source side of the connector SDK.
+
+A departmental connector has two halves:
+
+- a :class:`Source` that reads native rows from the department's system (a
+  file drop, a database table, a REST endpoint) and says where each row is,
+  as a *source offset* per *source partition*;
+- a :class:`Connector` that maps one native row to a record of a catalogue
+  resource.
+
+The runtime (:mod:`hub.connect.runtime`) publishes the mapped records to the
+hub and stores each source partition's offset only after the hub has
+acknowledged every record up to it. A restarted connector resumes from there:
+at-least-once delivery, and no duplicate effect because upserts are keyed.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """One native row, and where the source stands once it is delivered."""
+
+    partition: str
+    offset: Any  # JSON-serialisable; the position *after* this row
+    row: Mapping[str, Any]
+    delete: bool = False  # the row was deleted; ``row`` holds at least its key columns
+    line: int = 0  # for error reports: the row's line or sequence number
+
+
+class MappingError(ValueError):
+    """A native row that cannot be mapped. Reported to the dead letter, never dropped."""
+
+    def __init__(self, reason: str, *, field: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.field = field
+
+
+class Backpressure(Exception):
+    """Raised by a sink that cannot take more now; retry after ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: float = 1.0) -> None:
+        super().__init__(f"retry after {retry_after:.1f}s")
+        self.retry_after = retry_after
+
+
+class Source(ABC):
+    """Reads native rows. Contract:
+
+    - :meth:`setup` is called once with the stored offsets before the first poll.
+    - :meth:`poll` returns at most ``max_records`` rows and must not block for
+      long (return ``[]`` when nothing is ready); it is called from one thread.
+    - :meth:`acknowledged` tells the source which offsets are durable in the
+      hub, e.g. to delete processed files. Optional.
+    - :meth:`stop` may be called from another thread; poll should then return soon.
+    - :attr:`finished` is True once a bounded source (a file) has nothing more.
+    """
+
+    def setup(self, offsets: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Resume from ``offsets`` (source partition → offset)."""
+
+    @abstractmethod
+    def poll(self, max_records: int) -> list[SourceRecord]: ...
+
+    def acknowledged(self, offsets: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Offsets now stored: everything up to them is in the hub."""
+
+    def stop(self) -> None:  # noqa: B027 - optional hook
+        """Called from any thread."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections and files."""
+
+    @property
+    def finished(self) -> bool:
+        return False
+
+
+class Connector(ABC):
+    """Maps one department's native rows to a catalogue resource.
+
+    Subclasses set :attr:`name` (the short name of ``hub connector run``),
+    :attr:`resource` and :attr:`department`, and implement :meth:`map` and
+    :meth:`key`.
+    """
+
+    name: ClassVar[str]
+    resource: ClassVar[str]
+    department: ClassVar[str]
+    title: ClassVar[str] = ""
+
+    @abstractmethod
+    def map(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """The catalogue record for a native row. Raise MappingError for a bad row."""
+
+    @abstractmethod
+    def key(self, row: Mapping[str, Any]) -> str:
+        """The resource key of a native row (used for deletes)."""
+
+    @abstractmethod
+    def default_source(self, location: str) -> Source:
+        """The source this department normally uses, reading from ``location``."""

@@ -1,0 +1,1 @@
+"""Seeded synthetic city data: residents, market entities, credit records, and departments' exports."""
