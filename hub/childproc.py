@@ -53,8 +53,9 @@ def wait_for_tcp(host: str, port: int, timeout: float, proc: subprocess.Popen | 
 class ChildProcess:
     """One long-running child with its output in a log file."""
 
-    def __init__(self, name: str, args: Sequence[str], log_path: Path, env: dict[str, str] | None = None,
-                 cwd: Path | None = None) -> None:
+    def __init__(
+        self, name: str, args: Sequence[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> None:
         self.name = name
         self.args = list(args)
         self.log_path = log_path
@@ -70,8 +71,13 @@ class ChildProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(
-                self.args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, **(self.env or {})}, cwd=self.cwd, preexec_fn=_die_with_parent,
+                self.args,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **(self.env or {})},
+                cwd=self.cwd,
+                preexec_fn=_die_with_parent,
             )
         log.info("started %s (pid %d), log %s", self.name, self.proc.pid, self.log_path)
 

@@ -17,11 +17,17 @@ from hub.settings import HubSettings
 
 def _add_hub_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("hub settings (environment: HUB_<NAME>)")
-    g.add_argument("--bootstrap-servers", metavar="HOST:PORT,...",
-                   help="Kafka cluster to use. Unset: start the embedded tansu broker as a child process.")
-    g.add_argument("--embedded-broker", choices=["memory", "durable"],
-                   help="Storage of the embedded broker: memory (fast, lost on stop) or durable "
-                        "(SeaweedFS S3, survives restarts). Default: memory.")
+    g.add_argument(
+        "--bootstrap-servers",
+        metavar="HOST:PORT,...",
+        help="Kafka cluster to use. Unset: start the embedded tansu broker as a child process.",
+    )
+    g.add_argument(
+        "--embedded-broker",
+        choices=["memory", "durable"],
+        help="Storage of the embedded broker: memory (fast, lost on stop) or durable "
+        "(SeaweedFS S3, survives restarts). Default: memory.",
+    )
     g.add_argument("--host", help="Address the gRPC server binds. Default: 127.0.0.1.")
     g.add_argument("--port", type=int, help="gRPC port; 0 picks a free one. Default: 50051.")
     g.add_argument("--data-dir", type=Path, help="Directory for logs, snapshots and broker data. Default: .hub-data.")
@@ -46,8 +52,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from hub.demo import DemoOptions, run_demo
 
-    options = DemoOptions(residents=args.residents, entities=args.entities, seed=args.seed,
-                          city_scale=args.city_scale, keep_serving=not args.no_wait)
+    options = DemoOptions(
+        residents=args.residents,
+        entities=args.entities,
+        seed=args.seed,
+        city_scale=args.city_scale,
+        keep_serving=not args.no_wait,
+    )
     return run_demo(settings_from(args), options)
 
 
@@ -78,40 +89,58 @@ def _cmd_codegen(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="hub", description="Exchange hub for city government data: publish, verify, look up.")
+        prog="hub", description="Exchange hub for city government data: publish, verify, look up."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("serve", help="Run the hub in the foreground (and the embedded broker if needed).",
-                       description="Run the hub's gRPC server in the foreground. Logs go to stderr; "
-                                   "SIGTERM or SIGINT stop it cleanly.")
+    p = sub.add_parser(
+        "serve",
+        help="Run the hub in the foreground (and the embedded broker if needed).",
+        description="Run the hub's gRPC server in the foreground. Logs go to stderr; "
+        "SIGTERM or SIGINT stop it cleanly.",
+    )
     _add_hub_options(p)
     p.set_defaults(func=_cmd_serve)
 
-    p = sub.add_parser("demo", help="Start broker and hub, load synthetic city data through the connectors, "
-                                    "show verifications, keep serving.",
-                       description="The walking skeleton end to end: starts the broker and the hub, generates "
-                                   "seeded synthetic data, publishes it through the departmental connectors "
-                                   "over gRPC, waits for the cache, runs sample verifications, then keeps "
-                                   "serving until Ctrl-C.")
+    p = sub.add_parser(
+        "demo",
+        help="Start broker and hub, load synthetic city data through the connectors, show verifications, keep serving.",
+        description="The walking skeleton end to end: starts the broker and the hub, generates "
+        "seeded synthetic data, publishes it through the departmental connectors "
+        "over gRPC, waits for the cache, runs sample verifications, then keeps "
+        "serving until Ctrl-C.",
+    )
     _add_hub_options(p)
     p.add_argument("--residents", type=int, default=100_000, help="Residents to load. Default: 100000.")
-    p.add_argument("--entities", type=int, default=20_000,
-                   help="Market entities to load (credit records follow the city's proportions). Default: 20000.")
-    p.add_argument("--city-scale", action="store_true",
-                   help="Load city scale instead: 1,000,000 residents, 340,000 entities, ~2.8M credit records.")
+    p.add_argument(
+        "--entities",
+        type=int,
+        default=20_000,
+        help="Market entities to load (credit records follow the city's proportions). Default: 20000.",
+    )
+    p.add_argument(
+        "--city-scale",
+        action="store_true",
+        help="Load city scale instead: 1,000,000 residents, 340,000 entities, ~2.8M credit records.",
+    )
     p.add_argument("--seed", type=int, default=2017, help="Seed of the data generator. Default: 2017.")
     p.add_argument("--no-wait", action="store_true", help="Exit after the samples instead of serving until Ctrl-C.")
     p.set_defaults(func=_cmd_demo)
 
-    p = sub.add_parser("broker", help="Run only the embedded broker, for several hubs to share.",
-                       description="Start the embedded tansu broker and print its bootstrap address; "
-                                   "stop with Ctrl-C.")
+    p = sub.add_parser(
+        "broker",
+        help="Run only the embedded broker, for several hubs to share.",
+        description="Start the embedded tansu broker and print its bootstrap address; stop with Ctrl-C.",
+    )
     _add_hub_options(p)
     p.add_argument("--broker-port", type=int, default=None, help="Port to listen on. Default: a free one.")
     p.set_defaults(func=_cmd_broker)
 
-    p = sub.add_parser("codegen", help="Regenerate the Python stubs from proto/.",
-                       description="Run the one codegen entry point: proto/hub/v1/*.proto -> hub/v1/.")
+    p = sub.add_parser(
+        "codegen",
+        help="Regenerate the Python stubs from proto/.",
+        description="Run the one codegen entry point: proto/hub/v1/*.proto -> hub/v1/.",
+    )
     p.set_defaults(func=_cmd_codegen)
     return parser
 

@@ -90,38 +90,66 @@ class Demo:
             bootstrap = self.broker.start()
             self.timed("start embedded broker", time.perf_counter() - t, f"tansu, {s.embedded_broker}, {bootstrap}")
         t = time.perf_counter()
-        self.hub = ChildProcess("hub", [
-            sys.executable, "-m", "hub", "serve", "--bootstrap-servers", bootstrap, "--host", s.host,
-            "--port", str(self.port), "--data-dir", str(self.run_dir), "--topic-prefix", s.topic_prefix,
-        ], self.run_dir / "logs" / "hub.log")
+        self.hub = ChildProcess(
+            "hub",
+            [
+                sys.executable,
+                "-m",
+                "hub",
+                "serve",
+                "--bootstrap-servers",
+                bootstrap,
+                "--host",
+                s.host,
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.run_dir),
+                "--topic-prefix",
+                s.topic_prefix,
+            ],
+            self.run_dir / "logs" / "hub.log",
+        )
         self.hub.start()
-        channel = grpc.insecure_channel(f"{s.host}:{self.port}", options=[
-            ("grpc.max_receive_message_length", 64 << 20)])
+        channel = grpc.insecure_channel(
+            f"{s.host}:{self.port}", options=[("grpc.max_receive_message_length", 64 << 20)]
+        )
         wait_serving(channel, 120)
         self.timed("start hub, cache caught up", time.perf_counter() - t, f"pid {self.hub.pid}, port {self.port}")
         return channel
 
     def load(self, channel: grpc.Channel, exports) -> dict[str, RunStats]:
         results: dict[str, RunStats] = {}
-        with Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("{task.fields[rate]:>9} rec/s"), TimeElapsedColumn(),
-                      console=self.console) as progress:
+        with Progress(
+            TextColumn("{task.description:<12}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]:>9} rec/s"),
+            TimeElapsedColumn(),
+            console=self.console,
+        ) as progress:
             for name in CONNECTORS:
                 connector = resolve_connector(name)()
                 task = progress.add_task(name, total=exports.counts[name], rate="")
 
                 def report(stats: RunStats, task=task) -> None:
-                    progress.update(task, completed=stats.published + stats.dead_lettered,
-                                    rate=f"{stats.rate:,.0f}")
+                    progress.update(task, completed=stats.published + stats.dead_lettered, rate=f"{stats.rate:,.0f}")
 
-                runtime = ConnectorRuntime(connector, connector.default_source(str(exports.files[name])), channel,
-                                           self.run_dir / "connectors" / name,
-                                           RuntimeOptions(batch_size=2000, max_in_flight=4), on_progress=report)
+                runtime = ConnectorRuntime(
+                    connector,
+                    connector.default_source(str(exports.files[name])),
+                    channel,
+                    self.run_dir / "connectors" / name,
+                    RuntimeOptions(batch_size=2000, max_in_flight=4),
+                    on_progress=report,
+                )
                 stats = runtime.run()
                 results[name] = stats
-                self.timed(f"connector {name}", stats.elapsed,
-                           f"{stats.published:,} published ({stats.rate:,.0f}/s), "
-                           f"{stats.dead_lettered} to dead letter")
+                self.timed(
+                    f"connector {name}",
+                    stats.elapsed,
+                    f"{stats.published:,} published ({stats.rate:,.0f}/s), {stats.dead_lettered} to dead letter",
+                )
                 first = connector.default_source(str(exports.files[name])).poll(1)
                 self._last_offsets[connector.resource] = (connector.key(first[0].row), runtime.last_offsets)
         return results
@@ -130,8 +158,12 @@ class Demo:
         """Read-your-writes: a Verify that waits for each resource's last published offsets."""
         stub = verification_pb2_grpc.VerificationStub(channel)
         for resource, (key, offsets) in self._last_offsets.items():
-            stub.Verify(verification_pb2.VerifyRequest(
-                resource=resource, key=key, consistency=common_pb2.Consistency(min_offsets=offsets)), timeout=300)
+            stub.Verify(
+                verification_pb2.VerifyRequest(
+                    resource=resource, key=key, consistency=common_pb2.Consistency(min_offsets=offsets)
+                ),
+                timeout=300,
+            )
 
     def samples(self, channel: grpc.Channel, exports) -> None:
         c = self.console
@@ -139,8 +171,11 @@ class Demo:
         lookup = lookup_pb2_grpc.LookupStub(channel)
         population = resolve_connector("population")()
         with exports.files["population"].open(encoding="utf-8-sig", newline="") as f:
-            resident = next(r for r in map(population.map, _valid_rows(csv.DictReader(f), population))
-                            if r["status"] == "registered")
+            resident = next(
+                r
+                for r in map(population.map, _valid_rows(csv.DictReader(f), population))
+                if r["status"] == "registered"
+            )
         rid, district = resident["resident_id"], resident["district_code"]
         serious = _first_serious(exports.files["credit"])
         claim = verification_pb2.Claim
@@ -156,40 +191,89 @@ class Demo:
             except grpc.RpcError as err:
                 table.add_row(question, f"[red]{err.code().name}[/red]: {err.details()}")
 
-        ask(f"{rid} registered in district {district}?", verification_pb2.VerifyRequest(
-            resource="population.resident", key=rid, context=ctx,
-            claims=[claim(field="district_code", values=[district]), claim(field="status", values=["registered"])]))
-        ask(f"{rid} registered in Deyang (prefix 5106)?", verification_pb2.VerifyRequest(
-            resource="population.resident", key=rid, context=ctx,
-            claims=[claim(field="district_code", op=verification_pb2.CLAIM_OP_PREFIX, values=["5106"])]))
+        ask(
+            f"{rid} registered in district {district}?",
+            verification_pb2.VerifyRequest(
+                resource="population.resident",
+                key=rid,
+                context=ctx,
+                claims=[claim(field="district_code", values=[district]), claim(field="status", values=["registered"])],
+            ),
+        )
+        ask(
+            f"{rid} registered in Deyang (prefix 5106)?",
+            verification_pb2.VerifyRequest(
+                resource="population.resident",
+                key=rid,
+                context=ctx,
+                claims=[claim(field="district_code", op=verification_pb2.CLAIM_OP_PREFIX, values=["5106"])],
+            ),
+        )
         other = "510683" if district != "510683" else "510603"
-        ask(f"{rid} registered in {other}? (false claim)", verification_pb2.VerifyRequest(
-            resource="population.resident", key=rid, context=ctx, claims=[claim(field="district_code", values=[other])]))
+        ask(
+            f"{rid} registered in {other}? (false claim)",
+            verification_pb2.VerifyRequest(
+                resource="population.resident",
+                key=rid,
+                context=ctx,
+                claims=[claim(field="district_code", values=[other])],
+            ),
+        )
         bad = rid[:17] + ("0" if rid[17] != "0" else "1")
-        ask(f"{bad} (bad check digit)?", verification_pb2.VerifyRequest(
-            resource="population.resident", key=bad, context=ctx))
+        ask(
+            f"{bad} (bad check digit)?",
+            verification_pb2.VerifyRequest(resource="population.resident", key=bad, context=ctx),
+        )
         if serious:
-            ask(f"{serious} on the serious-violation list on 2017-11-30?", verification_pb2.VerifyRequest(
-                resource="credit.list_entry", key=serious, key_field="credit_code", context=ctx, claims=[
-                    claim(field="category", values=["serious_violation"]),
-                    claim(field="listed_on", op=verification_pb2.CLAIM_OP_AT_MOST, values=["2017-11-30"]),
-                    claim(field="removed_on", op=verification_pb2.CLAIM_OP_AFTER, values=["2017-11-30"],
-                          or_unset=True)]))
+            ask(
+                f"{serious} on the serious-violation list on 2017-11-30?",
+                verification_pb2.VerifyRequest(
+                    resource="credit.list_entry",
+                    key=serious,
+                    key_field="credit_code",
+                    context=ctx,
+                    claims=[
+                        claim(field="category", values=["serious_violation"]),
+                        claim(field="listed_on", op=verification_pb2.CLAIM_OP_AT_MOST, values=["2017-11-30"]),
+                        claim(
+                            field="removed_on", op=verification_pb2.CLAIM_OP_AFTER, values=["2017-11-30"], or_unset=True
+                        ),
+                    ],
+                ),
+            )
         c.print(table)
 
         ids = _sample_ids(exports.files["population"], 1000)
         t = time.perf_counter()
         calls = 20
         for _ in range(calls):
-            r = verify.VerifyBatch(verification_pb2.VerifyBatchRequest(
-                resource="population.resident", keys=ids, context=ctx,
-                claims=[verification_pb2.ClaimColumn(field="district_code", op=verification_pb2.CLAIM_OP_PREFIX,
-                                                     values=["5106"])]), timeout=10)
+            r = verify.VerifyBatch(
+                verification_pb2.VerifyBatchRequest(
+                    resource="population.resident",
+                    keys=ids,
+                    context=ctx,
+                    claims=[
+                        verification_pb2.ClaimColumn(
+                            field="district_code", op=verification_pb2.CLAIM_OP_PREFIX, values=["5106"]
+                        )
+                    ],
+                ),
+                timeout=10,
+            )
         elapsed = time.perf_counter() - t
-        self.timed("VerifyBatch ×20 (1,000 keys)", elapsed,
-                   f"{calls * len(ids) / elapsed:,.0f} keys/s; {sum(r.found)} found, {sum(r.match)} in Deyang")
-        got = lookup.Get(lookup_pb2.GetRequest(resource="population.resident", key=rid, context=ctx,
-                                               fields=["gender", "birth_date", "district_code", "status"]))
+        self.timed(
+            "VerifyBatch ×20 (1,000 keys)",
+            elapsed,
+            f"{calls * len(ids) / elapsed:,.0f} keys/s; {sum(r.found)} found, {sum(r.match)} in Deyang",
+        )
+        got = lookup.Get(
+            lookup_pb2.GetRequest(
+                resource="population.resident",
+                key=rid,
+                context=ctx,
+                fields=["gender", "birth_date", "district_code", "status"],
+            )
+        )
         c.print(f"Lookup.Get {rid} → {got.records[0].decode()}")
 
     def report(self) -> None:
@@ -242,19 +326,29 @@ def run_demo(settings: HubSettings, options: DemoOptions) -> int:
     try:
         t = time.perf_counter()
         size = demo.size
-        exports = write_exports(options.seed, size, settings.data_dir / "exports" /
-                                f"seed{options.seed}-{size.residents}-{size.entities}", options.defect_rate,
-                                progress=lambda m: console.print(f"[dim]{m}[/dim]"))
-        demo.timed("generate departments' exports", time.perf_counter() - t,
-                   ", ".join(f"{k} {v:,}" for k, v in exports.counts.items()))
+        exports = write_exports(
+            options.seed,
+            size,
+            settings.data_dir / "exports" / f"seed{options.seed}-{size.residents}-{size.entities}",
+            options.defect_rate,
+            progress=lambda m: console.print(f"[dim]{m}[/dim]"),
+        )
+        demo.timed(
+            "generate departments' exports",
+            time.perf_counter() - t,
+            ", ".join(f"{k} {v:,}" for k, v in exports.counts.items()),
+        )
         channel = demo.start()
         t_load = time.perf_counter()
         results = demo.load(channel, exports)
         demo.wait_visible(channel)
         load_s = time.perf_counter() - t_load
         total = sum(s.published for s in results.values())
-        demo.timed("publish → Kafka → cache, end to end", load_s,
-                   f"{total:,} records visible to Verify, {total / load_s:,.0f} records/s")
+        demo.timed(
+            "publish → Kafka → cache, end to end",
+            load_s,
+            f"{total:,} records visible to Verify, {total / load_s:,.0f} records/s",
+        )
         demo.timed("hub resident memory", 0.0, f"{process_rss_mb(demo.hub.pid):,.0f} MiB RSS")
         demo.samples(channel, exports)
         demo.timed("total", time.perf_counter() - started)
@@ -263,8 +357,10 @@ def run_demo(settings: HubSettings, options: DemoOptions) -> int:
         if dead:
             console.print(f"rows rejected with reasons: {demo.run_dir / 'connectors'}/<name>/dead-letter.jsonl")
         if options.keep_serving:
-            console.print(f"[bold green]hub serving on {settings.host}:{demo.port}[/bold green] "
-                          f"(grpcurl -plaintext {settings.host}:{demo.port} list). Ctrl-C to stop.")
+            console.print(
+                f"[bold green]hub serving on {settings.host}:{demo.port}[/bold green] "
+                f"(grpcurl -plaintext {settings.host}:{demo.port} list). Ctrl-C to stop."
+            )
             stop = threading.Event()
             signal.signal(signal.SIGINT, lambda *_: stop.set())
             signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -29,8 +29,9 @@ def configure(level: str = "INFO", json: bool | None = None) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if json is None:
         json = not sys.stderr.isatty()
-    handler.setFormatter(JsonFormatter() if json else logging.Formatter(
-        "%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
+    handler.setFormatter(
+        JsonFormatter() if json else logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

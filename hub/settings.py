@@ -16,10 +16,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class HubSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HUB_", extra="forbid", frozen=True)
 
-    bootstrap_servers: str = Field(
-        default="", description="Kafka bootstrap servers. Empty: start the embedded broker.")
+    bootstrap_servers: str = Field(default="", description="Kafka bootstrap servers. Empty: start the embedded broker.")
     embedded_broker: Literal["memory", "durable"] = Field(
-        default="memory", description="Embedded broker storage: memory, or durable (SeaweedFS S3).")
+        default="memory", description="Embedded broker storage: memory, or durable (SeaweedFS S3)."
+    )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: str = ""
     kafka_sasl_username: str = ""

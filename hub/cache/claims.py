@@ -82,8 +82,9 @@ def _parse(kind: str, value: str, where: str) -> object:
                 raise ValueError
             return int(value == "true")
     except ValueError:
-        raise InvalidArgument(f"{where}: {value!r} is not a valid {kind}"
-                              + (" (YYYY-MM-DD)" if kind == "date" else ""), field=where) from None
+        raise InvalidArgument(
+            f"{where}: {value!r} is not a valid {kind}" + (" (YYYY-MM-DD)" if kind == "date" else ""), field=where
+        ) from None
     return value
 
 
@@ -174,7 +175,8 @@ class Compiled:
         else:  # CONTAINS
             if self.per_key:
                 return self._grouped(
-                    arr, lambda sub, v: _bools(pc.match_substring(sub, pattern=f"{LIST_SEP}{v}{LIST_SEP}")))
+                    arr, lambda sub, v: _bools(pc.match_substring(sub, pattern=f"{LIST_SEP}{v}{LIST_SEP}"))
+                )
             result = pc.match_substring(arr, pattern=f"{LIST_SEP}{operand}{LIST_SEP}")
         return _bools(result)
 
@@ -193,21 +195,25 @@ def _bools(arr: pa.Array) -> np.ndarray:
     return pc.fill_null(arr, False).to_numpy(zero_copy_only=False)
 
 
-def compile_claims(spec: ResourceSpec, claims: Sequence[Claim], n_keys: int | None = None,
-                   prefix: str = "claims") -> list[Compiled]:
+def compile_claims(
+    spec: ResourceSpec, claims: Sequence[Claim], n_keys: int | None = None, prefix: str = "claims"
+) -> list[Compiled]:
     """Checks and parses claims. ``n_keys`` is set for a batch: values may come one per key."""
     compiled = []
     for i, claim in enumerate(claims):
         where = f"{prefix}[{i}]"
         field = spec.by_name.get(claim.field)
         if field is None:
-            raise InvalidArgument(f"{where}.field: {claim.field!r} is not a field of {spec.name}",
-                                  field=f"{where}.field")
+            raise InvalidArgument(
+                f"{where}.field: {claim.field!r} is not a field of {spec.name}", field=f"{where}.field"
+            )
         kind = field.type
         if claim.op not in OPS_BY_TYPE[kind]:
             allowed = ", ".join(sorted(o.name for o in OPS_BY_TYPE[kind]))
-            raise InvalidArgument(f"{where}.op: {claim.op.name} does not apply to {kind} field {field.name!r}"
-                                  f" (use one of {allowed})", field=f"{where}.op")
+            raise InvalidArgument(
+                f"{where}.op: {claim.op.name} does not apply to {kind} field {field.name!r} (use one of {allowed})",
+                field=f"{where}.op",
+            )
         values = claim.values
         per_key = False
         if claim.op is Op.UNSET:
@@ -223,8 +229,9 @@ def compile_claims(spec: ResourceSpec, claims: Sequence[Claim], n_keys: int | No
             operand = _parse_column(kind, values, f"{where}.values")
         else:
             expected = "one value" if n_keys is None else f"one value or {n_keys} (one per key)"
-            raise InvalidArgument(f"{where}.values: {claim.op.name} needs {expected}, got {len(values)}",
-                                  field=f"{where}.values")
+            raise InvalidArgument(
+                f"{where}.values: {claim.op.name} needs {expected}, got {len(values)}", field=f"{where}.values"
+            )
         compiled.append(Compiled(field.name, kind, claim.op, operand, claim.or_unset, per_key))
     return compiled
 

@@ -178,7 +178,9 @@ class StringColumn(Column):
     def to_arrow(self, n: int) -> pa.Array:
         off = self.offsets.arr[: n + 1]
         return pa.LargeStringArray.from_buffers(
-            n, pa.py_buffer(off.copy()), pa.py_buffer(self.data.arr[: off[-1]].copy()),
+            n,
+            pa.py_buffer(off.copy()),
+            pa.py_buffer(self.data.arr[: off[-1]].copy()),
             _bitmap(self.validity.arr[:n]),
         )
 
@@ -197,8 +199,11 @@ class ListColumn(StringColumn):
             arr = arr.combine_chunks()
         if pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
             joined = pc.binary_join(arr, LIST_SEP)
-            arr = pc.if_else(pc.equal(pc.list_value_length(arr), 0), pa.scalar(None, pa.string()),
-                             pc.binary_join_element_wise(LIST_SEP, joined, LIST_SEP, ""))
+            arr = pc.if_else(
+                pc.equal(pc.list_value_length(arr), 0),
+                pa.scalar(None, pa.string()),
+                pc.binary_join_element_wise(LIST_SEP, joined, LIST_SEP, ""),
+            )
         super().append(arr)
 
     def value(self, row: int) -> object:
@@ -247,9 +252,7 @@ class CodeColumn(Column):
 
     def take(self, rows: np.ndarray) -> pa.Array:
         codes = self.codes.arr[rows]
-        return pa.DictionaryArray.from_arrays(
-            pa.array(codes, mask=codes < 0), pa.array(self.categories, pa.string())
-        )
+        return pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), pa.array(self.categories, pa.string()))
 
     def to_arrow(self, n: int) -> pa.Array:
         return self.take(np.arange(n))

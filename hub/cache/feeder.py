@@ -40,15 +40,25 @@ class _PartitionState:
 class CacheFeeder:
     """Feeds :class:`ResourceTable` objects from their topics on a background thread."""
 
-    def __init__(self, bootstrap: str, tables: dict[str, ResourceTable], *, batch_max: int = 20000,
-                 on_applied: Callable[[Iterable[str]], None] | None = None,
-                 consumer_extra: dict | None = None) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        tables: dict[str, ResourceTable],
+        *,
+        batch_max: int = 20000,
+        on_applied: Callable[[Iterable[str]], None] | None = None,
+        consumer_extra: dict | None = None,
+    ) -> None:
         self._tables = tables  # by topic
-        self._config = consumer_config(bootstrap, "hub-cache-unused", {
-            "enable.partition.eof": True,
-            "error_cb": self._on_error,
-            **(consumer_extra or {}),
-        })
+        self._config = consumer_config(
+            bootstrap,
+            "hub-cache-unused",
+            {
+                "enable.partition.eof": True,
+                "error_cb": self._on_error,
+                **(consumer_extra or {}),
+            },
+        )
         self._batch_max = batch_max
         self._on_applied = on_applied
         self._stop = threading.Event()
@@ -103,7 +113,8 @@ class CacheFeeder:
                 if start > high:
                     raise RuntimeError(
                         f"{topic}[{p}]: the cache starts at offset {start} but the topic ends at {high}; "
-                        "the snapshot belongs to another cluster or the topic was recreated")
+                        "the snapshot belongs to another cluster or the topic was recreated"
+                    )
                 self._parts[(topic, p)] = _PartitionState(target=high)
                 assignment.append(TopicPartition(topic, p, start))
         consumer.assign(assignment)

@@ -19,8 +19,14 @@ log = logging.getLogger(__name__)
 class ReplicaCache:
     """Owns the tables and their feeder. Reads are lock-free; see :mod:`hub.cache.table`."""
 
-    def __init__(self, catalogue: Catalogue, bootstrap: str, topic_prefix: str,
-                 partitions: dict[str, int], consumer_extra: dict | None = None) -> None:
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        bootstrap: str,
+        topic_prefix: str,
+        partitions: dict[str, int],
+        consumer_extra: dict | None = None,
+    ) -> None:
         self.catalogue = catalogue
         self.tables: dict[str, ResourceTable] = {}
         by_topic: dict[str, ResourceTable] = {}
@@ -61,15 +67,15 @@ class ReplicaCache:
     def version(self, resource: str) -> TableVersion:
         return self.table(resource).version
 
-    async def version_at(self, resource: str, wanted: Sequence[tuple[int, int]],
-                         timeout: float | None) -> TableVersion:
+    async def version_at(self, resource: str, wanted: Sequence[tuple[int, int]], timeout: float | None) -> TableVersion:
         """The current version once it has applied every ``(partition, offset)`` in ``wanted``."""
         table = self.table(resource)
         for p, _ in wanted:
             if not 0 <= p < table.partitions:
                 raise InvalidArgument(
                     f"consistency.min_offsets: partition {p} does not exist ({resource} has {table.partitions})",
-                    field="consistency.min_offsets")
+                    field="consistency.min_offsets",
+                )
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             # Register before checking, so a batch applied in between still wakes us.
@@ -79,8 +85,10 @@ class ReplicaCache:
                 return version
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
-                raise DeadlineExceeded(f"the cache of {resource} had not reached {list(wanted)} before the "
-                                       f"deadline (at {list(version.watermark.offsets)})")
+                raise DeadlineExceeded(
+                    f"the cache of {resource} had not reached {list(wanted)} before the "
+                    f"deadline (at {list(version.watermark.offsets)})"
+                )
             try:
                 await asyncio.wait_for(event.wait(), remaining)
             except TimeoutError:

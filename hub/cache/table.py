@@ -86,8 +86,16 @@ class TableVersion:
 
     __slots__ = ("columns", "index", "key_column", "live", "n_rows", "secondary", "spec", "watermark")
 
-    def __init__(self, spec: ResourceSpec, columns: dict[str, Column], n_rows: int, index: Layered,
-                 secondary: dict[str, Layered], live: int, watermark: Watermark) -> None:
+    def __init__(
+        self,
+        spec: ResourceSpec,
+        columns: dict[str, Column],
+        n_rows: int,
+        index: Layered,
+        secondary: dict[str, Layered],
+        live: int,
+        watermark: Watermark,
+    ) -> None:
         self.spec = spec
         self.columns = columns
         self.key_column = columns[spec.key]
@@ -194,7 +202,7 @@ class ResourceTable:
         old_rows = old.rows(touched) if touched else np.zeros(0, dtype=np.int64)
         replaced = int((old_rows >= 0).sum())
         delta = dict(old.index.delta)
-        delta.update(zip(upsert_keys, range(n0, n1)))
+        delta.update(zip(upsert_keys, range(n0, n1), strict=True))
         delta.update(zip(delete_keys, repeat(-1)))
         live = old.live + len(upsert_keys) - replaced
         index = Layered(old.index.base, delta)
@@ -227,8 +235,7 @@ class ResourceTable:
         return pa.concat_tables(tables), good_keys
 
     def _read(self, data: bytes) -> pa.Table:
-        table = pj.read_json(pa.BufferReader(data), read_options=self._read_options,
-                             parse_options=self._parse_options)
+        table = pj.read_json(pa.BufferReader(data), read_options=self._read_options, parse_options=self._parse_options)
         for f in self.spec.fields:  # fail the batch on an impossible date here, not half-way through
             if f.type == "date":
                 table.column(f.name).cast(pa.date32())
@@ -308,12 +315,15 @@ class ResourceTable:
         secondary = {}
         for name, layered in v.secondary.items():
             merged = self._merged(layered, lambda rows: not rows)
-            secondary[name] = Layered({
-                value: tuple(new_of_old[list(rows)].tolist()) for value, rows in merged.items()
-            })
+            secondary[name] = Layered({value: tuple(new_of_old[list(rows)].tolist()) for value, rows in merged.items()})
         self.compactions += 1
-        log.info("%s: compacted %d rows to %d in %.0f ms", self.spec.name, v.n_rows, len(keep),
-                 (time.perf_counter() - started) * 1000)
+        log.info(
+            "%s: compacted %d rows to %d in %.0f ms",
+            self.spec.name,
+            v.n_rows,
+            len(keep),
+            (time.perf_counter() - started) * 1000,
+        )
         return TableVersion(v.spec, columns, len(keep), index, secondary, len(keep), v.watermark)
 
     # -- snapshots -------------------------------------------------------------------------------

@@ -41,8 +41,10 @@ def key_field_of(spec: ResourceSpec, key_field: str) -> str:
         return spec.key
     if key_field not in spec.indexed_fields:
         indexed = ", ".join(spec.indexed_fields) or "none"
-        raise InvalidArgument(f"key_field: {key_field!r} is not the key or an indexed field of {spec.name}"
-                              f" (indexed: {indexed})", field="key_field")
+        raise InvalidArgument(
+            f"key_field: {key_field!r} is not the key or an indexed field of {spec.name} (indexed: {indexed})",
+            field="key_field",
+        )
     return key_field
 
 
@@ -54,7 +56,11 @@ def key_problem(spec: ResourceSpec, field_name: str, key: str) -> str | None:
     if check is None:
         return None
     problem = check(key)
-    return None if problem is None else f"{key!r} is not a valid {spec.field(field_name).format.replace('_', ' ')}: {problem}"
+    return (
+        None
+        if problem is None
+        else f"{key!r} is not a valid {spec.field(field_name).format.replace('_', ' ')}: {problem}"
+    )
 
 
 def verify_one(v: TableVersion, field_name: str, key: str, claims: Sequence[Compiled]) -> Outcome:

@@ -52,8 +52,9 @@ def _jsonl_rows(path: Path, encoding: str) -> Iterator[tuple[int, Mapping[str, A
             if not line.strip():
                 continue
             try:
-                row = orjson.loads(line if encoding.lower().replace("-", "") in ("utf8", "utf8sig")
-                                   else line.decode(encoding).encode())
+                row = orjson.loads(
+                    line if encoding.lower().replace("-", "") in ("utf8", "utf8sig") else line.decode(encoding).encode()
+                )
             except (orjson.JSONDecodeError, UnicodeDecodeError) as exc:
                 yield number, {ERROR_KEY: f"line {number}: not valid JSON: {exc}"}
                 continue
@@ -79,8 +80,9 @@ def _xlsx_rows(path: Path, sheet: str | None) -> Iterator[tuple[int, Mapping[str
 class FileSource(Source):
     """Reads one file. ``encoding`` matters for CSV exports from Windows systems (often GB18030)."""
 
-    def __init__(self, path: Path | str, fmt: FileFormat | None = None, encoding: str = "utf-8-sig",
-                 sheet: str | None = None) -> None:
+    def __init__(
+        self, path: Path | str, fmt: FileFormat | None = None, encoding: str = "utf-8-sig", sheet: str | None = None
+    ) -> None:
         self.path = Path(path)
         self.format = fmt or detect_format(self.path)
         self.encoding = encoding
@@ -128,4 +130,3 @@ class FileSource(Source):
     @property
     def finished(self) -> bool:
         return self._done or self._stopped
-

@@ -44,8 +44,13 @@ from hub.v1 import exchange_pb2, exchange_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-RETRIABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED,
-             grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED, grpc.StatusCode.INTERNAL}
+RETRIABLE = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.ABORTED,
+    grpc.StatusCode.INTERNAL,
+}
 OK, INVALID = 0, 3
 
 
@@ -106,10 +111,16 @@ class RuntimeOptions:
 
 
 class ConnectorRuntime:
-    def __init__(self, connector: Connector, source: Source, channel: grpc.Channel, state_dir: Path,
-                 options: RuntimeOptions | None = None,
-                 on_progress: Callable[[RunStats], None] | None = None,
-                 metadata: tuple[tuple[str, str], ...] = ()) -> None:
+    def __init__(
+        self,
+        connector: Connector,
+        source: Source,
+        channel: grpc.Channel,
+        state_dir: Path,
+        options: RuntimeOptions | None = None,
+        on_progress: Callable[[RunStats], None] | None = None,
+        metadata: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         self.connector = connector
         self.source = source
         self.options = options or RuntimeOptions()
@@ -146,9 +157,9 @@ class ConnectorRuntime:
                     if rows:
                         self._submit_new(rows)
                         continue
-                if not self._pending and not self._retries:
-                    if self._stop.is_set() or (self.source.finished and self.options.stop_when_finished):
-                        break
+                idle = not self._pending and not self._retries
+                if idle and (self._stop.is_set() or (self.source.finished and self.options.stop_when_finished)):
+                    break
                 self._settle(block=True)
         finally:
             self.source.close()
@@ -179,17 +190,21 @@ class ConnectorRuntime:
                 entry.payload = orjson.dumps(entry.record)
         except MappingError as exc:
             reason = f"{exc.field}: {exc.reason}" if exc.field else exc.reason
-            self.dead_letter.write(partition=rec.partition, line=rec.line, reason=reason, row=dict(row),
-                                   stage="mapping")
+            self.dead_letter.write(
+                partition=rec.partition, line=rec.line, reason=reason, row=dict(row), stage="mapping"
+            )
             self.stats.dead_lettered += 1
             entry.done = True
         return entry
 
     def _send(self, batch: _Batch, entries: list[_Entry]) -> None:
-        request = exchange_pb2.PublishRequest(resource=self.connector.resource, records=[
-            exchange_pb2.Record(key=e.key, delete=True) if e.source.delete else exchange_pb2.Record(json=e.payload)
-            for e in entries
-        ])
+        request = exchange_pb2.PublishRequest(
+            resource=self.connector.resource,
+            records=[
+                exchange_pb2.Record(key=e.key, delete=True) if e.source.delete else exchange_pb2.Record(json=e.payload)
+                for e in entries
+            ],
+        )
         self._in_flight += 1
         self.stats.calls += 1
         future = self._stub.Publish.future(request, timeout=self.options.call_timeout_s, metadata=self._metadata)
@@ -246,16 +261,23 @@ class ConnectorRuntime:
             self._schedule_retry(batch, entries, _retry_after(err))
             return
         self._stop.set()
-        raise ConnectorFailed(f"{self.connector.name}: the hub refused Publish to {self.connector.resource}: "
-                              f"{code.name}: {err.details()}")
+        raise ConnectorFailed(
+            f"{self.connector.name}: the hub refused Publish to {self.connector.resource}: {code.name}: {err.details()}"
+        )
 
     def _resolve(self, batch: _Batch, entry: _Entry) -> None:
         entry.done = True
         batch.remaining -= 1
 
     def _reject(self, batch: _Batch, entry: _Entry, reason: str) -> None:
-        self.dead_letter.write(partition=entry.source.partition, line=entry.source.line, reason=reason,
-                               row=dict(entry.source.row), record=entry.record, stage="hub")
+        self.dead_letter.write(
+            partition=entry.source.partition,
+            line=entry.source.line,
+            reason=reason,
+            row=dict(entry.source.row),
+            record=entry.record,
+            stage="hub",
+        )
         self.stats.dead_lettered += 1
         self._resolve(batch, entry)
 
@@ -264,8 +286,9 @@ class ConnectorRuntime:
         self.stats.retried += len(entries)
         delay = min(self.options.backoff_max_s, self.options.backoff_initial_s * 2 ** (batch.attempts - 1))
         delay = max(delay * random.uniform(0.5, 1.0), retry_after or 0.0)
-        log.warning("%s: retrying %d records in %.1fs (attempt %d)", self.connector.name, len(entries), delay,
-                    batch.attempts)
+        log.warning(
+            "%s: retrying %d records in %.1fs (attempt %d)", self.connector.name, len(entries), delay, batch.attempts
+        )
         heapq.heappush(self._retries, (time.monotonic() + delay, batch.seq, batch, entries))
 
     def _resubmit_due(self) -> None:

@@ -43,10 +43,25 @@ class DeadLetterFile:
         self.count = 0
         self._lock = threading.Lock()
 
-    def write(self, *, partition: str, line: int, reason: str, row: Mapping[str, Any] | None = None,
-              record: Mapping[str, Any] | None = None, stage: str) -> None:
-        entry = {"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "stage": stage, "partition": partition,
-                 "line": line, "reason": reason, "row": row, "record": record}
+    def write(
+        self,
+        *,
+        partition: str,
+        line: int,
+        reason: str,
+        row: Mapping[str, Any] | None = None,
+        record: Mapping[str, Any] | None = None,
+        stage: str,
+    ) -> None:
+        entry = {
+            "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "stage": stage,
+            "partition": partition,
+            "line": line,
+            "reason": reason,
+            "row": row,
+            "record": record,
+        }
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("ab") as f:

@@ -77,8 +77,7 @@ def credit_codes(seed: int, n: int) -> list[str]:
     check = (11 - total % 11) % 11
     check_chr = np.where(check == 10, "X", check.astype(str))
     org = np.ascontiguousarray(_USCC_ALPHABET[body]).view("<U8").ravel()
-    first17 = _unique_in_order(np.char.add(np.char.add(np.char.add(kind, division), org), check_chr), n,
-                               "credit codes")
+    first17 = _unique_in_order(np.char.add(np.char.add(np.char.add(kind, division), org), check_chr), n, "credit codes")
     return [with_credit_check_char(s) for s in first17.tolist()]
 
 
@@ -111,9 +110,12 @@ class City:
             if left_in_household == 0:
                 district, dname, _, towns = rng.choices(ref.DEYANG, weights=[d[2] for d in ref.DEYANG])[0]
                 serial += 1
-                household = (f"{district}{serial:09d}", district,
-                             f"四川省德阳市{dname}{rng.choice(towns)}{rng.choice(ref.ROADS)}{rng.randint(1, 300)}号"
-                             f"{rng.randint(1, 20)}栋{rng.randint(1, 4)}单元{rng.randint(1, 30)}0{rng.randint(1, 4)}")
+                household = (
+                    f"{district}{serial:09d}",
+                    district,
+                    f"四川省德阳市{dname}{rng.choice(towns)}{rng.choice(ref.ROADS)}{rng.randint(1, 300)}号"
+                    f"{rng.randint(1, 20)}栋{rng.randint(1, 4)}单元{rng.randint(1, 30)}0{rng.randint(1, 4)}",
+                )
                 left_in_household = rng.choices([1, 2, 3, 4, 5], weights=[25, 30, 25, 12, 8])[0]
                 relation = "02"  # head of household
             else:
@@ -175,7 +177,8 @@ class City:
                 "status": status,
                 "business_scope": scope,
                 "registration_items": ref.REGISTRATION_ITEMS[: rng.randint(5, len(ref.REGISTRATION_ITEMS))]
-                if kind != "individual_business" else ref.REGISTRATION_ITEMS[:2],
+                if kind != "individual_business"
+                else ref.REGISTRATION_ITEMS[:2],
                 "registration_authority": f"MR{district}",
                 "approved_on": max(established, _date(rng.randint(0, 2000))),
             }

@@ -25,8 +25,20 @@ from hub.catalogue.model import load_builtin
 from hub.datagen import reference as ref
 from hub.datagen.city import City, CitySize
 
-RESIDENT_COLUMNS = ["GMSFHM", "XM", "XBDM", "MZDM", "CSRQ", "HJDZ_XZQHDM", "HJDZ_QHNXXDZ", "HH", "YHZGXDM",
-                    "RYZTDM", "DJRQ", "GXSJ"]
+RESIDENT_COLUMNS = [
+    "GMSFHM",
+    "XM",
+    "XBDM",
+    "MZDM",
+    "CSRQ",
+    "HJDZ_XZQHDM",
+    "HJDZ_QHNXXDZ",
+    "HH",
+    "YHZGXDM",
+    "RYZTDM",
+    "DJRQ",
+    "GXSJ",
+]
 CREDIT_COLUMNS = ["记录编号", "统一社会信用代码", "类别", "事由", "决定机关", "列入日期", "移出日期", "惩戒措施"]
 PERMIT_NOTE = "（依法须经批准的项目，经相关部门批准后方可开展经营活动）"
 
@@ -37,10 +49,20 @@ def _compact(iso: str | None) -> str:
 
 def resident_row(r: dict) -> list[str]:
     rid = r["resident_id"]
-    return [rid.lower() if rid.endswith("X") and rid[7] in "02468" else rid,  # some systems store a lower-case x
-            r["name"], r["gender"], r["ethnicity"] or "", _compact(r["birth_date"]), r["district_code"],
-            r["address"] or "", r["household_id"] or "", r["relation_to_head"] or "",
-            ref.PERSON_STATUS[r["status"]], _compact(r["registered_on"]), f"{r['registered_on']} 09:30:00"]
+    return [
+        rid.lower() if rid.endswith("X") and rid[7] in "02468" else rid,  # some systems store a lower-case x
+        r["name"],
+        r["gender"],
+        r["ethnicity"] or "",
+        _compact(r["birth_date"]),
+        r["district_code"],
+        r["address"] or "",
+        r["household_id"] or "",
+        r["relation_to_head"] or "",
+        ref.PERSON_STATUS[r["status"]],
+        _compact(r["registered_on"]),
+        f"{r['registered_on']} 09:30:00",
+    ]
 
 
 def entity_row(e: dict) -> dict:
@@ -50,18 +72,33 @@ def entity_row(e: dict) -> dict:
         scope += PERMIT_NOTE
     district = e["district_code"]
     return {
-        "TYSHXYDM": e["credit_code"], "ZTMC": e["name"], "ZTLX": ref.ENTITY_TYPES[e["credit_code"][:2]][1],
-        "FDDBR": e["legal_rep_name"], "FDDBRZJHM": e["legal_rep_id"], "ZS": e["address"],
-        "ZCZB": f"{e['registered_capital']:.4f}", "CLRQ": f"{y}年{m}月{d}日",
-        "DJZT": ref.ENTITY_STATUS[e["status"]], "JYFW": scope, "DZHY": e["registration_items"],
-        "DJJG": f"德阳市{ref.DEYANG_NAMES[district]}市场监督管理局", "HZRQ": e["approved_on"],
+        "TYSHXYDM": e["credit_code"],
+        "ZTMC": e["name"],
+        "ZTLX": ref.ENTITY_TYPES[e["credit_code"][:2]][1],
+        "FDDBR": e["legal_rep_name"],
+        "FDDBRZJHM": e["legal_rep_id"],
+        "ZS": e["address"],
+        "ZCZB": f"{e['registered_capital']:.4f}",
+        "CLRQ": f"{y}年{m}月{d}日",
+        "DJZT": ref.ENTITY_STATUS[e["status"]],
+        "JYFW": scope,
+        "DZHY": e["registration_items"],
+        "DJJG": f"德阳市{ref.DEYANG_NAMES[district]}市场监督管理局",
+        "HZRQ": e["approved_on"],
     }
 
 
 def credit_row(c: dict, department_names: dict[str, str]) -> list[str]:
-    return [c["entry_id"], c["credit_code"], ref.CREDIT_LABELS[c["category"]], c["reason"] or "",
-            department_names[c["authority"]], c["listed_on"].replace("-", "/"),
-            (c["removed_on"] or "").replace("-", "/"), "、".join(ref.MEASURES[m] for m in c["measures"])]
+    return [
+        c["entry_id"],
+        c["credit_code"],
+        ref.CREDIT_LABELS[c["category"]],
+        c["reason"] or "",
+        department_names[c["authority"]],
+        c["listed_on"].replace("-", "/"),
+        (c["removed_on"] or "").replace("-", "/"),
+        "、".join(ref.MEASURES[m] for m in c["measures"]),
+    ]
 
 
 def _defective_resident(row: list[str], rng: random.Random) -> list[str]:
@@ -102,8 +139,9 @@ def _write_jsonl(path: Path, rows: Iterable[dict]) -> int:
     return n
 
 
-def write_exports(seed: int, size: CitySize, root: Path, defect_rate: float = 0.0,
-                  progress: Callable[[str], None] | None = None) -> ExportSet:
+def write_exports(
+    seed: int, size: CitySize, root: Path, defect_rate: float = 0.0, progress: Callable[[str], None] | None = None
+) -> ExportSet:
     """Generates the city and writes each department's export; reuses a matching earlier set."""
     manifest_path = root / "manifest.json"
     wanted = {"seed": seed, "residents": size.residents, "entities": size.entities, "defect_rate": defect_rate}
@@ -136,7 +174,8 @@ def write_exports(seed: int, size: CitySize, root: Path, defect_rate: float = 0.
     counts["market"] = _write_jsonl(files["market"], (entity_row(e) for e in city.entities()))
     if progress:
         progress(f"generating ~{size.credit_records:,} credit records")
-    counts["credit"] = _write_csv(files["credit"], CREDIT_COLUMNS,
-                                  (credit_row(c, names) for c in city.credit_entries()))
+    counts["credit"] = _write_csv(
+        files["credit"], CREDIT_COLUMNS, (credit_row(c, names) for c in city.credit_entries())
+    )
     manifest_path.write_bytes(orjson.dumps({"params": wanted, "counts": counts}, option=orjson.OPT_INDENT_2))
     return ExportSet(root, files, counts)

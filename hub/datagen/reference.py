@@ -19,17 +19,49 @@ DEYANG = [
 DEYANG_CODES = [d[0] for d in DEYANG]
 DEYANG_NAMES = {d[0]: d[1] for d in DEYANG}
 # Birth registration places outside Deyang (Chengdu, Mianyang, Suining, Chongqing, Hubei).
-ELSEWHERE = ["510104", "510105", "510106", "510107", "510108", "510703", "510704", "510903",
-             "500103", "500106", "420106", "510626"]
+ELSEWHERE = [
+    "510104",
+    "510105",
+    "510106",
+    "510107",
+    "510108",
+    "510703",
+    "510704",
+    "510903",
+    "500103",
+    "500106",
+    "420106",
+    "510626",
+]
 
-ROADS = ["长江西路", "长江东路", "黄河西路", "黄河东路", "泰山北路", "泰山南路", "庐山南路", "岷江西路",
-         "珠江西路", "华山北路", "天山南路", "嵩山路", "衡山路", "峨眉山路", "青衣江路", "沱江路"]
+ROADS = [
+    "长江西路",
+    "长江东路",
+    "黄河西路",
+    "黄河东路",
+    "泰山北路",
+    "泰山南路",
+    "庐山南路",
+    "岷江西路",
+    "珠江西路",
+    "华山北路",
+    "天山南路",
+    "嵩山路",
+    "衡山路",
+    "峨眉山路",
+    "青衣江路",
+    "沱江路",
+]
 
-SURNAMES = list("王李张刘陈杨黄赵周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈曾彭吕苏卢蒋蔡贾丁魏"
-                "薛叶阎余潘杜戴夏钟汪田任姜范方石姚谭廖邹熊金陆郝孔白崔康毛邱秦江史顾侯邵孟龙万段雷钱汤尹黎易"
-                "常武乔贺赖龚文")
-GIVEN = list("伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华建国志强文斌玉兰红梅云飞海燕俊杰子涵"
-             "浩然欣怡梓萱雨桐思远嘉怡宇轩晨曦佳琪一诺梓涵")
+SURNAMES = list(
+    "王李张刘陈杨黄赵周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈曾彭吕苏卢蒋蔡贾丁魏"
+    "薛叶阎余潘杜戴夏钟汪田任姜范方石姚谭廖邹熊金陆郝孔白崔康毛邱秦江史顾侯邵孟龙万段雷钱汤尹黎易"
+    "常武乔贺赖龚文"
+)
+GIVEN = list(
+    "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华建国志强文斌玉兰红梅云飞海燕俊杰子涵"
+    "浩然欣怡梓萱雨桐思远嘉怡宇轩晨曦佳琪一诺梓涵"
+)
 # GB 3304 codes with rough Sichuan shares.
 ETHNICITIES = [("01", 0.955), ("07", 0.02), ("04", 0.01), ("33", 0.005), ("03", 0.005), ("15", 0.005)]
 
@@ -59,13 +91,35 @@ SCOPE_TEXT = {code: text for code, text, _, _ in SCOPE_ITEMS}
 SCOPE_BY_TEXT = {text: code for code, text, _, _ in SCOPE_ITEMS}
 
 TRADE_NAMES = list("鑫源恒泰华盛金鼎宏达瑞丰顺发天成永安德润博通嘉禾汇丰富康兴旺锦程长青")
-INDUSTRIES = ["食品", "餐饮管理", "机械制造", "商贸", "建筑工程", "运输", "科技", "农业开发", "医药", "装饰工程", "重型装备"]
+INDUSTRIES = [
+    "食品",
+    "餐饮管理",
+    "机械制造",
+    "商贸",
+    "建筑工程",
+    "运输",
+    "科技",
+    "农业开发",
+    "医药",
+    "装饰工程",
+    "重型装备",
+]
 
 # "27 certificates in one" (多证合一): registrations merged into the business licence.
-REGISTRATION_ITEMS = ["organization_code", "tax_registration", "social_insurance_registration",
-                      "statistics_registration", "customs_declaration", "foreign_trade_operator",
-                      "seal_filing", "employment_registration", "housing_fund_registration",
-                      "quarantine_registration", "electronic_port", "enterprise_annual_report"]
+REGISTRATION_ITEMS = [
+    "organization_code",
+    "tax_registration",
+    "social_insurance_registration",
+    "statistics_registration",
+    "customs_declaration",
+    "foreign_trade_operator",
+    "seal_filing",
+    "employment_registration",
+    "housing_fund_registration",
+    "quarantine_registration",
+    "electronic_port",
+    "enterprise_annual_report",
+]
 
 CREDIT_LABELS = {
     "abnormal_operation": "经营异常名录",
@@ -77,10 +131,18 @@ CREDIT_LABELS = {
     "contract_default": "合同违约",
 }
 CREDIT_BY_LABEL = {v: k for k, v in CREDIT_LABELS.items()}
-ABNORMAL_REASONS = ["通过登记的住所或者经营场所无法联系", "未按规定期限公示年度报告", "未在责令期限内公示有关企业信息",
-                    "公示企业信息隐瞒真实情况、弄虚作假"]
-SERIOUS_REASONS = ["被列入经营异常名录届满3年仍未履行相关义务", "提交虚假材料取得公司变更登记", "拒不履行生效法律文书确定义务",
-                   "组织策划传销"]
+ABNORMAL_REASONS = [
+    "通过登记的住所或者经营场所无法联系",
+    "未按规定期限公示年度报告",
+    "未在责令期限内公示有关企业信息",
+    "公示企业信息隐瞒真实情况、弄虚作假",
+]
+SERIOUS_REASONS = [
+    "被列入经营异常名录届满3年仍未履行相关义务",
+    "提交虚假材料取得公司变更登记",
+    "拒不履行生效法律文书确定义务",
+    "组织策划传销",
+]
 MEASURES = {
     "restrict_procurement": "限制参与政府采购",
     "restrict_bidding": "限制参与招标投标",

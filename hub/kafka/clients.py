@@ -25,33 +25,39 @@ def base_config(bootstrap: str, extra: dict[str, Any] | None = None) -> dict[str
 
 
 def producer_config(bootstrap: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    config = base_config(bootstrap, {
-        "enable.idempotence": True,
-        "acks": "all",
-        "partitioner": PARTITIONER,
-        "linger.ms": 5,
-        "batch.num.messages": 10000,
-        "compression.type": "lz4",
-        "queue.buffering.max.messages": 500000,
-        # A Publish RPC waits for acknowledgement; past this the record is
-        # reported UNAVAILABLE and the caller retries (upserts are idempotent).
-        "delivery.timeout.ms": 30000,
-    })
+    config = base_config(
+        bootstrap,
+        {
+            "enable.idempotence": True,
+            "acks": "all",
+            "partitioner": PARTITIONER,
+            "linger.ms": 5,
+            "batch.num.messages": 10000,
+            "compression.type": "lz4",
+            "queue.buffering.max.messages": 500000,
+            # A Publish RPC waits for acknowledgement; past this the record is
+            # reported UNAVAILABLE and the caller retries (upserts are idempotent).
+            "delivery.timeout.ms": 30000,
+        },
+    )
     config.update(extra or {})
     return config
 
 
 def consumer_config(bootstrap: str, group_id: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    config = base_config(bootstrap, {
-        "group.id": group_id,
-        "enable.auto.commit": False,
-        "enable.auto.offset.store": False,
-        "auto.offset.reset": "earliest",
-        "session.timeout.ms": 6000,
-        "heartbeat.interval.ms": 1500,
-        "fetch.wait.max.ms": 20,
-        "queued.max.messages.kbytes": 262144,
-    })
+    config = base_config(
+        bootstrap,
+        {
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 1500,
+            "fetch.wait.max.ms": 20,
+            "queued.max.messages.kbytes": 262144,
+        },
+    )
     config.update(extra or {})
     return config
 

@@ -64,8 +64,7 @@ def wait_until_ready(bootstrap: str, timeout: float = 30.0) -> None:
 class EmbeddedBroker:
     """A tansu broker on a free loopback port. Use as a context manager."""
 
-    def __init__(self, data_dir: Path, mode: Mode = "memory", host: str = "127.0.0.1",
-                 port: int | None = None) -> None:
+    def __init__(self, data_dir: Path, mode: Mode = "memory", host: str = "127.0.0.1", port: int | None = None) -> None:
         self.data_dir = data_dir
         self.mode = mode
         self.host = host
@@ -97,8 +96,16 @@ class EmbeddedBroker:
         url = f"tcp://{self.bootstrap}"
         self._proc = ChildProcess(
             "tansu",
-            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", storage],
+            [
+                tansu_binary(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                storage,
+            ],
             self.data_dir / "logs" / "tansu.log",
             env=env,
         )

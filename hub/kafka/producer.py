@@ -73,8 +73,13 @@ class AckingProducer:
         while not self._stopping.is_set():
             self._producer.poll(0.05)
 
-    async def send(self, topic: str, records: Sequence[tuple[bytes, bytes | None]], headers: Headers,
-                   partition_hint: int | None = None) -> list[Delivery]:
+    async def send(
+        self,
+        topic: str,
+        records: Sequence[tuple[bytes, bytes | None]],
+        headers: Headers,
+        partition_hint: int | None = None,
+    ) -> list[Delivery]:
         """Produces ``(key, value)`` pairs; returns one Delivery per record, in order.
 
         Waits while the local queue is full (backpressure). If it stays full
@@ -102,8 +107,9 @@ class AckingProducer:
                         await asyncio.sleep(0.005)
                         continue
                     # Records never queued never call back: settle them here.
-                    log.warning("producer queue full for %.0fs; refusing %d records", self._queue_wait_s,
-                                len(records) - i)
+                    log.warning(
+                        "producer queue full for %.0fs; refusing %d records", self._queue_wait_s, len(records) - i
+                    )
                     for j in range(i, len(records)):
                         pending.results[j] = Delivery(-1, -1, KafkaError(KafkaError._QUEUE_FULL))
                     pending.remaining -= len(records) - i
@@ -114,8 +120,9 @@ class AckingProducer:
         self.produced += len(records)
         return await pending.future
 
-    def send_sync(self, topic: str, key: bytes | None, value: bytes | None, headers: Headers | None = None,
-                  timeout: float = 30.0) -> Delivery:
+    def send_sync(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: Headers | None = None, timeout: float = 30.0
+    ) -> Delivery:
         """Produces one record and blocks until it is acknowledged (for admin events)."""
         done = threading.Event()
         box: list[Delivery] = []

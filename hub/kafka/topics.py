@@ -57,7 +57,8 @@ def ensure_topics(admin: AdminClient, topics: Iterable[TopicSpec], timeout: floa
     for name, spec in wanted.items():
         actual = len(existing[name].partitions)
         if actual != spec.partitions:
-            log.warning("topic %s has %d partitions, the catalogue declares %d; using %d",
-                        name, actual, spec.partitions, actual)
+            log.warning(
+                "topic %s has %d partitions, the catalogue declares %d; using %d", name, actual, spec.partitions, actual
+            )
         counts[name] = actual
     return counts

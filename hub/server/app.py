@@ -67,8 +67,9 @@ class HubServer:
         self._ready_task: asyncio.Task | None = None
 
     def topic_specs(self) -> list[TopicSpec]:
-        return [TopicSpec(topic_for(self.settings.topic_prefix, r.name), r.partitions)
-                for r in self.catalogue.resources]
+        return [
+            TopicSpec(topic_for(self.settings.topic_prefix, r.name), r.partitions) for r in self.catalogue.resources
+        ]
 
     async def start(self) -> int:
         s = self.settings
@@ -76,8 +77,9 @@ class HubServer:
         admin = AdminClient({**admin_config(self.bootstrap), **kafka_extra})
         partitions = await asyncio.to_thread(ensure_topics, admin, self.topic_specs())
 
-        self.cache = ReplicaCache(self.catalogue, self.bootstrap, s.topic_prefix, partitions,
-                                  consumer_extra=kafka_extra)
+        self.cache = ReplicaCache(
+            self.catalogue, self.bootstrap, s.topic_prefix, partitions, consumer_extra=kafka_extra
+        )
         self.cache.start(asyncio.get_running_loop())
         self.producer = AckingProducer(producer_config(self.bootstrap, kafka_extra))
 
@@ -92,15 +94,18 @@ class HubServer:
             ],
         )
         exchange_pb2_grpc.add_ExchangeServicer_to_server(
-            ExchangeService(self.catalogue, self.producer, s.topic_prefix), server)
+            ExchangeService(self.catalogue, self.producer, s.topic_prefix), server
+        )
         verification_pb2_grpc.add_VerificationServicer_to_server(VerificationService(self.cache), server)
         lookup_pb2_grpc.add_LookupServicer_to_server(LookupService(self.cache), server)
         catalog_pb2_grpc.add_CatalogServicer_to_server(
-            CatalogService(self.catalogue, s.topic_prefix, partitions), server)
+            CatalogService(self.catalogue, s.topic_prefix, partitions), server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = [pb.DESCRIPTOR.services_by_name[n.rsplit(".", 1)[1]].full_name for n, pb in SERVICES.items()]
-        reflection.enable_server_reflection([*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                                             reflection.SERVICE_NAME], server)
+        reflection.enable_server_reflection(
+            [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
+        )
 
         self.port = server.add_insecure_port(f"{s.host}:{s.port}")
         await server.start()
@@ -108,7 +113,9 @@ class HubServer:
         NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
         await self._health.set("", NOT_SERVING)
         for name in SERVICES:
-            await self._health.set(name, NOT_SERVING if name in _READY_FIRST else health_pb2.HealthCheckResponse.SERVING)
+            await self._health.set(
+                name, NOT_SERVING if name in _READY_FIRST else health_pb2.HealthCheckResponse.SERVING
+            )
         self._ready_task = asyncio.create_task(self._serve_when_ready())
         log.info("hub listening on %s:%d (cache catching up)", s.host, self.port)
         return self.port

@@ -24,6 +24,7 @@ class CatalogService(catalog_pb2_grpc.CatalogServicer):
     async def List(self, request: catalog_pb2.ListRequest, context: aio.ServicerContext) -> catalog_pb2.ListResponse:
         return catalog_pb2.ListResponse(resources=[self._describe(r.name) for r in self._catalogue.resources])
 
-    async def Describe(self, request: catalog_pb2.DescribeRequest, context: aio.ServicerContext
-                       ) -> catalog_pb2.DescribeResponse:
+    async def Describe(
+        self, request: catalog_pb2.DescribeRequest, context: aio.ServicerContext
+    ) -> catalog_pb2.DescribeResponse:
         return catalog_pb2.DescribeResponse(resource=self._describe(request.resource))

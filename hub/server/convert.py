@@ -40,8 +40,9 @@ def op_to_pb(op: Op) -> int:
 
 
 def watermark_to_pb(wm: Watermark) -> common_pb2.Watermark:
-    return common_pb2.Watermark(offsets=wm.offsets, caught_up_at_ms=wm.caught_up_at_ms,
-                                last_record_at_ms=wm.last_record_at_ms)
+    return common_pb2.Watermark(
+        offsets=wm.offsets, caught_up_at_ms=wm.caught_up_at_ms, last_record_at_ms=wm.last_record_at_ms
+    )
 
 
 def wanted_offsets(consistency: common_pb2.Consistency) -> list[tuple[int, int]]:
@@ -52,14 +53,35 @@ def resource_to_pb(spec: ResourceSpec, topic: str, partitions: int) -> catalog_p
     import orjson
 
     return catalog_pb2.ResourceDescriptor(
-        name=spec.name, code=spec.code, title=spec.title, provider=spec.provider, summary=spec.summary,
+        name=spec.name,
+        code=spec.code,
+        title=spec.title,
+        provider=spec.provider,
+        summary=spec.summary,
         key=spec.key,
-        fields=[catalog_pb2.FieldDescriptor(
-            name=f.name, type=f.type, title=f.title, required=f.required, sensitive=f.sensitive,
-            allowed=f.allowed, format=f.format, indexed=f.indexed) for f in spec.fields],
-        sharing_class=_SHARING[spec.sharing_class], sharing_methods=spec.sharing_methods,
-        conditions=spec.conditions, legal_basis=spec.legal_basis, open_data=spec.open_data,
-        update_frequency=spec.update_frequency, published_on=spec.published_on.isoformat(),
-        related=spec.related, topic=topic, partitions=partitions, schema_version=spec.schema_version,
+        fields=[
+            catalog_pb2.FieldDescriptor(
+                name=f.name,
+                type=f.type,
+                title=f.title,
+                required=f.required,
+                sensitive=f.sensitive,
+                allowed=f.allowed,
+                format=f.format,
+                indexed=f.indexed,
+            )
+            for f in spec.fields
+        ],
+        sharing_class=_SHARING[spec.sharing_class],
+        sharing_methods=spec.sharing_methods,
+        conditions=spec.conditions,
+        legal_basis=spec.legal_basis,
+        open_data=spec.open_data,
+        update_frequency=spec.update_frequency,
+        published_on=spec.published_on.isoformat(),
+        related=spec.related,
+        topic=topic,
+        partitions=partitions,
+        schema_version=spec.schema_version,
         json_schema=orjson.dumps(spec.json_schema()).decode(),
     )

@@ -25,8 +25,9 @@ class ExchangeService(exchange_pb2_grpc.ExchangeServicer):
         self._prefix = topic_prefix
         self._validators = {r.name: RecordValidator(r) for r in catalogue.resources}
 
-    async def Publish(self, request: exchange_pb2.PublishRequest, context: aio.ServicerContext
-                      ) -> exchange_pb2.PublishResponse:
+    async def Publish(
+        self, request: exchange_pb2.PublishRequest, context: aio.ServicerContext
+    ) -> exchange_pb2.PublishResponse:
         spec = self._catalogue.resource(request.resource)
         records = request.records
         if not records:
@@ -40,13 +41,16 @@ class ExchangeService(exchange_pb2_grpc.ExchangeServicer):
             shown = "; ".join(o.message for o in outcomes[:5])
             more = f" (and {len(outcomes) - 5} more)" if len(outcomes) > 5 else ""
             raise InvalidArgument(
-                f"every record was rejected: {shown}{more}", field=outcomes[0].field,
-                violations=[(f"records[{o.index}]" + (f".{o.field}" if o.field else ""), o.message) for o in outcomes])
+                f"every record was rejected: {shown}{more}",
+                field=outcomes[0].field,
+                violations=[(f"records[{o.index}]" + (f".{o.field}" if o.field else ""), o.message) for o in outcomes],
+            )
 
         trace_id = request.trace_id or codec.new_trace_id()
         headers = codec.headers(spec.provider, spec.schema_version, trace_id)
         deliveries = await self._producer.send(
-            codec.topic_for(self._prefix, spec.name), [(a.key.encode(), a.value) for a in accepted], headers)
+            codec.topic_for(self._prefix, spec.name), [(a.key.encode(), a.value) for a in accepted], headers
+        )
 
         response = exchange_pb2.PublishResponse(trace_id=trace_id)
         results = response.results
@@ -64,9 +68,12 @@ class ExchangeService(exchange_pb2_grpc.ExchangeServicer):
                 if d.offset > highest.get(d.partition, -1):
                     highest[d.partition] = d.offset
             else:
-                results.add(code=UNAVAILABLE, key=outcome.key,
-                            message=f"records[{outcome.index}] (key {outcome.key}): Kafka did not acknowledge: "
-                                    f"{d.error.str()}; safe to retry")
+                results.add(
+                    code=UNAVAILABLE,
+                    key=outcome.key,
+                    message=f"records[{outcome.index}] (key {outcome.key}): Kafka did not acknowledge: "
+                    f"{d.error.str()}; safe to retry",
+                )
         response.accepted = ok
         response.rejected = len(outcomes) - ok
         for p, o in sorted(highest.items()):

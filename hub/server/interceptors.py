@@ -11,10 +11,9 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import grpc
-from grpc import aio
-
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
+from grpc import aio
 
 from hub.errors import HubError, InvalidArgument
 
@@ -27,8 +26,11 @@ async def _abort(context: aio.ServicerContext, exc: BaseException, method: str) 
         if exc.retriable and hasattr(exc, "retry_after_s"):
             trailers.append(("retry-after-ms", str(int(exc.retry_after_s * 1000))))
         if isinstance(exc, InvalidArgument) and exc.violations:
-            bad = error_details_pb2.BadRequest(field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in exc.violations])
+            bad = error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in exc.violations
+                ]
+            )
             detail = any_pb2.Any()
             detail.Pack(bad)
             status = status_pb2.Status(code=exc.code.value[0], message=exc.message, details=[detail])
@@ -79,10 +81,12 @@ class ErrorInterceptor(aio.ServerInterceptor):
             return handler
         if handler.unary_unary is not None:
             wrapped = grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary, method), handler.request_deserializer, handler.response_serializer)
+                _wrap_unary(handler.unary_unary, method), handler.request_deserializer, handler.response_serializer
+            )
         elif handler.unary_stream is not None:
             wrapped = grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream, method), handler.request_deserializer, handler.response_serializer)
+                _wrap_stream(handler.unary_stream, method), handler.request_deserializer, handler.response_serializer
+            )
         else:
             wrapped = handler
         self._cache[method] = wrapped

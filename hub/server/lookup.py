@@ -37,4 +37,5 @@ class LookupService(lookup_pb2_grpc.LookupServicer):
             raise NotFound(f"{spec.name} has no record with {field} {request.key!r}", field="key")
         return lookup_pb2.GetResponse(
             records=[orjson.dumps(version.record(r, fields)) for r in rows],
-            watermark=watermark_to_pb(version.watermark))
+            watermark=watermark_to_pb(version.watermark),
+        )

@@ -17,8 +17,7 @@ MAX_KEYS = 100_000
 DEFAULT_CONSISTENCY_WAIT_S = 30.0
 
 
-async def version_for(cache: ReplicaCache, resource: str, consistency, context: aio.ServicerContext
-                      ) -> TableVersion:
+async def version_for(cache: ReplicaCache, resource: str, consistency, context: aio.ServicerContext) -> TableVersion:
     """The version to answer from, after waiting for the caller's writes if asked."""
     wanted = wanted_offsets(consistency) if consistency.min_offsets else None
     if not wanted:
@@ -31,18 +30,24 @@ class VerificationService(verification_pb2_grpc.VerificationServicer):
     def __init__(self, cache: ReplicaCache) -> None:
         self._cache = cache
 
-    async def Verify(self, request: verification_pb2.VerifyRequest, context: aio.ServicerContext
-                     ) -> verification_pb2.VerifyResponse:
+    async def Verify(
+        self, request: verification_pb2.VerifyRequest, context: aio.ServicerContext
+    ) -> verification_pb2.VerifyResponse:
         version = await version_for(self._cache, request.resource, request.consistency, context)
         spec = version.spec
         field = key_field_of(spec, request.key_field)
         claims = compile_claims(spec, claims_from_pb(request.claims))
         outcome = verify_one(version, field, request.key, claims)
-        return verification_pb2.VerifyResponse(found=outcome.found, match=outcome.match, claims=outcome.claims,
-                                               watermark=watermark_to_pb(version.watermark))
+        return verification_pb2.VerifyResponse(
+            found=outcome.found,
+            match=outcome.match,
+            claims=outcome.claims,
+            watermark=watermark_to_pb(version.watermark),
+        )
 
-    async def VerifyBatch(self, request: verification_pb2.VerifyBatchRequest, context: aio.ServicerContext
-                          ) -> verification_pb2.VerifyBatchResponse:
+    async def VerifyBatch(
+        self, request: verification_pb2.VerifyBatchRequest, context: aio.ServicerContext
+    ) -> verification_pb2.VerifyBatchResponse:
         keys = list(request.keys)
         if len(keys) > MAX_KEYS:
             raise InvalidArgument(f"keys: at most {MAX_KEYS} per call, got {len(keys)}", field="keys")
@@ -52,9 +57,11 @@ class VerificationService(verification_pb2_grpc.VerificationServicer):
         claims = compile_claims(spec, claims_from_pb(request.claims), n_keys=len(keys))
         outcome = verify_many(version, field, keys, claims)
         response = verification_pb2.VerifyBatchResponse(
-            found=outcome.found.tolist(), match=outcome.match.tolist(),
+            found=outcome.found.tolist(),
+            match=outcome.match.tolist(),
             claims=[verification_pb2.ClaimColumnResult(matched=c.tolist()) for c in outcome.claims],
-            watermark=watermark_to_pb(version.watermark))
+            watermark=watermark_to_pb(version.watermark),
+        )
         for index, message in outcome.invalid:
             response.invalid_keys.add(index=index, message=message)
         return response

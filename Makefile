@@ -1,0 +1,31 @@
+# The two commands: `make demo` and `make test`. Each installs what it needs.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+ARGS ?=
+
+.PHONY: demo test lint bench clean
+
+$(INSTALLED): pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev,durable]"
+	touch $@
+
+## Load the default city (100,000 residents, 20,000 entities) end to end and keep serving. ARGS="--city-scale" for a city.
+demo: $(INSTALLED)
+	$(BIN)/hub demo $(ARGS)
+
+## Lint (ruff, buf) and run the test suite against the embedded broker (or HUB_BOOTSTRAP_SERVERS).
+test: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/buf lint
+	$(BIN)/python -m pytest $(ARGS)
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/buf lint
+
+clean:
+	rm -rf $(VENV) .hub-data .pytest_cache .ruff_cache hub/v1/*_pb2*.py hub/v1/*_pb2*.pyi hub/v1/.stamp

@@ -1,0 +1,37 @@
+"""Fixtures. Kafka: set HUB_BOOTSTRAP_SERVERS to test against an existing cluster (as
+confluent-kafka-python's own fixtures do); otherwise one embedded broker serves the session.
+Every test gets its own topic prefix, so tests never see each other's data."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hub.kafka.embedded import EmbeddedBroker
+from tests.hubtest import RunningHub, running_hub
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    external = os.environ.get("HUB_BOOTSTRAP_SERVERS")
+    if external:
+        yield external
+        return
+    broker = EmbeddedBroker(tmp_path_factory.mktemp("broker"), "memory")
+    yield broker.start()
+    broker.stop()
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+@pytest.fixture
+def hub(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> Iterator[RunningHub]:
+    with running_hub(kafka_bootstrap, topic_prefix, tmp_path) as h:
+        yield h

@@ -1,0 +1,83 @@
+"""The command line: help texts, `hub serve` stopping cleanly, and the demo end to end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from hub.childproc import free_port
+from hub.cli import build_parser
+
+HUB = [sys.executable, "-m", "hub"]
+
+
+def test_every_option_has_help() -> None:
+    parser = build_parser()
+    for action in parser._subparsers._group_actions[0].choices.values():  # type: ignore[union-attr]
+        for option in action._actions:
+            if option.dest != "help":
+                assert option.help, f"{action.prog} {option.option_strings} has no help"
+
+
+def test_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "HUB_LOG_LEVEL": "INFO"}
+    proc = subprocess.Popen(
+        [*HUB, "serve", "--port", str(port), "--data-dir", str(tmp_path)], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        stub = health_pb2_grpc.HealthStub(channel)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
+                    break
+            except grpc.RpcError:
+                pass
+            assert time.monotonic() < deadline, "hub serve never became SERVING"
+            time.sleep(0.2)
+        channel.close()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "hub stopped" in err and "stopped tansu" in err
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            *HUB,
+            "demo",
+            "--no-wait",
+            "--residents",
+            "3000",
+            "--entities",
+            "600",
+            "--port",
+            "0",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "sample verifications" in out
+    assert "INVALID_ARGUMENT" in out and "check digit" in out
+    assert "records visible to Verify" in out

@@ -1,0 +1,73 @@
+"""The embedded broker: readiness, clean stop, and durable mode surviving kill -9."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from hub.kafka.clients import admin_config, consumer_config, producer_config
+from hub.kafka.embedded import EmbeddedBroker
+from hub.kafka.topics import TopicSpec, ensure_topics
+
+pytestmark = pytest.mark.skipif(bool(os.environ.get("HUB_BOOTSTRAP_SERVERS")), reason="tests the embedded broker only")
+
+
+def _produce(bootstrap: str, topic: str, n: int) -> dict[bytes, tuple[int, int]]:
+    acked: dict[bytes, tuple[int, int]] = {}
+    producer = Producer(producer_config(bootstrap))
+    for i in range(n):
+        producer.produce(
+            topic,
+            b"v%d" % i,
+            b"k%d" % i,
+            on_delivery=lambda err, m: err is None and acked.__setitem__(m.value(), (m.partition(), m.offset())),
+        )
+        producer.poll(0)
+    assert producer.flush(60) == 0
+    return acked
+
+
+def _consume_all(bootstrap: str, topic: str, partitions: int) -> dict[bytes, tuple[int, int]]:
+    consumer = Consumer(consumer_config(bootstrap, "reader", {"enable.partition.eof": True}))
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    got, at_end = {}, set()
+    while len(at_end) < partitions:
+        for m in consumer.consume(1000, 1.0):
+            if m.error():
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    at_end.add(m.partition())
+                continue
+            got[m.value()] = (m.partition(), m.offset())
+    consumer.close()
+    return got
+
+
+def test_memory_broker_starts_and_stops(tmp_path: Path) -> None:
+    broker = EmbeddedBroker(tmp_path, "memory")
+    bootstrap = broker.start()
+    pid = broker.pid
+    counts = ensure_topics(AdminClient(admin_config(bootstrap)), [TopicSpec("a", 4), TopicSpec("b", 2)])
+    assert counts == {"a": 4, "b": 2}
+    assert ensure_topics(AdminClient(admin_config(bootstrap)), [TopicSpec("a", 8)]) == {"a": 4}  # never grown
+    assert len(_produce(bootstrap, "a", 500)) == 500
+    broker.stop()
+    assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+
+
+@pytest.mark.slow
+def test_durable_broker_keeps_acknowledged_records_across_kill9(tmp_path: Path) -> None:
+    broker = EmbeddedBroker(tmp_path, "durable")
+    try:
+        bootstrap = broker.start(timeout=90)
+        ensure_topics(AdminClient(admin_config(bootstrap)), [TopicSpec("durable", 3)])
+        acked = _produce(bootstrap, "durable", 5000)
+        assert len(acked) == 5000
+        broker.kill()  # tansu only; SeaweedFS keeps the data
+        bootstrap = broker.start(timeout=90)
+        assert _consume_all(bootstrap, "durable", 3) == acked
+    finally:
+        broker.stop()

@@ -1,0 +1,246 @@
+"""Publish → Kafka → cache → Verify/Lookup, through real gRPC channels and the real broker."""
+
+from __future__ import annotations
+
+import grpc
+import orjson
+import pytest
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_status import rpc_status
+
+from hub.records.identifiers import with_resident_check_digit
+from hub.v1 import catalog_pb2, common_pb2, exchange_pb2, lookup_pb2, verification_pb2
+from tests.hubtest import RunningHub, resident
+
+RID = "510603199001011231"
+RID2 = with_resident_check_digit("51060319850315002")
+
+
+def test_publish_then_verify_true(hub: RunningHub) -> None:
+    published = hub.publish("population.resident", [resident(RID)])
+    assert published.accepted == 1 and published.results[0].code == 0
+    answer = hub.verify(
+        "population.resident", RID, {"district_code": "510603", "status": "registered"}, after=published
+    )
+    assert answer.found and answer.match and list(answer.claims) == [True, True]
+    assert answer.watermark.offsets[published.offsets[0].partition] > published.offsets[0].offset
+    assert not answer.HasField("watermark") or answer.watermark.caught_up_at_ms > 0
+
+
+def test_update_is_reflected(hub: RunningHub) -> None:
+    hub.publish("population.resident", [resident(RID)])
+    moved = hub.publish("population.resident", [resident(RID, district_code="510681")])
+    answer = hub.verify("population.resident", RID, {"district_code": "510603"}, after=moved)
+    assert answer.found and not answer.match
+    assert hub.verify("population.resident", RID, {"district_code": "510681"}).match
+
+
+def test_delete_then_not_found(hub: RunningHub) -> None:
+    hub.publish("population.resident", [resident(RID)])
+    deleted = hub.publish("population.resident", [(RID, None)])
+    assert deleted.accepted == 1
+    answer = hub.verify("population.resident", RID, {"status": "registered"}, after=deleted)
+    assert not answer.found and not answer.match
+    with pytest.raises(grpc.RpcError) as err:
+        hub.lookup.Get(lookup_pb2.GetRequest(resource="population.resident", key=RID))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_mixed_batch_keeps_the_good_records(hub: RunningHub) -> None:
+    bad_check = RID[:17] + "0"
+    records = [
+        resident(RID),
+        resident(bad_check),
+        {k: v for k, v in resident(RID2).items() if k != "name"},
+        resident(RID2, birth_date="1985-02-30"),
+        resident(RID2, gender=1),
+        resident(RID2),
+    ]
+    published = hub.publish("population.resident", records)
+    codes = [r.code for r in published.results]
+    assert codes == [0, 3, 3, 3, 3, 0]
+    assert (published.accepted, published.rejected) == (2, 4)
+    messages = [r.message for r in published.results]
+    assert "records[1]" in messages[1] and "'resident_id'" in messages[1] and "check digit" in messages[1]
+    assert "records[2]" in messages[2] and "'name'" in messages[2] and "required" in messages[2]
+    assert "'birth_date'" in messages[3] and "not a valid date" in messages[3]
+    assert "'gender'" in messages[4] and "expected a string" in messages[4]
+    assert hub.verify("population.resident", RID, after=published).found
+    assert hub.verify("population.resident", RID2).found
+
+
+def test_all_bad_batch_is_invalid_argument_with_details(hub: RunningHub) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        hub.publish("population.resident", [resident(RID[:17] + "0"), resident(RID, foo="bar")])
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "records[0]" in err.value.details() and "check digit" in err.value.details()
+    status = rpc_status.from_call(err.value)
+    bad = error_details_pb2.BadRequest()
+    status.details[0].Unpack(bad)
+    assert [v.field for v in bad.field_violations] == ["records[0].resident_id", "records[1].foo"]
+
+
+def test_unknown_resource_is_not_found(hub: RunningHub) -> None:
+    for call in (
+        lambda: hub.publish("population.nobody", [resident(RID)]),
+        lambda: hub.verify("population.nobody", RID),
+        lambda: hub.catalog.Describe(catalog_pb2.DescribeRequest(resource="population.nobody")),
+    ):
+        with pytest.raises(grpc.RpcError) as err:
+            call()
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+        assert "population.nobody" in err.value.details()
+
+
+def test_malformed_key_and_claims_are_invalid_argument(hub: RunningHub) -> None:
+    cases = [
+        ("key", lambda: hub.verify("population.resident", RID[:17] + "0")),
+        ("claims[0].field", lambda: hub.verify("population.resident", RID, {"shoe_size": "42"})),
+        (
+            "claims[0].op",
+            lambda: hub.verify(
+                "population.resident",
+                RID,
+                [
+                    verification_pb2.Claim(
+                        field="district_code", op=verification_pb2.CLAIM_OP_AT_MOST, values=["510603"]
+                    )
+                ],
+            ),
+        ),
+        (
+            "claims[0].values[0]",
+            lambda: hub.verify(
+                "population.resident",
+                RID,
+                [
+                    verification_pb2.Claim(
+                        field="birth_date", op=verification_pb2.CLAIM_OP_AT_MOST, values=["1990-13-01"]
+                    )
+                ],
+            ),
+        ),
+        ("key_field", lambda: hub.verify("population.resident", RID, key_field="name")),
+    ]
+    for field, call in cases:
+        with pytest.raises(grpc.RpcError) as err:
+            call()
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, field
+        assert err.value.details().startswith(field), err.value.details()
+
+
+def test_verify_batch_is_columnar_and_reports_invalid_keys(hub: RunningHub) -> None:
+    published = hub.publish("population.resident", [resident(RID), resident(RID2, district_code="510681")])
+    missing = with_resident_check_digit("51060320000101003")
+    response = hub.verification.VerifyBatch(
+        verification_pb2.VerifyBatchRequest(
+            resource="population.resident",
+            keys=[RID, RID2, missing, "12345"],
+            claims=[
+                verification_pb2.ClaimColumn(
+                    field="district_code", op=verification_pb2.CLAIM_OP_PREFIX, values=["5106"]
+                ),
+                verification_pb2.ClaimColumn(field="district_code", values=["510603", "510603", "510603", "x"]),
+            ],
+            consistency=common_pb2.Consistency(min_offsets=published.offsets),
+        )
+    )
+    assert list(response.found) == [True, True, False, False]
+    assert list(response.claims[0].matched) == [True, True, False, False]
+    assert list(response.claims[1].matched) == [True, False, False, False]
+    assert list(response.match) == [True, False, False, False]
+    assert [(k.index, "18 characters" in k.message) for k in response.invalid_keys] == [(3, True)]
+
+
+def test_verify_by_indexed_field_on_credit_list(hub: RunningHub) -> None:
+    code = "91510600MA62A0B1XC"
+    entries = [
+        {
+            "entry_id": "E1",
+            "credit_code": code,
+            "category": "serious_violation",
+            "listed_on": "2017-03-01",
+            "measures": ["restrict_bidding"],
+        },
+        {
+            "entry_id": "E2",
+            "credit_code": code,
+            "category": "abnormal_operation",
+            "listed_on": "2016-01-01",
+            "removed_on": "2017-01-01",
+        },
+    ]
+    published = hub.publish("credit.list_entry", entries)
+    on_list = [
+        verification_pb2.Claim(field="category", values=["serious_violation"]),
+        verification_pb2.Claim(
+            field="removed_on", op=verification_pb2.CLAIM_OP_AFTER, values=["2017-06-01"], or_unset=True
+        ),
+    ]
+    answer = hub.verify("credit.list_entry", code, on_list, after=published, key_field="credit_code")
+    assert answer.found and answer.match
+    abnormal_now = [verification_pb2.Claim(field="category", values=["abnormal_operation"]), on_list[1]]
+    answer = hub.verify("credit.list_entry", code, abnormal_now, key_field="credit_code")
+    assert answer.found and not answer.match and list(answer.claims) == [True, True]
+
+
+def test_lookup_returns_fields(hub: RunningHub) -> None:
+    published = hub.publish("population.resident", [resident(RID)])
+    got = hub.lookup.Get(
+        lookup_pb2.GetRequest(
+            resource="population.resident",
+            key=RID,
+            fields=["district_code", "birth_date"],
+            consistency=common_pb2.Consistency(min_offsets=published.offsets),
+        )
+    )
+    assert orjson.loads(got.records[0]) == {"district_code": "510603", "birth_date": "1990-01-01"}
+
+
+def test_consistency_deadline(hub: RunningHub) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        hub.verification.Verify(
+            verification_pb2.VerifyRequest(
+                resource="population.resident",
+                key=RID,
+                consistency=common_pb2.Consistency(min_offsets=[common_pb2.PartitionOffset(partition=0, offset=10**9)]),
+            ),
+            timeout=0.5,
+        )
+    assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def test_health_serving_and_reflection_lists_services(hub: RunningHub) -> None:
+    assert hub.health.Check(health_pb2.HealthCheckRequest()).status == health_pb2.HealthCheckResponse.SERVING
+    assert (
+        hub.health.Check(health_pb2.HealthCheckRequest(service="hub.v1.Verification")).status
+        == health_pb2.HealthCheckResponse.SERVING
+    )
+    stub = reflection_pb2_grpc.ServerReflectionStub(hub.channel)
+    responses = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+    names = {s.name for r in responses for s in r.list_services_response.service}
+    assert {
+        "hub.v1.Exchange",
+        "hub.v1.Verification",
+        "hub.v1.Lookup",
+        "hub.v1.Catalog",
+        "grpc.health.v1.Health",
+    } <= names
+
+
+def test_catalog_describes_resources(hub: RunningHub) -> None:
+    listed = hub.catalog.List(catalog_pb2.ListRequest())
+    names = {r.name for r in listed.resources}
+    assert {"population.resident", "market.entity", "credit.list_entry"} <= names
+    resident_pb = hub.catalog.Describe(catalog_pb2.DescribeRequest(resource="population.resident")).resource
+    assert resident_pb.key == "resident_id" and resident_pb.provider == "public_security"
+    assert resident_pb.sharing_class == catalog_pb2.SHARING_CLASS_CONDITIONAL
+    assert resident_pb.partitions == 6 and orjson.loads(resident_pb.json_schema)["required"]
+
+
+def test_publish_rejects_empty_batch(hub: RunningHub) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        hub.exchange.Publish(exchange_pb2.PublishRequest(resource="population.resident"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "records" in err.value.details()
