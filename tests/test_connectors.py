@@ -43,11 +43,7 @@ def test_connector_loads_its_export(hub: RunningHub, exports, tmp_path: Path, na
         assert stats.dead_lettered > 0  # the export has defective rows, reported with reasons
         for entry in runtime.dead_letter.entries():
             assert entry["reason"] and entry["row"] and entry["line"] > 1
-    hub.verify(
-        connector.resource,
-        "x" * 18 if name == "credit" else _first_key(connector, exports.files[name]),
-        after=_offsets(hub, runtime),
-    )
+    hub.verify(connector.resource, _first_key(connector, exports.files[name]), after=_offsets(hub, runtime))
     version = hub.server.cache.version(connector.resource)
     assert version.live == stats.published
 
