@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hub", description="Exchange hub for city government data: publish, verify, look up."
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="what to do")
 
     p = sub.add_parser(
         "serve",
@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Run or list departmental connectors.",
         description="Departmental connectors publish a department's records to the hub.",
     )
-    csub = connector.add_subparsers(dest="connector_command", required=True, metavar="ACTION")
+    csub = connector.add_subparsers(dest="connector_command", required=True, metavar="ACTION", help="list or run")
     p = csub.add_parser("list", help="List the connectors in connectors/.", description="List the connectors.")
     p.set_defaults(func=_cmd_connector_list)
     p = csub.add_parser(

@@ -29,6 +29,9 @@ class HubSettings(BaseSettings):
     port: int = Field(default=50051, ge=0, le=65535, description="gRPC port (0: pick a free one).")
     data_dir: Path = Field(default=Path(".hub-data"), description="Logs, snapshots and broker data.")
     catalogue_path: Path | None = Field(default=None, description="A catalogue TOML instead of the built-in one.")
+    snapshot_interval_s: float = Field(
+        default=60.0, ge=0, description="Seconds between cache snapshots; 0 disables them (replay on start)."
+    )
     log_level: str = "INFO"
 
     def kafka_extra(self) -> dict[str, str]:

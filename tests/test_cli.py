@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import subprocess
@@ -20,11 +21,15 @@ HUB = [sys.executable, "-m", "hub"]
 
 
 def test_every_option_has_help() -> None:
-    parser = build_parser()
-    for action in parser._subparsers._group_actions[0].choices.values():  # type: ignore[union-attr]
-        for option in action._actions:
-            if option.dest != "help":
-                assert option.help, f"{action.prog} {option.option_strings} has no help"
+    def check(parser: argparse.ArgumentParser) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    check(sub)
+            if action.dest != "help":
+                assert action.help, f"{parser.prog} {action.option_strings or action.dest} has no help"
+
+    check(build_parser())
 
 
 def test_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:

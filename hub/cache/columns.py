@@ -284,7 +284,7 @@ class _FixedColumn(Column):
         self.values.extend(self._to_numpy(arr))
 
     def is_set(self, row: int) -> bool:
-        return bool(self.valid(np.asarray([row]))[0])
+        return bool(self.values.arr[row] != self.null)
 
     def valid(self, rows: np.ndarray) -> np.ndarray:
         return self.values.arr[rows] != self.null
@@ -337,6 +337,10 @@ class DecimalColumn(_FixedColumn):
     json_type = pa.float64()
     dtype = np.float64
     null = np.nan
+
+    def is_set(self, row: int) -> bool:
+        v = self.values.arr[row]
+        return bool(v == v)  # NaN is unset
 
     def valid(self, rows: np.ndarray) -> np.ndarray:
         return ~np.isnan(self.values.arr[rows])

@@ -1,19 +1,35 @@
-"""One hub replica's cache: a table per resource, fed from Kafka, read by the RPCs."""
+"""One hub replica's cache: a table per resource, fed from Kafka, read by the RPCs.
+
+Start-up: the feeder thread first loads each resource's snapshot (if it matches
+the topic), then consumes from the snapshot's offsets. A snapshotter thread
+writes a snapshot of every resource that changed, every ``snapshot_interval_s``
+and once more on a clean stop.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 from hub.cache.feeder import CacheFeeder
+from hub.cache.snapshot import SnapshotInfo, read_snapshot, write_snapshot
 from hub.cache.table import ResourceTable, TableVersion, Watermark
 from hub.catalogue.model import Catalogue
 from hub.errors import DeadlineExceeded, InvalidArgument, UnknownResource
 from hub.records.codec import topic_for
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SnapshotPolicy:
+    directory: Path
+    interval_s: float = 60.0
 
 
 class ReplicaCache:
@@ -26,8 +42,18 @@ class ReplicaCache:
         topic_prefix: str,
         partitions: dict[str, int],
         consumer_extra: dict | None = None,
+        identities: dict[str, str] | None = None,
+        snapshots: SnapshotPolicy | None = None,
     ) -> None:
         self.catalogue = catalogue
+        self._topic_prefix = topic_prefix
+        self._identities = identities or {}
+        self._snapshots = snapshots
+        self._snapshot_stop = threading.Event()
+        self._snapshotter: threading.Thread | None = None
+        self._written: dict[str, tuple[int, ...]] = {}
+        self.snapshot_log: list[SnapshotInfo] = []
+        self.loaded_from_snapshot: dict[str, int] = {}
         self.tables: dict[str, ResourceTable] = {}
         by_topic: dict[str, ResourceTable] = {}
         for spec in catalogue.resources:
@@ -38,16 +64,87 @@ class ReplicaCache:
         self._by_topic = by_topic
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiters: dict[str, asyncio.Event] = {}
-        self.feeder = CacheFeeder(bootstrap, by_topic, on_applied=self._applied, consumer_extra=consumer_extra)
+        self.feeder = CacheFeeder(
+            bootstrap,
+            by_topic,
+            on_applied=self._applied,
+            before_assign=self._load_snapshots,
+            consumer_extra=consumer_extra,
+        )
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._loop = loop
         self.feeder.start()
+        if self._snapshots is not None and self._snapshots.interval_s > 0:
+            self._snapshotter = threading.Thread(target=self._snapshot_loop, name="snapshotter", daemon=True)
+            self._snapshotter.start()
 
-    def stop(self) -> None:
+    def stop(self, final_snapshot: bool = True) -> None:
+        self._snapshot_stop.set()
+        if self._snapshotter is not None:
+            self._snapshotter.join()
         self.feeder.stop()
+        if final_snapshot and self._snapshots is not None and self.ready:
+            self.snapshot_all()
+
+    # -- snapshots -------------------------------------------------------------------------------
+
+    def _identity(self, resource: str) -> str:
+        return self._identities.get(topic_for(self._topic_prefix, resource), "")
+
+    def _load_snapshots(self) -> None:
+        if self._snapshots is None:
+            return
+        for name, table in self.tables.items():
+            started = time.perf_counter()
+            loaded = read_snapshot(self._snapshots.directory, table.spec, self._identity(name), table.partitions)
+            if loaded is None:
+                continue
+            arrow_table, watermark = loaded
+            table.load(arrow_table, watermark)
+            self._written[name] = watermark.offsets
+            self.loaded_from_snapshot[name] = arrow_table.num_rows
+            log.info(
+                "%s: loaded %d rows from snapshot in %.2fs; replaying from %s",
+                name,
+                arrow_table.num_rows,
+                time.perf_counter() - started,
+                list(watermark.offsets),
+            )
+
+    def snapshot_all(self) -> list[SnapshotInfo]:
+        """Snapshots every resource whose offsets moved since its last snapshot."""
+        assert self._snapshots is not None
+        written = []
+        for name, table in self.tables.items():
+            version = table.version
+            if self._written.get(name) == version.watermark.offsets:
+                continue
+            started = time.perf_counter()
+            info = write_snapshot(self._snapshots.directory, version, self._identity(name))
+            self._written[name] = info.offsets
+            written.append(info)
+            log.info(
+                "%s: snapshot of %d rows at %s in %.2fs",
+                name,
+                info.rows,
+                list(info.offsets),
+                time.perf_counter() - started,
+            )
+        self.snapshot_log.extend(written)
+        return written
+
+    def _snapshot_loop(self) -> None:
+        assert self._snapshots is not None
+        while not self._snapshot_stop.wait(self._snapshots.interval_s):
+            if not self.ready:
+                continue
+            try:
+                self.snapshot_all()
+            except OSError:
+                log.exception("snapshot failed; the previous one stays valid")
 
     @property
     def ready(self) -> bool:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, repeat
 
@@ -141,10 +141,24 @@ class TableVersion:
         columns = self.columns
         return {name: columns[name].value(row) for name in names}
 
-    def to_arrow(self) -> pa.Table:
-        """The live rows, in row order, as an Arrow table."""
-        rows = np.sort(np.fromiter(_live_rows(self.index), dtype=np.int64))
-        return pa.table({f.name: self.columns[f.name].take(rows) for f in self.spec.fields})
+    def live_rows(self) -> np.ndarray:
+        """Row numbers of the live records, ascending."""
+        return np.sort(np.fromiter(_live_rows(self.index), dtype=np.int64))
+
+    def iter_batches(self, chunk_rows: int) -> Iterator[pa.RecordBatch]:
+        """The live rows as record batches of at most ``chunk_rows`` (bounded extra memory)."""
+        rows = self.live_rows()
+        for start in range(0, len(rows), chunk_rows):
+            part = rows[start : start + chunk_rows]
+            yield pa.record_batch(
+                [self.columns[f.name].take(part) for f in self.spec.fields], names=[f.name for f in self.spec.fields]
+            )
+
+    def empty_batch(self) -> pa.RecordBatch:
+        none = np.zeros(0, dtype=np.int64)
+        return pa.record_batch(
+            [self.columns[f.name].take(none) for f in self.spec.fields], names=[f.name for f in self.spec.fields]
+        )
 
     @property
     def nbytes(self) -> int:

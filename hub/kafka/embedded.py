@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from pathlib import Path
 from typing import Literal
 
@@ -94,11 +95,22 @@ class EmbeddedBroker:
             storage = self._seaweed.storage_url
             env.update(self._seaweed.client_env())
         url = f"tcp://{self.bootstrap}"
+        # A new cluster id for each memory broker, a stable one for a durable broker: snapshots of a
+        # vanished memory broker's topics are then recognised as foreign.
+        id_file = self.data_dir / "cluster-id"
+        if self.mode == "durable" and id_file.exists():
+            cluster_id = id_file.read_text().strip()
+        else:
+            cluster_id = f"hub-{uuid.uuid4().hex[:12]}"
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            id_file.write_text(cluster_id)
         self._proc = ChildProcess(
             "tansu",
             [
                 tansu_binary(),
                 "broker",
+                "--cluster-id",
+                cluster_id,
                 "--listener-url",
                 url,
                 "--advertised-listener-url",

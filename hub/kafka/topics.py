@@ -17,7 +17,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient, NewTopic
 
 log = logging.getLogger(__name__)
@@ -62,3 +62,18 @@ def ensure_topics(admin: AdminClient, topics: Iterable[TopicSpec], timeout: floa
             )
         counts[name] = actual
     return counts
+
+
+def topic_identities(admin: AdminClient, names: Iterable[str], timeout: float = 30.0) -> dict[str, str]:
+    """``cluster id/topic id`` per topic: changes if the topic is recreated or the cluster replaced.
+
+    Snapshots record it, so a snapshot is never applied to a different topic of the same name.
+    """
+    names = list(names)
+    cluster = admin.list_topics(timeout=timeout).cluster_id or "unknown-cluster"
+    try:
+        described = admin.describe_topics(TopicCollection(names), request_timeout=timeout)
+        return {name: f"{cluster}/{future.result().topic_id}" for name, future in described.items()}
+    except KafkaException as exc:  # brokers before topic ids (KIP-516): fall back to the name
+        log.warning("describe_topics failed (%s); snapshots are tied to the cluster id only", exc)
+        return {name: f"{cluster}/{name}" for name in names}

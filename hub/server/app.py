@@ -18,11 +18,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from hub.cache.replica import ReplicaCache
+from hub.cache.replica import ReplicaCache, SnapshotPolicy
 from hub.catalogue.model import Catalogue
 from hub.kafka.clients import admin_config, producer_config
 from hub.kafka.producer import AckingProducer
-from hub.kafka.topics import TopicSpec, ensure_topics
+from hub.kafka.topics import TopicSpec, ensure_topics, topic_identities
 from hub.records.codec import topic_for
 from hub.server.catalog import CatalogService
 from hub.server.exchange import ExchangeService
@@ -77,8 +77,18 @@ class HubServer:
         admin = AdminClient({**admin_config(self.bootstrap), **kafka_extra})
         partitions = await asyncio.to_thread(ensure_topics, admin, self.topic_specs())
 
+        identities = await asyncio.to_thread(topic_identities, admin, partitions)
+        snapshots = None
+        if s.snapshot_interval_s > 0:
+            snapshots = SnapshotPolicy(s.data_dir / "snapshots" / s.topic_prefix.rstrip("."), s.snapshot_interval_s)
         self.cache = ReplicaCache(
-            self.catalogue, self.bootstrap, s.topic_prefix, partitions, consumer_extra=kafka_extra
+            self.catalogue,
+            self.bootstrap,
+            s.topic_prefix,
+            partitions,
+            consumer_extra=kafka_extra,
+            identities=identities,
+            snapshots=snapshots,
         )
         self.cache.start(asyncio.get_running_loop())
         self.producer = AckingProducer(producer_config(self.bootstrap, kafka_extra))
