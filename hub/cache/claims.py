@@ -13,6 +13,7 @@ the claim and field. Evaluation comes in two shapes:
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -91,7 +92,7 @@ def _parse(kind: str, value: str, where: str) -> object:
 class Compiled:
     """A checked claim, ready to evaluate against any version of its resource."""
 
-    __slots__ = ("field", "kind", "op", "operand", "or_unset", "per_key")
+    __slots__ = ("field", "kind", "op", "operand", "or_unset", "per_key", "test")
 
     def __init__(self, field: str, kind: str, op: Op, operand: object, or_unset: bool, per_key: bool) -> None:
         self.field = field
@@ -100,31 +101,8 @@ class Compiled:
         self.operand = operand  # a scalar, a frozenset (IN), or an array (per key)
         self.or_unset = or_unset
         self.per_key = per_key
-
-    # -- one row ---------------------------------------------------------------------------------
-
-    def test(self, col: Column, row: int) -> bool:
-        op = self.op
-        if op is Op.UNSET:
-            return not col.is_set(row)
-        if not col.is_set(row):
-            return self.or_unset
-        operand = self.operand
-        if isinstance(col, CodeColumn):
-            value: object = col.categories[col.codes.arr[row]]
-        elif isinstance(col, StringColumn):
-            value = col.raw(row).decode()
-        else:
-            value = col.values.arr[row]
-        if op is Op.EQUALS:
-            return bool(value == operand)
-        if op is Op.IN:
-            return value in operand
-        if op is Op.PREFIX:
-            return value.startswith(operand)
-        if op is Op.CONTAINS:
-            return f"{LIST_SEP}{operand}{LIST_SEP}" in value
-        return bool(_COMPARE[op](value, operand))
+        #: ``test(column, row) -> bool``: the claim on one row, specialised to the field's kind and the op.
+        self.test = _scalar_test(kind, op, operand, or_unset)
 
     # -- many rows -------------------------------------------------------------------------------
 
@@ -154,12 +132,12 @@ class Compiled:
             else:
                 wanted = lookup.get(operand, -2)
             return (codes == wanted) if op is Op.EQUALS else (codes != wanted)
+        # IN and PREFIX: test the (few) categories once, then gather per row.
         if op is Op.IN:
-            return np.isin(codes, np.array([lookup.get(v, -2) for v in operand], dtype=np.int32))
-        # PREFIX: test the (few) categories, then the codes.
+            return col.category_mask(operand.__contains__)[codes]
         if not self.per_key:
-            return np.isin(codes, col.codes_matching(lambda c: c.startswith(operand)))
-        return self._grouped(codes, lambda sub, p: np.isin(sub, col.codes_matching(lambda c: c.startswith(p))))
+            return col.category_mask(lambda c: c.startswith(operand))[codes]
+        return self._grouped(codes, lambda sub, p: col.category_mask(lambda c: c.startswith(p))[sub])
 
     def _strings(self, arr: pa.Array) -> np.ndarray:
         op, operand = self.op, self.operand
@@ -189,6 +167,64 @@ class Compiled:
             sub = values.take(pa.array(where)) if isinstance(values, pa.Array) else values[where]
             out[where] = fn(sub, operand)
         return out
+
+
+def _value_getter(kind: str):
+    """``get(column, row)``: the row's value as Python, or None when unset."""
+    if kind == "code":
+
+        def get(col, row):
+            code = col.codes.arr[row]
+            return col.categories[code] if code >= 0 else None
+
+    elif kind in ("string", "list"):
+
+        def get(col, row):
+            return col.raw(row).decode() if col.validity.arr[row] else None
+
+    elif kind == "decimal":
+
+        def get(col, row):
+            value = col.values.arr[row]
+            return None if value != value else value  # NaN is unset
+
+    else:
+
+        def get(col, row):
+            value = col.values.arr[row]
+            return None if value == col.null else value
+
+    return get
+
+
+_SCALAR_OPS = {
+    Op.EQUALS: operator.eq,
+    Op.NOT_EQUALS: operator.ne,
+    Op.IN: lambda value, operand: value in operand,
+    Op.PREFIX: str.startswith,
+    Op.CONTAINS: lambda value, pattern: pattern in value,
+    Op.AT_MOST: operator.le,
+    Op.AT_LEAST: operator.ge,
+    Op.BEFORE: operator.lt,
+    Op.AFTER: operator.gt,
+}
+
+
+def _scalar_test(kind: str, op: Op, operand: object, or_unset: bool):
+    get = _value_getter(kind)
+    if op is Op.UNSET:
+        return lambda col, row: get(col, row) is None
+    if op is Op.CONTAINS:
+        operand = f"{LIST_SEP}{operand}{LIST_SEP}"
+    fn = _SCALAR_OPS[op]
+
+    def test(col, row) -> bool:
+        value = get(col, row)
+        if value is None:
+            return or_unset
+        return bool(fn(value, operand))
+
+    return test
 
 
 def _bools(arr: pa.Array) -> np.ndarray:

@@ -257,8 +257,11 @@ class CodeColumn(Column):
     def to_arrow(self, n: int) -> pa.Array:
         return self.take(np.arange(n))
 
-    def codes_matching(self, predicate) -> np.ndarray:
-        return np.array([i for i, c in enumerate(self.categories) if predicate(c)], dtype=np.int32)
+    def category_mask(self, predicate) -> np.ndarray:
+        """Per code, whether its category satisfies ``predicate``; one extra False at the end, so
+        indexing with the null code -1 gives False."""
+        categories = self.categories[:]  # the writer may append meanwhile
+        return np.array([*map(predicate, categories), False], dtype=bool)
 
     @property
     def nbytes(self) -> int:

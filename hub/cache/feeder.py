@@ -155,6 +155,14 @@ class CacheFeeder:
         self._refresh_freshness(batches.keys() | {t for t, _, _ in eofs})
         if batches and self._on_applied is not None:
             self._on_applied(batches.keys())
+        if not messages:
+            self._settle_one()
+
+    def _settle_one(self) -> None:
+        """When the topics are quiet, merge one table's index delta (one per idle poll: bounded pauses)."""
+        for topic in self._tables:
+            if topic in self.ready_topics and self._tables[topic].settle():
+                return
 
     def _refresh_freshness(self, touched: Iterable[str]) -> None:
         now_ms = int(time.time() * 1000)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import grpc
 from confluent_kafka.admin import AdminClient
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -55,11 +56,18 @@ MAX_MESSAGE = 64 << 20
 
 
 class HubServer:
-    def __init__(self, settings: HubSettings, bootstrap: str, catalogue: Catalogue) -> None:
+    def __init__(
+        self,
+        settings: HubSettings,
+        bootstrap: str,
+        catalogue: Catalogue,
+        extra_handlers: list[grpc.GenericRpcHandler] | None = None,
+    ) -> None:
         self.settings = settings
         self.bootstrap = bootstrap
         self.catalogue = catalogue
         self.port = 0
+        self._extra_handlers = extra_handlers or []
         self.cache: ReplicaCache | None = None
         self.producer: AckingProducer | None = None
         self._server: aio.Server | None = None
@@ -112,6 +120,7 @@ class HubServer:
             CatalogService(self.catalogue, s.topic_prefix, partitions), server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        server.add_generic_rpc_handlers(self._extra_handlers)
         names = [pb.DESCRIPTOR.services_by_name[n.rsplit(".", 1)[1]].full_name for n, pb in SERVICES.items()]
         reflection.enable_server_reflection(
             [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
