@@ -23,6 +23,12 @@ test: $(INSTALLED)
 	$(BIN)/buf lint
 	$(BIN)/python -m pytest $(ARGS)
 
+## The cache benchmarks (in-process, gRPC, recovery); each ends with its ratios against same-run baselines.
+bench: $(INSTALLED)
+	$(BIN)/python -m bench.cache $(ARGS)
+	$(BIN)/python -m bench.rpc $(ARGS)
+	$(BIN)/python -m bench.recovery $(ARGS)
+
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/buf lint
