@@ -34,6 +34,31 @@ def _add_hub_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--topic-prefix", help="Prefix of every topic. Default: 'hub.'.")
     g.add_argument("--catalogue-path", type=Path, help="Catalogue TOML to use instead of the built-in one.")
     g.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="Default: INFO.")
+    g.add_argument("--tls-dir", type=Path, help="PKI directory from 'hub certs init': serve with mutual TLS.")
+    g.add_argument(
+        "--insecure-dev",
+        action="store_true",
+        default=None,
+        help="No TLS; callers name their department in a header. For demos and tests only.",
+    )
+
+
+def _add_client_options(p: argparse.ArgumentParser, department: bool = True) -> None:
+    g = p.add_argument_group("connecting to the hub")
+    g.add_argument("--hub", default="127.0.0.1:50051", help="Hub address HOST:PORT. Default: 127.0.0.1:50051.")
+    g.add_argument("--ca", type=Path, help="The hub CA's certificate (ca.crt), for mutual TLS.")
+    g.add_argument("--cert", type=Path, help="This department's certificate, for mutual TLS.")
+    g.add_argument("--key", type=Path, help="This department's private key, for mutual TLS.")
+    if department:
+        g.add_argument("--department", help="Without a certificate: the department to claim (insecure dev mode).")
+
+
+def _tls(args: argparse.Namespace) -> tuple[Path, Path, Path] | None:
+    if args.cert or args.key or args.ca:
+        if not (args.cert and args.key and args.ca):
+            raise SystemExit("mutual TLS needs --ca, --cert and --key together")
+        return args.ca, args.cert, args.key
+    return None
 
 
 def settings_from(args: argparse.Namespace) -> HubSettings:
@@ -99,7 +124,87 @@ def _cmd_connector_run(args: argparse.Namespace) -> int:
         state_dir=args.state_dir,
         batch_size=args.batch_size,
         max_in_flight=args.max_in_flight,
+        tls=_tls(args),
     )
+
+
+def _cmd_certs(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from hub.governance.pki import CertificateAuthority
+
+    ca = CertificateAuthority(args.pki_dir)
+    if args.certs_command == "init":
+        ca.init(server_names=args.server_name or [])
+        print(f"created the hub CA, server certificate and audit keys in {args.pki_dir}")
+    elif args.certs_command == "issue":
+        issued = ca.issue(args.department, args.subsystem or "", days=args.days)
+        print(
+            f"issued certificate {issued.serial:x} for {args.department}"
+            f"{'.' + args.subsystem if args.subsystem else ''}, valid until {issued.not_after}\n"
+            f"  certificate: {issued.cert_path}\n  key:         {issued.key_path}\n  CA:          {ca.ca_cert_path}"
+        )
+    elif args.certs_command == "list":
+        table = Table("serial", "department", "subsystem", "not after", "status")
+        now = dt.datetime.now(dt.UTC)
+        for c in ca.list():
+            table.add_row(f"{c.serial:x}", c.department, c.subsystem, c.not_after[:19], c.status(now))
+        Console().print(table)
+    else:
+        revoked = ca.revoke(int(args.serial, 16), args.reason)
+        print(f"revoked {revoked.serial:x} ({revoked.department}); CRL written to {ca.crl_path}")
+        if args.bootstrap_servers:
+            from hub.governance.crl import publish_crl
+
+            publish_crl(args.bootstrap_servers, args.topic_prefix, ca.crl_path.read_bytes())
+            print("CRL published to the hub's governance topic: every replica applies it within a second")
+        else:
+            print(
+                "hubs reading this PKI directory reload the CRL within a second; others need "
+                "'hub certs revoke ... --bootstrap-servers' to receive it through Kafka"
+            )
+    return 0
+
+
+def _cmd_audit_verify(args: argparse.Namespace) -> int:
+    from hub.governance.audit_verify import read_topic, verify_entries
+    from hub.governance.keys import audit_public_key
+
+    settings = settings_from(args)
+    if not settings.bootstrap_servers:
+        raise SystemExit("--bootstrap-servers (or HUB_BOOTSTRAP_SERVERS) names the cluster holding the audit topic")
+    key_path = args.public_key or (settings.tls_dir or settings.data_dir / "dev-keys") / "audit.pub"
+    topic = args.topic or f"{settings.topic_prefix}_audit"
+    report = verify_entries(
+        read_topic(settings.bootstrap_servers, topic, settings.kafka_extra()), audit_public_key(key_path)
+    )
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+def _cmd_governance(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from hub.client import open_channel
+    from hub.v1 import governance_pb2, governance_pb2_grpc
+
+    stub = governance_pb2_grpc.GovernanceStub(open_channel(args.hub, department=args.department, tls=_tls(args)))
+    if args.governance_command == "overdue":
+        requests = stub.ListOverdue(governance_pb2.ListOverdueRequest()).requests
+    else:
+        requests = stub.ListAccessRequests(governance_pb2.ListAccessRequestsRequest(state=args.state or "")).requests
+    table = Table("request", "consumer", "resource", "state", "deadline", "overdue")
+    for r in requests:
+        deadline = dt.datetime.fromtimestamp(r.deadline_ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M")
+        table.add_row(r.id, r.consumer, r.resource, r.state, deadline, "yes" if r.overdue else "")
+    Console().print(table)
+    return 0
 
 
 def _cmd_codegen(args: argparse.Namespace) -> int:
@@ -174,14 +279,86 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("name", help="Short name (see 'hub connector list') or package.module:Class.")
     p.add_argument("--source", required=True, help="Where the source reads: a file path for file drops.")
-    p.add_argument("--hub", default="127.0.0.1:50051", help="Hub address HOST:PORT. Default: 127.0.0.1:50051.")
     p.add_argument(
         "--state-dir", type=Path, default=None, help="Offsets and dead letter. Default: .hub-data/connectors/NAME."
     )
     p.add_argument("--batch-size", type=int, default=2000, help="Records per Publish call. Default: 2000.")
     p.add_argument("--max-in-flight", type=int, default=4, help="Publish calls outstanding at once. Default: 4.")
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="Default: INFO.")
+    _add_client_options(p, department=False)
     p.set_defaults(func=_cmd_connector_run)
+
+    certs = sub.add_parser(
+        "certs",
+        help="The hub's certificate authority: issue, list and revoke certificates.",
+        description="Department certificates for mutual TLS, from the hub's own CA.",
+    )
+    certs.add_argument(
+        "--pki-dir", type=Path, default=Path(".hub-data/pki"), help="The PKI directory. Default: .hub-data/pki."
+    )
+    csub = certs.add_subparsers(
+        dest="certs_command", required=True, metavar="ACTION", help="init, issue, list or revoke"
+    )
+    p = csub.add_parser(
+        "init",
+        help="Create the CA, the hub's server certificate and audit keys.",
+        description="Create the CA, the hub's server certificate and audit keys.",
+    )
+    p.add_argument("--server-name", action="append", help="Extra DNS name or IP of the hub (repeatable).")
+    p = csub.add_parser(
+        "issue",
+        help="Issue a certificate for a department or one of its subsystems.",
+        description="Issue a department certificate (O=department, OU=subsystem).",
+    )
+    p.add_argument("department", help="Department code, e.g. education.")
+    p.add_argument("--subsystem", help="Subsystem of the department, e.g. enrolment.")
+    p.add_argument("--days", type=int, default=397, help="Validity in days. Default: 397.")
+    csub.add_parser("list", help="List issued certificates and their status.", description="List certificates.")
+    p = csub.add_parser(
+        "revoke",
+        help="Revoke a certificate (effective without restarting the hub).",
+        description="Revoke a certificate and write the CRL; with --bootstrap-servers also publish it.",
+    )
+    p.add_argument("serial", help="Serial number in hex, as 'hub certs list' shows it.")
+    p.add_argument("--reason", default="", help="Why it is revoked.")
+    p.add_argument("--bootstrap-servers", help="Publish the CRL to this cluster's governance topic.")
+    p.add_argument("--topic-prefix", default="hub.", help="Topic prefix of the hubs. Default: 'hub.'.")
+    for action in csub.choices.values():
+        action.set_defaults(func=_cmd_certs)
+
+    audit = sub.add_parser("audit", help="Check the audit trail.", description="The tamper-evident audit trail.")
+    asub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION", help="verify")
+    p = asub.add_parser(
+        "verify",
+        help="Recompute every hash chain and check every signed checkpoint.",
+        description="Detects edited, removed and reordered audit entries. Exit code 1 if any.",
+    )
+    _add_hub_options(p)
+    p.add_argument("--topic", help="Audit topic to verify. Default: <prefix>_audit.")
+    p.add_argument("--public-key", type=Path, help="Audit public key. Default: audit.pub in the TLS or dev-key dir.")
+    p.set_defaults(func=_cmd_audit_verify)
+
+    gov = sub.add_parser(
+        "governance",
+        help="Access requests and their deadlines.",
+        description="List access requests, or those past their deadline.",
+    )
+    gsub = gov.add_subparsers(dest="governance_command", required=True, metavar="ACTION", help="requests or overdue")
+    p = gsub.add_parser(
+        "requests",
+        help="Access requests the caller filed or must decide.",
+        description="Access requests the caller filed or must decide.",
+    )
+    p.add_argument("--state", choices=["pending", "approved", "refused", "withdrawn"], help="Only this state.")
+    _add_client_options(p)
+    p.set_defaults(func=_cmd_governance)
+    p = gsub.add_parser(
+        "overdue",
+        help="Pending requests past their deadline.",
+        description="Pending requests past their deadline (all of them for hub_admin).",
+    )
+    _add_client_options(p)
+    p.set_defaults(func=_cmd_governance)
 
     p = sub.add_parser(
         "codegen",

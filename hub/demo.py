@@ -1,9 +1,12 @@
-"""``hub demo``: the walking skeleton end to end, with timings.
+"""``hub demo``: the hub end to end, with timings.
 
-Generates the city's departmental exports, starts the broker and a hub
-process, runs the population, market and credit connectors through gRPC
-Publish with progress bars, waits until the cache shows the last write,
-then runs sample verifications and keeps serving until Ctrl-C.
+Generates the city's departmental exports, starts the broker and a hub process (in insecure
+development mode: departments are named by a header), runs the population, market and credit
+connectors through gRPC Publish with progress bars, and waits until the cache shows the last write.
+Then it plays a department's day: the administrative-approval bureau requests access to the
+population registry, the public security bureau approves it, the bureau verifies claims, looks a
+record up (masked), is refused outside its grant's purpose, and finally both audit questions are
+asked. It keeps serving until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -23,15 +26,29 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from hub.childproc import ChildProcess, free_port
+from hub.client import open_channel
 from hub.connect.registry import resolve_connector
 from hub.connect.runtime import ConnectorRuntime, RunStats, RuntimeOptions
+from hub.connect.source import MappingError
 from hub.datagen.city import CITY_SIZE, CitySize
-from hub.datagen.exports import write_exports
+from hub.datagen.exports import ExportSet, write_exports
 from hub.kafka.embedded import EmbeddedBroker
 from hub.settings import HubSettings
-from hub.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc, verification_pb2, verification_pb2_grpc
+from hub.v1 import (
+    audit_pb2,
+    audit_pb2_grpc,
+    common_pb2,
+    governance_pb2,
+    governance_pb2_grpc,
+    lookup_pb2,
+    lookup_pb2_grpc,
+    verification_pb2,
+    verification_pb2_grpc,
+)
 
 CONNECTORS = ("population", "market", "credit")
+CONSUMER = "approval_bureau"
+CASE = common_pb2.CallContext(purpose=common_pb2.PURPOSE_LEGAL_BASIS, case_number="DY-2017-SP-000001")
 
 
 @dataclass(frozen=True)
@@ -76,12 +93,19 @@ class Demo:
         self.broker: EmbeddedBroker | None = None
         self.hub: ChildProcess | None = None
         self.port = settings.port or free_port(settings.host)
-        self._last_offsets: dict[str, tuple[str, list]] = {}
+        self.address = f"{settings.host}:{self.port}"
+        self._channels: dict[str, grpc.Channel] = {}
+        self._last_offsets: dict[str, tuple[str, str, list]] = {}
 
     def timed(self, label: str, seconds: float, note: str = "") -> None:
         self.timings.append((label, seconds, note))
 
-    def start(self) -> grpc.Channel:
+    def channel(self, department: str) -> grpc.Channel:
+        if department not in self._channels:
+            self._channels[department] = open_channel(self.address, department=department)
+        return self._channels[department]
+
+    def start(self) -> None:
         s = self.settings
         bootstrap = s.bootstrap_servers
         if not bootstrap:
@@ -90,44 +114,38 @@ class Demo:
             bootstrap = self.broker.start()
             self.timed("start embedded broker", time.perf_counter() - t, f"tansu, {s.embedded_broker}, {bootstrap}")
         t = time.perf_counter()
-        self.hub = ChildProcess(
+        command = [
+            sys.executable,
+            "-m",
             "hub",
-            [
-                sys.executable,
-                "-m",
-                "hub",
-                "serve",
-                "--bootstrap-servers",
-                bootstrap,
-                "--host",
-                s.host,
-                "--port",
-                str(self.port),
-                "--data-dir",
-                str(self.run_dir),
-                "--topic-prefix",
-                s.topic_prefix,
-            ],
-            self.run_dir / "logs" / "hub.log",
-        )
+            "serve",
+            "--bootstrap-servers",
+            bootstrap,
+            "--host",
+            s.host,
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.run_dir),
+            "--topic-prefix",
+            s.topic_prefix,
+        ]
+        command += ["--tls-dir", str(s.tls_dir)] if s.tls_dir else ["--insecure-dev"]
+        self.hub = ChildProcess("hub", command, self.run_dir / "logs" / "hub.log")
         self.hub.start()
-        channel = grpc.insecure_channel(
-            f"{s.host}:{self.port}", options=[("grpc.max_receive_message_length", 64 << 20)]
-        )
-        wait_serving(channel, 120)
+        wait_serving(self.channel("hub_admin"), 120)
         self.timed("start hub, cache caught up", time.perf_counter() - t, f"pid {self.hub.pid}, port {self.port}")
-        return channel
 
-    def load(self, channel: grpc.Channel, exports) -> dict[str, RunStats]:
+    def load(self, exports: ExportSet) -> dict[str, RunStats]:
         results: dict[str, RunStats] = {}
-        with Progress(
+        columns = (
             TextColumn("{task.description:<12}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[rate]:>9} rec/s"),
             TimeElapsedColumn(),
-            console=self.console,
-        ) as progress:
+        )
+        with Progress(*columns, console=self.console) as progress:
             for name in CONNECTORS:
                 connector = resolve_connector(name)()
                 task = progress.add_task(name, total=exports.counts[name], rate="")
@@ -138,7 +156,7 @@ class Demo:
                 runtime = ConnectorRuntime(
                     connector,
                     connector.default_source(str(exports.files[name])),
-                    channel,
+                    self.channel(connector.department),
                     self.run_dir / "connectors" / name,
                     RuntimeOptions(batch_size=2000, max_in_flight=4),
                     on_progress=report,
@@ -151,42 +169,63 @@ class Demo:
                     f"{stats.published:,} published ({stats.rate:,.0f}/s), {stats.dead_lettered} to dead letter",
                 )
                 first = connector.default_source(str(exports.files[name])).poll(1)
-                self._last_offsets[connector.resource] = (connector.key(first[0].row), runtime.last_offsets)
+                self._last_offsets[connector.resource] = (
+                    connector.department,
+                    connector.key(first[0].row),
+                    runtime.last_offsets,
+                )
         return results
 
-    def wait_visible(self, channel: grpc.Channel) -> None:
-        """Read-your-writes: a Verify that waits for each resource's last published offsets."""
-        stub = verification_pb2_grpc.VerificationStub(channel)
-        for resource, (key, offsets) in self._last_offsets.items():
-            stub.Verify(
+    def wait_visible(self) -> None:
+        """Read-your-writes: each provider verifies with its last published offsets, so this returns
+        only once the cache holds everything."""
+        context = common_pb2.CallContext(purpose=common_pb2.PURPOSE_DATA_CHECK, case_number="DY-LOAD-CHECK")
+        for resource, (department, key, offsets) in self._last_offsets.items():
+            verification_pb2_grpc.VerificationStub(self.channel(department)).Verify(
                 verification_pb2.VerifyRequest(
-                    resource=resource, key=key, consistency=common_pb2.Consistency(min_offsets=offsets)
+                    resource=resource, key=key, context=context, consistency=common_pb2.Consistency(min_offsets=offsets)
                 ),
                 timeout=300,
             )
 
-    def samples(self, channel: grpc.Channel, exports) -> None:
-        c = self.console
-        verify = verification_pb2_grpc.VerificationStub(channel)
-        lookup = lookup_pb2_grpc.LookupStub(channel)
-        population = resolve_connector("population")()
-        with exports.files["population"].open(encoding="utf-8-sig", newline="") as f:
-            resident = next(
-                r
-                for r in map(population.map, _valid_rows(csv.DictReader(f), population))
-                if r["status"] == "registered"
+    def governance(self) -> None:
+        """The approval bureau asks the population registry for access; the registry approves."""
+        consumer = governance_pb2_grpc.GovernanceStub(self.channel(CONSUMER))
+        provider = governance_pb2_grpc.GovernanceStub(self.channel("public_security"))
+        filed = consumer.RequestAccess(
+            governance_pb2.RequestAccessRequest(
+                resource="population.resident",
+                fields=["name", "birth_date", "district_code", "status"],
+                purposes=[common_pb2.PURPOSE_LEGAL_BASIS],
+                legal_basis="《国务院关于加快推进“互联网+政务服务”工作的指导意见》(国发〔2016〕55号)",
             )
-        rid, district = resident["resident_id"], resident["district_code"]
+        ).request
+        deadline = time.strftime("%Y-%m-%d", time.localtime(filed.deadline_ms / 1000))
+        decided = provider.DecideAccess(
+            governance_pb2.DecideAccessRequest(
+                request_id=filed.id, decision=governance_pb2.DECISION_APPROVE, reason="certificate-free approval"
+            )
+        )
+        self.console.print(
+            f"access request {filed.id}: {CONSUMER} → population.resident "
+            f"(decide by {deadline}, 10 working days); approved as grant {decided.grant.id} "
+            f"for {', '.join(decided.grant.fields)}, purpose LEGAL_BASIS"
+        )
+
+    def samples(self, exports: ExportSet) -> None:
+        c = self.console
+        verify = verification_pb2_grpc.VerificationStub(self.channel(CONSUMER))
+        lookup = lookup_pb2_grpc.LookupStub(self.channel(CONSUMER))
+        rid, district = _sample_resident(exports)
         serious = _first_serious(exports.files["credit"])
         claim = verification_pb2.Claim
-        ctx = common_pb2.CallContext(purpose=common_pb2.PURPOSE_LEGAL_BASIS, case_number="DY-2017-000001")
-        table = Table(title="sample verifications (answers carry no field values)", show_lines=False)
-        for col in ("question", "answer"):
-            table.add_column(col)
+        table = Table(title=f"{CONSUMER} verifies, case {CASE.case_number} (answers carry no field values)")
+        table.add_column("question")
+        table.add_column("answer")
 
-        def ask(question: str, request) -> None:
+        def ask(question: str, request, call=verify.Verify) -> None:
             try:
-                r = verify.Verify(request, timeout=5)
+                r = call(request, timeout=5)
                 table.add_row(question, f"found={r.found} match={r.match} claims={list(r.claims)}")
             except grpc.RpcError as err:
                 table.add_row(question, f"[red]{err.code().name}[/red]: {err.details()}")
@@ -196,7 +235,7 @@ class Demo:
             verification_pb2.VerifyRequest(
                 resource="population.resident",
                 key=rid,
-                context=ctx,
+                context=CASE,
                 claims=[claim(field="district_code", values=[district]), claim(field="status", values=["registered"])],
             ),
         )
@@ -205,7 +244,7 @@ class Demo:
             verification_pb2.VerifyRequest(
                 resource="population.resident",
                 key=rid,
-                context=ctx,
+                context=CASE,
                 claims=[claim(field="district_code", op=verification_pb2.CLAIM_OP_PREFIX, values=["5106"])],
             ),
         )
@@ -215,14 +254,23 @@ class Demo:
             verification_pb2.VerifyRequest(
                 resource="population.resident",
                 key=rid,
-                context=ctx,
+                context=CASE,
                 claims=[claim(field="district_code", values=[other])],
             ),
         )
         bad = rid[:17] + ("0" if rid[17] != "0" else "1")
         ask(
             f"{bad} (bad check digit)?",
-            verification_pb2.VerifyRequest(resource="population.resident", key=bad, context=ctx),
+            verification_pb2.VerifyRequest(resource="population.resident", key=bad, context=CASE),
+        )
+        ask(
+            f"{rid} address? (field outside the grant)",
+            verification_pb2.VerifyRequest(
+                resource="population.resident",
+                key=rid,
+                context=CASE,
+                claims=[claim(field="address", op=verification_pb2.CLAIM_OP_PREFIX, values=["四川省"])],
+            ),
         )
         if serious:
             ask(
@@ -231,7 +279,7 @@ class Demo:
                     resource="credit.list_entry",
                     key=serious,
                     key_field="credit_code",
-                    context=ctx,
+                    context=CASE,
                     claims=[
                         claim(field="category", values=["serious_violation"]),
                         claim(field="listed_on", op=verification_pb2.CLAIM_OP_AT_MOST, values=["2017-11-30"]),
@@ -251,7 +299,7 @@ class Demo:
                 verification_pb2.VerifyBatchRequest(
                     resource="population.resident",
                     keys=ids,
-                    context=ctx,
+                    context=CASE,
                     claims=[
                         verification_pb2.ClaimColumn(
                             field="district_code", op=verification_pb2.CLAIM_OP_PREFIX, values=["5106"]
@@ -266,15 +314,38 @@ class Demo:
             elapsed,
             f"{calls * len(ids) / elapsed:,.0f} keys/s; {sum(r.found)} found, {sum(r.match)} in Deyang",
         )
-        got = lookup.Get(
-            lookup_pb2.GetRequest(
-                resource="population.resident",
-                key=rid,
-                context=ctx,
-                fields=["gender", "birth_date", "district_code", "status"],
+
+        got = lookup.Get(lookup_pb2.GetRequest(resource="population.resident", key=rid, context=CASE))
+        c.print(f"Lookup.Get {rid} as {CONSUMER} → {got.records[0].decode()} (masked: {', '.join(got.masked_fields)})")
+        try:
+            lookup.Get(
+                lookup_pb2.GetRequest(
+                    resource="population.resident",
+                    key=rid,
+                    context=common_pb2.CallContext(
+                        purpose=common_pb2.PURPOSE_WORK_REFERENCE, case_number=CASE.case_number
+                    ),
+                )
+            )
+        except grpc.RpcError as err:
+            c.print(f"Lookup.Get for WORK_REFERENCE → [red]{err.code().name}[/red]: {err.details()}")
+
+        time.sleep(0.5)  # the audit writer batches; give it a moment to reach the topic
+        provider_view = audit_pb2_grpc.AuditStub(self.channel("public_security")).QueryResource(
+            audit_pb2.QueryResourceRequest(resource="population.resident", limit=3)
+        )
+        usage = ", ".join(f"{u.caller}/{common_pb2.Purpose.Name(u.purpose)}: {u.calls}" for u in provider_view.usage)
+        c.print(f"public_security asks who used population.resident → {usage}")
+        citizen = audit_pb2_grpc.AuditStub(self.channel("citizen_portal")).QuerySubject(
+            audit_pb2.QuerySubjectRequest(subject_key=rid)
+        )
+        c.print(
+            f"the citizen {rid[:6]}********{rid[-4:]} asks who looked at their data → "
+            + "; ".join(
+                f"{e.caller} {e.action} for {common_pb2.Purpose.Name(e.purpose)} in case {e.case_number} ({e.outcome})"
+                for e in citizen.entries[:4]
             )
         )
-        c.print(f"Lookup.Get {rid} → {got.records[0].decode()}")
 
     def report(self) -> None:
         table = Table(title=f"hub demo: {self.size.residents:,} residents, {self.size.entities:,} entities")
@@ -286,21 +357,25 @@ class Demo:
         self.console.print(table)
 
     def stop(self) -> None:
+        for channel in self._channels.values():
+            channel.close()
         if self.hub is not None:
             self.hub.stop(grace=15)
         if self.broker is not None:
             self.broker.stop()
 
 
-def _valid_rows(reader, connector):
-    from hub.connect.source import MappingError
-
-    for row in reader:
-        try:
-            connector.map(row)
-            yield row
-        except MappingError:
-            continue
+def _sample_resident(exports: ExportSet) -> tuple[str, str]:
+    population = resolve_connector("population")()
+    with exports.files["population"].open(encoding="utf-8-sig", newline="") as f:
+        for row in csv.DictReader(f):
+            try:
+                record = population.map(row)
+            except MappingError:
+                continue
+            if record["status"] == "registered":
+                return record["resident_id"], record["district_code"]
+    raise RuntimeError("no registered resident in the export")
 
 
 def _sample_ids(path: Path, n: int) -> list[str]:
@@ -321,7 +396,7 @@ def _first_serious(path: Path) -> str | None:
 def run_demo(settings: HubSettings, options: DemoOptions) -> int:
     console = Console()
     demo = Demo(settings, options, console)
-    console.rule("[bold]city exchange hub: walking skeleton demo")
+    console.rule("[bold]city exchange hub demo")
     started = time.perf_counter()
     try:
         t = time.perf_counter()
@@ -338,10 +413,10 @@ def run_demo(settings: HubSettings, options: DemoOptions) -> int:
             time.perf_counter() - t,
             ", ".join(f"{k} {v:,}" for k, v in exports.counts.items()),
         )
-        channel = demo.start()
+        demo.start()
         t_load = time.perf_counter()
-        results = demo.load(channel, exports)
-        demo.wait_visible(channel)
+        results = demo.load(exports)
+        demo.wait_visible()
         load_s = time.perf_counter() - t_load
         total = sum(s.published for s in results.values())
         demo.timed(
@@ -349,17 +424,18 @@ def run_demo(settings: HubSettings, options: DemoOptions) -> int:
             load_s,
             f"{total:,} records visible to Verify, {total / load_s:,.0f} records/s",
         )
+        assert demo.hub is not None
         demo.timed("hub resident memory", 0.0, f"{process_rss_mb(demo.hub.pid):,.0f} MiB RSS")
-        demo.samples(channel, exports)
+        demo.governance()
+        demo.samples(exports)
         demo.timed("total", time.perf_counter() - started)
         demo.report()
-        dead = [n for n, s in results.items() if s.dead_lettered]
-        if dead:
+        if any(s.dead_lettered for s in results.values()):
             console.print(f"rows rejected with reasons: {demo.run_dir / 'connectors'}/<name>/dead-letter.jsonl")
         if options.keep_serving:
             console.print(
-                f"[bold green]hub serving on {settings.host}:{demo.port}[/bold green] "
-                f"(grpcurl -plaintext {settings.host}:{demo.port} list). Ctrl-C to stop."
+                f"[bold green]hub serving on {demo.address}[/bold green] (insecure development mode; "
+                f"grpcurl -plaintext -H 'x-hub-department: {CONSUMER}' {demo.address} list). Ctrl-C to stop."
             )
             stop = threading.Event()
             signal.signal(signal.SIGINT, lambda *_: stop.set())

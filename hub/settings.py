@@ -6,6 +6,7 @@ so they never appear in logs or ``repr``.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Literal
 
@@ -32,6 +33,21 @@ class HubSettings(BaseSettings):
     snapshot_interval_s: float = Field(
         default=60.0, ge=0, description="Seconds between cache snapshots; 0 disables them (replay on start)."
     )
+    tls_dir: Path | None = Field(
+        default=None, description="PKI directory from 'hub certs init': mutual TLS with department certificates."
+    )
+    insecure_dev: bool = Field(
+        default=False, description="No TLS; callers name their department in a header. Demos and tests only."
+    )
+    audit: bool = Field(default=True, description="Write the audit trail. Off only to measure what it costs.")
+    audit_backlog_limit: int = Field(default=200_000, ge=1000, description="Audit entries queued before refusing.")
+    audit_checkpoint_every: int = Field(default=1000, ge=1, description="Entries between signed checkpoints.")
+    audit_checkpoint_interval_s: float = Field(default=5.0, gt=0, description="Seconds between signed checkpoints.")
+    audit_subject_key: SecretStr | None = Field(
+        default=None, description="HMAC key for subject digests; default: from the TLS directory or data dir."
+    )
+    access_request_working_days: int = Field(default=10, ge=1, description="Deadline of an access request.")
+    holidays: tuple[dt.date, ...] = Field(default=(), description="Public holidays that are not working days.")
     log_level: str = "INFO"
 
     def kafka_extra(self) -> dict[str, str]:

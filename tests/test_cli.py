@@ -36,7 +36,10 @@ def test_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "HUB_LOG_LEVEL": "INFO"}
     proc = subprocess.Popen(
-        [*HUB, "serve", "--port", str(port), "--data-dir", str(tmp_path)], env=env, stderr=subprocess.PIPE, text=True
+        [*HUB, "serve", "--port", str(port), "--data-dir", str(tmp_path), "--insecure-dev"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
@@ -83,6 +86,8 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
-    assert "sample verifications" in out
+    assert "verifies, case" in out and "approved as grant" in out
+    assert "PERMISSION_DENIED" in out and "masked: name" in out
+    assert "asks who looked at their data" in out
     assert "INVALID_ARGUMENT" in out and "check digit" in out
     assert "records visible to Verify" in out

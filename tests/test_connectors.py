@@ -7,10 +7,10 @@ import threading
 import time
 from pathlib import Path
 
-import grpc
 import pytest
 
 from hub.childproc import free_port
+from hub.client import open_channel
 from hub.connect.registry import resolve_connector
 from hub.connect.runtime import ConnectorRuntime, RuntimeOptions
 from hub.connect.source import Source, SourceRecord
@@ -27,7 +27,8 @@ def exports(tmp_path_factory: pytest.TempPathFactory):
 
 def _run(hub: RunningHub, name: str, source: Source, state: Path, **options) -> ConnectorRuntime:
     connector = resolve_connector(name)()
-    runtime = ConnectorRuntime(connector, source, hub.channel, state, RuntimeOptions(**options))
+    channel = hub.client(connector.department).channel
+    runtime = ConnectorRuntime(connector, source, channel, state, RuntimeOptions(**options))
     runtime.run()
     return runtime
 
@@ -97,8 +98,8 @@ def test_restart_resumes_from_stored_offsets(hub: RunningHub, exports, tmp_path:
 
 def test_runtime_retries_until_the_hub_is_up(kafka_bootstrap: str, topic_prefix: str, exports, tmp_path: Path) -> None:
     port = free_port()
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     connector = resolve_connector("market")()
+    channel = open_channel(f"127.0.0.1:{port}", department=connector.department)
     runtime = ConnectorRuntime(
         connector,
         connector.default_source(str(exports.files["market"])),
@@ -111,7 +112,13 @@ def test_runtime_retries_until_the_hub_is_up(kafka_bootstrap: str, topic_prefix:
     worker.start()
     time.sleep(1.5)  # calls fail with UNAVAILABLE meanwhile
     hub = RunningHub(
-        HubSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=topic_prefix, port=port, data_dir=tmp_path),
+        HubSettings(
+            bootstrap_servers=kafka_bootstrap,
+            topic_prefix=topic_prefix,
+            port=port,
+            data_dir=tmp_path,
+            insecure_dev=True,
+        ),
         kafka_bootstrap,
     )
     try:

@@ -12,7 +12,7 @@ from grpc_status import rpc_status
 
 from hub.records.identifiers import with_resident_check_digit
 from hub.v1 import catalog_pb2, common_pb2, exchange_pb2, lookup_pb2, verification_pb2
-from tests.hubtest import RunningHub, resident
+from tests.hubtest import CTX, RunningHub, resident
 
 RID = "510603199001011231"
 RID2 = with_resident_check_digit("51060319850315002")
@@ -44,7 +44,7 @@ def test_delete_then_not_found(hub: RunningHub) -> None:
     answer = hub.verify("population.resident", RID, {"status": "registered"}, after=deleted)
     assert not answer.found and not answer.match
     with pytest.raises(grpc.RpcError) as err:
-        hub.lookup.Get(lookup_pb2.GetRequest(resource="population.resident", key=RID))
+        hub.lookup.Get(lookup_pb2.GetRequest(resource="population.resident", key=RID, context=CTX))
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
@@ -138,6 +138,7 @@ def test_verify_batch_is_columnar_and_reports_invalid_keys(hub: RunningHub) -> N
         verification_pb2.VerifyBatchRequest(
             resource="population.resident",
             keys=[RID, RID2, missing, "12345"],
+            context=CTX,
             claims=[
                 verification_pb2.ClaimColumn(
                     field="district_code", op=verification_pb2.CLAIM_OP_PREFIX, values=["5106"]
@@ -192,6 +193,7 @@ def test_lookup_returns_fields(hub: RunningHub) -> None:
         lookup_pb2.GetRequest(
             resource="population.resident",
             key=RID,
+            context=CTX,
             fields=["district_code", "birth_date"],
             consistency=common_pb2.Consistency(min_offsets=published.offsets),
         )
@@ -205,6 +207,7 @@ def test_consistency_deadline(hub: RunningHub) -> None:
             verification_pb2.VerifyRequest(
                 resource="population.resident",
                 key=RID,
+                context=CTX,
                 consistency=common_pb2.Consistency(min_offsets=[common_pb2.PartitionOffset(partition=0, offset=10**9)]),
             ),
             timeout=0.5,

@@ -33,6 +33,7 @@ def _serve(bootstrap: str, prefix: str, data_dir: Path, port: int) -> subprocess
             str(port),
             "--data-dir",
             str(data_dir),
+            "--insecure-dev",
         ],
         env={**os.environ, "HUB_SNAPSHOT_INTERVAL_S": "0.05"},
         stdout=subprocess.DEVNULL,

@@ -17,17 +17,37 @@ is a lower bound, and the EOF proves the rest was read.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from hub.cache.table import Change, ResourceTable
+from hub.cache.table import Change
 from hub.kafka.clients import consumer_config
 
 log = logging.getLogger(__name__)
+
+
+class FeedTarget(Protocol):
+    """What the feeder fills: a resource table, or one of the hub's own state stores."""
+
+    partitions: int
+
+    def positions(self) -> tuple[int, ...]:
+        """Next offset to apply, per partition (where a restart resumes)."""
+
+    def apply(self, changes: Sequence[Change]) -> object:
+        """Applies a micro-batch of one topic, in offset order per partition."""
+
+    def mark_caught_up(self, at_ms: int) -> None:
+        """The target is known complete as of ``at_ms``."""
+
+    def settle(self) -> bool:
+        """Idle-time housekeeping; returns whether it did anything."""
 
 
 @dataclass
@@ -38,27 +58,23 @@ class _PartitionState:
 
 
 class CacheFeeder:
-    """Feeds :class:`ResourceTable` objects from their topics on a background thread."""
+    """Feeds targets from their topics on a background thread."""
 
     def __init__(
         self,
         bootstrap: str,
-        tables: dict[str, ResourceTable],
+        targets: dict[str, FeedTarget],
         *,
         batch_max: int = 20000,
         on_applied: Callable[[Iterable[str]], None] | None = None,
         before_assign: Callable[[], None] | None = None,
         consumer_extra: dict | None = None,
     ) -> None:
-        self._tables = tables  # by topic
+        self._targets = dict(targets)  # by topic
         self._config = consumer_config(
             bootstrap,
             "hub-cache-unused",
-            {
-                "enable.partition.eof": True,
-                "error_cb": self._on_error,
-                **(consumer_extra or {}),
-            },
+            {"enable.partition.eof": True, "error_cb": self._on_error, **(consumer_extra or {})},
         )
         self._batch_max = batch_max
         self._on_applied = on_applied
@@ -66,6 +82,8 @@ class CacheFeeder:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._parts: dict[tuple[str, int], _PartitionState] = {}
+        self._added: queue.Queue[dict[str, FeedTarget]] = queue.Queue()
+        self._caught_up_at: dict[str, int] = {}
         self._broker_down = False
         self.ready = threading.Event()
         self.ready_topics: set[str] = set()
@@ -86,11 +104,18 @@ class CacheFeeder:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def add(self, targets: dict[str, FeedTarget]) -> None:
+        """Starts feeding more topics (e.g. a resource registered at run time). Any thread."""
+        self._added.put(dict(targets))
+
+    def is_ready(self, topic: str) -> bool:
+        return topic in self.ready_topics
+
     def lag_records(self) -> dict[str, int]:
-        """Per topic, records known to exist beyond the cache (a lower bound on tansu)."""
+        """Per topic, records known to exist beyond the target (a lower bound on tansu)."""
         out: dict[str, int] = {}
-        for (topic, p), state in self._parts.items():
-            applied = self._tables[topic].version.watermark.offsets[p]
+        for (topic, p), state in list(self._parts.items()):
+            applied = self._targets[topic].positions()[p]
             out[topic] = out.get(topic, 0) + max(0, state.target - applied)
         return out
 
@@ -98,9 +123,11 @@ class CacheFeeder:
         consumer = Consumer(self._config)
         try:
             if self._before_assign is not None:
-                self._before_assign()  # e.g. load snapshots: positions come from the tables
-            self._assign(consumer)
+                self._before_assign()  # e.g. load snapshots: positions come from the targets
+            consumer.assign(self._partitions(consumer, self._targets))
+            log.info("cache assigned %d partitions of %d topics", len(self._parts), len(self._targets))
             while not self._stop.is_set():
+                self._take_added(consumer)
                 self._step(consumer)
         except BaseException as exc:  # surfaced through health and logs, never silently
             self.error = exc
@@ -108,17 +135,26 @@ class CacheFeeder:
         finally:
             consumer.close()
 
-    def _assign(self, consumer: Consumer) -> None:
+    def _partitions(self, consumer: Consumer, targets: dict[str, FeedTarget]) -> list[TopicPartition]:
         assignment = []
-        for topic, table in self._tables.items():
-            for p in range(table.partitions):
-                start = table.version.watermark.offsets[p]
+        for topic, target in targets.items():
+            positions = target.positions()
+            for p in range(target.partitions):
                 # On tansu `high` may be below the true end, even below a snapshot's offset: EOF settles it.
                 _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30, cached=False)
                 self._parts[(topic, p)] = _PartitionState(target=high)
-                assignment.append(TopicPartition(topic, p, start))
-        consumer.assign(assignment)
-        log.info("cache assigned %d partitions of %d topics", len(assignment), len(self._tables))
+                assignment.append(TopicPartition(topic, p, positions[p]))
+        return assignment
+
+    def _take_added(self, consumer: Consumer) -> None:
+        while not self._added.empty():
+            targets = {t: v for t, v in self._added.get_nowait().items() if t not in self._targets}
+            if not targets:
+                continue
+            assignment = self._partitions(consumer, targets)
+            self._targets.update(targets)
+            consumer.incremental_assign(assignment)
+            log.info("cache now also consumes %s", ", ".join(targets))
 
     def _step(self, consumer: Consumer) -> None:
         messages = consumer.consume(self._batch_max, 0.05)
@@ -134,7 +170,7 @@ class CacheFeeder:
                 continue
             key = m.key()
             if key is None:
-                log.error("%s[%d]@%d has no key; resource topics must be keyed", m.topic(), m.partition(), m.offset())
+                log.error("%s[%d]@%d has no key; hub topics are keyed", m.topic(), m.partition(), m.offset())
                 continue
             batch = batches.get(m.topic())
             if batch is None:
@@ -143,7 +179,7 @@ class CacheFeeder:
         if messages:
             self._broker_down = False
         for topic, changes in batches.items():
-            self._tables[topic].apply(changes)
+            self._targets[topic].apply(changes)
             for c in changes:
                 self._parts[(topic, c.partition)].at_end = False
             self.consumed += len(changes)
@@ -159,25 +195,24 @@ class CacheFeeder:
             self._settle_one()
 
     def _settle_one(self) -> None:
-        """When the topics are quiet, merge one table's index delta (one per idle poll: bounded pauses)."""
-        for topic in self._tables:
-            if topic in self.ready_topics and self._tables[topic].settle():
+        """When the topics are quiet, let one target tidy up (one per idle poll: bounded pauses)."""
+        for topic, target in self._targets.items():
+            if topic in self.ready_topics and target.settle():
                 return
 
     def _refresh_freshness(self, touched: Iterable[str]) -> None:
         now_ms = int(time.time() * 1000)
-        topics = set(touched) if not self.ready.is_set() else self._tables.keys()
+        topics = set(touched) if not self.ready.is_set() else set(self._targets)
         for topic in topics:
             parts = [s for (t, _), s in self._parts.items() if t == topic]
             if topic not in self.ready_topics:
-                if all(s.caught_up for s in parts):
-                    self.ready_topics.add(topic)
-                    log.info("cache for %s caught up (%d rows)", topic, self._tables[topic].version.live)
-                    if len(self.ready_topics) == len(self._tables):
-                        self.ready.set()
-                else:
+                if not all(s.caught_up for s in parts):
                     continue
-            table = self._tables[topic]
+                self.ready_topics.add(topic)
+                log.info("cache for %s caught up", topic)
+                if self.ready_topics >= set(self._targets):
+                    self.ready.set()
             at_end = all(s.at_end for s in parts) and not self._broker_down
-            if at_end and now_ms - table.version.watermark.caught_up_at_ms > 250:
-                table.mark_caught_up(now_ms)
+            if at_end and now_ms - self._caught_up_at.get(topic, 0) > 250:
+                self._caught_up_at[topic] = now_ms
+                self._targets[topic].mark_caught_up(now_ms)

@@ -1,9 +1,9 @@
-"""One hub replica's cache: a table per resource, fed from Kafka, read by the RPCs.
+"""One hub replica's state, fed from Kafka: a table per resource, plus the hub's own stores.
 
-Start-up: the feeder thread first loads each resource's snapshot (if it matches
-the topic), then consumes from the snapshot's offsets. A snapshotter thread
-writes a snapshot of every resource that changed, every ``snapshot_interval_s``
-and once more on a clean stop.
+Start-up: the feeder thread first loads each resource's snapshot (if it matches the topic), then
+consumes from the snapshot's offsets. A snapshotter thread writes a snapshot of every resource
+that changed, every ``snapshot_interval_s`` and once more on a clean stop. Resources registered
+while the hub runs get a table and join the feed at once.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hub.cache.feeder import CacheFeeder
+from hub.cache.feeder import CacheFeeder, FeedTarget
 from hub.cache.snapshot import SnapshotInfo, read_snapshot, write_snapshot
-from hub.cache.table import ResourceTable, TableVersion, Watermark
-from hub.catalogue.model import Catalogue
+from hub.cache.table import ResourceTable, TableVersion
+from hub.catalogue.model import ResourceSpec
 from hub.errors import DeadlineExceeded, InvalidArgument, UnknownResource
 from hub.records.codec import topic_for
 
@@ -33,21 +33,22 @@ class SnapshotPolicy:
 
 
 class ReplicaCache:
-    """Owns the tables and their feeder. Reads are lock-free; see :mod:`hub.cache.table`."""
+    """Owns the tables, the internal stores and their feeder. Reads are lock-free (hub.cache.table)."""
 
     def __init__(
         self,
-        catalogue: Catalogue,
+        resources: Iterable[ResourceSpec],
         bootstrap: str,
         topic_prefix: str,
         partitions: dict[str, int],
+        *,
+        internal: dict[str, FeedTarget] | None = None,
         consumer_extra: dict | None = None,
         identities: dict[str, str] | None = None,
         snapshots: SnapshotPolicy | None = None,
     ) -> None:
-        self.catalogue = catalogue
         self._topic_prefix = topic_prefix
-        self._identities = identities or {}
+        self._identities = dict(identities or {})
         self._snapshots = snapshots
         self._snapshot_stop = threading.Event()
         self._snapshotter: threading.Thread | None = None
@@ -55,22 +56,39 @@ class ReplicaCache:
         self.snapshot_log: list[SnapshotInfo] = []
         self.loaded_from_snapshot: dict[str, int] = {}
         self.tables: dict[str, ResourceTable] = {}
-        by_topic: dict[str, ResourceTable] = {}
-        for spec in catalogue.resources:
+        self._targets: dict[str, FeedTarget] = dict(internal or {})
+        for spec in resources:
             topic = topic_for(topic_prefix, spec.name)
-            table = ResourceTable(spec, partitions[topic])
-            self.tables[spec.name] = table
-            by_topic[topic] = table
-        self._by_topic = by_topic
+            self._add_table(spec, partitions[topic])
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiters: dict[str, asyncio.Event] = {}
         self.feeder = CacheFeeder(
             bootstrap,
-            by_topic,
+            self._targets,
             on_applied=self._applied,
             before_assign=self._load_snapshots,
             consumer_extra=consumer_extra,
         )
+
+    def _add_table(self, spec: ResourceSpec, partitions: int) -> tuple[str, ResourceTable]:
+        table = ResourceTable(spec, partitions)
+        self.tables[spec.name] = table
+        topic = topic_for(self._topic_prefix, spec.name)
+        self._targets[topic] = table
+        return topic, table
+
+    def add_resource(self, spec: ResourceSpec, partitions: int, identity: str) -> None:
+        """A resource registered while the hub runs: give it a table and start feeding it."""
+        current = self.tables.get(spec.name)
+        if current is not None and [f.model_dump() for f in current.spec.fields] == [
+            f.model_dump() for f in spec.fields
+        ]:
+            return  # same schema: nothing to rebuild
+        if current is not None:
+            log.warning("%s: schema changed; a new table is built from the topic", spec.name)
+        self._identities[topic_for(self._topic_prefix, spec.name)] = identity
+        topic, table = self._add_table(spec, partitions)
+        self.feeder.add({topic: table})
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -88,6 +106,13 @@ class ReplicaCache:
         self.feeder.stop()
         if final_snapshot and self._snapshots is not None and self.ready:
             self.snapshot_all()
+
+    @property
+    def ready(self) -> bool:
+        return self.feeder.ready.is_set()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        return self.feeder.ready.wait(timeout)
 
     # -- snapshots -------------------------------------------------------------------------------
 
@@ -118,7 +143,7 @@ class ReplicaCache:
         """Snapshots every resource whose offsets moved since its last snapshot."""
         assert self._snapshots is not None
         written = []
-        for name, table in self.tables.items():
+        for name, table in list(self.tables.items()):
             version = table.version
             if self._written.get(name) == version.watermark.offsets:
                 continue
@@ -146,13 +171,6 @@ class ReplicaCache:
             except OSError:
                 log.exception("snapshot failed; the previous one stays valid")
 
-    @property
-    def ready(self) -> bool:
-        return self.feeder.ready.is_set()
-
-    def wait_ready(self, timeout: float | None = None) -> bool:
-        return self.feeder.ready.wait(timeout)
-
     # -- reads -----------------------------------------------------------------------------------
 
     def table(self, resource: str) -> ResourceTable:
@@ -173,18 +191,23 @@ class ReplicaCache:
                     f"consistency.min_offsets: partition {p} does not exist ({resource} has {table.partitions})",
                     field="consistency.min_offsets",
                 )
+        await self.reached(topic_for(self._topic_prefix, resource), wanted, timeout)
+        return table.version
+
+    async def reached(self, topic: str, wanted: Sequence[tuple[int, int]], timeout: float | None) -> None:
+        """Waits until the target of ``topic`` has applied every ``(partition, offset)`` in ``wanted``."""
+        target = self._targets[topic]
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             # Register before checking, so a batch applied in between still wakes us.
-            event = self._waiters.setdefault(resource, asyncio.Event())
-            version = table.version
-            if version.watermark.reached(wanted):
-                return version
+            event = self._waiters.setdefault(topic, asyncio.Event())
+            positions = target.positions()
+            if all(p < len(positions) and positions[p] > o for p, o in wanted):
+                return
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 raise DeadlineExceeded(
-                    f"the cache of {resource} had not reached {list(wanted)} before the "
-                    f"deadline (at {list(version.watermark.offsets)})"
+                    f"{topic} had not reached {list(wanted)} before the deadline (at {list(positions)})"
                 )
             try:
                 await asyncio.wait_for(event.wait(), remaining)
@@ -195,14 +218,10 @@ class ReplicaCache:
         if not self._waiters or self._loop is None:
             return
         for topic in topics:
-            name = self._by_topic[topic].spec.name
-            if name in self._waiters:
-                self._loop.call_soon_threadsafe(self._wake, name)
+            if topic in self._waiters:
+                self._loop.call_soon_threadsafe(self._wake, topic)
 
-    def _wake(self, resource: str) -> None:
-        event = self._waiters.pop(resource, None)
+    def _wake(self, topic: str) -> None:
+        event = self._waiters.pop(topic, None)
         if event is not None:
             event.set()
-
-    def watermarks(self) -> dict[str, Watermark]:
-        return {name: t.version.watermark for name, t in self.tables.items()}

@@ -49,11 +49,6 @@ class Watermark:
     caught_up_at_ms: int = 0
     last_record_at_ms: int = 0
 
-    def reached(self, wanted: Iterable[tuple[int, int]]) -> bool:
-        """Whether every ``(partition, offset)`` has been applied."""
-        offsets = self.offsets
-        return all(p < len(offsets) and offsets[p] > o for p, o in wanted)
-
 
 @dataclass(frozen=True, slots=True)
 class Change:
@@ -268,12 +263,10 @@ class ResourceTable:
                 return layered.base.get(value, ()) if hit is _MISSING else hit
 
             for row in dead:
-                value = col.value(row)
-                if value is not None:
+                for value in _index_values(col.value(row)):
                     delta[value] = tuple(r for r in current(value) if r != row)
             for row in range(n0, n1):
-                value = col.value(row)
-                if value is not None:
+                for value in _index_values(col.value(row)):
                     delta[value] = (*current(value), row)
             out[name] = Layered(layered.base, delta)
         return out
@@ -286,6 +279,9 @@ class ResourceTable:
                 offsets[c.partition] = c.offset + 1
         newest = max(newest, max(c.timestamp_ms for c in changes))
         return Watermark(tuple(offsets), wm.caught_up_at_ms, newest)
+
+    def positions(self) -> tuple[int, ...]:
+        return self.version.watermark.offsets
 
     def mark_caught_up(self, at_ms: int | None = None) -> None:
         v = self.version
@@ -361,9 +357,27 @@ class ResourceTable:
         n = table.num_rows
         keys = table.column(self.spec.key).to_pylist()
         index = Layered(dict(zip(keys, range(n), strict=True)))
-        secondary = {name: Layered(_group_rows(table.column(name))) for name in self.spec.indexed_fields}
+        secondary = {}
+        for name in self.spec.indexed_fields:
+            if self.spec.field(name).type == "list":
+                groups: dict[str, list[int]] = {}
+                for row in range(n):
+                    for value in _index_values(fresh.columns[name].value(row)):
+                        groups.setdefault(value, []).append(row)
+                secondary[name] = Layered({k: tuple(v) for k, v in groups.items()})
+            else:
+                secondary[name] = Layered(_group_rows(table.column(name)))
         self.version = TableVersion(self.spec, fresh.columns, n, index, secondary, n, watermark)
         return self.version
+
+
+def _index_values(value: object) -> Iterable[str]:
+    """The index entries of a value: none when unset, each item of a list."""
+    if value is None:
+        return ()
+    if isinstance(value, list):
+        return dict.fromkeys(value)
+    return (value,)
 
 
 def _group_rows(column: pa.ChunkedArray) -> dict[str, tuple[int, ...]]:

@@ -119,7 +119,6 @@ class ConnectorRuntime:
         state_dir: Path,
         options: RuntimeOptions | None = None,
         on_progress: Callable[[RunStats], None] | None = None,
-        metadata: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self.connector = connector
         self.source = source
@@ -129,7 +128,6 @@ class ConnectorRuntime:
         self.dead_letter = DeadLetterFile(state_dir / "dead-letter.jsonl")
         self.stats = RunStats()
         self._on_progress = on_progress
-        self._metadata = (("x-hub-department", connector.department), *metadata)
         self._stop = threading.Event()
         self._done: queue.Queue = queue.Queue()
         self._pending: deque[_Batch] = deque()
@@ -207,7 +205,7 @@ class ConnectorRuntime:
         )
         self._in_flight += 1
         self.stats.calls += 1
-        future = self._stub.Publish.future(request, timeout=self.options.call_timeout_s, metadata=self._metadata)
+        future = self._stub.Publish.future(request, timeout=self.options.call_timeout_s)
         future.add_done_callback(lambda f: self._done.put((batch, entries, f)))
 
     # -- outcomes --------------------------------------------------------------------------------

@@ -142,3 +142,4 @@ class AckingProducer:
             log.error("%d records were not acknowledged before shutdown", remaining)
         self._stopping.set()
         self._poller.join(timeout=2)
+        self._producer.close()  # releases librdkafka at once instead of at garbage collection

@@ -6,8 +6,10 @@ from collections.abc import Iterable
 
 from hub.cache.claims import Claim, Op
 from hub.cache.table import Watermark
-from hub.catalogue.model import ResourceSpec
-from hub.v1 import catalog_pb2, common_pb2, verification_pb2
+from hub.catalogue.model import Department, ResourceSpec
+from hub.errors import InvalidArgument
+from hub.governance.state import PURPOSES, AccessRequest, Grant
+from hub.v1 import catalog_pb2, common_pb2, governance_pb2, verification_pb2
 
 _OPS = {
     verification_pb2.CLAIM_OP_UNSPECIFIED: Op.EQUALS,
@@ -49,10 +51,111 @@ def wanted_offsets(consistency: common_pb2.Consistency) -> list[tuple[int, int]]
     return [(p.partition, p.offset) for p in consistency.min_offsets]
 
 
-def resource_to_pb(spec: ResourceSpec, topic: str, partitions: int) -> catalog_pb2.ResourceDescriptor:
+_SHARING_NAMES = {v: k for k, v in _SHARING.items()}
+
+
+def purposes_from_pb(values, field: str) -> tuple[str, ...]:
+    out = []
+    for i, p in enumerate(values):
+        if not 1 <= p <= len(PURPOSES):
+            raise InvalidArgument(f"{field}[{i}]: not a purpose", field=f"{field}[{i}]")
+        out.append(PURPOSES[p - 1])
+    return tuple(out)
+
+
+def purposes_to_pb(names) -> list[int]:
+    return [PURPOSES.index(n) + 1 for n in names]
+
+
+def request_to_pb(r: AccessRequest) -> governance_pb2.AccessRequest:
+    return governance_pb2.AccessRequest(
+        id=r.id,
+        consumer=r.consumer,
+        subsystem=r.subsystem,
+        resource=r.resource,
+        fields=r.fields,
+        purposes=purposes_to_pb(r.purposes),
+        legal_basis=r.legal_basis,
+        filed_at_ms=r.filed_at_ms,
+        deadline_ms=r.deadline_ms,
+        state=r.state,
+        decided_at_ms=r.decided_at_ms,
+        decided_by=r.decided_by,
+        reason=r.reason,
+        grant_id=r.grant_id,
+        overdue=r.overdue(),
+    )
+
+
+def grant_to_pb(g: Grant) -> governance_pb2.Grant:
+    return governance_pb2.Grant(
+        id=g.id,
+        consumer=g.consumer,
+        subsystem=g.subsystem,
+        resource=g.resource,
+        fields=g.fields,
+        unmasked_fields=g.unmasked,
+        purposes=purposes_to_pb(g.purposes),
+        granted_at_ms=g.granted_at_ms,
+        granted_by=g.granted_by,
+        request_id=g.request_id,
+        expires_at_ms=g.expires_at_ms,
+        revoked_at_ms=g.revoked_at_ms,
+        revoked_reason=g.revoked_reason,
+        active=g.active(),
+    )
+
+
+def department_to_pb(d: Department) -> catalog_pb2.DepartmentDescriptor:
+    return catalog_pb2.DepartmentDescriptor(code=d.code, name=d.name, title=d.title)
+
+
+def resource_from_pb(pb: catalog_pb2.ResourceDescriptor) -> dict:
+    """A catalogue entry (to validate as ResourceSpec) from a descriptor."""
+    entry = {
+        "name": pb.name,
+        "code": pb.code,
+        "title": pb.title,
+        "provider": pb.provider,
+        "summary": pb.summary,
+        "key": pb.key,
+        "sharing_class": _SHARING_NAMES.get(pb.sharing_class, "unspecified"),
+        "sharing_methods": list(pb.sharing_methods) or ["verification"],
+        "conditions": pb.conditions,
+        "legal_basis": pb.legal_basis,
+        "open_data": pb.open_data,
+        "update_frequency": pb.update_frequency or "realtime",
+        "published_on": pb.published_on,
+        "related": list(pb.related),
+        "partitions": pb.partitions or 3,
+        "schema_version": pb.schema_version or 1,
+        "fields": [
+            {
+                k: v
+                for k, v in {
+                    "name": f.name,
+                    "type": f.type,
+                    "title": f.title or f.name,
+                    "required": f.required,
+                    "sensitive": f.sensitive,
+                    "mask": f.mask,
+                    "allowed": list(f.allowed),
+                    "format": f.format,
+                    "indexed": f.indexed,
+                }.items()
+                if v not in ("", [], False)
+            }
+            for f in pb.fields
+        ],
+    }
+    return entry
+
+
+def resource_to_pb(spec: ResourceSpec, topic: str, partitions: int, version: int = 0) -> catalog_pb2.ResourceDescriptor:
     import orjson
 
     return catalog_pb2.ResourceDescriptor(
+        version=version,
         name=spec.name,
         code=spec.code,
         title=spec.title,
@@ -69,6 +172,7 @@ def resource_to_pb(spec: ResourceSpec, topic: str, partitions: int) -> catalog_p
                 allowed=f.allowed,
                 format=f.format,
                 indexed=f.indexed,
+                mask=f.mask,
             )
             for f in spec.fields
         ],

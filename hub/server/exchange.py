@@ -5,11 +5,14 @@ from __future__ import annotations
 import grpc
 from grpc import aio
 
-from hub.catalogue.model import Catalogue
+from hub.catalogue.model import ResourceSpec
+from hub.catalogue.store import resource_key
 from hub.errors import InvalidArgument
-from hub.kafka.producer import AckingProducer
+from hub.governance.identity import current_caller
 from hub.records import codec
 from hub.records.validation import Accepted, RecordValidator, Rejection
+from hub.server.deps import Deps
+from hub.server.interceptors import note_access
 from hub.v1 import exchange_pb2, exchange_pb2_grpc
 
 OK = grpc.StatusCode.OK.value[0]
@@ -19,22 +22,30 @@ MAX_RECORDS = 10000
 
 
 class ExchangeService(exchange_pb2_grpc.ExchangeServicer):
-    def __init__(self, catalogue: Catalogue, producer: AckingProducer, topic_prefix: str) -> None:
-        self._catalogue = catalogue
-        self._producer = producer
-        self._prefix = topic_prefix
-        self._validators = {r.name: RecordValidator(r) for r in catalogue.resources}
+    def __init__(self, deps: Deps) -> None:
+        self._deps = deps
+        self._validators: dict[tuple[str, int], RecordValidator] = {}
+
+    def _validator(self, spec: ResourceSpec) -> RecordValidator:
+        key = (spec.name, self._deps.catalogue.version(resource_key(spec.name)))
+        validator = self._validators.get(key)
+        if validator is None or validator.spec is not spec:
+            validator = self._validators[key] = RecordValidator(spec)
+        return validator
 
     async def Publish(
         self, request: exchange_pb2.PublishRequest, context: aio.ServicerContext
     ) -> exchange_pb2.PublishResponse:
-        spec = self._catalogue.resource(request.resource)
+        deps = self._deps
+        spec = deps.catalogue.resource(request.resource)
         records = request.records
+        note_access("publish", spec.name, detail=f"{len(records)} records")
+        deps.policy.publish(current_caller.get(), spec)
         if not records:
             raise InvalidArgument("records: must not be empty", field="records")
         if len(records) > MAX_RECORDS:
             raise InvalidArgument(f"records: at most {MAX_RECORDS} per call, got {len(records)}", field="records")
-        validate = self._validators[spec.name].validate
+        validate = self._validator(spec).validate
         outcomes = [validate(i, r.key, r.json, r.delete) for i, r in enumerate(records)]
         accepted = [o for o in outcomes if isinstance(o, Accepted)]
         if not accepted:
@@ -48,8 +59,8 @@ class ExchangeService(exchange_pb2_grpc.ExchangeServicer):
 
         trace_id = request.trace_id or codec.new_trace_id()
         headers = codec.headers(spec.provider, spec.schema_version, trace_id)
-        deliveries = await self._producer.send(
-            codec.topic_for(self._prefix, spec.name), [(a.key.encode(), a.value) for a in accepted], headers
+        deliveries = await deps.producer.send(
+            deps.topics.resource(spec.name), [(a.key.encode(), a.value) for a in accepted], headers
         )
 
         response = exchange_pb2.PublishResponse(trace_id=trace_id)

@@ -1,23 +1,63 @@
-"""Server interceptors: typed domain errors → gRPC status codes.
+"""The server interceptor: caller identity, typed errors → gRPC status, and the audit entry.
 
-Servicers raise :class:`hub.errors.HubError`; this interceptor aborts the RPC
-with the error's status and message. Unexpected exceptions become INTERNAL
-with a log line, so a bug never shows a stack trace to a caller.
+For every call except health and reflection:
+
+1. the caller is resolved from its certificate (or, in insecure development mode, a header) and
+   made available to the servicer as :data:`hub.governance.identity.current_caller`;
+2. the servicer notes what the call accesses with :func:`note_access`;
+3. whatever the outcome, including refusals, an audit entry with the status and the latency is
+   recorded when the call ends;
+4. :class:`hub.errors.HubError` becomes its status and message; anything else becomes INTERNAL
+   with a log line, so a bug never shows a stack trace to a caller.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
 
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc import aio
 
-from hub.errors import HubError, InvalidArgument
+from hub.errors import HubError, InvalidArgument, ResourceExhausted
+from hub.governance.audit import AuditEvent, AuditLog
+from hub.governance.identity import IdentityResolver, current_caller
 
 log = logging.getLogger(__name__)
+
+_UNGOVERNED = ("/grpc.health", "/grpc.reflection")
+
+
+@dataclass(slots=True)
+class AccessNote:
+    action: str
+    resource: str
+    subjects: Sequence[str] = ()
+    fields: Sequence[str] = ()
+    purpose: str = ""
+    case_number: str = ""
+    detail: str = ""
+
+
+_note: ContextVar[AccessNote | None] = ContextVar("access_note", default=None)
+
+
+def note_access(
+    action: str,
+    resource: str,
+    subjects: Sequence[str] = (),
+    fields: Sequence[str] = (),
+    purpose: str = "",
+    case_number: str = "",
+    detail: str = "",
+) -> None:
+    """Servicers call this once they know what the call touches; the entry is written at the end."""
+    _note.set(AccessNote(action, resource, subjects, fields, purpose, case_number, detail))
 
 
 async def _abort(context: aio.ServicerContext, exc: BaseException, method: str) -> None:
@@ -40,35 +80,18 @@ async def _abort(context: aio.ServicerContext, exc: BaseException, method: str) 
     await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}: {type(exc).__name__}")
 
 
-def _wrap_unary(behavior: Callable[..., Awaitable], method: str) -> Callable[..., Awaitable]:
-    async def handler(request, context):
-        try:
-            return await behavior(request, context)
-        except (HubError, Exception) as exc:
-            if isinstance(exc, aio.AbortError):
-                raise
-            await _abort(context, exc, method)
+class CallInterceptor(aio.ServerInterceptor):
+    """Identity, errors and audit around every governed method. Wrapped handlers are cached per method."""
 
-    return handler
-
-
-def _wrap_stream(behavior, method: str):
-    async def handler(request, context):
-        try:
-            async for item in behavior(request, context):
-                yield item
-        except (HubError, Exception) as exc:
-            if isinstance(exc, aio.AbortError):
-                raise
-            await _abort(context, exc, method)
-
-    return handler
-
-
-class ErrorInterceptor(aio.ServerInterceptor):
-    """Maps exceptions to statuses. Wrapped handlers are cached per method."""
-
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        identity: IdentityResolver | None = None,
+        audit: AuditLog | None = None,
+        audit_backlog_limit: int = 200_000,
+    ) -> None:
+        self._identity = identity
+        self._audit = audit
+        self._limit = audit_backlog_limit
         self._cache: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(self, continuation, handler_call_details):
@@ -77,17 +100,81 @@ class ErrorInterceptor(aio.ServerInterceptor):
         if cached is not None:
             return cached
         handler = await continuation(handler_call_details)
-        if handler is None or method.startswith(("/grpc.health", "/grpc.reflection")):
+        if handler is None or method.startswith(_UNGOVERNED):
             return handler
         if handler.unary_unary is not None:
             wrapped = grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary, method), handler.request_deserializer, handler.response_serializer
+                self._unary(handler.unary_unary, method), handler.request_deserializer, handler.response_serializer
             )
         elif handler.unary_stream is not None:
             wrapped = grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream, method), handler.request_deserializer, handler.response_serializer
+                self._stream(handler.unary_stream, method), handler.request_deserializer, handler.response_serializer
             )
         else:
             wrapped = handler
         self._cache[method] = wrapped
         return wrapped
+
+    def _enter(self, context: aio.ServicerContext) -> None:
+        if self._audit is not None and self._audit.backlog >= self._limit:
+            raise ResourceExhausted("the audit trail is behind; retry shortly", retry_after_s=1.0)
+        if self._identity is not None:
+            current_caller.set(self._identity.resolve(context))
+
+    def _exit(self, started: float, outcome: str) -> None:
+        note = _note.get()
+        if note is None or self._audit is None:
+            return
+        caller = current_caller.get()
+        self._audit.record(
+            AuditEvent(
+                caller.department,
+                caller.subsystem,
+                note.action,
+                note.resource,
+                note.subjects,
+                note.fields,
+                note.purpose,
+                note.case_number,
+                outcome,
+                int((time.perf_counter() - started) * 1e6),
+                note.detail,
+            )
+        )
+
+    def _unary(self, behavior: Callable, method: str) -> Callable:
+        async def handler(request, context):
+            started = time.perf_counter()
+            outcome = "OK"
+            try:
+                self._enter(context)
+                return await behavior(request, context)
+            except aio.AbortError:
+                outcome = "ABORTED"
+                raise
+            except Exception as exc:
+                outcome = exc.code.name if isinstance(exc, HubError) else "INTERNAL"
+                await _abort(context, exc, method)
+            finally:
+                self._exit(started, outcome)
+
+        return handler
+
+    def _stream(self, behavior: Callable, method: str) -> Callable:
+        async def handler(request, context):
+            started = time.perf_counter()
+            outcome = "OK"
+            try:
+                self._enter(context)
+                async for item in behavior(request, context):
+                    yield item
+            except aio.AbortError:
+                outcome = "ABORTED"
+                raise
+            except Exception as exc:
+                outcome = exc.code.name if isinstance(exc, HubError) else "INTERNAL"
+                await _abort(context, exc, method)
+            finally:
+                self._exit(started, outcome)
+
+        return handler

@@ -1,30 +1,35 @@
-"""Lookup.Get: a record's fields from the cache."""
+"""Lookup.Get: a record's fields from the cache, masked per the caller's grant."""
 
 from __future__ import annotations
 
 import orjson
 from grpc import aio
 
-from hub.cache.replica import ReplicaCache
 from hub.cache.verify import key_field_of, key_problem
 from hub.errors import InvalidArgument, NotFound
+from hub.governance.masking import mask_record
 from hub.server.convert import watermark_to_pb
-from hub.server.verification import version_for
+from hub.server.deps import Deps
+from hub.server.verification import authorize_read, version_for
 from hub.v1 import lookup_pb2, lookup_pb2_grpc
 
 
 class LookupService(lookup_pb2_grpc.LookupServicer):
-    def __init__(self, cache: ReplicaCache) -> None:
-        self._cache = cache
+    def __init__(self, deps: Deps) -> None:
+        self._deps = deps
 
     async def Get(self, request: lookup_pb2.GetRequest, context: aio.ServicerContext) -> lookup_pb2.GetResponse:
-        version = await version_for(self._cache, request.resource, request.consistency, context)
-        spec = version.spec
+        deps = self._deps
+        spec = deps.catalogue.resource(request.resource)
         field = key_field_of(spec, request.key_field)
-        fields = list(request.fields) or [f.name for f in spec.fields]
-        for i, name in enumerate(fields):
+        for i, name in enumerate(request.fields):
             if name not in spec.by_name:
                 raise InvalidArgument(f"fields[{i}]: {name!r} is not a field of {spec.name}", field=f"fields[{i}]")
+        asked = list(request.fields)
+        _, access = authorize_read(deps, request, "lookup", (request.key,), asked + ([field] if asked else []))
+        # Without a field list, a grantee gets the fields its grant covers.
+        fields = asked or [f.name for f in spec.fields if f.name in access.fields]
+        version = await version_for(deps, request.resource, request.consistency, context)
         if field == spec.key:
             row = version.row(request.key)
             rows: tuple[int, ...] = (row,) if row >= 0 else ()
@@ -35,7 +40,9 @@ class LookupService(lookup_pb2_grpc.LookupServicer):
             if problem is not None:
                 raise InvalidArgument(f"key: {problem}", field="key")
             raise NotFound(f"{spec.name} has no record with {field} {request.key!r}", field="key")
+        masks = {f: m for f, m in access.masks.items() if f in fields}
         return lookup_pb2.GetResponse(
-            records=[orjson.dumps(version.record(r, fields)) for r in rows],
+            records=[orjson.dumps(mask_record(version.record(r, fields), masks)) for r in rows],
             watermark=watermark_to_pb(version.watermark),
+            masked_fields=sorted(masks),
         )

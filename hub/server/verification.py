@@ -5,11 +5,14 @@ from __future__ import annotations
 from grpc import aio
 
 from hub.cache.claims import compile_claims
-from hub.cache.replica import ReplicaCache
 from hub.cache.table import TableVersion
 from hub.cache.verify import key_field_of, verify_many, verify_one
 from hub.errors import InvalidArgument
+from hub.governance.identity import current_caller
+from hub.governance.policy import Access
 from hub.server.convert import claims_from_pb, wanted_offsets, watermark_to_pb
+from hub.server.deps import Deps
+from hub.server.interceptors import note_access
 from hub.v1 import verification_pb2, verification_pb2_grpc
 
 MAX_KEYS = 100_000
@@ -17,27 +20,42 @@ MAX_KEYS = 100_000
 DEFAULT_CONSISTENCY_WAIT_S = 30.0
 
 
-async def version_for(cache: ReplicaCache, resource: str, consistency, context: aio.ServicerContext) -> TableVersion:
+async def version_for(deps: Deps, resource: str, consistency, context: aio.ServicerContext) -> TableVersion:
     """The version to answer from, after waiting for the caller's writes if asked."""
     wanted = wanted_offsets(consistency) if consistency.min_offsets else None
     if not wanted:
-        return cache.version(resource)
+        return deps.cache.version(resource)
     remaining = context.time_remaining()
-    return await cache.version_at(resource, wanted, DEFAULT_CONSISTENCY_WAIT_S if remaining is None else remaining)
+    return await deps.cache.version_at(resource, wanted, DEFAULT_CONSISTENCY_WAIT_S if remaining is None else remaining)
+
+
+def authorize_read(deps: Deps, request, method: str, subjects, fields: list[str]) -> tuple:
+    """Notes the access for the audit trail, then asks the policy. Returns (spec, access)."""
+    spec = deps.catalogue.resource(request.resource)
+    ctx = request.context
+    note_access(method, spec.name, subjects, fields, "", ctx.case_number)
+    purpose = deps.policy.check_context(ctx.purpose, ctx.case_number)
+    note_access(method, spec.name, subjects, fields, purpose, ctx.case_number)
+    access: Access = deps.policy.read(current_caller.get(), spec, method.split("_")[0], purpose, fields)
+    return spec, access
 
 
 class VerificationService(verification_pb2_grpc.VerificationServicer):
-    def __init__(self, cache: ReplicaCache) -> None:
-        self._cache = cache
+    def __init__(self, deps: Deps) -> None:
+        self._deps = deps
 
     async def Verify(
         self, request: verification_pb2.VerifyRequest, context: aio.ServicerContext
     ) -> verification_pb2.VerifyResponse:
-        version = await version_for(self._cache, request.resource, request.consistency, context)
-        spec = version.spec
+        deps = self._deps
+        claims = claims_from_pb(request.claims)
+        spec = deps.catalogue.resource(request.resource)
         field = key_field_of(spec, request.key_field)
-        claims = compile_claims(spec, claims_from_pb(request.claims))
-        outcome = verify_one(version, field, request.key, claims)
+        compiled = compile_claims(spec, claims)  # a malformed claim is INVALID_ARGUMENT before any policy
+        touched = [c.field for c in claims] + ([field] if field != spec.key else [])
+        authorize_read(deps, request, "verify", (request.key,), touched)
+        version = await version_for(deps, request.resource, request.consistency, context)
+        outcome = verify_one(version, field, request.key, compiled)
         return verification_pb2.VerifyResponse(
             found=outcome.found,
             match=outcome.match,
@@ -48,14 +66,18 @@ class VerificationService(verification_pb2_grpc.VerificationServicer):
     async def VerifyBatch(
         self, request: verification_pb2.VerifyBatchRequest, context: aio.ServicerContext
     ) -> verification_pb2.VerifyBatchResponse:
+        deps = self._deps
         keys = list(request.keys)
         if len(keys) > MAX_KEYS:
             raise InvalidArgument(f"keys: at most {MAX_KEYS} per call, got {len(keys)}", field="keys")
-        version = await version_for(self._cache, request.resource, request.consistency, context)
-        spec = version.spec
+        claims = claims_from_pb(request.claims)
+        spec = deps.catalogue.resource(request.resource)
         field = key_field_of(spec, request.key_field)
-        claims = compile_claims(spec, claims_from_pb(request.claims), n_keys=len(keys))
-        outcome = verify_many(version, field, keys, claims)
+        compiled = compile_claims(spec, claims, n_keys=len(keys))
+        touched = [c.field for c in claims] + ([field] if field != spec.key else [])
+        authorize_read(deps, request, "verify_batch", keys, touched)
+        version = await version_for(deps, request.resource, request.consistency, context)
+        outcome = verify_many(version, field, keys, compiled)
         response = verification_pb2.VerifyBatchResponse(
             found=outcome.found.tolist(),
             match=outcome.match.tolist(),

@@ -1,0 +1,1 @@
+"""Governance: department identity, grants, purpose binding, masking and the audit trail."""

@@ -1,0 +1,204 @@
+"""The audit trail: every access, publish and administrative action, tamper-evident.
+
+Each hub process writes its own chain to the audit topic (keyed by chain id, so a chain stays in
+one partition and in order). Entry n carries ``seq`` n and ``prev``, the hash of entry n-1; its
+``hash`` is SHA-256 over ``prev`` and the entry's canonical JSON. Every ``checkpoint_every``
+entries, every ``checkpoint_interval_s`` and when the process stops cleanly, a checkpoint entry
+signs (Ed25519) the chain id, seq and hash of the latest entry. ``hub audit verify`` recomputes
+the chains and checks the signatures, so an edited, removed or reordered entry is detected.
+What cannot be detected: the removal of the newest entries after the last checkpoint of a chain
+that did not stop cleanly (at most ``checkpoint_interval_s`` of entries).
+
+Subjects (resident IDs, credit codes) are never stored: only a keyed digest, HMAC-SHA256 with the
+hub's audit subject key, so the citizen's question can be answered from their key and nothing else.
+
+Recording must not slow the call down: ``record`` only enqueues; a writer thread computes digests
+and hashes and produces in batches. When the backlog is too long, the hub refuses new calls with
+RESOURCE_EXHAUSTED rather than leave them unaudited.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import hashlib
+import hmac
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import orjson
+from confluent_kafka import Producer
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+log = logging.getLogger(__name__)
+
+
+def subject_digest(subject_key: bytes, subject: str) -> str:
+    return hmac.new(subject_key, subject.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def entry_hash(prev: str, body: dict) -> str:
+    return hashlib.sha256(prev.encode() + orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def checkpoint_message(chain: str, seq: int, digest: str) -> bytes:
+    return f"{chain}:{seq}:{digest}".encode()
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One auditable event, as handed over by the RPC layer."""
+
+    caller: str
+    subsystem: str
+    action: str
+    resource: str
+    subjects: Sequence[str]
+    fields: Sequence[str]
+    purpose: str
+    case_number: str
+    outcome: str
+    latency_us: int
+    detail: str = ""
+    at_ms: int = 0
+
+
+class AuditLog:
+    def __init__(
+        self,
+        producer_config: dict,
+        topic: str,
+        signing_key: ed25519.Ed25519PrivateKey,
+        subject_key: bytes,
+        *,
+        checkpoint_every: int = 1000,
+        checkpoint_interval_s: float = 5.0,
+        chain: str | None = None,
+    ) -> None:
+        self.topic = topic
+        self.chain = chain or f"{socket.gethostname()}-{os.getpid()}-{int(time.time() * 1000)}"
+        self._producer = Producer({**producer_config, "linger.ms": 20})
+        self._signing_key = signing_key
+        self._subject_key = subject_key
+        self._every = checkpoint_every
+        self._interval = checkpoint_interval_s
+        self._queue: collections.deque[AuditEvent] = collections.deque()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+        self._seq = -1
+        self._prev = ""
+        self._since_checkpoint = 0
+        self._last_checkpoint = time.monotonic()
+        self.written = 0
+        self.failed = 0
+
+    @property
+    def backlog(self) -> int:
+        return len(self._queue)
+
+    def subject_digest(self, subject: str) -> str:
+        return subject_digest(self._subject_key, subject)
+
+    def start(self) -> None:
+        self._append({"kind": "genesis", "detail": "chain started"})
+        self._thread.start()
+
+    def record(self, access: AuditEvent) -> None:
+        """Enqueues an entry. Must not block. Callers refuse new calls while ``backlog`` is too long
+        (see hub.server.interceptors); a call that already happened is always recorded."""
+        self._queue.append(access)
+        if len(self._queue) == 1:
+            self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+        self._drain()
+        self._checkpoint(closing=True)
+        left = self._producer.flush(timeout)
+        if left:
+            log.error("%d audit entries were not acknowledged before shutdown", left)
+        self._producer.close()
+
+    # -- writer thread ---------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(0.05)
+            self._wake.clear()
+            self._drain()
+            if self._since_checkpoint and (
+                self._since_checkpoint >= self._every or time.monotonic() - self._last_checkpoint >= self._interval
+            ):
+                self._checkpoint()
+            self._producer.poll(0)
+
+    def _drain(self) -> None:
+        queue = self._queue
+        while queue:
+            a = queue.popleft()
+            self._append(
+                {
+                    "kind": "access",
+                    "at_ms": a.at_ms or int(time.time() * 1000),
+                    "caller": a.caller,
+                    "subsystem": a.subsystem,
+                    "action": a.action,
+                    "resource": a.resource,
+                    "subjects": [self.subject_digest(s) for s in a.subjects],
+                    "fields": list(a.fields),
+                    "purpose": a.purpose,
+                    "case_number": a.case_number,
+                    "outcome": a.outcome,
+                    "latency_us": a.latency_us,
+                    "count": len(a.subjects),
+                    "detail": a.detail,
+                }
+            )
+            self._since_checkpoint += 1
+            if self._since_checkpoint >= self._every:
+                self._checkpoint()
+
+    def _append(self, body: dict) -> None:
+        self._seq += 1
+        body = {**body, "chain": self.chain, "seq": self._seq, "prev": self._prev}
+        body.setdefault("at_ms", int(time.time() * 1000))
+        digest = entry_hash(self._prev, body)
+        body["hash"] = digest
+        self._prev = digest
+        while True:
+            try:
+                self._producer.produce(self.topic, orjson.dumps(body), self.chain.encode(), on_delivery=self._delivered)
+                break
+            except BufferError:
+                self._producer.poll(0.05)
+        self.written += 1
+
+    def _checkpoint(self, closing: bool = False) -> None:
+        if self._seq < 0:
+            return
+        signed_seq, signed_hash = self._seq, self._prev
+        signature = self._signing_key.sign(checkpoint_message(self.chain, signed_seq, signed_hash))
+        self._append(
+            {
+                "kind": "checkpoint",
+                "signed_seq": signed_seq,
+                "signed_hash": signed_hash,
+                "signature": base64.b64encode(signature).decode(),
+                "closing": closing,
+            }
+        )
+        self._since_checkpoint = 0
+        self._last_checkpoint = time.monotonic()
+
+    def _delivered(self, err, msg) -> None:
+        if err is not None:
+            self.failed += 1
+            log.error("audit entry not written: %s", err)

@@ -1,0 +1,62 @@
+"""What the servicers share: the replica's stores, the policy, the producer, and how to write state."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import orjson
+from confluent_kafka.admin import AdminClient
+
+from hub.cache.replica import ReplicaCache
+from hub.catalogue.store import CatalogueStore
+from hub.errors import Unavailable
+from hub.governance.audit_index import AuditIndex
+from hub.governance.policy import AccessPolicy
+from hub.governance.state import GovernanceState
+from hub.kafka.producer import AckingProducer
+from hub.records import codec
+from hub.settings import HubSettings
+
+
+@dataclass(frozen=True)
+class Topics:
+    prefix: str
+
+    @property
+    def catalogue(self) -> str:
+        return f"{self.prefix}_catalogue"
+
+    @property
+    def governance(self) -> str:
+        return f"{self.prefix}_governance"
+
+    @property
+    def audit(self) -> str:
+        return f"{self.prefix}_audit"
+
+    def resource(self, name: str) -> str:
+        return codec.topic_for(self.prefix, name)
+
+
+@dataclass
+class Deps:
+    settings: HubSettings
+    topics: Topics
+    catalogue: CatalogueStore
+    governance: GovernanceState
+    policy: AccessPolicy
+    cache: ReplicaCache
+    producer: AckingProducer
+    admin: AdminClient
+    audit_index: AuditIndex
+
+    async def write_state(self, topic: str, key: str, value: dict | None, timeout: float = 30.0) -> None:
+        """Writes one state change and waits until this replica has applied it (read your writes)."""
+        payload = None if value is None else orjson.dumps(value)
+        [delivery] = await self.producer.send(
+            topic, [(key.encode(), payload)], [("trace_id", str(time.time_ns()).encode())]
+        )
+        if delivery.error is not None:
+            raise Unavailable(f"could not write {key} to {topic}: {delivery.error.str()}")
+        await self.cache.reached(topic, [(delivery.partition, delivery.offset)], timeout)
