@@ -480,7 +480,7 @@ def test_audit_verify_command_detects_a_removed_entry(kafka_bootstrap: str, topi
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
     for i, entry in enumerate(entries):
         if i != 2:
-            producer.produce(copy, orjson.dumps(entry), entry["chain"].encode())
+            producer.produce(copy, orjson.dumps({"entries": [entry]}), entry["chain"].encode())
     producer.flush(10)
     producer.close()
     bad = subprocess.run([*base, "--topic", copy], capture_output=True, text=True)

@@ -9,8 +9,11 @@ the chains and checks the signatures, so an edited, removed or reordered entry i
 What cannot be detected: the removal of the newest entries after the last checkpoint of a chain
 that did not stop cleanly (at most ``checkpoint_interval_s`` of entries).
 
-Subjects (resident IDs, credit codes) are never stored: only a keyed digest, HMAC-SHA256 with the
-hub's audit subject key, so the citizen's question can be answered from their key and nothing else.
+Subjects (resident IDs, credit codes) are never stored: only a keyed digest (BLAKE2b with the hub's
+audit subject key), so the citizen's question can be answered from their key and nothing else.
+
+Entries drained together are written as one Kafka message ``{"entries": [...]}`` keyed by the
+chain; the chain itself is per entry.
 
 Recording must not slow the call down: ``record`` only enqueues; a writer thread computes digests
 and hashes and produces in batches. When the backlog is too long, the hub refuses new calls with
@@ -22,7 +25,6 @@ from __future__ import annotations
 import base64
 import collections
 import hashlib
-import hmac
 import logging
 import os
 import socket
@@ -39,7 +41,8 @@ log = logging.getLogger(__name__)
 
 
 def subject_digest(subject_key: bytes, subject: str) -> str:
-    return hmac.new(subject_key, subject.encode(), hashlib.sha256).hexdigest()[:32]
+    """Keyed BLAKE2b-128 (a MAC, and several times cheaper than HMAC-SHA256), as 32 hex characters."""
+    return hashlib.blake2b(subject.encode(), digest_size=16, key=subject_key[:64]).hexdigest()
 
 
 def entry_hash(prev: str, body: dict) -> str:
@@ -78,21 +81,23 @@ class AuditLog:
         *,
         checkpoint_every: int = 1000,
         checkpoint_interval_s: float = 5.0,
+        flush_interval_s: float = 0.02,
         chain: str | None = None,
     ) -> None:
         self.topic = topic
         self.chain = chain or f"{socket.gethostname()}-{os.getpid()}-{int(time.time() * 1000)}"
         self._producer = Producer({**producer_config, "linger.ms": 20})
         self._signing_key = signing_key
-        self._subject_key = subject_key
+        self._keyed = hashlib.blake2b(digest_size=16, key=subject_key[:64])
         self._every = checkpoint_every
         self._interval = checkpoint_interval_s
+        self._flush_interval_s = flush_interval_s
         self._queue: collections.deque[AuditEvent] = collections.deque()
-        self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._seq = -1
         self._prev = ""
+        self._batch: list[dict] = []
         self._since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
         self.written = 0
@@ -103,25 +108,26 @@ class AuditLog:
         return len(self._queue)
 
     def subject_digest(self, subject: str) -> str:
-        return subject_digest(self._subject_key, subject)
+        h = self._keyed.copy()  # copying a keyed state is cheaper than keying a new one
+        h.update(subject.encode())
+        return h.hexdigest()
 
     def start(self) -> None:
         self._append({"kind": "genesis", "detail": "chain started"})
+        self._flush_batch()
         self._thread.start()
 
     def record(self, access: AuditEvent) -> None:
         """Enqueues an entry. Must not block. Callers refuse new calls while ``backlog`` is too long
         (see hub.server.interceptors); a call that already happened is always recorded."""
         self._queue.append(access)
-        if len(self._queue) == 1:
-            self._wake.set()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
-        self._wake.set()
         self._thread.join(timeout)
         self._drain()
         self._checkpoint(closing=True)
+        self._flush_batch()
         left = self._producer.flush(timeout)
         if left:
             log.error("%d audit entries were not acknowledged before shutdown", left)
@@ -130,41 +136,44 @@ class AuditLog:
     # -- writer thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(0.05)
-            self._wake.clear()
+        # A fixed cadence, not a wake-up per entry: one Kafka message carries every entry of the last
+        # `flush_interval_s`, which is what keeps the trail's cost per call in microseconds.
+        while not self._stop.wait(self._flush_interval_s):
             self._drain()
             if self._since_checkpoint and (
                 self._since_checkpoint >= self._every or time.monotonic() - self._last_checkpoint >= self._interval
             ):
                 self._checkpoint()
+                self._flush_batch()
             self._producer.poll(0)
 
     def _drain(self) -> None:
         queue = self._queue
         while queue:
-            a = queue.popleft()
-            self._append(
-                {
-                    "kind": "access",
-                    "at_ms": a.at_ms or int(time.time() * 1000),
-                    "caller": a.caller,
-                    "subsystem": a.subsystem,
-                    "action": a.action,
-                    "resource": a.resource,
-                    "subjects": [self.subject_digest(s) for s in a.subjects],
-                    "fields": list(a.fields),
-                    "purpose": a.purpose,
-                    "case_number": a.case_number,
-                    "outcome": a.outcome,
-                    "latency_us": a.latency_us,
-                    "count": len(a.subjects),
-                    "detail": a.detail,
-                }
-            )
-            self._since_checkpoint += 1
-            if self._since_checkpoint >= self._every:
-                self._checkpoint()
+            for _ in range(min(len(queue), 500)):
+                a = queue.popleft()
+                self._append(
+                    {
+                        "kind": "access",
+                        "at_ms": a.at_ms or int(time.time() * 1000),
+                        "caller": a.caller,
+                        "subsystem": a.subsystem,
+                        "action": a.action,
+                        "resource": a.resource,
+                        "subjects": [self.subject_digest(s) for s in a.subjects],
+                        "fields": list(a.fields),
+                        "purpose": a.purpose,
+                        "case_number": a.case_number,
+                        "outcome": a.outcome,
+                        "latency_us": a.latency_us,
+                        "count": len(a.subjects),
+                        "detail": a.detail,
+                    }
+                )
+                self._since_checkpoint += 1
+                if self._since_checkpoint >= self._every:
+                    self._checkpoint()
+            self._flush_batch()
 
     def _append(self, body: dict) -> None:
         self._seq += 1
@@ -173,13 +182,20 @@ class AuditLog:
         digest = entry_hash(self._prev, body)
         body["hash"] = digest
         self._prev = digest
+        self._batch.append(body)
+        self.written += 1
+
+    def _flush_batch(self) -> None:
+        if not self._batch:
+            return
+        value = orjson.dumps({"entries": self._batch})
+        self._batch = []
         while True:
             try:
-                self._producer.produce(self.topic, orjson.dumps(body), self.chain.encode(), on_delivery=self._delivered)
-                break
+                self._producer.produce(self.topic, value, self.chain.encode(), on_delivery=self._delivered)
+                return
             except BufferError:
                 self._producer.poll(0.05)
-        self.written += 1
 
     def _checkpoint(self, closing: bool = False) -> None:
         if self._seq < 0:

@@ -1,117 +1,139 @@
-"""The audit trail as a queryable table on every replica: by subject digest and by resource.
+"""The audit trail as a queryable store on every replica.
 
-Built with the cache's own machinery (:class:`~hub.cache.table.ResourceTable`): columnar, with a
-secondary index on the subject digests for the citizen's question. The provider's question scans
-the resource column vectorised, which stays fast because it is dictionary-encoded.
+Append-only and columnar: few-valued attributes (caller, action, resource, purpose, outcome) as
+codes, times and counts as integers, and the subjects of every entry as 128-bit digests in two
+NumPy arrays with the row they belong to. Both questions are vectorised scans: the citizen's
+compares digests, the provider's compares resource codes. They are rare next to the writes, so
+the store spends nothing on per-subject indexes when entries arrive.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 
 import numpy as np
 import orjson
 
-from hub.cache.table import Change, ResourceTable, TableVersion
-from hub.catalogue.model import FieldSpec, ResourceSpec
-
-AUDIT_SPEC = ResourceSpec(
-    name="hub.audit",
-    code="HUB-AUDIT",
-    title="Audit trail",
-    provider="hub_admin",
-    summary="Every access, publish and administrative action, hash-chained per hub process.",
-    key="entry_id",
-    sharing_class="not_shared",
-    legal_basis="evidential record of the hub (never shared)",
-    published_on=dt.date(2017, 1, 1),
-    fields=(
-        FieldSpec(name="entry_id", type="string", title="chain:seq", required=True),
-        FieldSpec(name="kind", type="code", title="access, checkpoint or genesis"),
-        FieldSpec(name="at_ms", type="int", title="time, Unix ms"),
-        FieldSpec(name="caller", type="code", title="department"),
-        FieldSpec(name="subsystem", type="code", title="subsystem"),
-        FieldSpec(name="action", type="code", title="action"),
-        FieldSpec(name="resource", type="code", title="resource"),
-        FieldSpec(name="subjects", type="list", title="subject digests", indexed=True),
-        FieldSpec(name="fields", type="list", title="fields touched"),
-        FieldSpec(name="purpose", type="code", title="purpose"),
-        FieldSpec(name="case_number", type="string", title="case number"),
-        FieldSpec(name="outcome", type="code", title="gRPC status"),
-        FieldSpec(name="latency_us", type="int", title="latency, µs"),
-        FieldSpec(name="count", type="int", title="keys touched"),
-        FieldSpec(name="detail", type="string", title="detail"),
-    ),
-)
-
+from hub.cache.columns import Buffer
+from hub.cache.table import Change
 
 READ_ACTIONS = frozenset({"verify", "verify_batch", "lookup", "subscribe", "bulk"})
+_CODED = ("kind", "chain", "caller", "subsystem", "action", "resource", "purpose", "outcome")
+
+
+class _Codes:
+    """Values of one attribute as int32 codes."""
+
+    def __init__(self) -> None:
+        self.values: list[str] = []
+        self.lookup: dict[str, int] = {}
+        self.codes = Buffer(np.int32, 4096)
+
+    def code(self, value: str | None) -> int:
+        value = value or ""
+        code = self.lookup.get(value)
+        if code is None:
+            code = self.lookup[value] = len(self.values)
+            self.values.append(value)
+        return code
 
 
 class AuditIndex:
-    """A FeedTarget over the audit topic."""
+    """A FeedTarget over the audit topic. One writer (the feeder); queries from any thread."""
 
     def __init__(self, partitions: int) -> None:
         self.partitions = partitions
-        self.table = ResourceTable(AUDIT_SPEC, partitions)
+        self._positions = [0] * partitions
+        self._coded = {name: _Codes() for name in _CODED}
+        self._numbers = {name: Buffer(np.int64, 4096) for name in ("seq", "at_ms", "latency_us", "count")}
+        self._cases: list[str] = []
+        self._fields: list[tuple[str, ...]] = []
+        self._field_sets: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._subject_hi = Buffer(np.uint64, 65536)
+        self._subject_lo = Buffer(np.uint64, 65536)
+        self._subject_row = Buffer(np.int64, 65536)
+        self.rows = 0  # published last, so readers never see a half-appended batch
+
+    # -- FeedTarget ------------------------------------------------------------------------------
 
     def positions(self) -> tuple[int, ...]:
-        return self.table.positions()
+        return tuple(self._positions)
 
     def apply(self, changes: Sequence[Change]) -> None:
-        keyed = []
-        for c in changes:
-            entry = orjson.loads(c.value) if c.value else {}
-            keyed.append(
-                Change(
-                    f"{entry.get('chain', c.key)}:{entry.get('seq', c.offset)}",
-                    c.value,
-                    c.partition,
-                    c.offset,
-                    c.timestamp_ms,
-                )
-            )
-        self.table.apply(keyed)
+        row = self.rows
+        coded, numbers = self._coded, self._numbers
+        new_codes: dict[str, list[int]] = {name: [] for name in _CODED}
+        new_numbers: dict[str, list[int]] = {name: [] for name in numbers}
+        subjects: list[str] = []
+        subject_rows: list[int] = []
+        for change in changes:
+            self._positions[change.partition] = max(self._positions[change.partition], change.offset + 1)
+            for entry in orjson.loads(change.value or b'{"entries": []}')["entries"]:
+                for name in _CODED:
+                    new_codes[name].append(coded[name].code(entry.get(name)))
+                for name in new_numbers:
+                    new_numbers[name].append(entry.get(name) or 0)
+                self._cases.append(entry.get("case_number") or "")
+                fields = tuple(entry.get("fields") or ())
+                self._fields.append(self._field_sets.setdefault(fields, fields))
+                digests = entry.get("subjects") or ()
+                subjects.extend(digests)
+                subject_rows.extend([row] * len(digests))
+                row += 1
+        for name in _CODED:
+            coded[name].codes.extend(np.array(new_codes[name], dtype=np.int32))
+        for name, buffer in numbers.items():
+            buffer.extend(np.array(new_numbers[name], dtype=np.int64))
+        if subjects:
+            pairs = np.frombuffer(bytes.fromhex("".join(subjects)), dtype=">u8").reshape(-1, 2)
+            self._subject_hi.extend(pairs[:, 0].astype(np.uint64))
+            self._subject_lo.extend(pairs[:, 1].astype(np.uint64))
+            self._subject_row.extend(np.array(subject_rows, dtype=np.int64))
+        self.rows = row
 
     def mark_caught_up(self, at_ms: int) -> None:
-        self.table.mark_caught_up(at_ms)
+        pass
 
     def settle(self) -> bool:
-        return self.table.settle()
+        return False
 
     # -- queries ---------------------------------------------------------------------------------
 
-    @property
-    def version(self) -> TableVersion:
-        return self.table.version
+    def _entry(self, row: int) -> dict:
+        entry = {name: c.values[c.codes.arr[row]] for name, c in self._coded.items()}
+        entry.update({name: int(b.arr[row]) for name, b in self._numbers.items()})
+        entry["case_number"] = self._cases[row]
+        entry["fields"] = list(self._fields[row])
+        entry["entry_id"] = f"{entry['chain']}:{entry['seq']}"
+        return entry
+
+    def _latest_first(self, rows: np.ndarray, limit: int) -> list[dict]:
+        at = self._numbers["at_ms"].arr[rows]
+        return [self._entry(int(r)) for r in rows[np.argsort(at, kind="stable")[::-1][:limit]]]
 
     def by_subject(self, digest: str, limit: int) -> list[dict]:
-        v = self.version
-        rows = sorted(v.rows_by("subjects", digest), key=lambda r: v.columns["at_ms"].value(r), reverse=True)
-        return [v.record(r) for r in rows[:limit]]
+        """Entries that touched the subject with this digest, newest first."""
+        n = self._subject_row.n
+        hi, lo = np.frombuffer(bytes.fromhex(digest), dtype=">u8").astype(np.uint64)
+        hits = (self._subject_hi.arr[:n] == hi) & (self._subject_lo.arr[:n] == lo)
+        rows = np.unique(self._subject_row.arr[:n][hits])
+        return self._latest_first(rows[rows < self.rows], limit)
 
     def by_resource(self, resource: str, limit: int) -> tuple[list[tuple[str, str, int]], list[dict], int]:
-        """(calls per caller and purpose, the most recent entries, total) of reads of one resource."""
-        v = self.version
-        col = v.columns["resource"]
-        code = col.lookup.get(resource)
-        if code is None or v.n_rows == 0:
+        """(reads per caller and purpose, the most recent reads, their total) of one resource."""
+        n = self.rows
+        resources, actions = self._coded["resource"], self._coded["action"]
+        code = resources.lookup.get(resource)
+        if code is None or n == 0:
             return [], [], 0
-        live = v.live_rows()
-        rows = live[col.codes.arr[live] == code]
-        actions = v.columns["action"]
-        reads = actions.category_mask(READ_ACTIONS.__contains__)
-        rows = rows[reads[actions.codes.arr[rows]]]
-        callers = v.columns["caller"]
-        purposes = v.columns["purpose"]
-        width = len(purposes.categories) + 1  # purpose code -1 (none) becomes 0
-        pairs = callers.codes.arr[rows].astype(np.int64) * width + purposes.codes.arr[rows] + 1
+        reads = np.array([v in READ_ACTIONS for v in actions.values] + [False], dtype=bool)
+        rows = np.flatnonzero((resources.codes.arr[:n] == code) & reads[actions.codes.arr[:n]])
+        callers, purposes = self._coded["caller"], self._coded["purpose"]
+        width = len(purposes.values)
+        pairs = callers.codes.arr[rows].astype(np.int64) * width + purposes.codes.arr[rows]
         values, counts = np.unique(pairs, return_counts=True)
         usage = [
-            (callers.categories[int(p // width)], purposes.categories[int(p % width) - 1] if p % width else "", int(n))
-            for p, n in zip(values.tolist(), counts.tolist(), strict=True)
+            (callers.values[p // width], purposes.values[p % width], c)
+            for p, c in zip(values.tolist(), counts.tolist(), strict=True)
         ]
-        at = v.columns["at_ms"].values.arr[rows]
-        recent = rows[np.argsort(at)[::-1][:limit]]
-        return usage, [v.record(int(r)) for r in recent], len(rows)
+        return usage, self._latest_first(rows, limit), len(rows)

@@ -99,7 +99,7 @@ def verify_entries(entries: Iterable[dict], public_key: ed25519.Ed25519PublicKey
 
 
 def read_topic(bootstrap: str, topic: str, consumer_extra: dict | None = None, timeout: float = 60.0) -> list[dict]:
-    """Every entry of the audit topic, partition by partition in offset order."""
+    """Every entry of the audit topic (messages hold batches of entries), partition by partition in order."""
     consumer = Consumer(
         consumer_config(bootstrap, "hub-audit-verify", {"enable.partition.eof": True, **(consumer_extra or {})})
     )
@@ -115,7 +115,7 @@ def read_topic(bootstrap: str, topic: str, consumer_extra: dict | None = None, t
                         done.add(m.partition())
                     continue
                 done.discard(m.partition())
-                by_partition[m.partition()].append(orjson.loads(m.value()))
+                by_partition[m.partition()].extend(orjson.loads(m.value())["entries"])
         return [e for p in sorted(by_partition) for e in by_partition[p]]
     finally:
         consumer.close()
