@@ -43,6 +43,7 @@ def start_to_serving(bootstrap: str, data_dir: Path) -> tuple[float, float, subp
             str(port),
             "--data-dir",
             str(data_dir),
+            "--insecure-dev",
         ],
         env={**os.environ, "HUB_SNAPSHOT_INTERVAL_S": "86400", "HUB_LOG_LEVEL": "WARNING"},
         stderr=subprocess.DEVNULL,
