@@ -16,13 +16,12 @@ from connectors._native import date_from, lookup, required, text
 from hub.connect.files import FileSource
 from hub.connect.source import Connector, MappingError, Source
 from hub.datagen import reference as ref
-from hub.datagen.exports import PERMIT_NOTE
 
 _AUTHORITIES = {f"德阳市{name}市场监督管理局": f"MR{code}" for code, name in ref.DEYANG_NAMES.items()}
 
 
 def scope_codes(text_value: object) -> list[str]:
-    raw = str(text_value or "").replace(PERMIT_NOTE, "").strip("；; ")
+    raw = str(text_value or "").replace(ref.PERMIT_NOTE, "").strip("；; ")
     items = [i.strip() for i in raw.replace(";", "；").split("；") if i.strip()]
     unknown = [i for i in items if i not in ref.SCOPE_BY_TEXT]
     if unknown:

@@ -28,6 +28,7 @@ def _produce(bootstrap: str, topic: str, n: int) -> dict[bytes, tuple[int, int]]
         )
         producer.poll(0)
     assert producer.flush(60) == 0
+    producer.close()
     return acked
 
 

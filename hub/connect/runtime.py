@@ -38,7 +38,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from hub.connect.files import ERROR_KEY
-from hub.connect.source import Connector, MappingError, Source, SourceRecord
+from hub.connect.source import Backpressure, Connector, MappingError, Source, SourceRecord
 from hub.connect.state import DeadLetterFile, OffsetStore
 from hub.v1 import exchange_pb2, exchange_pb2_grpc
 
@@ -83,6 +83,7 @@ class _Entry:
     payload: bytes | None = None
     record: dict | None = None
     done: bool = False
+    delete: bool = False
 
 
 @dataclass(slots=True)
@@ -107,7 +108,9 @@ class RuntimeOptions:
     backoff_initial_s: float = 0.2
     backoff_max_s: float = 30.0
     idle_poll_s: float = 0.2
-    stop_when_finished: bool = True
+    # Stop once a live source has caught up and everything is acknowledged (a one-shot run).
+    # A bounded source (a file) always stops when it is finished.
+    stop_when_idle: bool = False
 
 
 class ConnectorRuntime:
@@ -133,6 +136,7 @@ class ConnectorRuntime:
         self._pending: deque[_Batch] = deque()
         self._retries: list[tuple[float, int, _Batch, list[_Entry]]] = []
         self._in_flight = 0
+        self._source_paused_until = 0.0
         self._seq = itertools.count()
         self._last_progress = 0.0
         self.last_offsets: list[exchange_pb2.PartitionOffset] = []
@@ -150,13 +154,22 @@ class ConnectorRuntime:
             while True:
                 self._settle(block=False)
                 self._resubmit_due()
-                if not self._stop.is_set() and self._in_flight < self.options.max_in_flight:
-                    rows = self.source.poll(self.options.batch_size)
+                if (
+                    not self._stop.is_set()
+                    and self._in_flight < self.options.max_in_flight
+                    and time.monotonic() >= self._source_paused_until
+                ):
+                    try:
+                        rows = self.source.poll(self.options.batch_size)
+                    except Backpressure as bp:  # the department's system asks for a pause
+                        self._source_paused_until = time.monotonic() + bp.retry_after
+                        rows = []
                     if rows:
                         self._submit_new(rows)
                         continue
-                idle = not self._pending and not self._retries
-                if idle and (self._stop.is_set() or (self.source.finished and self.options.stop_when_finished)):
+                drained = not self._pending and not self._retries
+                caught_up = self.source.finished or (self.options.stop_when_idle and self.source.idle)
+                if drained and (self._stop.is_set() or caught_up):
                     break
                 self._settle(block=True)
         finally:
@@ -166,7 +179,7 @@ class ConnectorRuntime:
 
     def _submit_new(self, rows: list[SourceRecord]) -> None:
         batch = _Batch(next(self._seq), [self._prepare(r) for r in rows])
-        self.stats.read += len(rows)
+        self.stats.read += sum(not r.control for r in rows)
         self._pending.append(batch)
         to_send = [e for e in batch.entries if not e.done]
         batch.remaining = len(to_send)
@@ -178,10 +191,14 @@ class ConnectorRuntime:
     def _prepare(self, rec: SourceRecord) -> _Entry:
         entry = _Entry(rec)
         row = rec.row
+        if rec.control:
+            entry.done = True
+            return entry
         try:
             if ERROR_KEY in row:
                 raise MappingError(str(row[ERROR_KEY]))
-            if rec.delete:
+            if rec.delete or self.connector.deleted(row):
+                entry.delete = True
                 entry.key = self.connector.key(row)
             else:
                 entry.record = self.connector.map(row)
@@ -199,7 +216,7 @@ class ConnectorRuntime:
         request = exchange_pb2.PublishRequest(
             resource=self.connector.resource,
             records=[
-                exchange_pb2.Record(key=e.key, delete=True) if e.source.delete else exchange_pb2.Record(json=e.payload)
+                exchange_pb2.Record(key=e.key, delete=True) if e.delete else exchange_pb2.Record(json=e.payload)
                 for e in entries
             ],
         )

@@ -31,6 +31,7 @@ class SourceRecord:
     row: Mapping[str, Any]
     delete: bool = False  # the row was deleted; ``row`` holds at least its key columns
     line: int = 0  # for error reports: the row's line or sequence number
+    control: bool = False  # carries only a position (e.g. "snapshot done"); nothing to publish
 
 
 class MappingError(ValueError):
@@ -59,7 +60,9 @@ class Source(ABC):
     - :meth:`acknowledged` tells the source which offsets are durable in the
       hub, e.g. to delete processed files. Optional.
     - :meth:`stop` may be called from another thread; poll should then return soon.
-    - :attr:`finished` is True once a bounded source (a file) has nothing more.
+    - :attr:`finished` is True once a bounded source (a file) has nothing more; :attr:`idle` when a
+      live source (a table, an endpoint) has caught up for now.
+    - :meth:`poll` may raise :class:`Backpressure` when the department's system asks for a pause.
     """
 
     def setup(self, offsets: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook
@@ -79,7 +82,13 @@ class Source(ABC):
 
     @property
     def finished(self) -> bool:
+        """A bounded source (a file) has nothing more, ever."""
         return False
+
+    @property
+    def idle(self) -> bool:
+        """The last poll found nothing more for now (a live source caught up)."""
+        return self.finished
 
 
 class Connector(ABC):
@@ -102,6 +111,10 @@ class Connector(ABC):
     @abstractmethod
     def key(self, row: Mapping[str, Any]) -> str:
         """The resource key of a native row (used for deletes)."""
+
+    def deleted(self, row: Mapping[str, Any]) -> bool:
+        """Whether a native row marks a deletion (a soft-delete flag). Sources report hard deletes."""
+        return False
 
     @abstractmethod
     def default_source(self, location: str) -> Source:

@@ -93,6 +93,8 @@ class City:
         self.size = size
         self._rng = random.Random(seed)
         self.adults: list[tuple[str, str]] = []  # (resident ID, name), for legal representatives
+        self.people: list[tuple[str, str, str, str, str]] = []  # (ID, name, gender, birth date, district)
+        self.entity_codes: list[str] = []
 
     def _name(self, rng: random.Random) -> str:
         given = rng.choice(ref.GIVEN) + (rng.choice(ref.GIVEN) if rng.random() < 0.75 else "")
@@ -127,6 +129,8 @@ class City:
             name = self._name(rng)
             if born < "1999-12-01" and len(self.adults) < 400_000 and rng.random() < 0.5:
                 self.adults.append((rid, name))
+            if status == "registered":
+                self.people.append((rid, name, "1" if int(rid[16]) % 2 else "2", born, district))
             yield {
                 "resident_id": rid,
                 "name": name,
@@ -147,6 +151,7 @@ class City:
         scope_codes = [s[0] for s in ref.SCOPE_ITEMS]
         scope_weights = [s[3] for s in ref.SCOPE_ITEMS]
         for code in credit_codes(self.seed, self.size.entities):
+            self.entity_codes.append(code)
             kind = ref.ENTITY_TYPES[code[:2]][0]
             district = code[2:8]
             dname = ref.DEYANG_NAMES[district]
@@ -235,3 +240,165 @@ class City:
                 else:
                     entry["authority"] = rng.choice(["approval_bureau", "credit", "market_regulation"])
                 yield entry
+
+    # -- the other departments ---------------------------------------------------------------------
+
+    def _prime(self) -> None:
+        """The people and entities the other departments' records refer to."""
+        if not self.people:
+            for _ in self.residents():
+                pass
+        if not self.entity_codes:
+            for _ in self.entities():
+                pass
+
+    def insured(self) -> Iterator[dict]:
+        """Social security: most working-age and retired residents."""
+        self._prime()
+        rng = random.Random(self.seed * 7 + 4)
+        for rid, name, _, born, district in self.people:
+            if born > "1999-12-01" or rng.random() > 0.7:
+                continue
+            retired = born < "1957-12-01"
+            status = "retired" if retired else rng.choices(["contributing", "suspended", "terminated"], [85, 12, 3])[0]
+            months = min(12 * (2017 - int(born[:4]) - 18), rng.randint(6, 420))
+            yield {
+                "resident_id": rid,
+                "name": name,
+                "insurance_types": sorted(
+                    rng.sample(["pension", "medical", "unemployment", "injury", "maternity"], rng.randint(2, 5))
+                ),
+                "status": status,
+                "employer_credit_code": None
+                if retired or rng.random() < 0.25
+                else self.entity_codes[rng.randrange(len(self.entity_codes))],
+                "district_code": district,
+                "contribution_months": max(months, 1),
+                "last_paid_on": _date(rng.randint(0, 60) if status == "contributing" else rng.randint(90, 3000)),
+            }
+
+    def properties(self) -> Iterator[dict]:
+        """Real-estate registration: about one certificate for every three adults."""
+        self._prime()
+        rng = random.Random(self.seed * 7 + 5)
+        serial = 0
+        for rid, name, _, born, district in self.people:
+            if born > "1999-12-01" or rng.random() > 0.33:
+                continue
+            serial += 1
+            year = rng.randint(2015, 2017)  # unified real-estate certificates began in 2015
+            town = next(d[3] for d in ref.DEYANG if d[0] == district)
+            yield {
+                "cert_no": f"川({year}){ref.DEYANG_NAMES[district]}不动产权第{serial:07d}号",
+                "owner_id": rid,
+                "owner_name": name,
+                "district_code": district,
+                "address": f"四川省德阳市{ref.DEYANG_NAMES[district]}{rng.choice(town)}{rng.choice(ref.ROADS)}"
+                f"{rng.randint(1, 300)}号{rng.randint(1, 30)}栋{rng.randint(1, 30)}0{rng.randint(1, 4)}",
+                "usage": rng.choices(["residential", "commercial", "industrial", "other"], [88, 8, 2, 2])[0],
+                "area_m2": round(rng.uniform(45, 180), 2),
+                "registered_on": _date(rng.randint(0, (2017 - year) * 365)),
+                "status": rng.choices(["valid", "mortgaged", "sealed", "cancelled"], [60, 35, 2, 3])[0],
+            }
+
+    def housing_accounts(self) -> Iterator[dict]:
+        """Housing provident fund: employees of formal employers."""
+        self._prime()
+        rng = random.Random(self.seed * 7 + 6)
+        serial = 0
+        for rid, name, _, born, _ in self.people:
+            if not "1957-12-01" < born < "1999-12-01" or rng.random() > 0.35:
+                continue
+            serial += 1
+            monthly = round(rng.uniform(150, 2400), 2)
+            status = rng.choices(["normal", "sealed", "closed"], [82, 15, 3])[0]
+            yield {
+                "account_no": f"DY{self.seed % 100:02d}{serial:010d}",
+                "resident_id": rid,
+                "name": name,
+                "employer_credit_code": self.entity_codes[rng.randrange(len(self.entity_codes))],
+                "status": status,
+                "monthly_deposit": monthly,
+                "balance": round(monthly * rng.randint(3, 180) * rng.uniform(0.6, 1.0), 2),
+                "last_deposit_on": _date(rng.randint(0, 40) if status == "normal" else rng.randint(60, 2000)),
+                "opened_on": _date(rng.randint(200, 6000)),
+            }
+
+    def births(self) -> Iterator[dict]:
+        """Birth medical certificates of the children born in the city since 2010."""
+        self._prime()
+        rng = random.Random(self.seed * 7 + 7)
+        mothers = [p for p in self.people if p[2] == "2" and "1970-01-01" < p[3] < "1995-01-01"]
+        fathers = [p for p in self.people if p[2] == "1" and "1965-01-01" < p[3] < "1995-01-01"]
+        hospitals = [
+            "德阳市人民医院",
+            "德阳市第二人民医院",
+            "德阳市妇幼保健院",
+            "广汉市人民医院",
+            "什邡市人民医院",
+            "绵竹市人民医院",
+            "中江县人民医院",
+        ]
+        for i, (_, name, gender, born, district) in enumerate(self.people):
+            if born < "2010-01-01" or not mothers:
+                continue
+            mother = mothers[rng.randrange(len(mothers))]
+            yield {
+                "cert_no": f"{'OPQR'[int(born[:4]) % 4]}51{self.seed % 100:02d}{i:07d}",
+                "child_name": name,
+                "child_gender": gender,
+                "birth_date": born,
+                "mother_id": mother[0],
+                "father_id": fathers[rng.randrange(len(fathers))][0] if fathers and rng.random() < 0.95 else None,
+                "hospital": rng.choice(hospitals),
+                "district_code": district,
+            }
+
+    def marriages(self) -> Iterator[dict]:
+        """Marriage registrations between adult residents."""
+        self._prime()
+        rng = random.Random(self.seed * 7 + 8)
+        women = [p for p in self.people if p[2] == "2" and p[3] < "1995-01-01"]
+        men = [p for p in self.people if p[2] == "1" and p[3] < "1993-01-01"]
+        for i in range(min(len(women), len(men)) // 2):
+            wife, husband = women[2 * i], men[2 * i]
+            year = max(int(wife[3][:4]), int(husband[3][:4])) + rng.randint(22, 30)
+            if year > 2017:
+                continue
+            kind = rng.choices(["marriage", "divorce", "remarriage"], [88, 9, 3])[0]
+            yield {
+                "record_no": f"J{wife[4]}-{year}-{i:06d}",
+                "kind": kind,
+                "husband_id": husband[0],
+                "wife_id": wife[0],
+                "registered_on": f"{year}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+                "district_code": wife[4],
+                "status": "dissolved" if kind == "divorce" else "valid",
+            }
+
+    def licences(self) -> Iterator[dict]:
+        """Licences for every business-scope item that needs a permit, with validity dates."""
+        rng = random.Random(self.seed * 7 + 9)
+        kinds = {
+            code: (kind, dept) for code, _, dept, _ in ref.SCOPE_ITEMS if dept for kind in [ref.LICENCE_TYPES[code]]
+        }
+        serial = 0
+        for entity in self.entities():
+            for item in entity["business_scope"]:
+                if item not in kinds or rng.random() > 0.85:
+                    continue
+                serial += 1
+                licence_type, issuer = kinds[item]
+                start = max(entity["established_on"], _date(rng.randint(0, 5 * 365)))
+                end = (dt.date.fromisoformat(start) + dt.timedelta(days=5 * 365 - 1)).isoformat()
+                yield {
+                    "licence_no": f"{ref.LICENCE_PREFIX[licence_type]}{entity['district_code']}{serial:08d}",
+                    "holder_id": entity["credit_code"],
+                    "holder_name": entity["name"],
+                    "licence_type": licence_type,
+                    "issuer": issuer,
+                    "valid_from": start,
+                    "valid_to": end,
+                    "status": rng.choices(["valid", "revoked", "cancelled", "suspended"], [92, 2, 4, 2])[0],
+                    "e_certificate_id": f"51060{serial:012d}",
+                }

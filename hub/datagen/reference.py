@@ -88,6 +88,8 @@ SCOPE_ITEMS = [
     ("construction_materials", "建筑材料销售", "", 0.055),
 ]
 SCOPE_TEXT = {code: text for code, text, _, _ in SCOPE_ITEMS}
+# Appended to a registered business scope that includes items needing a permit.
+PERMIT_NOTE = "（依法须经批准的项目，经相关部门批准后方可开展经营活动）"
 SCOPE_BY_TEXT = {text: code for code, text, _, _ in SCOPE_ITEMS}
 
 TRADE_NAMES = list("鑫源恒泰华盛金鼎宏达瑞丰顺发天成永安德润博通嘉禾汇丰富康兴旺锦程长青")
@@ -172,3 +174,44 @@ CITY_CREDIT_RECORDS = 2_800_000
 ABNORMAL_SHARE = 1702 / CITY_ENTITIES
 REMOVED_SHARE = 481 / 1702
 SERIOUS_SHARE = 1221 / CITY_ENTITIES
+
+# Licence types issued for business-scope items, and how their numbers start.
+LICENCE_TYPES = {
+    "food_sales": "food_business",
+    "catering": "food_business",
+    "food_production": "food_production",
+    "drug_retail": "drug_business",
+    "medical_device_ii": "medical_device_business",
+    "road_freight": "road_transport",
+    "road_passenger": "road_transport",
+    "hazardous_chemicals": "hazardous_chemicals",
+    "travel_agency": "travel_agency",
+    "publication_retail": "publication_business",
+    "internet_cafe": "internet_service",
+    "private_training": "private_school",
+}
+LICENCE_PREFIX = {
+    "food_business": "JY1",
+    "food_production": "SC1",
+    "drug_business": "川AA",
+    "medical_device_business": "川食药监械",
+    "road_transport": "川交运管",
+    "hazardous_chemicals": "川德危化经",
+    "travel_agency": "L-SC-",
+    "publication_business": "新出发",
+    "internet_service": "网文",
+    "private_school": "教民",
+}
+LICENCE_LABELS = {
+    "food_business": "食品经营许可证",
+    "food_production": "食品生产许可证",
+    "drug_business": "药品经营许可证",
+    "medical_device_business": "医疗器械经营许可证",
+    "road_transport": "道路运输经营许可证",
+    "hazardous_chemicals": "危险化学品经营许可证",
+    "travel_agency": "旅行社业务经营许可证",
+    "publication_business": "出版物经营许可证",
+    "internet_service": "网络文化经营许可证",
+    "private_school": "民办学校办学许可证",
+}
+LICENCE_BY_LABEL = {v: k for k, v in LICENCE_LABELS.items()}

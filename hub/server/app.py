@@ -327,4 +327,5 @@ class HubServer:
             await asyncio.to_thread(self.producer.close)
         if self.cache is not None:
             await asyncio.to_thread(self.cache.stop)
+        self.deps = None  # drops the admin client, which has no close() of its own
         log.info("hub stopped")
