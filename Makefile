@@ -19,6 +19,7 @@ demo: $(INSTALLED)
 
 ## Lint (ruff, buf) and run the test suite against the embedded broker (or HUB_BOOTSTRAP_SERVERS).
 test: $(INSTALLED)
+	./scripts/install-system-deps.sh
 	$(BIN)/ruff check .
 	$(BIN)/buf lint
 	$(BIN)/python -m pytest $(ARGS)

@@ -12,7 +12,7 @@ from typing import Any
 
 from connectors._native import date_from, lookup, required, text
 from hub.catalogue.model import load_builtin
-from hub.connect.files import FileSource
+from hub.connect.files import file_source
 from hub.connect.source import Connector, MappingError, Source
 from hub.datagen import reference as ref
 
@@ -47,5 +47,8 @@ class CreditRecordsConnector(Connector):
             "measures": [ref.MEASURE_BY_TEXT[m] for m in measures],
         }
 
+    def deleted(self, row: Mapping[str, Any]) -> bool:
+        return str(row.get("操作类型") or "").strip() == "删除"
+
     def default_source(self, location: str) -> Source:
-        return FileSource(location, "csv")
+        return file_source(location, "csv")

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from connectors._native import date_from, lookup, required, text
-from hub.connect.files import FileSource
+from hub.connect.files import file_source
 from hub.connect.source import Connector, MappingError, Source
 from hub.datagen import reference as ref
 
@@ -63,5 +63,8 @@ class EntitiesConnector(Connector):
             "approved_on": date_from(r.get("HZRQ"), "HZRQ"),
         }
 
+    def deleted(self, row: Mapping[str, Any]) -> bool:
+        return str(row.get("CZLX") or "").strip() == "D"
+
     def default_source(self, location: str) -> Source:
-        return FileSource(location, "jsonl")
+        return file_source(location, "jsonl")

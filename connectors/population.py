@@ -4,7 +4,8 @@ Native columns are the bureau's pinyin-initial codes: GMSFHM (公民身份号码
 XM (姓名), XBDM (性别代码), MZDM (民族代码), CSRQ (出生日期, YYYYMMDD),
 HJDZ_XZQHDM (户籍地址行政区划代码), HJDZ_QHNXXDZ (户籍地址区划内详细地址),
 HH (户号), YHZGXDM (与户主关系代码), RYZTDM (人员状态代码: 1 registered,
-2 moved out, 3 deceased), DJRQ (登记日期). Some rows carry a lower-case
+2 moved out, 3 deceased), DJRQ (登记日期), CZLX (操作类型: I, U, D in incremental
+drops). Some rows carry a lower-case
 check character "x".
 """
 
@@ -14,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from connectors._native import date_from, lookup, required, text
-from hub.connect.files import FileSource
+from hub.connect.files import file_source
 from hub.connect.source import Connector, Source
 from hub.datagen.reference import PERSON_STATUS_BY_CODE
 
@@ -44,5 +45,8 @@ class ResidentsConnector(Connector):
             "registered_on": date_from(r.get("DJRQ"), "DJRQ"),
         }
 
+    def deleted(self, row: Mapping[str, Any]) -> bool:
+        return str(row.get("CZLX") or "").strip() == "D"
+
     def default_source(self, location: str) -> Source:
-        return FileSource(location, "csv")
+        return file_source(location, "csv")

@@ -54,13 +54,20 @@ class ChildProcess:
     """One long-running child with its output in a log file."""
 
     def __init__(
-        self, name: str, args: Sequence[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+        self,
+        name: str,
+        args: Sequence[str],
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        user: str | None = None,
     ) -> None:
         self.name = name
         self.args = list(args)
         self.log_path = log_path
         self.env = env
         self.cwd = cwd
+        self.user = user  # run as this user (servers such as PostgreSQL refuse to run as root)
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -78,6 +85,8 @@ class ChildProcess:
                 env={**os.environ, **(self.env or {})},
                 cwd=self.cwd,
                 preexec_fn=_die_with_parent,
+                user=self.user,
+                group=self.user,
             )
         log.info("started %s (pid %d), log %s", self.name, self.proc.pid, self.log_path)
 

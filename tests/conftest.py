@@ -26,6 +26,21 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     broker.stop()
 
 
+@pytest.fixture(scope="session")
+def postgres_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """HUB_TEST_POSTGRES_DSN names an existing server (a superuser, wal_level=logical, wal2json);
+    otherwise a private PostgreSQL from Debian's packages is started for the session."""
+    external = os.environ.get("HUB_TEST_POSTGRES_DSN")
+    if external:
+        yield external
+        return
+    from hub.devservices import PostgresServer
+
+    server = PostgresServer(tmp_path_factory.mktemp("postgres"))
+    yield server.start()
+    server.stop()
+
+
 @pytest.fixture
 def topic_prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}."

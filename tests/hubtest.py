@@ -47,13 +47,13 @@ class Client:
 class RunningHub:
     """A HubServer on its own event loop thread, reached through a real channel."""
 
-    def __init__(self, settings: HubSettings, bootstrap: str) -> None:
+    def __init__(self, settings: HubSettings, bootstrap: str, interceptors: list | None = None) -> None:
         self.settings = settings
         self.bootstrap = bootstrap
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
-        self.server = HubServer(settings, bootstrap, load_builtin())
+        self.server = HubServer(settings, bootstrap, load_builtin(), interceptors=interceptors)
         self.port = self._call(self.server.start())
         self.address = f"{settings.host}:{self.port}"
         self._clients: dict[str, Client] = {}
@@ -149,12 +149,15 @@ class RunningHub:
 
 
 @contextmanager
-def running_hub(bootstrap: str, prefix: str, data_dir: Path, **settings) -> Iterator[RunningHub]:
+def running_hub(
+    bootstrap: str, prefix: str, data_dir: Path, interceptors: list | None = None, **settings
+) -> Iterator[RunningHub]:
     """A hub in insecure development mode, or with mutual TLS when ``tls_dir`` is given."""
     options = {"insecure_dev": "tls_dir" not in settings, "audit_checkpoint_interval_s": 0.2, **settings}
     hub = RunningHub(
         HubSettings(bootstrap_servers=bootstrap, topic_prefix=prefix, port=0, data_dir=data_dir, **options),
         bootstrap,
+        interceptors,
     )
     try:
         hub.wait_ready()

@@ -130,3 +130,71 @@ class FileSource(Source):
     @property
     def finished(self) -> bool:
         return self._done or self._stopped
+
+
+class FileDropSource(Source):
+    """A drop folder: files are read in name order, and new files are picked up as they arrive.
+
+    Each file is a source partition whose offset is the number of rows consumed, or ``"done"``.
+    Departments should write a drop under a temporary name and rename it when complete; names
+    starting with "." or ending in ".tmp" or ".part" are ignored.
+    """
+
+    def __init__(
+        self,
+        directory: Path | str,
+        fmt: FileFormat | None = None,
+        encoding: str = "utf-8-sig",
+        sheet: str | None = None,
+    ) -> None:
+        self.directory = Path(directory)
+        self.format = fmt
+        self.encoding = encoding
+        self.sheet = sheet
+        self._offsets: dict[str, Any] = {}
+        self._current: FileSource | None = None
+        self._idle = False
+        self._stopped = False
+
+    def setup(self, offsets: Mapping[str, Any]) -> None:
+        self._offsets = dict(offsets)
+
+    def _next_file(self) -> FileSource | None:
+        for path in sorted(self.directory.iterdir()):
+            if path.name.startswith(".") or path.suffix in (".tmp", ".part") or not path.is_file():
+                continue
+            source = FileSource(path, self.format or detect_format(path), self.encoding, self.sheet)
+            if self._offsets.get(source.partition) != "done":
+                source.setup(self._offsets)
+                return source
+        return None
+
+    def poll(self, max_records: int) -> list[SourceRecord]:
+        if self._stopped:
+            return []
+        if self._current is None:
+            self._current = self._next_file()
+            if self._current is None:
+                self._idle = True
+                return []
+        self._idle = False
+        rows = self._current.poll(max_records)
+        if self._current.finished:
+            partition = self._current.partition
+            self._offsets[partition] = "done"
+            rows.append(SourceRecord(partition, "done", {}, control=True))
+            self._current = None
+        return rows
+
+    @property
+    def idle(self) -> bool:
+        return self._idle
+
+    def stop(self) -> None:
+        self._stopped = True
+
+
+def file_source(location: str, fmt: FileFormat | None = None, encoding: str = "utf-8-sig") -> Source:
+    """A drop folder if ``location`` is a directory, else one file."""
+    path = Path(location)
+    return FileDropSource(path, fmt, encoding) if path.is_dir() else FileSource(path, fmt, encoding)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -60,6 +61,8 @@ class LogicalSource(Source):
         self._emitted_lsn = 0  # commit LSN of the last transaction handed to the runtime
         self._stopped = False
         self._idle = False
+        self._quiet_lsn = ""
+        self._quiet_since = 0.0
 
     @property
     def _snapshot_partition(self) -> str:
@@ -87,8 +90,18 @@ class LogicalSource(Source):
         if not self._snapshot_done:
             return self._copy(max_records)
         out = self._changes(max_records)
-        self._idle = not out
+        self._idle = not out and self._wal_quiet()
         return out
+
+    def _wal_quiet(self, quiet_s: float = 0.5) -> bool:
+        """Nothing was written for ``quiet_s``: a commit just made may take a moment to be decodable,
+        so an empty peek alone does not mean caught up."""
+        assert self._conn is not None
+        lsn = self._conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
+        now = time.monotonic()
+        if lsn != self._quiet_lsn:
+            self._quiet_lsn, self._quiet_since = lsn, now
+        return now - self._quiet_since >= quiet_s
 
     @property
     def idle(self) -> bool:

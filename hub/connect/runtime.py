@@ -12,7 +12,9 @@ Guarantees:
   RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, ABORTED), honouring the hub's
   ``retry-after-ms``; records the hub reports UNAVAILABLE are retried alone.
 - **Backpressure.** At most ``max_in_flight`` Publish calls are outstanding;
-  the source is not polled while they are.
+  the source is not polled while they are. When the hub answers RESOURCE_EXHAUSTED or
+  UNAVAILABLE with ``retry-after-ms``, nothing is sent until that time has passed. A source may
+  raise :class:`~hub.connect.source.Backpressure` to pause polling.
 - A status that retrying cannot fix (NOT_FOUND, PERMISSION_DENIED,
   UNAUTHENTICATED) stops the run with :class:`ConnectorFailed`.
 """
@@ -137,6 +139,7 @@ class ConnectorRuntime:
         self._retries: list[tuple[float, int, _Batch, list[_Entry]]] = []
         self._in_flight = 0
         self._source_paused_until = 0.0
+        self._hub_paused_until = 0.0  # the hub asked every sender to wait (retry-after)
         self._seq = itertools.count()
         self._last_progress = 0.0
         self.last_offsets: list[exchange_pb2.PartitionOffset] = []
@@ -157,7 +160,7 @@ class ConnectorRuntime:
                 if (
                     not self._stop.is_set()
                     and self._in_flight < self.options.max_in_flight
-                    and time.monotonic() >= self._source_paused_until
+                    and time.monotonic() >= max(self._source_paused_until, self._hub_paused_until)
                 ):
                     try:
                         rows = self.source.poll(self.options.batch_size)
@@ -301,6 +304,8 @@ class ConnectorRuntime:
         self.stats.retried += len(entries)
         delay = min(self.options.backoff_max_s, self.options.backoff_initial_s * 2 ** (batch.attempts - 1))
         delay = max(delay * random.uniform(0.5, 1.0), retry_after or 0.0)
+        if retry_after:  # the hub is saturated: hold back all new work too, not just this batch
+            self._hub_paused_until = max(self._hub_paused_until, time.monotonic() + retry_after)
         log.warning(
             "%s: retrying %d records in %.1fs (attempt %d)", self.connector.name, len(entries), delay, batch.attempts
         )
@@ -308,6 +313,8 @@ class ConnectorRuntime:
 
     def _resubmit_due(self) -> None:
         now = time.monotonic()
+        if now < self._hub_paused_until:
+            return
         while self._retries and self._retries[0][0] <= now and self._in_flight < self.options.max_in_flight:
             _, _, batch, entries = heapq.heappop(self._retries)
             self._send(batch, entries)

@@ -274,7 +274,9 @@ class City:
                 else self.entity_codes[rng.randrange(len(self.entity_codes))],
                 "district_code": district,
                 "contribution_months": max(months, 1),
-                "last_paid_on": _date(rng.randint(0, 60) if status == "contributing" else rng.randint(90, 3000)),
+                # contributions are monthly: the system records the month (费款所属期)
+                "last_paid_on": _date(rng.randint(0, 60) if status == "contributing" else rng.randint(90, 3000))[:8]
+                + "01",
             }
 
     def properties(self) -> Iterator[dict]:

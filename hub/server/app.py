@@ -89,6 +89,7 @@ class HubServer:
         bootstrap: str,
         seed: Catalogue,
         extra_handlers: list[grpc.GenericRpcHandler] | None = None,
+        interceptors: list[aio.ServerInterceptor] | None = None,
     ) -> None:
         if settings.tls_dir is None and not settings.insecure_dev:
             raise ValueError("set tls_dir (HUB_TLS_DIR, --tls-dir) for mutual TLS, or insecure_dev for a demo")
@@ -98,6 +99,7 @@ class HubServer:
         self.topics = Topics(settings.topic_prefix)
         self.port = 0
         self._extra_handlers = extra_handlers or []
+        self._interceptors = interceptors or []  # run before the hub's own (tests inject faults here)
         self.catalogue = CatalogueStore()
         self.identity: IdentityResolver | None = None
         self.governance: GovernanceState | None = None
@@ -217,7 +219,7 @@ class HubServer:
         assert self.deps is not None
         interceptor = CallInterceptor(self.identity, self.audit, s.audit_backlog_limit)
         server = aio.server(
-            interceptors=[interceptor],
+            interceptors=[*self._interceptors, interceptor],
             options=[
                 ("grpc.so_reuseport", 1),
                 ("grpc.max_receive_message_length", MAX_MESSAGE),

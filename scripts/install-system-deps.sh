@@ -1,0 +1,14 @@
+#!/bin/sh
+# Debian packages the tests and benchmarks start their own servers from: PostgreSQL (with the
+# wal2json logical decoding plugin) and Redis. Does nothing when they are already installed.
+set -eu
+need=""
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$need postgresql"
+ls /usr/lib/postgresql/*/lib/wal2json.so >/dev/null 2>&1 || need="$need postgresql-15-wal2json"
+command -v redis-server >/dev/null 2>&1 || need="$need redis-server"
+[ -z "$need" ] && exit 0
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "installing Debian packages:$need"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $need >/dev/null
