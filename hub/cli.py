@@ -125,6 +125,7 @@ def _cmd_connector_run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         max_in_flight=args.max_in_flight,
         tls=_tls(args),
+        once=args.once,
     )
 
 
@@ -284,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--batch-size", type=int, default=2000, help="Records per Publish call. Default: 2000.")
     p.add_argument("--max-in-flight", type=int, default=4, help="Publish calls outstanding at once. Default: 4.")
+    p.add_argument("--once", action="store_true",
+                   help="Stop once a live source (table, endpoint, drop folder) has caught up. A file always stops.")
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="Default: INFO.")
     _add_client_options(p, department=False)
     p.set_defaults(func=_cmd_connector_run)

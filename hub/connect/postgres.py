@@ -24,12 +24,21 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-import psycopg
-from psycopg import sql
 
 from hub.connect.source import Source, SourceRecord
 
 log = logging.getLogger(__name__)
+
+
+def _psycopg():
+    """psycopg, imported when a database source is used (extra "postgres")."""
+    try:
+        import psycopg
+        import psycopg.rows
+        import psycopg.sql
+    except ImportError as exc:
+        raise RuntimeError("database sources need psycopg: pip install 'city-exchange-hub[postgres]'") from exc
+    return psycopg
 
 
 def _lsn(text: str) -> int:
@@ -55,7 +64,7 @@ class LogicalSource(Source):
         self.key = key
         self.slot = slot or f"hub_{table}".replace(".", "_")
         self.chunk = chunk
-        self._conn: psycopg.Connection | None = None
+        self._conn: Any = None
         self._snapshot_after: Any = None
         self._snapshot_done = False
         self._emitted_lsn = 0  # commit LSN of the last transaction handed to the runtime
@@ -73,7 +82,7 @@ class LogicalSource(Source):
         return f"wal:{self.slot}"
 
     def setup(self, offsets: Mapping[str, Any]) -> None:
-        self._conn = psycopg.connect(self.dsn, autocommit=True)
+        self._conn = _psycopg().connect(self.dsn, autocommit=True)
         exists = self._conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (self.slot,)).fetchone()
         if not exists:  # before the copy, so nothing committed after the copy starts can be missed
             self._conn.execute("SELECT pg_create_logical_replication_slot(%s, 'wal2json')", (self.slot,))
@@ -109,6 +118,8 @@ class LogicalSource(Source):
 
     def _copy(self, max_records: int) -> list[SourceRecord]:
         assert self._conn is not None
+        psycopg = _psycopg()
+        sql = psycopg.sql
         table, key = sql.Identifier(self.table), sql.Identifier(self.key)
         limit = min(max_records, self.chunk)
         if self._snapshot_after is None:
@@ -205,7 +216,7 @@ class PollingSource(Source):
         self.deleted_value = deleted_value
         self.settle_s = settle_s
         self.chunk = chunk
-        self._conn: psycopg.Connection | None = None
+        self._conn: Any = None
         self._after: tuple[Any, Any] | None = None
         self._stopped = False
         self._idle = False
@@ -215,7 +226,7 @@ class PollingSource(Source):
         return f"poll:{self.table}"
 
     def setup(self, offsets: Mapping[str, Any]) -> None:
-        self._conn = psycopg.connect(self.dsn, autocommit=True)
+        self._conn = _psycopg().connect(self.dsn, autocommit=True)
         stored = offsets.get(self._partition)
         self._after = (dt.datetime.fromisoformat(stored[0]), stored[1]) if stored else None
 
@@ -223,6 +234,8 @@ class PollingSource(Source):
         if self._stopped:
             return []
         assert self._conn is not None
+        psycopg = _psycopg()
+        sql = psycopg.sql
         table, key, updated = sql.Identifier(self.table), sql.Identifier(self.key), sql.Identifier(self.updated)
         # Rows newer than now - settle_s are left for the next poll: a transaction still open could
         # commit a row with an earlier timestamp than one we have already passed.

@@ -26,6 +26,7 @@ def run_connector(
     batch_size: int = 2000,
     max_in_flight: int = 4,
     tls: tuple[Path, Path, Path] | None = None,
+    once: bool = False,
 ) -> int:
     connector = resolve_connector(name)()
     state = state_dir or Path(".hub-data") / "connectors" / connector.name
@@ -56,7 +57,7 @@ def run_connector(
         connector.default_source(source),
         channel,
         state,
-        RuntimeOptions(batch_size=batch_size, max_in_flight=max_in_flight),
+        RuntimeOptions(batch_size=batch_size, max_in_flight=max_in_flight, stop_when_idle=once),
         on_progress=report,
     )
     for sig in (signal.SIGINT, signal.SIGTERM):
