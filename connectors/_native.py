@@ -50,3 +50,36 @@ def lookup(table: dict[str, str], value: object, field: str) -> str:
         return table[key]
     except KeyError:
         raise MappingError(f"{key!r} is not a known code ({', '.join(sorted(table)[:8])}...)", field=field) from None
+
+
+def integer(value: object, field: str) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise MappingError(f"{value!r} is not a whole number", field=field) from None
+
+
+def number(value: object, field: str) -> float | None:
+    if value in (None, ""):
+        return None
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        raise MappingError(f"{value!r} is not a number", field=field) from None
+
+
+def flag(value: object, field: str) -> bool | None:
+    text_value = str(value or "").strip().lower()
+    if not text_value:
+        return None
+    if text_value in ("1", "true", "y", "yes", "是"):
+        return True
+    if text_value in ("0", "false", "n", "no", "否"):
+        return False
+    raise MappingError(f"{value!r} is not yes or no", field=field)
+
+
+def items(value: object, separator: str = "|") -> list[str]:
+    return [i.strip() for i in str(value or "").split(separator) if i.strip()]

@@ -115,18 +115,40 @@ def _cmd_connector_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_connector_run(args: argparse.Namespace) -> int:
-    from hub.connect.run import run_connector
+    from pydantic import SecretStr, ValidationError
 
-    return run_connector(
-        args.name,
-        source=args.source,
-        hub=args.hub,
-        state_dir=args.state_dir,
-        batch_size=args.batch_size,
-        max_in_flight=args.max_in_flight,
-        tls=_tls(args),
-        once=args.once,
-    )
+    from hub.connect.run import run_connector
+    from hub.connect.settings import ConnectorSettings, TlsSettings
+
+    try:
+        if args.config:
+            settings = ConnectorSettings.from_toml(args.config)
+        else:
+            if not args.name or not args.source:
+                raise SystemExit("give NAME and --source, or --config FILE")
+            tls = _tls(args)
+            settings = ConnectorSettings(
+                type=args.name,
+                source=SecretStr(args.source),
+                hub=args.hub,
+                tls=TlsSettings(ca=tls[0], cert=tls[1], key=tls[2]) if tls else None,
+                state_dir=args.state_dir,
+                batch_size=args.batch_size,
+                max_in_flight=args.max_in_flight,
+                once=args.once,
+                metrics_port=args.metrics_port,
+            )
+    except ValidationError as exc:
+        raise SystemExit(f"connector settings: {exc}") from None
+    return run_connector(settings)
+
+
+def _cmd_connector_new(args: argparse.Namespace) -> int:
+    from hub.connect.scaffold import scaffold
+
+    for path in scaffold(args.name, args.resource, args.department, args.dir):
+        print(f"wrote {path}")
+    return 0
 
 
 def _cmd_certs(args: argparse.Namespace) -> int:
@@ -269,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Run or list departmental connectors.",
         description="Departmental connectors publish a department's records to the hub.",
     )
-    csub = connector.add_subparsers(dest="connector_command", required=True, metavar="ACTION", help="list or run")
+    csub = connector.add_subparsers(dest="connector_command", required=True, metavar="ACTION", help="list, run or new")
     p = csub.add_parser("list", help="List the connectors in connectors/.", description="List the connectors.")
     p.set_defaults(func=_cmd_connector_list)
     p = csub.add_parser(
@@ -278,18 +300,35 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run one connector: read the source, map rows, publish to the hub. Offsets are stored after "
         "the hub acknowledged, so a restart resumes where it stopped.",
     )
-    p.add_argument("name", help="Short name (see 'hub connector list') or package.module:Class.")
-    p.add_argument("--source", required=True, help="Where the source reads: a file path for file drops.")
+    p.add_argument("name", nargs="?", help="Short name (see 'hub connector list') or package.module:Class.")
+    p.add_argument("--config", type=Path, help="A TOML file of connector settings instead of the options below.")
+    p.add_argument("--source", help="Where the source reads: a file or drop folder, a PostgreSQL DSN, a URL.")
+    p.add_argument("--metrics-port", type=int, help="Serve Prometheus metrics on this port (0: a free one).")
     p.add_argument(
         "--state-dir", type=Path, default=None, help="Offsets and dead letter. Default: .hub-data/connectors/NAME."
     )
     p.add_argument("--batch-size", type=int, default=2000, help="Records per Publish call. Default: 2000.")
     p.add_argument("--max-in-flight", type=int, default=4, help="Publish calls outstanding at once. Default: 4.")
-    p.add_argument("--once", action="store_true",
-                   help="Stop once a live source (table, endpoint, drop folder) has caught up. A file always stops.")
+    p.add_argument(
+        "--once",
+        action="store_true",
+        default=False,
+        help="Stop once a live source (table, endpoint, drop folder) has caught up. A file always stops.",
+    )
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="Default: INFO.")
     _add_client_options(p, department=False)
     p.set_defaults(func=_cmd_connector_run)
+    p = csub.add_parser(
+        "new",
+        help="Scaffold a connector: code, config, sample data and its test.",
+        description="Write connectors/NAME.py (a mapping to start from), connectors/NAME.toml, "
+        "connectors/samples/NAME.csv and tests/connectors/test_NAME.py (the universal suite).",
+    )
+    p.add_argument("name", help="Short name of the new connector, e.g. county_licences.")
+    p.add_argument("--resource", required=True, help="The catalogue resource it publishes to.")
+    p.add_argument("--department", help="The providing department. Default: the resource's provider.")
+    p.add_argument("--dir", type=Path, default=Path("."), help="Project root to write into. Default: '.'.")
+    p.set_defaults(func=_cmd_connector_new)
 
     certs = sub.add_parser(
         "certs",

@@ -1,4 +1,8 @@
-"""``hub connector run NAME``: one connector in the foreground, with visible progress."""
+"""``hub connector run``: one connector in the foreground, with visible progress.
+
+On a terminal a live line shows the counts and rate; otherwise a log line every 5 s, and with
+``metrics_port`` Prometheus metrics. SIGINT and SIGTERM stop it after in-flight calls settle.
+"""
 
 from __future__ import annotations
 
@@ -13,32 +17,30 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from hub.client import open_channel
 from hub.connect.registry import resolve_connector
 from hub.connect.runtime import ConnectorFailed, ConnectorRuntime, RunStats, RuntimeOptions
+from hub.connect.settings import ConnectorSettings
 
 log = logging.getLogger(__name__)
 
 
-def run_connector(
-    name: str,
-    *,
-    source: str,
-    hub: str,
-    state_dir: Path | None,
-    batch_size: int = 2000,
-    max_in_flight: int = 4,
-    tls: tuple[Path, Path, Path] | None = None,
-    once: bool = False,
-) -> int:
-    connector = resolve_connector(name)()
-    state = state_dir or Path(".hub-data") / "connectors" / connector.name
+def run_connector(settings: ConnectorSettings) -> int:
+    connector = resolve_connector(settings.type)()
+    state = settings.state_dir or Path(".hub-data") / "connectors" / connector.name
+    tls = settings.tls.paths() if settings.tls else None
     if tls is None:
         log.warning("no certificate given: calling as %s in insecure development mode", connector.department)
-    channel = open_channel(hub, department=connector.department, tls=tls)
+    channel = open_channel(settings.hub, department=connector.department, tls=tls)
     console = Console(stderr=True)
     interactive = console.is_terminal
     progress = Progress(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, disable=not interactive
     )
     task = progress.add_task(connector.name)
+    metrics = None
+    if settings.metrics_port is not None:
+        from hub.connect.metrics import ConnectorMetrics
+
+        metrics = ConnectorMetrics(connector.name, connector.resource, settings.metrics_port)
+        log.info("metrics on http://127.0.0.1:%d/metrics", metrics.port)
     last_logged = [0.0]
 
     def report(stats: RunStats) -> None:
@@ -46,6 +48,8 @@ def run_connector(
             f"{connector.name} → {connector.resource}: {stats.published:,} published, "
             f"{stats.dead_lettered:,} dead-lettered, {stats.retried:,} retried, {stats.rate:,.0f} rec/s"
         )
+        if metrics is not None:
+            metrics.update(stats)
         if interactive:
             progress.update(task, description=text)
         elif stats.elapsed - last_logged[0] >= 5:
@@ -54,10 +58,12 @@ def run_connector(
 
     runtime = ConnectorRuntime(
         connector,
-        connector.default_source(source),
+        connector.default_source(settings.source.get_secret_value()),
         channel,
         state,
-        RuntimeOptions(batch_size=batch_size, max_in_flight=max_in_flight, stop_when_idle=once),
+        RuntimeOptions(
+            batch_size=settings.batch_size, max_in_flight=settings.max_in_flight, stop_when_idle=settings.once
+        ),
         on_progress=report,
     )
     for sig in (signal.SIGINT, signal.SIGTERM):
