@@ -6,7 +6,8 @@ It first copies the table (keyset-paged by key) and then streams the slot; the s
 before the copy, so changes made during the copy are replayed after it, which converges because
 every change is a keyed upsert or delete. Changes are peeked, not consumed: the slot is advanced
 only once the hub has acknowledged them (``acknowledged``), so a crash replays rather than loses.
-Whole transactions are emitted together, and a stored offset is always a transaction's commit LSN.
+Whole transactions are emitted together, and a stored offset is always the end of a transaction's
+commit record. Caught up ("idle") is proven by a marker written into the WAL coming back.
 
 :class:`PollingSource` needs only SELECT: it polls ``(updated, key) > (last seen)`` in key order
 and treats a soft-delete flag as a delete. It cannot see hard deletes, and a transaction that
@@ -70,8 +71,10 @@ class LogicalSource(Source):
         self._emitted_lsn = 0  # commit LSN of the last transaction handed to the runtime
         self._stopped = False
         self._idle = False
-        self._quiet_lsn = ""
-        self._quiet_since = 0.0
+        self._probe: str | None = None
+        self._probe_seen = False
+        self._advanced = 0
+        self._backlog = False
 
     @property
     def _snapshot_partition(self) -> str:
@@ -92,6 +95,7 @@ class LogicalSource(Source):
         self._snapshot_after = snapshot.get("after")
         wal = offsets.get(self._wal_partition)
         self._emitted_lsn = _lsn(wal) if wal else 0
+        self._advanced = self._emitted_lsn
 
     def poll(self, max_records: int) -> list[SourceRecord]:
         if self._stopped:
@@ -99,18 +103,22 @@ class LogicalSource(Source):
         if not self._snapshot_done:
             return self._copy(max_records)
         out = self._changes(max_records)
-        self._idle = not out and self._wal_quiet()
+        if any(not r.control for r in out):
+            self._idle = False
+        elif self._probe_seen:
+            self._idle, self._probe = True, None
+        elif self._probe is None:
+            self._emit_probe()
         return out
 
-    def _wal_quiet(self, quiet_s: float = 0.5) -> bool:
-        """Nothing was written for ``quiet_s``: a commit just made may take a moment to be decodable,
-        so an empty peek alone does not mean caught up."""
+    def _emit_probe(self) -> None:
+        """Writes a marker into the WAL. Logical decoding returns changes in WAL order, so once the
+        marker comes back, every change committed before it has been seen: the source is caught
+        up. (An empty peek alone proves nothing: a commit takes a moment to become decodable.)"""
         assert self._conn is not None
-        lsn = self._conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
-        now = time.monotonic()
-        if lsn != self._quiet_lsn:
-            self._quiet_lsn, self._quiet_since = lsn, now
-        return now - self._quiet_since >= quiet_s
+        self._probe = f"{self.slot}:{time.time_ns()}"
+        self._probe_seen = False
+        self._conn.execute("SELECT pg_logical_emit_message(false, 'hub.probe', %s)", (self._probe,))
 
     @property
     def idle(self) -> bool:
@@ -144,34 +152,46 @@ class LogicalSource(Source):
 
     def _changes(self, max_records: int) -> list[SourceRecord]:
         assert self._conn is not None
+        if self._backlog and self._emitted_lsn > self._advanced:
+            # Peeking always starts at the slot's position: with a large backlog handed out but not yet
+            # acknowledged, decoding it all again would only be thrown away.
+            return []
+        limit = max(max_records * 4, 10000)
         rows = self._conn.execute(
             "SELECT lsn::text, data FROM pg_logical_slot_peek_changes(%s, NULL, %s, 'format-version', '2', "
             "'include-lsn', '1', 'add-tables', %s)",
-            (self.slot, max(max_records * 4, 10000), f"*.{self.table}"),
+            (self.slot, limit, f"*.{self.table}"),
         ).fetchall()
+        self._backlog = len(rows) >= limit
         out: list[SourceRecord] = []
         pending: list[dict] = []
         for _, data in rows:
             change = orjson.loads(data)
             action = change.get("action")
+            if action == "M":
+                if change.get("prefix") == "hub.probe" and change.get("content") == self._probe:
+                    self._probe_seen = True
+                continue
             if action == "B":
                 pending = []
             elif action in ("I", "U", "D"):
                 pending.append(change)
             elif action == "C":
-                commit = _lsn(change["lsn"]) if "lsn" in change else 0
+                # The end of the commit record: the slot advanced there has passed this transaction.
+                end = change.get("nextlsn") or change["lsn"]
+                commit = _lsn(end)
                 if commit <= self._emitted_lsn:
                     continue  # handed out before, not yet acknowledged back to the slot
                 for i, c in enumerate(pending):
                     last = i == len(pending) - 1
-                    # only a transaction's last change carries its commit LSN: a stored offset never
-                    # falls inside a transaction
-                    offset = change["lsn"] if last else _lsn_text(self._emitted_lsn)
+                    # only a transaction's last change carries its commit position: a stored offset
+                    # never falls inside a transaction
+                    offset = end if last else _lsn_text(self._emitted_lsn)
                     values = c.get("identity") if c["action"] == "D" else c.get("columns")
                     row = {col["name"]: col.get("value") for col in values or ()}
                     out.append(SourceRecord(self._wal_partition, offset, row, delete=c["action"] == "D"))
                 if not pending:  # a transaction of other tables' changes: still moves the offset
-                    out.append(SourceRecord(self._wal_partition, change["lsn"], {}, control=True))
+                    out.append(SourceRecord(self._wal_partition, end, {}, control=True))
                 self._emitted_lsn = commit
                 pending = []
                 if len(out) >= max_records:
@@ -180,8 +200,10 @@ class LogicalSource(Source):
 
     def acknowledged(self, offsets: Mapping[str, Any]) -> None:
         wal = offsets.get(self._wal_partition)
-        if wal and self._conn is not None:  # the hub has everything up to here: WAL may be recycled
+        if wal and _lsn(wal) > self._advanced and self._conn is not None:
+            # the hub has every change up to this commit: the slot may let the WAL go
             self._conn.execute("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", (self.slot, wal))
+            self._advanced = _lsn(wal)
 
     def stop(self) -> None:
         self._stopped = True

@@ -136,6 +136,7 @@ class ConnectorRuntime:
         self._stop = threading.Event()
         self._done: queue.Queue = queue.Queue()
         self._pending: deque[_Batch] = deque()
+        self._waiting: deque[tuple[_Batch, list[_Entry]]] = deque()  # cut from a large poll, not yet sent
         self._retries: list[tuple[float, int, _Batch, list[_Entry]]] = []
         self._in_flight = 0
         self._source_paused_until = 0.0
@@ -157,8 +158,10 @@ class ConnectorRuntime:
             while True:
                 self._settle(block=False)
                 self._resubmit_due()
+                self._send_waiting()
                 if (
                     not self._stop.is_set()
+                    and not self._waiting
                     and self._in_flight < self.options.max_in_flight
                     and time.monotonic() >= max(self._source_paused_until, self._hub_paused_until)
                 ):
@@ -170,7 +173,7 @@ class ConnectorRuntime:
                     if rows:
                         self._submit_new(rows)
                         continue
-                drained = not self._pending and not self._retries
+                drained = not self._pending and not self._retries and not self._waiting
                 caught_up = self.source.finished or (self.options.stop_when_idle and self.source.idle)
                 if drained and (self._stop.is_set() or caught_up):
                     break
@@ -181,15 +184,25 @@ class ConnectorRuntime:
         return self.stats
 
     def _submit_new(self, rows: list[SourceRecord]) -> None:
-        batch = _Batch(next(self._seq), [self._prepare(r) for r in rows])
+        """Cuts what the source returned (a source may return whole transactions, more than asked)
+        into calls of at most ``batch_size``; calls beyond ``max_in_flight`` wait their turn."""
         self.stats.read += sum(not r.control for r in rows)
-        self._pending.append(batch)
-        to_send = [e for e in batch.entries if not e.done]
-        batch.remaining = len(to_send)
-        if to_send:
-            self._send(batch, to_send)
-        else:
-            self._commit_ready()
+        size = self.options.batch_size
+        for start in range(0, len(rows), size):
+            batch = _Batch(next(self._seq), [self._prepare(r) for r in rows[start : start + size]])
+            self._pending.append(batch)
+            to_send = [e for e in batch.entries if not e.done]
+            batch.remaining = len(to_send)
+            if to_send:
+                self._waiting.append((batch, to_send))
+        self._send_waiting()
+        self._commit_ready()
+
+    def _send_waiting(self) -> None:
+        if time.monotonic() < self._hub_paused_until:
+            return
+        while self._waiting and self._in_flight < self.options.max_in_flight:
+            self._send(*self._waiting.popleft())
 
     def _prepare(self, rec: SourceRecord) -> _Entry:
         entry = _Entry(rec)
