@@ -54,13 +54,23 @@ def open_channel(
     return channel
 
 
-class _AioHeaders(aio.UnaryUnaryClientInterceptor):
+class _AioHeaders:
     def __init__(self, metadata: Sequence[tuple[str, str]]) -> None:
         self._metadata = tuple(metadata)
 
+    def _details(self, details):
+        return details._replace(metadata=aio.Metadata(*(tuple(details.metadata or ()) + self._metadata)))
+
+
+# grpc.aio files each interceptor under one kind only, so unary and streaming calls need one each.
+class _AioUnaryHeaders(_AioHeaders, aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(self, continuation, details, request):
-        details = details._replace(metadata=aio.Metadata(*(tuple(details.metadata or ()) + self._metadata)))
-        return await continuation(details, request)
+        return await continuation(self._details(details), request)
+
+
+class _AioStreamHeaders(_AioHeaders, aio.UnaryStreamClientInterceptor):
+    async def intercept_unary_stream(self, continuation, details, request):
+        return await continuation(self._details(details), request)
 
 
 def open_aio_channel(
@@ -69,5 +79,6 @@ def open_aio_channel(
     """An asyncio channel, as :func:`open_channel`."""
     if tls is not None:
         return aio.secure_channel(address, credentials(*tls), options=DEFAULT_OPTIONS)
-    interceptors = [_AioHeaders(identity_headers(department, subsystem))] if department else None
+    headers = identity_headers(department, subsystem) if department else None
+    interceptors = [_AioUnaryHeaders(headers), _AioStreamHeaders(headers)] if headers else None
     return aio.insecure_channel(address, options=DEFAULT_OPTIONS, interceptors=interceptors)

@@ -48,6 +48,15 @@ class HubSettings(BaseSettings):
     )
     access_request_working_days: int = Field(default=10, ge=1, description="Deadline of an access request.")
     holidays: tuple[dt.date, ...] = Field(default=(), description="Public holidays that are not working days.")
+    change_ring_capacity: int = Field(
+        default=20_000, ge=10, description="Recent changes kept per partition for subscribers; older come from Kafka."
+    )
+    notice_engine: bool = Field(
+        default=True, description="Create notices from market registrations here (one owner per partition)."
+    )
+    notice_claim_limit_s: float = Field(default=2 * 86400, gt=0, description="Time to claim a notice.")
+    notice_feedback_limit_s: float = Field(default=20 * 86400, gt=0, description="Time to feed back on a notice.")
+    correction_working_days: int = Field(default=5, ge=1, description="Deadline of a correction request.")
     log_level: str = "INFO"
 
     def kafka_extra(self) -> dict[str, str]:

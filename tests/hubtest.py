@@ -152,8 +152,14 @@ class RunningHub:
 def running_hub(
     bootstrap: str, prefix: str, data_dir: Path, interceptors: list | None = None, **settings
 ) -> Iterator[RunningHub]:
-    """A hub in insecure development mode, or with mutual TLS when ``tls_dir`` is given."""
-    options = {"insecure_dev": "tls_dir" not in settings, "audit_checkpoint_interval_s": 0.2, **settings}
+    """A hub in insecure development mode, or with mutual TLS when ``tls_dir`` is given. The notice
+    engine (a consumer group: joining takes seconds on tansu) runs only when a test asks for it."""
+    options = {
+        "insecure_dev": "tls_dir" not in settings,
+        "audit_checkpoint_interval_s": 0.2,
+        "notice_engine": False,
+        **settings,
+    }
     hub = RunningHub(
         HubSettings(bootstrap_servers=bootstrap, topic_prefix=prefix, port=0, data_dir=data_dir, **options),
         bootstrap,

@@ -68,6 +68,7 @@ class CacheFeeder:
         batch_max: int = 20000,
         on_applied: Callable[[Iterable[str]], None] | None = None,
         before_assign: Callable[[], None] | None = None,
+        on_changes: Callable[[str, Sequence[Change]], None] | None = None,
         consumer_extra: dict | None = None,
     ) -> None:
         self._targets = dict(targets)  # by topic
@@ -79,6 +80,7 @@ class CacheFeeder:
         self._batch_max = batch_max
         self._on_applied = on_applied
         self._before_assign = before_assign
+        self._on_changes = on_changes
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._parts: dict[tuple[str, int], _PartitionState] = {}
@@ -180,6 +182,8 @@ class CacheFeeder:
             self._broker_down = False
         for topic, changes in batches.items():
             self._targets[topic].apply(changes)
+            if self._on_changes is not None:
+                self._on_changes(topic, changes)
             for c in changes:
                 self._parts[(topic, c.partition)].at_end = False
             self.consumed += len(changes)

@@ -18,9 +18,10 @@ from pathlib import Path
 
 from hub.cache.feeder import CacheFeeder, FeedTarget
 from hub.cache.snapshot import SnapshotInfo, read_snapshot, write_snapshot
-from hub.cache.table import ResourceTable, TableVersion
+from hub.cache.table import Change, ResourceTable, TableVersion
 from hub.catalogue.model import ResourceSpec
 from hub.errors import DeadlineExceeded, InvalidArgument, UnknownResource
+from hub.flows.changefeed import ChangeRing
 from hub.records.codec import topic_for
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,12 @@ class ReplicaCache:
         consumer_extra: dict | None = None,
         identities: dict[str, str] | None = None,
         snapshots: SnapshotPolicy | None = None,
+        feeds: Iterable[str] = (),
+        ring_capacity: int = 20_000,
     ) -> None:
         self._topic_prefix = topic_prefix
+        self.bootstrap = bootstrap
+        self.consumer_extra = consumer_extra or {}
         self._identities = dict(identities or {})
         self._snapshots = snapshots
         self._snapshot_stop = threading.Event()
@@ -62,11 +67,16 @@ class ReplicaCache:
             self._add_table(spec, partitions[topic])
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiters: dict[str, asyncio.Event] = {}
+        # Change rings for subscribers: every resource topic, plus the hub's own topics in `feeds`.
+        self._feed_topics = set(feeds) | {topic_for(topic_prefix, name) for name in self.tables}
+        self.rings: dict[str, ChangeRing] = {}
+        self._ring_capacity = ring_capacity
         self.feeder = CacheFeeder(
             bootstrap,
             self._targets,
             on_applied=self._applied,
-            before_assign=self._load_snapshots,
+            before_assign=self._prepare,
+            on_changes=self._changes,
             consumer_extra=consumer_extra,
         )
 
@@ -88,6 +98,10 @@ class ReplicaCache:
             log.warning("%s: schema changed; a new table is built from the topic", spec.name)
         self._identities[topic_for(self._topic_prefix, spec.name)] = identity
         topic, table = self._add_table(spec, partitions)
+        ring = ChangeRing(partitions, table.positions(), self._ring_capacity)
+        if self._loop is not None:
+            ring.attach(self._loop)
+        self.rings[topic] = ring
         self.feeder.add({topic: table})
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -118,6 +132,20 @@ class ReplicaCache:
 
     def _identity(self, resource: str) -> str:
         return self._identities.get(topic_for(self._topic_prefix, resource), "")
+
+    def _prepare(self) -> None:  # feeder thread, before it assigns partitions
+        self._load_snapshots()
+        for topic in self._feed_topics:
+            target = self._targets[topic]
+            ring = ChangeRing(target.partitions, target.positions(), self._ring_capacity)
+            if self._loop is not None:
+                ring.attach(self._loop)
+            self.rings[topic] = ring
+
+    def _changes(self, topic: str, changes: Sequence[Change]) -> None:  # feeder thread
+        ring = self.rings.get(topic)
+        if ring is not None:
+            ring.append(changes)
 
     def _load_snapshots(self) -> None:
         if self._snapshots is None:

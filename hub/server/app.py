@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -27,6 +28,9 @@ from grpc_reflection.v1alpha import reflection
 from hub.cache.replica import ReplicaCache, SnapshotPolicy
 from hub.catalogue.model import Catalogue
 from hub.catalogue.store import CatalogueStore
+from hub.flows.cases import CaseResolver, load_case_types
+from hub.flows.notices import NoticeEngine, load_rules, overdue_alerts
+from hub.flows.stores import CorrectionStore, NoticeStore, SubscriptionStore
 from hub.governance import keys
 from hub.governance.audit import AuditLog
 from hub.governance.audit_index import AuditIndex
@@ -38,25 +42,37 @@ from hub.kafka.keyed_state import read_to_end
 from hub.kafka.producer import AckingProducer
 from hub.kafka.topics import TopicSpec, ensure_topics, topic_identities
 from hub.server.audit import AuditService
+from hub.server.cases import CasesService
 from hub.server.catalog import CatalogService
+from hub.server.corrections import CorrectionsService
 from hub.server.deps import Deps, Topics
 from hub.server.exchange import ExchangeService
 from hub.server.governance import GovernanceService
 from hub.server.interceptors import CallInterceptor
 from hub.server.lookup import LookupService
+from hub.server.notices import NoticesService
+from hub.server.subscription import SubscriptionService
 from hub.server.verification import VerificationService
 from hub.settings import HubSettings
 from hub.v1 import (
     audit_pb2,
     audit_pb2_grpc,
+    cases_pb2,
+    cases_pb2_grpc,
     catalog_pb2,
     catalog_pb2_grpc,
+    corrections_pb2,
+    corrections_pb2_grpc,
     exchange_pb2,
     exchange_pb2_grpc,
     governance_pb2,
     governance_pb2_grpc,
     lookup_pb2,
     lookup_pb2_grpc,
+    notices_pb2,
+    notices_pb2_grpc,
+    subscription_pb2,
+    subscription_pb2_grpc,
     verification_pb2,
     verification_pb2_grpc,
 )
@@ -70,9 +86,13 @@ SERVICES = {
     "hub.v1.Catalog": catalog_pb2,
     "hub.v1.Governance": governance_pb2,
     "hub.v1.Audit": audit_pb2,
+    "hub.v1.Subscription": subscription_pb2,
+    "hub.v1.Notices": notices_pb2,
+    "hub.v1.Cases": cases_pb2,
+    "hub.v1.Corrections": corrections_pb2,
 }
-# Served before the cache is ready: they do not read resource data.
-_READY_FIRST = {"hub.v1.Verification", "hub.v1.Lookup"}
+# Not served before the cache is ready: they read resource data.
+_READY_FIRST = {"hub.v1.Verification", "hub.v1.Lookup", "hub.v1.Subscription", "hub.v1.Cases"}
 MAX_MESSAGE = 64 << 20
 INSECURE_BANNER = """
 ************************************************************************************
@@ -107,6 +127,7 @@ class HubServer:
         self.producer: AckingProducer | None = None
         self.audit: AuditLog | None = None
         self.deps: Deps | None = None
+        self.notice_engine: NoticeEngine | None = None
         self._server: aio.Server | None = None
         self._health = HealthServicer()
         self._tasks: list[asyncio.Task] = []
@@ -117,20 +138,23 @@ class HubServer:
         s = self.settings
         kafka_extra = s.kafka_extra() if s.bootstrap_servers else {}
         admin = AdminClient({**admin_config(self.bootstrap), **kafka_extra})
+        t = self.topics
         internal = await asyncio.to_thread(
             ensure_topics,
             admin,
             [
-                TopicSpec(self.topics.catalogue, 1),
-                TopicSpec(self.topics.governance, 1),
-                TopicSpec(self.topics.audit, 3, compacted=False),
+                TopicSpec(t.catalogue, 1),
+                TopicSpec(t.governance, 1),
+                TopicSpec(t.audit, 3, compacted=False),
+                TopicSpec(t.subscriptions, 1),
+                TopicSpec(t.notices, 1),
+                TopicSpec(t.corrections, 1),
+                TopicSpec(t.cases, 3, compacted=False),
             ],
         )
         await asyncio.to_thread(self._load_catalogue, kafka_extra)
         partitions = await asyncio.to_thread(
-            ensure_topics,
-            admin,
-            [TopicSpec(self.topics.resource(r.name), r.partitions) for r in self.catalogue.resources],
+            ensure_topics, admin, [TopicSpec(t.resource(r.name), r.partitions) for r in self.catalogue.resources]
         )
         identities = await asyncio.to_thread(topic_identities, admin, partitions)
 
@@ -140,7 +164,8 @@ class HubServer:
         if s.tls_dir and (s.tls_dir / "crl.pem").exists():
             self.identity.load_crl((s.tls_dir / "crl.pem").read_bytes())
         self.governance = GovernanceState(on_crl=self.identity.load_crl)
-        audit_index = AuditIndex(internal[self.topics.audit])
+        audit_index = AuditIndex(internal[t.audit])
+        subscriptions, notices, corrections = SubscriptionStore(), NoticeStore(), CorrectionStore()
         snapshots = None
         if s.snapshot_interval_s > 0:
             snapshots = SnapshotPolicy(s.data_dir / "snapshots" / s.topic_prefix.rstrip("."), s.snapshot_interval_s)
@@ -152,10 +177,15 @@ class HubServer:
             consumer_extra=kafka_extra,
             identities=identities,
             snapshots=snapshots,
+            feeds=[t.notices, t.corrections],
+            ring_capacity=s.change_ring_capacity,
             internal={
-                self.topics.catalogue: self.catalogue,
-                self.topics.governance: self.governance,
-                self.topics.audit: audit_index,
+                t.catalogue: self.catalogue,
+                t.governance: self.governance,
+                t.audit: audit_index,
+                t.subscriptions: subscriptions,
+                t.notices: notices,
+                t.corrections: corrections,
             },
         )
         self.catalogue.subscribe(lambda changed: self._on_catalogue_change(admin, changed))
@@ -167,7 +197,7 @@ class HubServer:
         if s.audit:
             self.audit = AuditLog(
                 producer_config(self.bootstrap, kafka_extra),
-                self.topics.audit,
+                t.audit,
                 keys.audit_signing_key(key_dir),
                 subject_key,
                 checkpoint_every=s.audit_checkpoint_every,
@@ -176,10 +206,40 @@ class HubServer:
             self.audit.start()
         policy = AccessPolicy(self.catalogue, self.governance)
         self.deps = Deps(
-            s, self.topics, self.catalogue, self.governance, policy, self.cache, self.producer, admin, audit_index
+            s,
+            t,
+            self.catalogue,
+            self.governance,
+            policy,
+            self.cache,
+            self.producer,
+            admin,
+            audit_index,
+            subscriptions,
+            notices,
+            corrections,
+            self.audit,
         )
+        if s.notice_engine:
+            self.notice_engine = NoticeEngine(
+                self.bootstrap,
+                t.resource("market.entity"),
+                t.notices,
+                f"{s.topic_prefix}notice-engine",
+                notices,
+                load_rules(),
+                producer_config(self.bootstrap, kafka_extra),
+                s.notice_claim_limit_s,
+                kafka_extra,
+            )
+            self.notice_engine.start()
+        self.resolver = CaseResolver(load_case_types(), self.catalogue, self.cache, policy, corrections)
         await self._start_server(subject_key)
-        self._tasks = [asyncio.create_task(self._serve_when_ready()), asyncio.create_task(self._report_overdue())]
+        self._tasks = [
+            asyncio.create_task(self._serve_when_ready()),
+            asyncio.create_task(self._report_overdue()),
+            asyncio.create_task(self._raise_alerts()),
+        ]
         if s.tls_dir:
             self._tasks.append(asyncio.create_task(self._watch_crl(s.tls_dir / "crl.pem")))
         return self.port
@@ -235,6 +295,12 @@ class HubServer:
         catalog_pb2_grpc.add_CatalogServicer_to_server(CatalogService(deps), server)
         governance_pb2_grpc.add_GovernanceServicer_to_server(GovernanceService(deps), server)
         audit_pb2_grpc.add_AuditServicer_to_server(AuditService(deps, subject_key), server)
+        subscription_pb2_grpc.add_SubscriptionServicer_to_server(SubscriptionService(deps), server)
+        notices_pb2_grpc.add_NoticesServicer_to_server(NoticesService(deps, s.notice_feedback_limit_s), server)
+        cases_pb2_grpc.add_CasesServicer_to_server(CasesService(deps, self.resolver), server)
+        corrections_pb2_grpc.add_CorrectionsServicer_to_server(
+            CorrectionsService(deps, s.correction_working_days), server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         server.add_generic_rpc_handlers(self._extra_handlers)
         names = [pb.DESCRIPTOR.services_by_name[n.rsplit(".", 1)[1]].full_name for n, pb in SERVICES.items()]
@@ -301,6 +367,17 @@ class HubServer:
                     )
             await asyncio.sleep(every_s)
 
+    async def _raise_alerts(self) -> None:
+        """Overdue notices become alerts, the risk points of supervision; any replica may write them."""
+        s = self.settings
+        every = max(0.2, min(s.notice_claim_limit_s, s.notice_feedback_limit_s, 120.0) / 4)
+        while True:
+            await asyncio.sleep(every)
+            assert self.deps is not None
+            for alert in overdue_alerts(self.deps.notices, int(time.time() * 1000)):
+                log.warning("notice %s for %s: %s", alert["notice_id"], alert["department"], alert["kind"])
+                await self.deps.write_state(self.topics.notices, f"alert:{alert['id']}", alert)
+
     async def _watch_crl(self, path: Path, every_s: float = 1.0) -> None:
         """Revocation takes effect without a restart: the CRL file is re-read when it changes."""
         seen = path.stat().st_mtime_ns if path.exists() else 0
@@ -323,6 +400,8 @@ class HubServer:
             task.cancel()
         if self._server is not None:
             await self._server.stop(grace)
+        if self.notice_engine is not None:
+            await asyncio.to_thread(self.notice_engine.stop)
         if self.audit is not None:
             await asyncio.to_thread(self.audit.stop)
         if self.producer is not None:

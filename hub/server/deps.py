@@ -11,6 +11,8 @@ from confluent_kafka.admin import AdminClient
 from hub.cache.replica import ReplicaCache
 from hub.catalogue.store import CatalogueStore
 from hub.errors import Unavailable
+from hub.flows.stores import CorrectionStore, NoticeStore, SubscriptionStore
+from hub.governance.audit import AuditLog
 from hub.governance.audit_index import AuditIndex
 from hub.governance.policy import AccessPolicy
 from hub.governance.state import GovernanceState
@@ -35,6 +37,22 @@ class Topics:
     def audit(self) -> str:
         return f"{self.prefix}_audit"
 
+    @property
+    def subscriptions(self) -> str:
+        return f"{self.prefix}_subscriptions"
+
+    @property
+    def notices(self) -> str:
+        return f"{self.prefix}_notices"
+
+    @property
+    def corrections(self) -> str:
+        return f"{self.prefix}_corrections"
+
+    @property
+    def cases(self) -> str:
+        return f"{self.prefix}_cases"
+
     def resource(self, name: str) -> str:
         return codec.topic_for(self.prefix, name)
 
@@ -50,6 +68,10 @@ class Deps:
     producer: AckingProducer
     admin: AdminClient
     audit_index: AuditIndex
+    subscriptions: SubscriptionStore
+    notices: NoticeStore
+    corrections: CorrectionStore
+    audit: AuditLog | None = None
 
     async def write_state(self, topic: str, key: str, value: dict | None, timeout: float = 30.0) -> None:
         """Writes one state change and waits until this replica has applied it (read your writes)."""

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from grpc import aio
 
 from hub.cache.claims import compile_claims
 from hub.cache.table import TableVersion
 from hub.cache.verify import key_field_of, verify_many, verify_one
 from hub.errors import InvalidArgument
+from hub.flows.restrictions import restrictions_of
 from hub.governance.identity import current_caller
 from hub.governance.policy import Access
+from hub.records.identifiers import credit_code_problem
 from hub.server.convert import claims_from_pb, wanted_offsets, watermark_to_pb
 from hub.server.deps import Deps
 from hub.server.interceptors import note_access
@@ -56,12 +60,23 @@ class VerificationService(verification_pb2_grpc.VerificationServicer):
         authorize_read(deps, request, "verify", (request.key,), touched)
         version = await version_for(deps, request.resource, request.consistency, context)
         outcome = verify_one(version, field, request.key, compiled)
-        return verification_pb2.VerifyResponse(
+        response = verification_pb2.VerifyResponse(
             found=outcome.found,
             match=outcome.match,
             claims=outcome.claims,
             watermark=watermark_to_pb(version.watermark),
         )
+        if field == spec.key:  # claims on fields under an open correction request say so
+            disputed = deps.corrections.disputed(spec.name, request.key)
+            if disputed:
+                response.disputed_fields.extend(sorted(disputed & {c.field for c in claims}))
+        if request.context.restricted_context and credit_code_problem(request.key) is None:
+            today = dt.date.today().isoformat()
+            for r in restrictions_of(
+                deps.cache.version("credit.list_entry"), request.key, request.context.restricted_context, today
+            ):
+                response.restrictions.add(credit_code=r.credit_code, measure=r.measure, entry_id=r.entry_id)
+        return response
 
     async def VerifyBatch(
         self, request: verification_pb2.VerifyBatchRequest, context: aio.ServicerContext

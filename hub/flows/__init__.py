@@ -1,0 +1,1 @@
+"""Flows between departments: change subscriptions, notices, cases, joint restriction, corrections."""

@@ -1,0 +1,231 @@
+"""Cases: the evidence a case type needs, resolved by verification in one call.
+
+Each evidence item is a verification against the cache under the submitting department's access
+(purpose and grants apply as to any Verify). Outcomes: SATISFIED, NOT_SATISFIED (with the claim
+that failed, or "no record"), or CANNOT_DETERMINE (no access, or a field under a correction
+request and no proof shown). A case type with a restricted context also reports the joint
+restrictions that apply to its entity. Every item is audited under the case number.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from hub.cache.claims import Claim, Op, compile_claims
+from hub.cache.replica import ReplicaCache
+from hub.cache.table import Watermark
+from hub.cache.verify import key_field_of, key_problem, verify_one
+from hub.catalogue.store import CatalogueStore
+from hub.errors import HubError, InvalidArgument
+from hub.flows.restrictions import Restriction, restrictions_of
+from hub.flows.stores import CorrectionStore
+from hub.governance.identity import Caller
+from hub.governance.policy import AccessPolicy
+
+TYPES_PATH = Path(__file__).with_name("case_types.toml")
+_PLACEHOLDER = re.compile(r"\{(date|param:[a-z_]+)\}")
+
+
+class ClaimTemplate(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    field: str
+    op: str = "equals"
+    values: tuple[str, ...] = ()
+    or_unset: bool = False
+
+
+class Evidence(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    title: str
+    resource: str
+    subject: str = "applicant"
+    key_field: str = ""
+    expect: Literal["match", "absent"] = "match"
+    claims: tuple[ClaimTemplate, ...] = ()
+
+
+class CaseType(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: str
+    title: str
+    params: tuple[str, ...] = ()
+    restricted_context: str = ""
+    restricted_subject: str = "applicant"
+    evidence: tuple[Evidence, ...]
+
+
+def load_case_types(path: Path = TYPES_PATH) -> dict[str, CaseType]:
+    with path.open("rb") as f:
+        types = [CaseType.model_validate(t) for t in tomllib.load(f)["types"]]
+    return {t.code: t for t in types}
+
+
+@dataclass
+class EvidenceResult:
+    evidence: Evidence
+    outcome: Literal["satisfied", "not_satisfied", "cannot_determine"]
+    reason: str
+    subject: str
+    watermark: Watermark | None = None
+    disputed: list[str] = field(default_factory=list)
+    error_code: str = "OK"
+
+
+@dataclass
+class CaseOutcome:
+    case_number: str
+    case_type: CaseType
+    evidence: list[EvidenceResult]
+    restrictions: list[Restriction]
+
+    @property
+    def complete(self) -> bool:
+        return all(e.outcome == "satisfied" for e in self.evidence) and not self.restrictions
+
+
+@dataclass(frozen=True)
+class CaseRequest:
+    case_number: str
+    case_type: str
+    applicant: str
+    date: str
+    params: Mapping[str, str]
+    purpose: str
+    proof_shown: bool = False
+
+
+class CaseResolver:
+    def __init__(
+        self,
+        types: dict[str, CaseType],
+        catalogue: CatalogueStore,
+        cache: ReplicaCache,
+        policy: AccessPolicy,
+        corrections: CorrectionStore,
+    ) -> None:
+        self.types = types
+        self._catalogue = catalogue
+        self._cache = cache
+        self._policy = policy
+        self._corrections = corrections
+
+    def check(self, request: CaseRequest) -> CaseType:
+        """The case type, after checking the request is complete; raises InvalidArgument."""
+        case_type = self.types.get(request.case_type)
+        if case_type is None:
+            raise InvalidArgument(
+                f"case_type: {request.case_type!r} is not a case type ({', '.join(sorted(self.types))})",
+                field="case_type",
+            )
+        if not request.case_number.strip():
+            raise InvalidArgument("case_number: required", field="case_number")
+        try:
+            dt.date.fromisoformat(request.date)
+        except ValueError:
+            raise InvalidArgument(f"date: {request.date!r} is not a date (YYYY-MM-DD)", field="date") from None
+        if not request.applicant:
+            raise InvalidArgument("applicant: required (a resident ID or a credit code)", field="applicant")
+        for name in case_type.params:
+            if not request.params.get(name):
+                raise InvalidArgument(f"params.{name}: required by case type {case_type.code}", field=f"params.{name}")
+        return case_type
+
+    def resolve(self, caller: Caller, request: CaseRequest) -> CaseOutcome:
+        case_type = self.check(request)
+        values = {
+            "date": request.date,
+            **{f"param:{k}": v for k, v in request.params.items()},
+            "param:applicant": request.applicant,
+        }
+        results = [self._evidence(caller, request, e, values) for e in case_type.evidence]
+        found: list[Restriction] = []
+        if case_type.restricted_context:
+            subject = (
+                request.applicant
+                if case_type.restricted_subject == "applicant"
+                else request.params.get(case_type.restricted_subject, "")
+            )
+            found = restrictions_of(
+                self._cache.version("credit.list_entry"), subject, case_type.restricted_context, request.date
+            )
+        return CaseOutcome(request.case_number, case_type, results, found)
+
+    def _evidence(self, caller: Caller, request: CaseRequest, evidence: Evidence, values: dict) -> EvidenceResult:
+        subject = request.applicant if evidence.subject == "applicant" else request.params.get(evidence.subject, "")
+        claims = [
+            Claim(c.field, Op(c.op), tuple(_fill(v, values) for v in c.values), c.or_unset) for c in evidence.claims
+        ]
+        try:
+            spec = self._catalogue.resource(evidence.resource)
+            key_field = key_field_of(spec, evidence.key_field)
+            problem = key_problem(spec, key_field, subject)
+            if problem is not None:
+                raise InvalidArgument(f"{evidence.subject}: {problem}", field=evidence.subject)
+            compiled = compile_claims(spec, claims)
+            touched = [c.field for c in claims] + ([key_field] if key_field != spec.key else [])
+            self._policy.read(caller, spec, "verify", request.purpose, touched)
+            version = self._cache.version(spec.name)
+            outcome = verify_one(version, key_field, subject, compiled)
+        except HubError as exc:
+            return EvidenceResult(evidence, "cannot_determine", exc.message, subject, error_code=exc.code.name)
+        disputed = sorted(self._disputed(spec.name, version, key_field, subject) & {c.field for c in claims})
+        held = outcome.found and outcome.match
+        satisfied = held if evidence.expect == "match" else not held
+        if disputed:
+            if request.proof_shown:
+                reason = f"{', '.join(disputed)} under a correction request; accepted on the applicant's proof"
+                return EvidenceResult(evidence, "satisfied", reason, subject, version.watermark, disputed)
+            return EvidenceResult(
+                evidence,
+                "cannot_determine",
+                f"{', '.join(disputed)} under a correction request; ask the applicant for proof",
+                subject,
+                version.watermark,
+                disputed,
+            )
+        if satisfied:
+            reason = "no record matches" if evidence.expect == "absent" else "the record satisfies every claim"
+        elif evidence.expect == "absent":
+            reason = "a record matches: " + _describe(claims)
+        elif not outcome.found:
+            reason = f"no {spec.name} record for {key_field} {subject}"
+        else:
+            failed = [c for c, ok in zip(claims, outcome.claims, strict=True) if not ok]
+            reason = "does not hold: " + _describe(failed)
+        return EvidenceResult(
+            evidence, "satisfied" if satisfied else "not_satisfied", reason, subject, version.watermark
+        )
+
+    def _disputed(self, resource: str, version, key_field: str, subject: str) -> set[str]:
+        if key_field == version.spec.key:
+            return set(self._corrections.disputed(resource, subject))
+        out: set[str] = set()
+        key_column = version.key_column
+        for row in version.rows_by(key_field, subject):
+            out |= self._corrections.disputed(resource, key_column.value(row))
+        return out
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), ""), template)
+
+
+def _describe(claims: list[Claim]) -> str:
+    return (
+        "; ".join(
+            f"{c.field} {c.op.value} {', '.join(c.values)}" + (" (or unset)" if c.or_unset else "") for c in claims
+        )
+        or "the record exists"
+    )

@@ -1,0 +1,112 @@
+"""Subscription.Subscribe and Ack: resumable, filtered, masked change streams."""
+
+from __future__ import annotations
+
+import orjson
+from grpc import aio
+
+from hub.errors import InvalidArgument
+from hub.flows.changefeed import ChangeStream, TopicReader, decode_cursor
+from hub.governance.identity import current_caller
+from hub.governance.masking import mask_record
+from hub.server.deps import Deps
+from hub.server.interceptors import note_access
+from hub.v1 import subscription_pb2, subscription_pb2_grpc
+
+UPSERT, DELETE = subscription_pb2.CHANGE_OP_UPSERT, subscription_pb2.CHANGE_OP_DELETE
+
+
+class SubscriptionService(subscription_pb2_grpc.SubscriptionServicer):
+    def __init__(self, deps: Deps) -> None:
+        self._deps = deps
+
+    def _positions(self, request: subscription_pb2.SubscribeRequest, partitions: int, ring) -> list[int]:
+        cursor = request.cursor
+        if not cursor and request.name:
+            cursor = (
+                self._deps.subscriptions.cursor(current_caller.get().department, request.name, request.resource) or ""
+            )
+        if cursor:
+            return decode_cursor(cursor, partitions)
+        if request.start == subscription_pb2.START_FROM_EARLIEST:
+            return [0] * partitions
+        return ring.ends()
+
+    async def Subscribe(self, request: subscription_pb2.SubscribeRequest, context: aio.ServicerContext):
+        deps = self._deps
+        spec = deps.catalogue.resource(request.resource)
+        filters = [(f.field, f.prefix) for f in request.filters]
+        for i, (name, _) in enumerate(filters):
+            if name not in spec.by_name:
+                raise InvalidArgument(
+                    f"filters[{i}].field: {name!r} is not a field of {spec.name}", field=f"filters[{i}].field"
+                )
+        ctx = request.context
+        note_access("subscribe", spec.name, fields=[f for f, _ in filters], case_number=ctx.case_number)
+        purpose = deps.policy.check_context(ctx.purpose, ctx.case_number)
+        note_access(
+            "subscribe", spec.name, fields=[f for f, _ in filters], purpose=purpose, case_number=ctx.case_number
+        )
+        access = deps.policy.read(current_caller.get(), spec, "subscribe", purpose, [f for f, _ in filters])
+        topic = deps.topics.resource(spec.name)
+        ring = deps.cache.rings[topic]
+        positions = self._positions(request, ring.partitions, ring)
+        projection = (
+            None if access.fields >= set(spec.by_name) else [f.name for f in spec.fields if f.name in access.fields]
+        )
+        masks = access.masks
+        plain = not filters and not masks and projection is None
+        stream = ChangeStream(
+            ring, positions, lambda: TopicReader(deps.cache.bootstrap, topic, deps.cache.consumer_extra)
+        )
+        try:
+            while True:
+                for change in await stream.next_batch():
+                    cursor = stream.advance(change)
+                    if change.value is None:
+                        yield subscription_pb2.SubscribeResponse(
+                            resource=spec.name,
+                            key=change.key,
+                            op=DELETE,
+                            partition=change.partition,
+                            offset=change.offset,
+                            timestamp_ms=change.timestamp_ms,
+                            cursor=cursor,
+                        )
+                        continue
+                    value = change.value
+                    if not plain:
+                        record = orjson.loads(value)
+                        if not all(str(record.get(f) or "").startswith(p) for f, p in filters):
+                            continue
+                        if projection is not None:
+                            record = {k: record.get(k) for k in projection}
+                        value = orjson.dumps(mask_record(record, masks))
+                    yield subscription_pb2.SubscribeResponse(
+                        resource=spec.name,
+                        key=change.key,
+                        op=UPSERT,
+                        record=value,
+                        partition=change.partition,
+                        offset=change.offset,
+                        timestamp_ms=change.timestamp_ms,
+                        cursor=cursor,
+                    )
+        finally:
+            await stream.close()
+
+    async def Ack(
+        self, request: subscription_pb2.AckRequest, context: aio.ServicerContext
+    ) -> subscription_pb2.AckResponse:
+        deps = self._deps
+        caller = current_caller.get()
+        spec = deps.catalogue.resource(request.resource)
+        if not request.name:
+            raise InvalidArgument("name: required", field="name")
+        decode_cursor(request.cursor, deps.cache.rings[deps.topics.resource(spec.name)].partitions)
+        await deps.write_state(
+            deps.topics.subscriptions,
+            f"{caller.department}:{request.name}",
+            {"resource": spec.name, "cursor": request.cursor},
+        )
+        return subscription_pb2.AckResponse()
