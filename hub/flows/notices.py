@@ -16,7 +16,7 @@ import tomllib
 from pathlib import Path
 
 import orjson
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from pydantic import BaseModel, ConfigDict
 
 from hub.flows.stores import NoticeStore
@@ -88,13 +88,20 @@ class NoticeEngine:
             messages = self._consumer.consume(500, 0.1)
             if not messages:
                 continue
+            positions: dict[int, int] = {}
             for m in messages:
-                if m.error() is None and m.value() is not None:
+                if m.error() is not None:
+                    continue
+                if m.value() is not None:
                     self._consider(orjson.loads(m.value()), m.timestamp()[1])
+                positions[m.partition()] = m.offset() + 1
             if self._producer.flush(30):
                 log.error("notices not acknowledged; they will be created again after a restart")
                 continue
-            self._consumer.commit(asynchronous=False)
+            if positions:  # only now that the notices are durable
+                self._consumer.commit(
+                    offsets=[TopicPartition(self._market_topic, p, o) for p, o in positions.items()], asynchronous=False
+                )
 
     def _consider(self, entity: dict, registered_at_ms: int) -> None:
         if entity.get("status") != "active":

@@ -1,0 +1,105 @@
+"""Licence first, permit after, notify both: notices from market registrations, claimed and fed back;
+an unclaimed one goes overdue and raises an alert."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+
+from hub.datagen.city import credit_codes
+from hub.v1 import notices_pb2, notices_pb2_grpc
+from tests.hubtest import running_hub
+
+CODES = credit_codes(31, 3)
+
+
+def _entity(code: str, scope: list[str], status: str = "active") -> dict:
+    return {
+        "credit_code": code,
+        "name": f"德阳{code[-4:]}餐饮管理有限公司",
+        "entity_type": "company",
+        "district_code": code[2:8],
+        "established_on": "2017-11-01",
+        "status": status,
+        "business_scope": scope,
+    }
+
+
+def test_notices_are_pushed_claimed_fed_back_and_go_overdue(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    with running_hub(
+        kafka_bootstrap,
+        topic_prefix,
+        tmp_path,
+        notice_engine=True,
+        notice_claim_limit_s=3.0,
+        notice_feedback_limit_s=60.0,
+    ) as hub:
+        food = notices_pb2_grpc.NoticesStub(hub.client("food_drug").channel)
+        received: list[notices_pb2.Notice] = []
+        watch = food.Watch(notices_pb2.NoticesWatchRequest())
+
+        def follow() -> None:
+            try:
+                for message in watch:
+                    received.append(message.notice)
+            except grpc.RpcError:
+                pass
+
+        threading.Thread(target=follow, daemon=True).start()
+        # a food business and a general trader: only the first needs a permit
+        hub.publish(
+            "market.entity", [_entity(CODES[0], ["catering", "general_trade"]), _entity(CODES[1], ["general_trade"])]
+        )
+        deadline = time.monotonic() + 30
+        while not any(n.credit_code == CODES[0] for n in received):
+            assert time.monotonic() < deadline, "no notice was pushed"
+            time.sleep(0.05)
+        notice = next(n for n in received if n.credit_code == CODES[0])
+        assert (notice.department, notice.scope_item, notice.state, notice.reason) == (
+            "food_drug",
+            "catering",
+            notices_pb2.NOTICE_STATE_OPEN,
+            "registered",
+        )
+        assert notice.registered_at_ms <= notice.created_at_ms
+        assert not [n for n in received if n.credit_code == CODES[1]]
+
+        # another department cannot claim it; food and drug claims it and feeds back
+        with pytest.raises(grpc.RpcError) as err:
+            notices_pb2_grpc.NoticesStub(hub.client("transport").channel).Claim(notices_pb2.ClaimRequest(id=notice.id))
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        claimed = food.Claim(notices_pb2.ClaimRequest(id=notice.id)).notice
+        assert claimed.state == notices_pb2.NOTICE_STATE_CLAIMED and claimed.claimed_by == "food_drug"
+        with pytest.raises(grpc.RpcError) as err:
+            food.Claim(notices_pb2.ClaimRequest(id=notice.id))
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        done = food.Feedback(
+            notices_pb2.FeedbackRequest(
+                id=notice.id, kind=notices_pb2.FEEDBACK_KIND_PERMIT_ISSUED, note="食品经营许可证 JY15106030001234"
+            )
+        ).notice
+        assert done.state == notices_pb2.NOTICE_STATE_DONE and done.feedback == notices_pb2.FEEDBACK_KIND_PERMIT_ISSUED
+
+        # a scope change adds road transport: the transport bureau gets a notice, nobody claims it
+        hub.publish("market.entity", [_entity(CODES[0], ["catering", "general_trade", "road_freight"])])
+        transport = notices_pb2_grpc.NoticesStub(hub.client("transport").channel)
+        deadline = time.monotonic() + 30
+        while not transport.List(notices_pb2.NoticesListRequest()).notices:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        pending = transport.List(notices_pb2.NoticesListRequest()).notices[0]
+        assert pending.reason == "scope_changed" and pending.scope_item == "road_freight"
+        deadline = time.monotonic() + 30
+        while not transport.ListAlerts(notices_pb2.ListAlertsRequest()).alerts:
+            assert time.monotonic() < deadline, "the overdue notice raised no alert"
+            time.sleep(0.2)
+        [alert] = transport.ListAlerts(notices_pb2.ListAlertsRequest()).alerts
+        assert (alert.notice_id, alert.kind) == (pending.id, "claim_overdue")
+        assert not food.ListAlerts(notices_pb2.ListAlertsRequest()).alerts  # claimed and done in time
+        watch.cancel()
