@@ -230,6 +230,62 @@ def _cmd_governance(args: argparse.Namespace) -> int:
     return 0
 
 
+def _field_prefix(text: str) -> tuple[str, str]:
+    field, sep, prefix = text.partition("=")
+    if not sep or not field:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected FIELD=PREFIX, e.g. district_code=510603")
+    return field, prefix
+
+
+def _cmd_subscribe(args: argparse.Namespace) -> int:
+    import signal
+
+    from hub.client import open_channel
+    from hub.connect.sink import JsonlSink, SinkRuntime
+    from hub.v1 import common_pb2
+
+    filters = dict(args.filter)
+    context = common_pb2.CallContext(
+        purpose=common_pb2.Purpose.Value(f"PURPOSE_{args.purpose.upper()}"), case_number=args.case_number
+    )
+    channel = open_channel(args.hub, department=args.department, tls=_tls(args))
+    runtime = SinkRuntime(JsonlSink(args.out), channel, args.resource, args.name, context, filters=filters)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: runtime.stop())
+    written = runtime.run(until=args.count)
+    print(f"{args.name}: {written:,} changes written to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_corrections(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from hub.client import open_channel
+    from hub.v1 import corrections_pb2, corrections_pb2_grpc
+
+    stub = corrections_pb2_grpc.CorrectionsStub(open_channel(args.hub, department=args.department, tls=_tls(args)))
+
+    def name(state: int) -> str:
+        return corrections_pb2.CorrectionState.Name(state).removeprefix("CORRECTION_STATE_").lower()
+
+    if args.corrections_command == "resolve":
+        state = corrections_pb2.CorrectionState.Value(f"CORRECTION_STATE_{args.verdict.upper()}")
+        done = stub.Resolve(corrections_pb2.ResolveRequest(id=args.id, state=state, note=args.note)).request
+        print(f"{done.id}: {name(done.state)}")
+        return 0
+    found = stub.List(corrections_pb2.CorrectionsListRequest(open_only=args.open)).requests
+    table = Table("request", "resource", "key", "field", "proposed", "evidence", "filed by", "due", "state")
+    for r in found:
+        due = dt.datetime.fromtimestamp(r.due_ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M")
+        state_text = name(r.state) + (" (overdue)" if r.overdue else "")
+        table.add_row(r.id, r.resource, r.key, r.field, r.proposed_value, r.evidence_ref, r.filed_by, due, state_text)
+    Console(width=200).print(table)
+    return 0
+
+
 def _cmd_codegen(args: argparse.Namespace) -> int:
     from hub.codegen import main
 
@@ -401,6 +457,59 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_client_options(p)
     p.set_defaults(func=_cmd_governance)
+
+    p = sub.add_parser(
+        "subscribe",
+        help="Follow a resource's changes into a JSON Lines file.",
+        description="Follow a resource's changes (masked per your grant) with a named subscription: the cursor "
+        "is acknowledged after each write, so a restart resumes where it stopped.",
+    )
+    p.add_argument("resource", help="e.g. population.resident")
+    p.add_argument("--name", required=True, help="The subscription's name; its cursor is kept by the hub.")
+    p.add_argument("--out", type=Path, required=True, help="JSON Lines file to append the changes to.")
+    p.add_argument(
+        "--purpose",
+        default="business_collaboration",
+        choices=["legal_basis", "work_reference", "data_check", "business_collaboration"],
+        help="The purpose your grant covers. Default: business_collaboration.",
+    )
+    p.add_argument("--case-number", default="", help="Case or work-order number, for the audit trail.")
+    p.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        type=_field_prefix,
+        metavar="FIELD=PREFIX",
+        help="Only records whose field starts so.",
+    )
+    p.add_argument("--count", type=int, help="Stop after this many changes (default: follow until Ctrl-C).")
+    _add_client_options(p)
+    p.set_defaults(func=_cmd_subscribe)
+
+    corr = sub.add_parser(
+        "corrections",
+        help="Disputed values: list them, or answer one as the provider.",
+        description="Correction requests: consumers dispute values, the provider answers corrected or confirmed.",
+    )
+    rsub = corr.add_subparsers(dest="corrections_command", required=True, metavar="ACTION", help="list or resolve")
+    p = rsub.add_parser(
+        "list",
+        help="Disputes the caller filed or must answer.",
+        description="Disputes the caller filed or must answer.",
+    )
+    p.add_argument("--open", action="store_true", help="Only those still open.")
+    _add_client_options(p)
+    p.set_defaults(func=_cmd_corrections)
+    p = rsub.add_parser(
+        "resolve",
+        help="Answer a dispute as the provider.",
+        description="Answer a dispute: corrected (the source was fixed) or confirmed (the value stands).",
+    )
+    p.add_argument("id", help="The request id, e.g. CR-20261121-1a2b3c4d.")
+    p.add_argument("verdict", choices=["corrected", "confirmed"], help="The answer.")
+    p.add_argument("--note", default="", help="Why; shown to the department that disputed.")
+    _add_client_options(p)
+    p.set_defaults(func=_cmd_corrections)
 
     p = sub.add_parser(
         "codegen",

@@ -4,6 +4,9 @@ and the SDK's sink side."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -205,3 +208,27 @@ def test_two_hundred_concurrent_streams(hub: RunningHub) -> None:
         return counts
 
     assert asyncio.run(run()) == [events_each] * streams
+
+
+def test_hub_subscribe_command_writes_filtered_changes(hub: RunningHub, tmp_path: Path) -> None:
+    hub.publish(
+        "population.resident",
+        [resident(p, district_code="510681" if i % 2 else "510603") for i, p in enumerate(PEOPLE[200:220])],
+    )
+    out = tmp_path / "guanghan.jsonl"
+    command = [
+        *("population.resident", "--name", "guanghan-mirror", "--out", str(out)),
+        *("--filter", "district_code=510681", "--count", "10", "--case-number", "DY-SUB-CLI"),
+        *("--hub", hub.address, "--department", "public_security"),
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "hub.cli", "subscribe", *command],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    written = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert sorted(e["key"] for e in written) == sorted(PEOPLE[201:220:2])
+    assert all(e["record"]["district_code"] == "510681" for e in written)

@@ -58,6 +58,16 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _fetch_row(dsn: str, table: str, key_column: str, key: str) -> dict[str, Any] | None:
+    """One row by key, on a connection of its own: reviews run beside the polling thread."""
+    psycopg = _psycopg()
+    sql = psycopg.sql
+    query = sql.SQL("SELECT * FROM {} WHERE {} = %s").format(sql.Identifier(table), sql.Identifier(key_column))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.cursor(row_factory=psycopg.rows.dict_row).execute(query, (key,)).fetchone()
+    return None if row is None else {k: _plain(v) for k, v in row.items()}
+
+
 class LogicalSource(Source):
     def __init__(self, dsn: str, table: str, key: str, slot: str | None = None, chunk: int = 5000) -> None:
         self.dsn = dsn
@@ -75,6 +85,9 @@ class LogicalSource(Source):
         self._probe_seen = False
         self._advanced = 0
         self._backlog = False
+
+    def fetch(self, key: str) -> dict[str, Any] | None:
+        return _fetch_row(self.dsn, self.table, self.key, key)
 
     @property
     def _snapshot_partition(self) -> str:
@@ -242,6 +255,9 @@ class PollingSource(Source):
         self._after: tuple[Any, Any] | None = None
         self._stopped = False
         self._idle = False
+
+    def fetch(self, key: str) -> dict[str, Any] | None:
+        return _fetch_row(self.dsn, self.table, self.key, key)
 
     @property
     def _partition(self) -> str:

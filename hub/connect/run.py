@@ -2,6 +2,8 @@
 
 On a terminal a live line shows the counts and rate; otherwise a log line every 5 s, and with
 ``metrics_port`` Prometheus metrics. SIGINT and SIGTERM stop it after in-flight calls settle.
+Beside the runtime, a :class:`~hub.connect.corrections.CorrectionDesk` answers disputes about the
+connector's resource.
 """
 
 from __future__ import annotations
@@ -9,12 +11,14 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from hub.client import open_channel
+from hub.connect.corrections import CorrectionDesk
 from hub.connect.registry import resolve_connector
 from hub.connect.runtime import ConnectorFailed, ConnectorRuntime, RunStats, RuntimeOptions
 from hub.connect.settings import ConnectorSettings
@@ -56,9 +60,10 @@ def run_connector(settings: ConnectorSettings) -> int:
             last_logged[0] = stats.elapsed
             log.info(text)
 
+    source = connector.default_source(settings.source.get_secret_value())
     runtime = ConnectorRuntime(
         connector,
-        connector.default_source(settings.source.get_secret_value()),
+        source,
         channel,
         state,
         RuntimeOptions(
@@ -66,15 +71,29 @@ def run_connector(settings: ConnectorSettings) -> int:
         ),
         on_progress=report,
     )
+    # A live connector also answers disputes about its resource; a one-shot load does not stay for them.
+    desk = None if settings.once else CorrectionDesk(connector, source, channel, state / "corrections-inbox.jsonl")
+    desk_thread = threading.Thread(target=desk.run, name="corrections", daemon=True) if desk else None
+
+    def stop(*_: object) -> None:
+        runtime.stop()
+        if desk is not None:
+            desk.stop()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: runtime.stop())
+        signal.signal(sig, stop)
     try:
+        if desk_thread is not None:
+            desk_thread.start()
         with progress:
             stats = runtime.run()
     except ConnectorFailed as exc:
         log.error("%s", exc)
         return 2
     finally:
+        stop()
+        if desk_thread is not None:
+            desk_thread.join(5)
         channel.close()
     print(
         f"{connector.name}: {stats.published:,} records published in {stats.elapsed:.1f}s "

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +74,7 @@ class SinkRuntime:
         batch_size: int = 200,
         flush_after_s: float = 0.5,
         start_from_earliest: bool = True,
+        filters: Mapping[str, str] | None = None,
     ) -> None:
         self.sink = sink
         self._stub = subscription_pb2_grpc.SubscriptionStub(channel)
@@ -82,6 +83,7 @@ class SinkRuntime:
         self.context = context
         self.batch_size = batch_size
         self.flush_after_s = flush_after_s
+        self.filters = [subscription_pb2.SubscriptionFilter(field=f, prefix=p) for f, p in (filters or {}).items()]
         self.start = subscription_pb2.START_FROM_EARLIEST if start_from_earliest else subscription_pb2.START_FROM_LATEST
         self._stop = threading.Event()
         self._call = None
@@ -118,7 +120,11 @@ class SinkRuntime:
     def _follow(self, until: int | None) -> None:
         self._call = self._stub.Subscribe(
             subscription_pb2.SubscribeRequest(
-                resource=self.resource, name=self.name, start=self.start, context=self.context
+                resource=self.resource,
+                name=self.name,
+                start=self.start,
+                context=self.context,
+                filters=self.filters,
             )
         )
         pending: list[ChangeEvent] = []

@@ -19,7 +19,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from hub.connect.corrections import Verdict
+
+if TYPE_CHECKING:
+    from hub.connect.corrections import Dispute
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +85,12 @@ class Source(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and files."""
 
+    def fetch(self, key: str) -> Mapping[str, Any] | None:
+        """The current native row with this key, for reviewing a disputed value; None if absent.
+        Optional: sources that cannot look one row up leave disputes to a person. May be called
+        from another thread than :meth:`poll`."""
+        raise NotImplementedError
+
     @property
     def finished(self) -> bool:
         """A bounded source (a file) has nothing more, ever."""
@@ -115,6 +126,24 @@ class Connector(ABC):
     def deleted(self, row: Mapping[str, Any]) -> bool:
         """Whether a native row marks a deletion (a soft-delete flag). Sources report hard deletes."""
         return False
+
+    def review(self, dispute: Dispute, source: Source) -> Verdict | None:
+        """Answer a dispute about one of this resource's values, or None to leave it to a person.
+
+        The default looks the row up at the source: if the source now holds the proposed value
+        (the department fixed it, and the change is on its way), the dispute is *corrected*.
+        Anything else needs a person's judgement. Override to confirm values automatically.
+        """
+        try:
+            row = source.fetch(dispute.key)
+        except NotImplementedError:
+            return None
+        if row is None or self.deleted(row):
+            return None
+        current = self.map(row).get(dispute.field)
+        if current is not None and str(current) == dispute.proposed_value:
+            return Verdict("corrected", f"the source now holds {dispute.field} = {dispute.proposed_value!r}")
+        return None
 
     @abstractmethod
     def default_source(self, location: str) -> Source:
