@@ -7,6 +7,7 @@ given on the command line wins.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -522,7 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logs.configure(getattr(args, "log_level", None) or "INFO")
+    logs.configure(getattr(args, "log_level", None) or os.environ.get("HUB_LOG_LEVEL") or "INFO")
     return args.func(args)
 
 

@@ -27,7 +27,7 @@ from typing import Protocol
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from hub.cache.table import Change
-from hub.kafka.clients import consumer_config
+from hub.kafka.clients import consume_ready, consumer_config
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ class CacheFeeder:
             log.info("cache now also consumes %s", ", ".join(targets))
 
     def _step(self, consumer: Consumer) -> None:
-        messages = consumer.consume(self._batch_max, 0.05)
+        messages = consume_ready(consumer, self._batch_max, 0.05)
         batches: dict[str, list[Change]] = {}
         eofs = []
         for m in messages:

@@ -21,7 +21,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from hub.cache.table import Change
 from hub.errors import InvalidArgument
-from hub.kafka.clients import consumer_config
+from hub.kafka.clients import consume_ready, consumer_config
 
 CURSOR_PREFIX = "c1:"
 
@@ -132,7 +132,7 @@ class TopicReader:
 
     def fetch(self, limit: int, timeout: float) -> list[Change]:  # blocking: call from a worker thread
         out = []
-        for m in self._consumer.consume(limit, timeout):
+        for m in consume_ready(self._consumer, limit, timeout):
             if m.error() is not None:
                 if m.error().code() != KafkaError._PARTITION_EOF:
                     raise RuntimeError(f"reading {self.topic}: {m.error()}")

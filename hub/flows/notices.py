@@ -20,7 +20,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from pydantic import BaseModel, ConfigDict
 
 from hub.flows.stores import NoticeStore
-from hub.kafka.clients import consumer_config
+from hub.kafka.clients import consume_ready, consumer_config
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class NoticeEngine:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            messages = self._consumer.consume(500, 0.1)
+            messages = consume_ready(self._consumer, 500, 0.1)
             if not messages:
                 continue
             positions: dict[int, int] = {}

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from confluent_kafka import Consumer, Message
+
 # Java clients' partitioner, so a key lands on the same partition whichever
 # client produced it. Compacted topics and per-key ordering depend on it.
 PARTITIONER = "murmur2_random"
@@ -64,3 +66,13 @@ def consumer_config(bootstrap: str, group_id: str, extra: dict[str, Any] | None 
 
 def admin_config(bootstrap: str) -> dict[str, Any]:
     return base_config(bootstrap)
+
+
+def consume_ready(consumer: Consumer, max_messages: int, timeout: float) -> list[Message]:
+    """Up to ``max_messages``: waits at most ``timeout`` for the first, then takes only what is
+    already fetched. ``consume(n, timeout)`` itself waits out the whole timeout unless ``n``
+    messages arrive, which adds that timeout to the latency of every trickle of changes."""
+    first = consumer.poll(timeout)
+    if first is None:
+        return []
+    return [first, *consumer.consume(max_messages - 1, 0)] if max_messages > 1 else [first]
