@@ -24,11 +24,14 @@ test: $(INSTALLED)
 	$(BIN)/buf lint
 	$(BIN)/python -m pytest $(ARGS)
 
-## The cache benchmarks (in-process, gRPC, recovery); each ends with its ratios against same-run baselines.
+## Every benchmark with its defaults; each ends with its ratios against same-run baselines.
 bench: $(INSTALLED)
-	$(BIN)/python -m bench.cache $(ARGS)
-	$(BIN)/python -m bench.rpc $(ARGS)
-	$(BIN)/python -m bench.recovery $(ARGS)
+	./scripts/install-system-deps.sh
+	$(BIN)/python -m bench.cache
+	$(BIN)/python -m bench.rpc
+	$(BIN)/python -m bench.recovery
+	$(BIN)/python -m bench.connector_pg
+	$(BIN)/python -m bench.flows
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

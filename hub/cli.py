@@ -75,6 +75,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_status(args: argparse.Namespace) -> int:
+    from hub.status import print_status
+
+    return print_status(args.hub, args.metrics)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from hub.demo import DemoOptions, run_demo
 
@@ -307,7 +313,28 @@ def build_parser() -> argparse.ArgumentParser:
         "SIGTERM or SIGINT stop it cleanly.",
     )
     _add_hub_options(p)
+    g = p.add_argument_group("processes and metrics")
+    g.add_argument(
+        "--workers", type=int, help="Server processes sharing the port, each a full replica (SO_REUSEPORT). Default: 1."
+    )
+    g.add_argument("--metrics-port", type=int, help="Prometheus metrics port; worker i uses port + i. Default: 9464.")
     p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser(
+        "status",
+        help="Health, call rates, latency, cache freshness and audit backlog of running hub processes.",
+        description="Print what a running hub reports: gRPC health, and from each process's metrics endpoint "
+        "its calls by method, latency, Kafka traffic, cache rows and lag, and audit backlog.",
+    )
+    p.add_argument(
+        "--hub", default="127.0.0.1:50051", help="gRPC address for the health check. Default: 127.0.0.1:50051."
+    )
+    p.add_argument(
+        "--metrics",
+        default="127.0.0.1:9464",
+        help="Metrics endpoints HOST:PORT[,HOST:PORT...], or HOST:FIRST-LAST for workers. Default: 127.0.0.1:9464.",
+    )
+    p.set_defaults(func=_cmd_status)
 
     p = sub.add_parser(
         "demo",

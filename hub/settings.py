@@ -57,6 +57,13 @@ class HubSettings(BaseSettings):
     notice_claim_limit_s: float = Field(default=2 * 86400, gt=0, description="Time to claim a notice.")
     notice_feedback_limit_s: float = Field(default=20 * 86400, gt=0, description="Time to feed back on a notice.")
     correction_working_days: int = Field(default=5, ge=1, description="Deadline of a correction request.")
+    metrics_port: int | None = Field(
+        default=9464, ge=0, le=65535, description="Prometheus metrics port (0: pick a free one; unset: none)."
+    )
+    workers: int = Field(default=1, ge=1, le=64, description="Server processes sharing the gRPC port (SO_REUSEPORT).")
+    snapshot_writer: bool = Field(
+        default=True, description="Whether this process writes snapshots; of several workers only the first does."
+    )
     log_level: str = "INFO"
 
     def kafka_extra(self) -> dict[str, str]:

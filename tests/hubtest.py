@@ -158,6 +158,7 @@ def running_hub(
         "insecure_dev": "tls_dir" not in settings,
         "audit_checkpoint_interval_s": 0.2,
         "notice_engine": False,
+        "metrics_port": None,
         **settings,
     }
     hub = RunningHub(

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 class SnapshotPolicy:
     directory: Path
     interval_s: float = 60.0
+    write: bool = True  # False: only load them (another process of the same replica set writes)
 
 
 class ReplicaCache:
@@ -109,7 +110,7 @@ class ReplicaCache:
     def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._loop = loop
         self.feeder.start()
-        if self._snapshots is not None and self._snapshots.interval_s > 0:
+        if self._snapshots is not None and self._snapshots.write and self._snapshots.interval_s > 0:
             self._snapshotter = threading.Thread(target=self._snapshot_loop, name="snapshotter", daemon=True)
             self._snapshotter.start()
 
@@ -118,7 +119,7 @@ class ReplicaCache:
         if self._snapshotter is not None:
             self._snapshotter.join()
         self.feeder.stop()
-        if final_snapshot and self._snapshots is not None and self.ready:
+        if final_snapshot and self._snapshots is not None and self._snapshots.write and self.ready:
             self.snapshot_all()
 
     @property

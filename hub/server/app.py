@@ -50,6 +50,7 @@ from hub.server.exchange import ExchangeService
 from hub.server.governance import GovernanceService
 from hub.server.interceptors import CallInterceptor
 from hub.server.lookup import LookupService
+from hub.server.metrics import HubMetrics
 from hub.server.notices import NoticesService
 from hub.server.subscription import SubscriptionService
 from hub.server.verification import VerificationService
@@ -128,6 +129,7 @@ class HubServer:
         self.audit: AuditLog | None = None
         self.deps: Deps | None = None
         self.notice_engine: NoticeEngine | None = None
+        self.metrics = HubMetrics(lambda: (self.cache, self.producer, self.audit))
         self._server: aio.Server | None = None
         self._health = HealthServicer()
         self._tasks: list[asyncio.Task] = []
@@ -168,7 +170,9 @@ class HubServer:
         subscriptions, notices, corrections = SubscriptionStore(), NoticeStore(), CorrectionStore()
         snapshots = None
         if s.snapshot_interval_s > 0:
-            snapshots = SnapshotPolicy(s.data_dir / "snapshots" / s.topic_prefix.rstrip("."), s.snapshot_interval_s)
+            snapshots = SnapshotPolicy(
+                s.data_dir / "snapshots" / s.topic_prefix.rstrip("."), s.snapshot_interval_s, write=s.snapshot_writer
+            )
         self.cache = ReplicaCache(
             self.catalogue.resources,
             self.bootstrap,
@@ -277,7 +281,9 @@ class HubServer:
     async def _start_server(self, subject_key: bytes) -> None:
         s = self.settings
         assert self.deps is not None
-        interceptor = CallInterceptor(self.identity, self.audit, s.audit_backlog_limit)
+        if s.metrics_port is not None:
+            self.metrics.serve(s.metrics_port)
+        interceptor = CallInterceptor(self.identity, self.audit, s.audit_backlog_limit, self.metrics.observe)
         server = aio.server(
             interceptors=[*self._interceptors, interceptor],
             options=[
@@ -408,5 +414,6 @@ class HubServer:
             await asyncio.to_thread(self.producer.close)
         if self.cache is not None:
             await asyncio.to_thread(self.cache.stop)
+        self.metrics.close()
         self.deps = None  # drops the admin client, which has no close() of its own
         log.info("hub stopped")

@@ -8,7 +8,8 @@ For every call except health and reflection:
 3. whatever the outcome, including refusals, an audit entry with the status and the latency is
    recorded when the call ends;
 4. :class:`hub.errors.HubError` becomes its status and message; anything else becomes INTERNAL
-   with a log line, so a bug never shows a stack trace to a caller.
+   with a log line, so a bug never shows a stack trace to a caller;
+5. the call is counted in the metrics, and at debug level logged as one JSON line.
 """
 
 from __future__ import annotations
@@ -88,10 +89,12 @@ class CallInterceptor(aio.ServerInterceptor):
         identity: IdentityResolver | None = None,
         audit: AuditLog | None = None,
         audit_backlog_limit: int = 200_000,
+        observe: Callable[[str, str, float], None] | None = None,
     ) -> None:
         self._identity = identity
         self._audit = audit
         self._limit = audit_backlog_limit
+        self._observe = observe  # metrics: (method, status, seconds); must not block
         self._cache: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(self, continuation, handler_call_details):
@@ -121,8 +124,27 @@ class CallInterceptor(aio.ServerInterceptor):
         if self._identity is not None:
             current_caller.set(self._identity.resolve(context))
 
-    def _exit(self, started: float, outcome: str) -> None:
+    def _exit(self, method: str, started: float, outcome: str) -> None:
+        seconds = time.perf_counter() - started
+        if self._observe is not None:
+            self._observe(method, outcome, seconds)
         note = _note.get()
+        if log.isEnabledFor(logging.DEBUG):
+            caller = current_caller.get()
+            log.debug(
+                "%s %s %.2fms",
+                method,
+                outcome,
+                seconds * 1000,
+                extra={
+                    "method": method,
+                    "code": outcome,
+                    "ms": round(seconds * 1000, 3),
+                    "department": caller.department,
+                    "resource": note.resource if note else "",
+                    "case_number": note.case_number if note else "",
+                },
+            )
         if note is None or self._audit is None:
             return
         caller = current_caller.get()
@@ -137,7 +159,7 @@ class CallInterceptor(aio.ServerInterceptor):
                 note.purpose,
                 note.case_number,
                 outcome,
-                int((time.perf_counter() - started) * 1e6),
+                int(seconds * 1e6),
                 note.detail,
             )
         )
@@ -156,7 +178,7 @@ class CallInterceptor(aio.ServerInterceptor):
                 outcome = exc.code.name if isinstance(exc, HubError) else "INTERNAL"
                 await _abort(context, exc, method)
             finally:
-                self._exit(started, outcome)
+                self._exit(method, started, outcome)
 
         return handler
 
@@ -175,6 +197,6 @@ class CallInterceptor(aio.ServerInterceptor):
                 outcome = exc.code.name if isinstance(exc, HubError) else "INTERNAL"
                 await _abort(context, exc, method)
             finally:
-                self._exit(started, outcome)
+                self._exit(method, started, outcome)
 
         return handler

@@ -1,12 +1,28 @@
-"""Runs a hub in the foreground until SIGTERM or SIGINT: ``hub serve``."""
+"""Runs a hub in the foreground until SIGTERM or SIGINT: ``hub serve``.
+
+With ``workers > 1`` this process supervises that many server processes, each a full replica
+(its own cache, fed from Kafka) bound to the same gRPC port with SO_REUSEPORT, so the kernel
+spreads connections across them and Python's one-core-per-process limit stops being the hub's.
+Worker ``i`` serves metrics on ``metrics_port + i``; only worker 0 writes snapshots, all load them.
+A worker that dies is restarted.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import subprocess
+import sys
+import threading
+import time
+
+import orjson
 
 from hub.catalogue.model import Catalogue, load_builtin
+from hub.childproc import free_port
+from hub.governance import keys
 from hub.kafka.embedded import EmbeddedBroker
 from hub.server.app import HubServer
 from hub.settings import HubSettings
@@ -38,7 +54,64 @@ def serve(settings: HubSettings) -> None:
         broker = EmbeddedBroker(settings.data_dir / "broker", settings.embedded_broker)
         bootstrap = broker.start()
     try:
-        asyncio.run(_serve(settings, bootstrap))
+        if settings.workers > 1:
+            _supervise(settings, bootstrap)
+        else:
+            asyncio.run(_serve(settings, bootstrap))
     finally:
         if broker is not None:
             broker.stop()
+
+
+def worker_environment(settings: HubSettings, bootstrap: str, index: int) -> dict[str, str]:
+    """The settings of worker ``index`` as HUB_* variables (a worker reads nothing else)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    values = settings.model_dump(mode="json", exclude_none=True)
+    values.update(bootstrap_servers=bootstrap, workers=1, snapshot_writer=index == 0)
+    if settings.metrics_port:
+        values["metrics_port"] = settings.metrics_port + index
+    for secret in ("kafka_sasl_password", "audit_subject_key"):
+        value = getattr(settings, secret)
+        if value is not None:
+            values[secret] = value.get_secret_value()
+    for name, value in values.items():
+        env[f"HUB_{name.upper()}"] = value if isinstance(value, str) else orjson.dumps(value).decode()
+    return env
+
+
+def _supervise(settings: HubSettings, bootstrap: str) -> None:
+    if settings.port == 0:
+        settings = settings.model_copy(update={"port": free_port(settings.host)})
+    if settings.tls_dir is None:  # created once here, so every worker digests subjects with the same key
+        keys.subject_key(settings.data_dir / "dev-keys")
+        keys.audit_signing_key(settings.data_dir / "dev-keys")
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+
+    def start(index: int) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "hub.cli", "serve"], env=worker_environment(settings, bootstrap, index)
+        )
+
+    workers = [start(i) for i in range(settings.workers)]
+    log.info("%d workers on %s:%d: pids %s", len(workers), settings.host, settings.port, [w.pid for w in workers])
+    try:
+        while not stopping.wait(1.0):
+            for i, w in enumerate(workers):
+                if w.poll() is not None:
+                    log.error("worker %d (pid %d) exited with %s; restarting it", i, w.pid, w.returncode)
+                    time.sleep(1.0)
+                    workers[i] = start(i)
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        for w in workers:
+            try:
+                w.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("worker pid %d did not stop in time; killing it", w.pid)
+                w.kill()
+                w.wait()

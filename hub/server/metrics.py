@@ -1,0 +1,110 @@
+"""Prometheus metrics of one hub process, on its own HTTP port (``HUB_METRICS_PORT``).
+
+What operators watch during a run:
+
+- ``hub_rpc_total{method,code}`` and ``hub_rpc_seconds{method}``: call rate, errors and latency,
+  recorded by the call interceptor for every governed method;
+- ``hub_produced_records_total`` and ``hub_consumed_records_total``: the process's Kafka traffic;
+- ``hub_cache_rows{resource}`` and ``hub_cache_lag_seconds{resource}``: the cache's size, and the
+  seconds since it last reached the end of the resource's topic (0 while caught up);
+- ``hub_audit_backlog``: audit entries queued and not yet written (calls are refused past a limit).
+
+Counters that already exist on the hub's parts are read when scraped, so the request path pays
+only for the RPC counter and histogram.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+if TYPE_CHECKING:
+    from hub.cache.replica import ReplicaCache
+    from hub.governance.audit import AuditLog
+    from hub.kafka.producer import AckingProducer
+
+log = logging.getLogger(__name__)
+
+# Verify answers in well under a millisecond in process; a batch or a case takes longer.
+_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+
+class _PartsCollector:
+    """Reads the hub's own counters and gauges at scrape time."""
+
+    def __init__(self, parts: Callable[[], tuple[ReplicaCache | None, AckingProducer | None, AuditLog | None]]):
+        self._parts = parts
+
+    def collect(self) -> Iterator[Metric]:
+        cache, producer, audit = self._parts()
+        produced = CounterMetricFamily("hub_produced_records", "Records this process produced to Kafka.")
+        produced.add_metric([], producer.produced if producer else 0)
+        yield produced
+        consumed = CounterMetricFamily("hub_consumed_records", "Records this process's cache consumed from Kafka.")
+        consumed.add_metric([], cache.feeder.consumed if cache else 0)
+        yield consumed
+        rows = GaugeMetricFamily("hub_cache_rows", "Live records in the cache.", labels=["resource"])
+        lag = GaugeMetricFamily(
+            "hub_cache_lag_seconds", "Seconds since the cache last reached the end of the topic.", labels=["resource"]
+        )
+        if cache is not None:
+            now_ms = time.time() * 1000
+            for name in list(cache.tables):
+                version = cache.version(name)
+                rows.add_metric([name], version.live)
+                seen_end = version.watermark.caught_up_at_ms
+                lag.add_metric([name], max(0.0, (now_ms - seen_end) / 1000) if seen_end else float("nan"))
+        yield rows
+        yield lag
+        backlog = GaugeMetricFamily("hub_audit_backlog", "Audit entries queued, not yet written.")
+        backlog.add_metric([], audit.backlog if audit else 0)
+        yield backlog
+
+
+class HubMetrics:
+    """The registry of one process. :meth:`observe` is called once per call and must stay cheap."""
+
+    def __init__(self, parts: Callable[[], tuple[ReplicaCache | None, AckingProducer | None, AuditLog | None]]) -> None:
+        self.registry = CollectorRegistry()
+        self._calls = Counter("hub_rpc", "gRPC calls by method and status.", ["method", "code"], registry=self.registry)
+        self._seconds = Histogram(
+            "hub_rpc_seconds", "gRPC call latency.", ["method"], buckets=_BUCKETS, registry=self.registry
+        )
+        self.registry.register(_PartsCollector(parts))
+        self._children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
+        self._server = None
+        self.port: int | None = None
+
+    def observe(self, method: str, code: str, seconds: float) -> None:
+        children = self._children.get((method, code))
+        if children is None:
+            short = method.rsplit("/", 2)[-2].removeprefix("hub.v1.") + "/" + method.rsplit("/", 1)[-1]
+            children = self._children[(method, code)] = (
+                self._calls.labels(short, code),
+                self._seconds.labels(short),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> int | None:
+        """Starts the HTTP endpoint; a port in use is logged, not fatal (the hub still serves)."""
+        try:
+            server, _ = start_http_server(port, addr=host, registry=self.registry)
+        except OSError as exc:
+            log.warning("metrics endpoint not started on %s:%d: %s", host, port, exc)
+            return None
+        self._server = server
+        self.port = server.server_port
+        log.info("metrics on http://%s:%d/metrics", host, self.port)
+        return self.port
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

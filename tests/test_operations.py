@@ -1,0 +1,97 @@
+"""What operators watch: the metrics endpoint, `hub status`, per-request debug logs, and several
+server processes behind one port."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+
+from hub.childproc import free_port
+from hub.datagen.city import resident_ids
+from hub.demo import wait_serving
+from hub.status import scrape
+from tests.hubtest import resident, running_hub
+
+PEOPLE = resident_ids(77, 20)
+HUB = [sys.executable, "-m", "hub.cli"]
+ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+
+
+def test_metrics_status_and_debug_log(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with running_hub(kafka_bootstrap, topic_prefix, tmp_path, metrics_port=0) as hub:
+        written = hub.publish("population.resident", [resident(p) for p in PEOPLE])
+        with caplog.at_level(logging.DEBUG, logger="hub.server.interceptors"):
+            for p in PEOPLE[:5]:
+                assert hub.verify("population.resident", p, {"status": "registered"}, after=written).match
+        with pytest.raises(grpc.RpcError):
+            hub.verify("population.resident", "not-an-id")
+        lines = [r for r in caplog.records if r.name == "hub.server.interceptors" and r.levelno == logging.DEBUG]
+        assert len(lines) == 5 and all(r.method == "/hub.v1.Verification/Verify" and r.code == "OK" for r in lines)
+        assert lines[0].department == "public_security" and lines[0].resource == "population.resident"
+
+        endpoint = f"127.0.0.1:{hub.server.metrics.port}"
+        metrics = scrape(endpoint)
+        assert metrics.get("hub_rpc_total", method="Verification/Verify", code="OK") == 5
+        assert metrics.get("hub_rpc_total", method="Verification/Verify", code="INVALID_ARGUMENT") == 1
+        assert metrics.get("hub_rpc_seconds_count", method="Exchange/Publish") == 1
+        assert metrics.get("hub_cache_rows", resource="population.resident") == len(PEOPLE)
+        assert metrics.get("hub_produced_records_total") >= len(PEOPLE)
+        assert metrics.get("hub_consumed_records_total") >= len(PEOPLE)
+        assert metrics.get("hub_cache_lag_seconds", resource="population.resident") < 5
+
+        status = subprocess.run(
+            [*HUB, "status", "--hub", hub.address, "--metrics", endpoint],
+            env=ENV,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert status.returncode == 0, status.stderr
+        assert "SERVING" in status.stdout and "Verification/Verify" in status.stdout
+        assert "population.resident" in status.stdout
+
+
+def test_several_workers_share_one_port(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
+    port, metrics = free_port(), free_port()
+    proc = subprocess.Popen(
+        [
+            *HUB,
+            *("serve", "--workers", "2", "--port", str(port), "--metrics-port", str(metrics)),
+            *("--bootstrap-servers", kafka_bootstrap, "--topic-prefix", topic_prefix),
+            *("--data-dir", str(tmp_path), "--insecure-dev"),
+        ],
+        env={**ENV, "HUB_LOG_LEVEL": "INFO"},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        from hub.client import open_channel
+
+        wait_serving(open_channel(f"127.0.0.1:{port}", department="public_security"), 120)
+        deadline = time.monotonic() + 60
+        while True:  # the second worker may still be starting
+            try:
+                both = [scrape(f"127.0.0.1:{m}") for m in (metrics, metrics + 1)]
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "a worker never served metrics"
+                time.sleep(0.5)
+        assert all(s.get("hub_cache_rows", resource="population.resident") == 0 for s in both)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err[-3000:]
+    assert err.count("hub stopped") == 2
