@@ -21,9 +21,9 @@ from pathlib import Path
 import grpc
 
 from bench.common import Report, rss_mib
-from bench.seed import produce_city
 from hub.childproc import free_port
 from hub.datagen.city import CITY_SIZE, CitySize
+from hub.datagen.produce import produce_city
 from hub.demo import wait_serving
 from hub.kafka.embedded import EmbeddedBroker
 

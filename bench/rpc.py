@@ -25,10 +25,10 @@ from pathlib import Path
 import grpc
 
 from bench.common import Report
-from bench.seed import produce_city
 from hub.childproc import free_port
 from hub.client import open_aio_channel, open_channel
 from hub.datagen.city import CitySize, resident_ids
+from hub.datagen.produce import produce_city
 from hub.demo import wait_serving
 from hub.governance.pki import CertificateAuthority
 from hub.kafka.embedded import EmbeddedBroker

@@ -1,5 +1,5 @@
-"""Loads the seeded city straight into the resource topics (bypassing Publish), for benchmarks
-that measure what happens after the data is in Kafka."""
+"""Loads the seeded city straight into the resource topics (bypassing Publish), for benchmarks and
+load tests that measure what happens after the data is in Kafka."""
 
 from __future__ import annotations
 
