@@ -19,10 +19,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from hub.cache.claims import Claim, Op, compile_claims
+from hub.cache.claims import Claim, Compiled, Op, compile_claims
 from hub.cache.replica import ReplicaCache
 from hub.cache.table import Watermark
 from hub.cache.verify import key_field_of, key_problem, verify_one
+from hub.catalogue.model import ResourceSpec
 from hub.catalogue.store import CatalogueStore
 from hub.errors import HubError, InvalidArgument
 from hub.flows.restrictions import Restriction, restrictions_of
@@ -120,6 +121,7 @@ class CaseResolver:
         self._cache = cache
         self._policy = policy
         self._corrections = corrections
+        self._compiled: dict[tuple[str, tuple[Claim, ...]], tuple[ResourceSpec, list[Compiled]]] = {}
 
     def check(self, request: CaseRequest) -> CaseType:
         """The case type, after checking the request is complete; raises InvalidArgument."""
@@ -170,14 +172,17 @@ class CaseResolver:
         try:
             spec = self._catalogue.resource(evidence.resource)
             key_field = key_field_of(spec, evidence.key_field)
-            problem = key_problem(spec, key_field, subject)
-            if problem is not None:
-                raise InvalidArgument(f"{evidence.subject}: {problem}", field=evidence.subject)
-            compiled = compile_claims(spec, claims)
+            if not subject:
+                raise InvalidArgument(f"{evidence.subject}: must not be empty", field=evidence.subject)
+            compiled = self._compile(spec, tuple(claims))
             touched = [c.field for c in claims] + ([key_field] if key_field != spec.key else [])
             self._policy.read(caller, spec, "verify", request.purpose, touched)
             version = self._cache.version(spec.name)
-            outcome = verify_one(version, key_field, subject, compiled)
+            try:
+                outcome = verify_one(version, key_field, subject, compiled)  # checks the key only on a miss
+            except InvalidArgument:
+                problem = key_problem(spec, key_field, subject)
+                raise InvalidArgument(f"{evidence.subject}: {problem}", field=evidence.subject) from None
         except HubError as exc:
             return EvidenceResult(evidence, "cannot_determine", exc.message, subject, error_code=exc.code.name)
         disputed = sorted(self._disputed(spec.name, version, key_field, subject) & {c.field for c in claims})
@@ -208,7 +213,21 @@ class CaseResolver:
             evidence, "satisfied" if satisfied else "not_satisfied", reason, subject, version.watermark
         )
 
+    def _compile(self, spec: ResourceSpec, claims: tuple[Claim, ...]) -> list[Compiled]:
+        """Compiled claims, reused while the resource's spec stays the same (case dates repeat)."""
+        key = (spec.name, claims)
+        hit = self._compiled.get(key)
+        if hit is not None and hit[0] is spec:
+            return hit[1]
+        if len(self._compiled) >= 10_000:
+            self._compiled.clear()
+        compiled = compile_claims(spec, claims)
+        self._compiled[key] = (spec, compiled)
+        return compiled
+
     def _disputed(self, resource: str, version, key_field: str, subject: str) -> set[str]:
+        if not self._corrections.any_open(resource):
+            return set()
         if key_field == version.spec.key:
             return set(self._corrections.disputed(resource, subject))
         out: set[str] = set()

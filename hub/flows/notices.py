@@ -68,6 +68,7 @@ class NoticeEngine:
         )
         self._producer = Producer(producer_config)
         self._created: set[str] = set()  # ours, before the store has read them back
+        self._created_for: set[str] = set()  # credit codes of those
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="notice-engine", daemon=True)
         self.created = 0
@@ -107,9 +108,7 @@ class NoticeEngine:
         if entity.get("status") != "active":
             return
         code = entity["credit_code"]
-        known = any(k.startswith(f"notice:{code}:") for k in self._store.values) or any(
-            c.startswith(f"{code}:") for c in self._created
-        )
+        known = self._store.has_notices_for(code) or code in self._created_for
         now = int(time.time() * 1000)
         for item in entity.get("business_scope") or ():
             rule = self._rules.get(item)
@@ -140,6 +139,7 @@ class NoticeEngine:
                 }
                 self._producer.produce(self._notices_topic, orjson.dumps(notice), f"notice:{ident}".encode())
                 self._created.add(ident)
+                self._created_for.add(code)
                 self.created += 1
 
 

@@ -23,6 +23,14 @@ class NoticeStore(KeyedState):
 
     def __init__(self) -> None:
         super().__init__("notices")
+        self._entities: set[str] = set()  # credit codes that have had a notice
+
+    def on_applied(self, keys: list[str]) -> None:
+        values = self.values
+        self._entities.update(values[k]["credit_code"] for k in keys if k.startswith("notice:") and k in values)
+
+    def has_notices_for(self, credit_code: str) -> bool:
+        return credit_code in self._entities
 
     def notice(self, ident: str) -> dict | None:
         return self.values.get(f"notice:{ident}")
@@ -40,6 +48,7 @@ class CorrectionStore(KeyedState):
     def __init__(self) -> None:
         super().__init__("corrections")
         self._open: dict[tuple[str, str], tuple[dict, ...]] = {}
+        self._open_resources: frozenset[str] = frozenset()
 
     def on_applied(self, keys: list[str]) -> None:
         open_ = {}
@@ -48,6 +57,11 @@ class CorrectionStore(KeyedState):
                 pair = (value["resource"], value["key"])
                 open_[pair] = (*open_.get(pair, ()), value)
         self._open = open_
+        self._open_resources = frozenset(resource for resource, _ in open_)
+
+    def any_open(self, resource: str) -> bool:
+        """Whether any record of ``resource`` is disputed: lets readers skip per-row checks."""
+        return resource in self._open_resources
 
     def request(self, ident: str) -> dict | None:
         return self.values.get(f"correction:{ident}")

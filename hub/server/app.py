@@ -11,6 +11,7 @@ feeder stops (and snapshots).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 import time
@@ -348,6 +349,10 @@ class HubServer:
             if self.cache.feeder.error is not None:
                 log.error("cache feeder failed; staying NOT_SERVING: %s", self.cache.feeder.error)
                 return
+        # Millions of index keys are long-lived: left to the collector, every full collection walks
+        # them all (100s of ms at city scale, straight into the latency tail). Frozen, it skips them.
+        await asyncio.to_thread(gc.collect)
+        gc.freeze()
         serving = health_pb2.HealthCheckResponse.SERVING
         for name in _READY_FIRST:
             await self._health.set(name, serving)
