@@ -1,0 +1,138 @@
+"""The city year: load the city and drive the 566,547 cases of 2017 through the hub, then report.
+
+    python -m loadtest.city_year [--workers 2] [--cases-per-call 25] [--users 8] [--out DIR]
+
+Starts the embedded broker (or uses ``--bootstrap-servers``), produces the seeded city (1,000,000
+residents, 340,000 entities, ~2.8M credit records) into the topics, starts ``hub serve --workers N``
+with audit on, waits until every worker's cache holds the city, and runs the load
+(:mod:`loadtest.city_year_drive`, Locust in its own process): case clerks submit the year's cases,
+each checked by four verifications in the hub (``loadtest.workload.CITY_YEAR_MIX``),
+``--cases-per-call`` at a time, until the year is done.
+
+Prints wall time, cases/s, verifications/s, call latency p50/p95/p99 and errors, and writes a chart
+of throughput and latency over time (PNG), Locust's HTML report and its CSV files to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+from hub.childproc import free_port
+from hub.client import open_channel
+from hub.datagen.city import CITY_SIZE, CitySize
+from hub.datagen.produce import produce_city
+from hub.demo import wait_serving
+from hub.kafka.embedded import EmbeddedBroker
+from hub.status import scrape
+from loadtest.workload import CITY_YEAR_CASES, LEGAL, ensure_grants
+
+
+def start_hub(args: argparse.Namespace, bootstrap: str, data_dir: Path) -> tuple[subprocess.Popen, str, list[str]]:
+    port, metrics = free_port(), free_port()
+    env = {**os.environ, "HUB_LOG_LEVEL": "WARNING", "HUB_NOTICE_ENGINE": "false"}
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "hub.cli", "serve", "--workers", str(args.workers), "--insecure-dev"),
+            *("--bootstrap-servers", bootstrap, "--topic-prefix", args.topic_prefix, "--data-dir", str(data_dir)),
+            *("--port", str(port), "--metrics-port", str(metrics)),
+        ],
+        env=env,
+    )
+    return proc, f"127.0.0.1:{port}", [f"127.0.0.1:{metrics + i}" for i in range(args.workers)]
+
+
+def wait_loaded(address: str, endpoints: list[str], counts: dict[str, int], timeout: float = 1800) -> float:
+    """Until every worker is SERVING with the whole city in its cache; returns the seconds waited."""
+    started = time.monotonic()
+    wait_serving(open_channel(address, department="public_security"), timeout)
+    while True:
+        try:
+            ready = all(
+                scrape(e).get("hub_cache_rows", resource=resource) >= n
+                for e in endpoints
+                for resource, n in counts.items()
+            )
+        except OSError:
+            ready = False
+        if ready:
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            raise TimeoutError("the hub's workers did not load the city in time")
+        time.sleep(1)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=CITY_YEAR_CASES, help="Cases to drive (default: 2017's).")
+    parser.add_argument("--cases-per-call", type=int, default=25, help="Cases per SubmitBatch call (1: Submit).")
+    parser.add_argument("--users", type=int, default=8, help="Concurrent case clerks (calls in flight).")
+    parser.add_argument("--workers", type=int, default=2, help="Hub server processes sharing the port.")
+    parser.add_argument("--residents", type=int, default=CITY_SIZE.residents)
+    parser.add_argument("--entities", type=int, default=CITY_SIZE.entities)
+    parser.add_argument("--seed", type=int, default=2017, help="Seed of the generated city.")
+    parser.add_argument("--bootstrap-servers", default="", help="Use this Kafka cluster instead of the embedded one.")
+    parser.add_argument("--topic-prefix", default="hub.", help="Prefix of the hub's topics.")
+    parser.add_argument("--out", type=Path, default=Path("loadtest-results"), help="Where the reports go.")
+    args = parser.parse_args()
+
+    size = CitySize(args.residents, args.entities)
+    with tempfile.TemporaryDirectory(prefix="city-year-") as tmp:
+        broker = None
+        bootstrap = args.bootstrap_servers
+        if not bootstrap:
+            broker = EmbeddedBroker(Path(tmp) / "broker")
+            bootstrap = broker.start()
+        hub = None
+        try:
+            started = time.perf_counter()
+            counts = produce_city(bootstrap, args.topic_prefix, size, args.seed)
+            print(f"city produced into Kafka in {time.perf_counter() - started:.0f}s", flush=True)
+            hub, address, endpoints = start_hub(args, bootstrap, Path(tmp) / "hub")
+            waited = wait_loaded(address, endpoints, {"population.resident": counts["population.resident"]})
+            print(
+                f"{args.workers} hub workers loaded the city in {waited:.0f}s; driving {args.cases:,} cases", flush=True
+            )
+            ensure_grants(address, [("approval_bureau", "population.resident", [LEGAL])])
+            args.out.mkdir(parents=True, exist_ok=True)
+            subprocess.run(
+                [
+                    *(sys.executable, "-m", "loadtest.city_year_drive", address, "--out", str(args.out)),
+                    *("--cases", str(args.cases), "--cases-per-call", str(args.cases_per_call)),
+                    *("--users", str(args.users), "--workers", str(args.workers), "--seed", str(args.seed)),
+                    *("--residents", str(args.residents), "--entities", str(args.entities)),
+                ],
+                check=True,
+            )
+        finally:
+            if hub is not None:
+                hub.send_signal(signal.SIGTERM)
+                hub.wait(60)
+            if broker is not None:
+                broker.stop()
+
+    s = orjson.loads((args.out / "city_year_summary.json").read_bytes())
+    errors = s["failed_calls"] + s["case_errors"]
+    wall = s["wall_s"]
+    print()
+    print("== city year ==")
+    print(f"cases: {s['cases']:,} in {wall:.1f}s wall time")
+    print(f"cases/s: {s['cases'] / wall:,.0f}")
+    print(f"verifications: {s['verifications']:,} ({s['verifications'] / wall:,.0f}/s)")
+    print(f"calls: {s['calls']:,} of {args.cases_per_call} cases")
+    print(f"call latency: p50 {s['p50_ms']:.0f} ms, p95 {s['p95_ms']:.0f} ms, p99 {s['p99_ms']:.0f} ms")
+    print(f"errors: {errors} ({s['failed_calls']} failed calls, {s['case_errors']} rejected cases)")
+    print(f"reports: {args.out}/city_year.png, city_year.html, city_year_stats*.csv")
+    return 0 if errors == 0 and s["cases"] == args.cases else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
