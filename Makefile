@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench city-year compare clean
 
 $(INSTALLED): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,durable]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,durable,bench,loadtest]"
 	touch $@
 
 ## Load the default city (100,000 residents, 20,000 entities) end to end and keep serving. ARGS="--city-scale" for a city.
@@ -32,6 +32,16 @@ bench: $(INSTALLED)
 	$(BIN)/python -m bench.recovery
 	$(BIN)/python -m bench.connector_pg
 	$(BIN)/python -m bench.flows
+	$(BIN)/python -m bench.compare
+
+## The city year: 566,547 cases against the city-scale hub, with a summary and a chart in loadtest-results/.
+city-year: $(INSTALLED)
+	$(BIN)/python -m loadtest.city_year $(ARGS)
+
+## The hub beside PostgreSQL and Redis on the same verification workload; chart in docs/img/.
+compare: $(INSTALLED)
+	./scripts/install-system-deps.sh
+	$(BIN)/python -m bench.compare $(ARGS)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

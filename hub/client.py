@@ -6,7 +6,7 @@ names its department in the ``x-hub-department`` header instead.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import grpc
@@ -14,7 +14,13 @@ from grpc import aio
 
 from hub.governance.identity import DEPARTMENT_HEADER, SUBSYSTEM_HEADER
 
-DEFAULT_OPTIONS = (("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20))
+DEFAULT_OPTIONS = (
+    ("grpc.max_receive_message_length", 64 << 20),
+    ("grpc.max_send_message_length", 64 << 20),
+    # A connection of its own per channel: gRPC otherwise shares one between channels to the same
+    # address, and hub workers sharing a port (SO_REUSEPORT) are balanced per connection.
+    ("grpc.use_local_subchannel_pool", 1),
+)
 
 
 class _Headers(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
@@ -82,3 +88,35 @@ def open_aio_channel(
     headers = identity_headers(department, subsystem) if department else None
     interceptors = [_AioUnaryHeaders(headers), _AioStreamHeaders(headers)] if headers else None
     return aio.insecure_channel(address, options=DEFAULT_OPTIONS, interceptors=interceptors)
+
+
+def ensure_grants(
+    address: str,
+    wanted: Sequence[tuple[str, str, Sequence[int]]],
+    tls_for: Callable[[str], tuple[Path, Path, Path]] | None = None,
+) -> None:
+    """Each (consumer, resource, purposes) gets a grant: requested by the consumer and approved by
+    the resource's provider, unless one already covers it. Idempotent, so every Locust process may
+    call it at start. For load tests and benchmarks; a real department files its request and waits."""
+    from hub.catalogue.model import load_builtin
+    from hub.v1 import governance_pb2, governance_pb2_grpc
+
+    catalogue = load_builtin()
+    for consumer, resource, purposes in wanted:
+        as_consumer = governance_pb2_grpc.GovernanceStub(
+            open_channel(address, department=consumer, tls=tls_for(consumer) if tls_for else None)
+        )
+        grants = as_consumer.ListGrants(governance_pb2.ListGrantsRequest(resource=resource), timeout=30).grants
+        if any(g.consumer == consumer and set(purposes) <= set(g.purposes) for g in grants):
+            continue
+        filed = as_consumer.RequestAccess(
+            governance_pb2.RequestAccessRequest(resource=resource, purposes=purposes, legal_basis="load test"),
+            timeout=30,
+        ).request
+        provider = catalogue.resource(resource).provider
+        governance_pb2_grpc.GovernanceStub(
+            open_channel(address, department=provider, tls=tls_for(provider) if tls_for else None)
+        ).DecideAccess(
+            governance_pb2.DecideAccessRequest(request_id=filed.id, decision=governance_pb2.DECISION_APPROVE),
+            timeout=30,
+        )

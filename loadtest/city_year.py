@@ -27,13 +27,13 @@ from pathlib import Path
 import orjson
 
 from hub.childproc import free_port
-from hub.client import open_channel
+from hub.client import ensure_grants, open_channel
 from hub.datagen.city import CITY_SIZE, CitySize
 from hub.datagen.produce import produce_city
 from hub.demo import wait_serving
 from hub.kafka.embedded import EmbeddedBroker
 from hub.status import scrape
-from loadtest.workload import CITY_YEAR_CASES, LEGAL, ensure_grants
+from loadtest.workload import CITY_YEAR_CASES, LEGAL
 
 
 def start_hub(args: argparse.Namespace, bootstrap: str, data_dir: Path) -> tuple[subprocess.Popen, str, list[str]]:

@@ -28,6 +28,7 @@ from locust.env import Environment
 from locust.exception import StopUser
 from locust.runners import WorkerRunner
 
+from hub.client import ensure_grants
 from hub.datagen.city import City, CitySize
 from hub.v1 import (
     cases_pb2,
@@ -43,7 +44,7 @@ from hub.v1 import (
     verification_pb2_grpc,
 )
 from loadtest.grpc_user import GrpcUser, _credentials
-from loadtest.workload import LEGAL, CaseFeed, Workload, ensure_grants
+from loadtest.workload import LEGAL, CaseFeed, Workload
 
 COLLABORATION = common_pb2.PURPOSE_BUSINESS_COLLABORATION
 GRANTS = [

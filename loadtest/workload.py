@@ -14,10 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 
-from hub.catalogue.model import load_builtin
-from hub.client import open_channel
 from hub.datagen.city import CitySize, credit_codes, resident_ids
-from hub.v1 import cases_pb2, common_pb2, governance_pb2, governance_pb2_grpc
+from hub.v1 import cases_pb2, common_pb2
 
 # The reported 2017 volume of administrative cases of Deyang and its six counties.
 CITY_YEAR_CASES = 566_547
@@ -109,28 +107,3 @@ class CaseFeed:
 
     def __iter__(self) -> Iterator[cases_pb2.SubmitRequest]:
         return (self.case(i) for i in range(self.total))
-
-
-def ensure_grants(address: str, wanted: list[tuple[str, str, list[int]]], tls_for=None) -> None:
-    """Each (consumer, resource, purposes) gets a grant: requested by the consumer and approved by
-    the resource's provider, unless one already covers it. Idempotent, so every Locust process may
-    call it at start."""
-    catalogue = load_builtin()
-    for consumer, resource, purposes in wanted:
-        as_consumer = governance_pb2_grpc.GovernanceStub(
-            open_channel(address, department=consumer, tls=tls_for(consumer) if tls_for else None)
-        )
-        grants = as_consumer.ListGrants(governance_pb2.ListGrantsRequest(resource=resource), timeout=30).grants
-        if any(g.consumer == consumer and set(purposes) <= set(g.purposes) for g in grants):
-            continue
-        filed = as_consumer.RequestAccess(
-            governance_pb2.RequestAccessRequest(resource=resource, purposes=purposes, legal_basis="load test"),
-            timeout=30,
-        ).request
-        provider = catalogue.resource(resource).provider
-        governance_pb2_grpc.GovernanceStub(
-            open_channel(address, department=provider, tls=tls_for(provider) if tls_for else None)
-        ).DecideAccess(
-            governance_pb2.DecideAccessRequest(request_id=filed.id, decision=governance_pb2.DECISION_APPROVE),
-            timeout=30,
-        )
