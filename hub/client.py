@@ -6,6 +6,7 @@ names its department in the ``x-hub-department`` header instead.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -114,9 +115,18 @@ def ensure_grants(
             timeout=30,
         ).request
         provider = catalogue.resource(resource).provider
-        governance_pb2_grpc.GovernanceStub(
+        as_provider = governance_pb2_grpc.GovernanceStub(
             open_channel(address, department=provider, tls=tls_for(provider) if tls_for else None)
-        ).DecideAccess(
-            governance_pb2.DecideAccessRequest(request_id=filed.id, decision=governance_pb2.DECISION_APPROVE),
-            timeout=30,
         )
+        deadline = time.monotonic() + 30
+        while True:  # the provider's connection may reach a replica that has not read the request yet
+            try:
+                as_provider.DecideAccess(
+                    governance_pb2.DecideAccessRequest(request_id=filed.id, decision=governance_pb2.DECISION_APPROVE),
+                    timeout=30,
+                )
+                break
+            except grpc.RpcError as err:
+                if err.code() != grpc.StatusCode.NOT_FOUND or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)

@@ -1,6 +1,6 @@
 """The city year: load the city and drive the 566,547 cases of 2017 through the hub, then report.
 
-    python -m loadtest.city_year [--workers 2] [--cases-per-call 25] [--users 8] [--out DIR]
+    python -m loadtest.city_year [--workers 2] [--cases-per-call 25] [--users 4] [--out DIR]
 
 Starts the embedded broker (or uses ``--bootstrap-servers``), produces the seeded city (1,000,000
 residents, 340,000 entities, ~2.8M credit records) into the topics, starts ``hub serve --workers N``
@@ -74,7 +74,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=CITY_YEAR_CASES, help="Cases to drive (default: 2017's).")
     parser.add_argument("--cases-per-call", type=int, default=25, help="Cases per SubmitBatch call (1: Submit).")
-    parser.add_argument("--users", type=int, default=8, help="Concurrent case clerks (calls in flight).")
+    parser.add_argument("--users", type=int, default=4, help="Concurrent case clerks (calls in flight).")
     parser.add_argument("--workers", type=int, default=2, help="Hub server processes sharing the port.")
     parser.add_argument("--residents", type=int, default=CITY_SIZE.residents)
     parser.add_argument("--entities", type=int, default=CITY_SIZE.entities)

@@ -14,8 +14,9 @@ import pytest
 
 from hub.client import open_channel
 from hub.datagen.city import credit_codes, resident_ids
+from hub.governance.audit import subject_digest
 from hub.governance.audit_verify import read_topic, verify_entries
-from hub.governance.keys import audit_public_key
+from hub.governance.keys import audit_public_key, subject_key
 from hub.governance.pki import CertificateAuthority
 from hub.governance.workdays import add_working_days
 from hub.v1 import (
@@ -450,6 +451,23 @@ def test_tampering_is_detected(kafka_bootstrap: str, topic_prefix: str, tmp_path
         .public_key()
     )
     assert "bad_signature" in {p.kind for p in verify_entries(entries, other_key).problems}
+
+
+def test_a_huge_batch_is_audited_in_parts_that_fit_a_kafka_message(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    keys = resident_ids(9, 12_000)
+    with running_hub(kafka_bootstrap, topic_prefix, tmp_path) as hub:
+        hub.verification.VerifyBatch(
+            verification_pb2.VerifyBatchRequest(resource="population.resident", keys=keys, context=CTX), timeout=60
+        )
+        topic = hub.server.topics.audit
+    entries = read_topic(kafka_bootstrap, topic)
+    assert verify_entries(entries, audit_public_key(tmp_path / "dev-keys" / "audit.pub")).ok
+    parts = [e for e in entries if e.get("action") == "verify_batch"]
+    assert [e["count"] for e in parts] == [5000, 5000, 2000]
+    digest = subject_digest(subject_key(tmp_path / "dev-keys"), keys[-1])
+    assert digest in parts[-1]["subjects"]
 
 
 def test_audit_verify_command_detects_a_removed_entry(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:

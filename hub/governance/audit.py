@@ -39,6 +39,10 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 log = logging.getLogger(__name__)
 
+# Subject digests per entry (36 bytes each in JSON), and the size at which a batch becomes a message.
+SUBJECTS_PER_ENTRY = 5_000
+MESSAGE_BYTES = 512 * 1024
+
 
 def subject_digest(subject_key: bytes, subject: str) -> str:
     """Keyed BLAKE2b-128 (a MAC, and several times cheaper than HMAC-SHA256), as 32 hex characters."""
@@ -98,6 +102,7 @@ class AuditLog:
         self._seq = -1
         self._prev = ""
         self._batch: list[dict] = []
+        self._batch_bytes = 0
         self._since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
         self.written = 0
@@ -152,30 +157,38 @@ class AuditLog:
         while queue:
             for _ in range(min(len(queue), 500)):
                 a = queue.popleft()
-                self._append(
-                    {
-                        "kind": "access",
-                        "at_ms": a.at_ms or int(time.time() * 1000),
-                        "caller": a.caller,
-                        "subsystem": a.subsystem,
-                        "action": a.action,
-                        "resource": a.resource,
-                        "subjects": [self.subject_digest(s) for s in a.subjects],
-                        "fields": list(a.fields),
-                        "purpose": a.purpose,
-                        "case_number": a.case_number,
-                        "outcome": a.outcome,
-                        "latency_us": a.latency_us,
-                        "count": len(a.subjects),
-                        "detail": a.detail,
-                    }
-                )
-                self._since_checkpoint += 1
-                if self._since_checkpoint >= self._every:
-                    self._checkpoint()
+                subjects = [self.subject_digest(s) for s in a.subjects]
+                # A call about many subjects (a 100,000-key batch) becomes several entries, so that
+                # no Kafka message outgrows what a broker accepts (1 MB by default).
+                for start in range(0, max(len(subjects), 1), SUBJECTS_PER_ENTRY):
+                    part = subjects[start : start + SUBJECTS_PER_ENTRY]
+                    self._append(
+                        {
+                            "kind": "access",
+                            "at_ms": a.at_ms or int(time.time() * 1000),
+                            "caller": a.caller,
+                            "subsystem": a.subsystem,
+                            "action": a.action,
+                            "resource": a.resource,
+                            "subjects": part,
+                            "fields": list(a.fields),
+                            "purpose": a.purpose,
+                            "case_number": a.case_number,
+                            "outcome": a.outcome,
+                            "latency_us": a.latency_us,
+                            "count": len(part),
+                            "detail": a.detail,
+                        },
+                        size=len(part) * 36,
+                    )
+                    self._since_checkpoint += 1
+                    if self._since_checkpoint >= self._every:
+                        self._checkpoint()
+                    if self._batch_bytes >= MESSAGE_BYTES:
+                        self._flush_batch()
             self._flush_batch()
 
-    def _append(self, body: dict) -> None:
+    def _append(self, body: dict, size: int = 0) -> None:
         self._seq += 1
         body = {**body, "chain": self.chain, "seq": self._seq, "prev": self._prev}
         body.setdefault("at_ms", int(time.time() * 1000))
@@ -183,6 +196,7 @@ class AuditLog:
         body["hash"] = digest
         self._prev = digest
         self._batch.append(body)
+        self._batch_bytes += 400 + size  # a close enough estimate of the entry's JSON
         self.written += 1
 
     def _flush_batch(self) -> None:
@@ -190,6 +204,7 @@ class AuditLog:
             return
         value = orjson.dumps({"entries": self._batch})
         self._batch = []
+        self._batch_bytes = 0
         while True:
             try:
                 self._producer.produce(self.topic, value, self.chain.encode(), on_delivery=self._delivered)
