@@ -110,7 +110,7 @@ class CaseClerk(GrpcUser):
         if not cases:
             raise StopUser()
         if len(cases) == 1:
-            results = [self.cases.Submit(cases[0], timeout=30)]
+            results = [self.cases.Submit(cases[0], timeout=30).result]
         else:
             results = self.cases.SubmitBatch(cases_pb2.SubmitBatchRequest(cases=cases), timeout=60).results
         self.handled(results)

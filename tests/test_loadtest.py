@@ -48,12 +48,13 @@ def test_locustfile_headless(kafka_bootstrap: str, topic_prefix: str, tmp_path: 
 
 
 @pytest.mark.slow
-def test_city_year_on_a_small_city(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("per_call", [1, 25])
+def test_city_year_on_a_small_city(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, per_call: int) -> None:
     done = subprocess.run(
         [
             *(sys.executable, "-m", "loadtest.city_year", "--bootstrap-servers", kafka_bootstrap),
             *("--topic-prefix", topic_prefix, "--residents", "3000", "--entities", "600", "--cases", "3000"),
-            *("--workers", "1", "--out", str(tmp_path / "out")),
+            *("--workers", "1", "--cases-per-call", str(per_call), "--out", str(tmp_path / "out")),
         ],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -62,7 +63,8 @@ def test_city_year_on_a_small_city(kafka_bootstrap: str, topic_prefix: str, tmp_
         timeout=600,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "3,000 cases" in done.stdout and "errors: 0" in done.stdout
+    assert "cases: 3,000 in" in done.stdout and "verifications: 12,000" in done.stdout, done.stdout
+    assert "errors: 0" in done.stdout
     assert (tmp_path / "out" / "city_year.png").stat().st_size > 20_000
     assert (tmp_path / "out" / "city_year.html").exists()
     assert (tmp_path / "out" / "city_year_stats.csv").exists()
