@@ -127,11 +127,12 @@ def print_status(hub: str, metrics: str, interval: float = 1.0) -> int:
         )
     console.print(rpc)
 
-    cache = Table("resource", "rows", "lag s (worst process)", title="cache")
+    cache = Table("resource", "rows", "lag s (worst process)", "undecodable records", title="cache")
     first = next(iter(after.values()))
     for labels, rows in sorted(first.series("hub_cache_rows").items()):
         resource = dict(labels)["resource"]
         lag = max(s.get("hub_cache_lag_seconds", resource=resource) for s in after.values())
-        cache.add_row(resource, f"{rows:,.0f}", f"{lag:.1f}")
+        rejected = max(s.get("hub_cache_rejected_records_total", resource=resource) for s in after.values())
+        cache.add_row(resource, f"{rows:,.0f}", f"{lag:.1f}", f"{rejected:,.0f}")
     console.print(cache)
     return 0

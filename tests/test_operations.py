@@ -48,6 +48,7 @@ def test_metrics_status_and_debug_log(
         assert metrics.get("hub_produced_records_total") >= len(PEOPLE)
         assert metrics.get("hub_consumed_records_total") >= len(PEOPLE)
         assert metrics.get("hub_cache_lag_seconds", resource="population.resident") < 5
+        assert metrics.get("hub_cache_rejected_records_total", resource="population.resident") == 0
 
         status = subprocess.run(
             [*HUB, "status", "--hub", hub.address, "--metrics", endpoint],

@@ -101,10 +101,6 @@ class Column(ABC):
         """The row's value as JSON-compatible Python (None when unset)."""
 
     @abstractmethod
-    def to_arrow(self, n: int) -> pa.Array:
-        """Rows ``[0, n)`` as an Arrow array (for snapshots)."""
-
-    @abstractmethod
     def take(self, rows: np.ndarray) -> pa.Array:
         """The given rows as an Arrow array."""
 
@@ -173,15 +169,6 @@ class StringColumn(Column):
             data = np.zeros(0, dtype=np.uint8)
         return pa.LargeStringArray.from_buffers(
             len(rows), pa.py_buffer(new_offsets), pa.py_buffer(data), _bitmap(self.validity.arr[rows])
-        )
-
-    def to_arrow(self, n: int) -> pa.Array:
-        off = self.offsets.arr[: n + 1]
-        return pa.LargeStringArray.from_buffers(
-            n,
-            pa.py_buffer(off.copy()),
-            pa.py_buffer(self.data.arr[: off[-1]].copy()),
-            _bitmap(self.validity.arr[:n]),
         )
 
     @property
@@ -254,9 +241,6 @@ class CodeColumn(Column):
         codes = self.codes.arr[rows]
         return pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), pa.array(self.categories, pa.string()))
 
-    def to_arrow(self, n: int) -> pa.Array:
-        return self.take(np.arange(n))
-
     def category_mask(self, predicate) -> np.ndarray:
         """Per code, whether its category satisfies ``predicate``; one extra False at the end, so
         indexing with the null code -1 gives False."""
@@ -299,9 +283,6 @@ class _FixedColumn(Column):
     def take(self, rows: np.ndarray) -> pa.Array:
         values = self.values.arr[rows]
         return pa.array(values, mask=~self.valid(rows))
-
-    def to_arrow(self, n: int) -> pa.Array:
-        return self.take(np.arange(n))
 
     @property
     def nbytes(self) -> int:

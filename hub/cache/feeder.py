@@ -110,17 +110,6 @@ class CacheFeeder:
         """Starts feeding more topics (e.g. a resource registered at run time). Any thread."""
         self._added.put(dict(targets))
 
-    def is_ready(self, topic: str) -> bool:
-        return topic in self.ready_topics
-
-    def lag_records(self) -> dict[str, int]:
-        """Per topic, records known to exist beyond the target (a lower bound on tansu)."""
-        out: dict[str, int] = {}
-        for (topic, p), state in list(self._parts.items()):
-            applied = self._targets[topic].positions()[p]
-            out[topic] = out.get(topic, 0) + max(0, state.target - applied)
-        return out
-
     def _run(self) -> None:
         consumer = Consumer(self._config)
         try:

@@ -350,7 +350,7 @@ class ResourceTable:
     # -- snapshots -------------------------------------------------------------------------------
 
     def load(self, table: pa.Table, watermark: Watermark) -> TableVersion:
-        """Replaces the contents with ``table`` (live rows, as from :meth:`TableVersion.to_arrow`)."""
+        """Replaces the contents with ``table`` (live rows, as from :meth:`TableVersion.iter_batches`)."""
         fresh = self._empty(watermark)
         for f in self.spec.fields:
             fresh.columns[f.name].append(table.column(f.name))

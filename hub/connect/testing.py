@@ -19,7 +19,7 @@ made by ``hub connector new`` gets a test module that runs them for it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -292,7 +292,3 @@ def first_records(generate: Callable[[], Iterable[dict]], n: int) -> list[dict]:
         if len(out) >= n:
             break
     return out
-
-
-def unique_by(records: Sequence[dict], key: str) -> list[dict]:
-    return list({r[key]: r for r in records}.values())

@@ -34,7 +34,6 @@ class CitySize:
         return round(self.entities * ref.CITY_CREDIT_RECORDS / ref.CITY_ENTITIES)
 
 
-DEFAULT_SIZE = CitySize(100_000, 20_000)
 CITY_SIZE = CitySize(1_000_000, 340_000)
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from hub.catalogue.model import ResourceSpec
 from hub.catalogue.store import CatalogueStore, resource_key
 from hub.errors import InvalidArgument, PermissionDenied
-from hub.governance.identity import HUB_ADMIN, Caller
+from hub.governance.identity import Caller
 from hub.governance.state import PURPOSES, GovernanceState
 
 METHODS = {"verify": "verification", "lookup": "lookup", "subscribe": "subscription", "bulk": "bulk"}
@@ -142,7 +142,3 @@ class AccessPolicy:
             "grant:" + ",".join(g.id for g in usable),
             until,
         )
-
-    @staticmethod
-    def is_admin(caller: Caller) -> bool:
-        return caller.department == HUB_ADMIN

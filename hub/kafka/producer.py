@@ -120,22 +120,6 @@ class AckingProducer:
         self.produced += len(records)
         return await pending.future
 
-    def send_sync(
-        self, topic: str, key: bytes | None, value: bytes | None, headers: Headers | None = None, timeout: float = 30.0
-    ) -> Delivery:
-        """Produces one record and blocks until it is acknowledged (for admin events)."""
-        done = threading.Event()
-        box: list[Delivery] = []
-
-        def callback(err: KafkaError | None, msg: Message) -> None:
-            box.append(Delivery(msg.partition(), msg.offset() if err is None else -1, err))
-            done.set()
-
-        self._producer.produce(topic, value, key, headers=headers or [], on_delivery=callback)
-        if not done.wait(timeout):
-            return Delivery(-1, -1, KafkaError(KafkaError._MSG_TIMED_OUT))
-        return box[0]
-
     def close(self, timeout: float = 10.0) -> None:
         remaining = self._producer.flush(timeout)
         if remaining:

@@ -24,7 +24,6 @@ _OPS = {
     verification_pb2.CLAIM_OP_AFTER: Op.AFTER,
     verification_pb2.CLAIM_OP_UNSET: Op.UNSET,
 }
-_PB_OPS = {op: pb for pb, op in _OPS.items() if pb != verification_pb2.CLAIM_OP_UNSPECIFIED}
 _SHARING = {
     "unconditional": catalog_pb2.SHARING_CLASS_UNCONDITIONAL,
     "conditional": catalog_pb2.SHARING_CLASS_CONDITIONAL,
@@ -35,10 +34,6 @@ _SHARING = {
 def claims_from_pb(claims: Iterable) -> list[Claim]:
     """From ``Claim`` or ``ClaimColumn`` messages. Unknown op numbers become INVALID_ARGUMENT later."""
     return [Claim(c.field, _OPS.get(c.op, Op.EQUALS), tuple(c.values), c.or_unset) for c in claims]
-
-
-def op_to_pb(op: Op) -> int:
-    return _PB_OPS[op]
 
 
 def watermark_to_pb(wm: Watermark) -> common_pb2.Watermark:

@@ -7,6 +7,9 @@ What operators watch during a run:
 - ``hub_produced_records_total`` and ``hub_consumed_records_total``: the process's Kafka traffic;
 - ``hub_cache_rows{resource}`` and ``hub_cache_lag_seconds{resource}``: the cache's size, and the
   seconds since it last reached the end of the resource's topic (0 while caught up);
+- ``hub_cache_rejected_records_total{resource}``: records on a topic the cache could not decode
+  (a provider publishing around the hub, or a schema change gone wrong);
+- ``hub_cache_compactions_total{resource}``: rewrites of a table to drop superseded rows (churn);
 - ``hub_audit_backlog``: audit entries queued and not yet written (calls are refused past a limit).
 
 Counters that already exist on the hub's parts are read when scraped, so the request path pays
@@ -52,15 +55,22 @@ class _PartsCollector:
         lag = GaugeMetricFamily(
             "hub_cache_lag_seconds", "Seconds since the cache last reached the end of the topic.", labels=["resource"]
         )
+        rejected = CounterMetricFamily(
+            "hub_cache_rejected_records", "Records on the topic the cache could not decode.", labels=["resource"]
+        )
+        compactions = CounterMetricFamily(
+            "hub_cache_compactions", "Table rewrites that dropped superseded rows.", labels=["resource"]
+        )
         if cache is not None:
             now_ms = time.time() * 1000
-            for name in list(cache.tables):
+            for name, table in list(cache.tables.items()):
                 version = cache.version(name)
                 rows.add_metric([name], version.live)
                 seen_end = version.watermark.caught_up_at_ms
                 lag.add_metric([name], max(0.0, (now_ms - seen_end) / 1000) if seen_end else float("nan"))
-        yield rows
-        yield lag
+                rejected.add_metric([name], table.rejected)
+                compactions.add_metric([name], table.compactions)
+        yield from (rows, lag, rejected, compactions)
         backlog = GaugeMetricFamily("hub_audit_backlog", "Audit entries queued, not yet written.")
         backlog.add_metric([], audit.backlog if audit else 0)
         yield backlog
