@@ -54,6 +54,11 @@ class HubSettings(BaseSettings):
     notice_engine: bool = Field(
         default=True, description="Create notices from market registrations here (one owner per partition)."
     )
+    notices_since: dt.datetime | None = Field(
+        default=None,
+        description="Go-live cut-over: market records written before it create no notices, and later changes "
+        "notice only scope items added since. Unset: every registration on the topic is news.",
+    )
     notice_claim_limit_s: float = Field(default=2 * 86400, gt=0, description="Time to claim a notice.")
     notice_feedback_limit_s: float = Field(default=20 * 86400, gt=0, description="Time to feed back on a notice.")
     correction_working_days: int = Field(default=5, ge=1, description="Deadline of a correction request.")

@@ -3,6 +3,7 @@ an unclaimed one goes overdue and raises an alert."""
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from pathlib import Path
@@ -103,3 +104,45 @@ def test_notices_are_pushed_claimed_fed_back_and_go_overdue(
         assert (alert.notice_id, alert.kind) == (pending.id, "claim_overdue")
         assert not food.ListAlerts(notices_pb2.ListAlertsRequest()).alerts  # claimed and done in time
         watch.cancel()
+
+
+def test_going_live_on_existing_entities_notices_only_what_changes_after_the_cut_over(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    existing, plain, untouched, new = credit_codes(32, 4)
+    with running_hub(kafka_bootstrap, topic_prefix, tmp_path) as hub:  # the registry's history, before go-live
+        hub.publish(
+            "market.entity",
+            [_entity(existing, ["catering"]), _entity(plain, ["general_trade"]), _entity(untouched, ["catering"])],
+        )
+    go_live = dt.datetime.now(dt.UTC)
+    with running_hub(kafka_bootstrap, topic_prefix, tmp_path, notice_engine=True, notices_since=go_live) as hub:
+        hub.publish(
+            "market.entity",
+            [
+                _entity(existing, ["catering", "road_freight"]),
+                _entity(plain, ["general_trade", "catering"]),
+                _entity(new, ["catering"]),
+            ],
+        )
+        food = notices_pb2_grpc.NoticesStub(hub.client("food_drug").channel)
+        transport = notices_pb2_grpc.NoticesStub(hub.client("transport").channel)
+
+        def notices() -> set[tuple[str, str, str, str]]:
+            return {
+                (n.credit_code, n.scope_item, n.department, n.reason)
+                for stub in (food, transport)
+                for n in stub.List(notices_pb2.NoticesListRequest()).notices
+            }
+
+        expected = {
+            (existing, "road_freight", "transport", "scope_changed"),
+            (plain, "catering", "food_drug", "scope_changed"),
+            (new, "catering", "food_drug", "registered"),
+        }
+        deadline = time.monotonic() + 30
+        while notices() != expected:
+            assert time.monotonic() < deadline, notices()
+            time.sleep(0.1)
+        time.sleep(1.0)  # nothing more comes: the go-live state (existing catering, untouched) is not news
+        assert notices() == expected

@@ -5,6 +5,12 @@ owns each partition and creates its notices (committed after the notices are ack
 least once). A notice's id is (entity, scope item, department), so a replay creates nothing twice.
 Claims and feedback are written by whichever replica the department calls. Overdue claims and
 feedback raise alerts; an alert's id and content are deterministic, so every replica may check.
+
+Going live on a topic that already holds the city's entities, ``since_ms`` marks the cut-over:
+records written before it are the state at go-live and create no notices, and a later change
+notices only the scope items the entity did not have then. The engine then reads its partitions
+from the beginning at every assignment, to know that state; replayed notices are not written
+twice, as their ids are deterministic.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import tomllib
 from pathlib import Path
 
 import orjson
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from pydantic import BaseModel, ConfigDict
 
 from hub.flows.stores import NoticeStore
@@ -57,6 +63,7 @@ class NoticeEngine:
         producer_config: dict,
         claim_limit_s: float,
         consumer_extra: dict | None = None,
+        since_ms: int | None = None,
     ) -> None:
         self._market_topic = market_topic
         self._notices_topic = notices_topic
@@ -69,13 +76,24 @@ class NoticeEngine:
         self._producer = Producer(producer_config)
         self._created: set[str] = set()  # ours, before the store has read them back
         self._created_for: set[str] = set()  # credit codes of those
+        self._since_ms = since_ms
+        # credit code of every entity registered before the cut-over → its regulated scope items then
+        self._at_go_live: dict[str, frozenset[str]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="notice-engine", daemon=True)
         self.created = 0
 
     def start(self) -> None:
-        self._consumer.subscribe([self._market_topic])
+        if self._since_ms is None:
+            self._consumer.subscribe([self._market_topic])
+        else:
+            self._consumer.subscribe([self._market_topic], on_assign=self._from_beginning)
         self._thread.start()
+
+    def _from_beginning(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            tp.offset = OFFSET_BEGINNING
+        consumer.assign(partitions)
 
     def stop(self) -> None:
         self._stop.set()
@@ -94,7 +112,11 @@ class NoticeEngine:
                 if m.error() is not None:
                     continue
                 if m.value() is not None:
-                    self._consider(orjson.loads(m.value()), m.timestamp()[1])
+                    entity, written_ms = orjson.loads(m.value()), m.timestamp()[1]
+                    if self._since_ms is not None and written_ms < self._since_ms:
+                        self._remember(entity)
+                    else:
+                        self._consider(entity, written_ms)
                 positions[m.partition()] = m.offset() + 1
             if self._producer.flush(30):
                 log.error("notices not acknowledged; they will be created again after a restart")
@@ -104,16 +126,28 @@ class NoticeEngine:
                     offsets=[TopicPartition(self._market_topic, p, o) for p, o in positions.items()], asynchronous=False
                 )
 
-    def _consider(self, entity: dict, registered_at_ms: int) -> None:
+    def _regulated(self, entity: dict) -> frozenset[str]:
         if entity.get("status") != "active":
-            return
+            return frozenset()
+        return frozenset(item for item in entity.get("business_scope") or () if item in self._rules)
+
+    def _remember(self, entity: dict) -> None:
+        """A record from before the cut-over: the entity exists, its regulated items need no notice."""
+        self._at_go_live[entity["credit_code"]] = self._regulated(entity)
+
+    def _consider(self, entity: dict, registered_at_ms: int) -> None:
         code = entity["credit_code"]
-        known = self._store.has_notices_for(code) or code in self._created_for
+        items = self._regulated(entity)
+        before = self._at_go_live.get(code)
+        if before is not None:
+            self._at_go_live[code] = before & items  # an item dropped since go-live and added again is news
+            items -= before
+        if not items:
+            return
+        known = before is not None or self._store.has_notices_for(code) or code in self._created_for
         now = int(time.time() * 1000)
-        for item in entity.get("business_scope") or ():
-            rule = self._rules.get(item)
-            if rule is None:
-                continue
+        for item in sorted(items):
+            rule = self._rules[item]
             for department in rule.departments:
                 ident = notice_id(code, item, department)
                 if ident in self._created or self._store.notice(ident) is not None:

@@ -236,6 +236,7 @@ class HubServer:
                 producer_config(self.bootstrap, kafka_extra),
                 s.notice_claim_limit_s,
                 kafka_extra,
+                since_ms=None if s.notices_since is None else int(s.notices_since.timestamp() * 1000),
             )
             self.notice_engine.start()
         self.resolver = CaseResolver(load_case_types(), self.catalogue, self.cache, policy, corrections)
