@@ -1,5 +1,6 @@
 """The Locust scenarios run against a real hub: every department's user class, headless, with
-CSV and HTML reports; the city-year runner on a small city."""
+CSV and HTML reports; interactively from the web UI, on a master with a worker process; the
+city-year runner on a small city."""
 
 from __future__ import annotations
 
@@ -7,10 +8,15 @@ import csv
 import os
 import subprocess
 import sys
+import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
+import orjson
 import pytest
 
+from hub.childproc import ChildProcess, free_port, wait_for_tcp
 from hub.datagen.city import CitySize
 from hub.datagen.produce import produce_city
 from tests.hubtest import running_hub
@@ -45,6 +51,64 @@ def test_locustfile_headless(kafka_bootstrap: str, topic_prefix: str, tmp_path: 
     assert int(rows["Verification/Verify [INVALID_ARGUMENT]"]["Request Count"]) > 0
     assert int(rows["Subscription/Subscribe event"]["Request Count"]) > 0  # publishes reached the listener
     assert (tmp_path / "run.html").stat().st_size > 10_000
+
+
+def test_web_ui_drives_a_distributed_run(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
+    """What an operator does: a master with the web UI, a worker process, Start and Stop in the UI."""
+    produce_city(kafka_bootstrap, topic_prefix, SIZE)
+    web, master_port = free_port(), free_port()
+    locust = [sys.executable, "-m", "locust", "-f", str(ROOT / "loadtest" / "locustfile.py")]
+    env = {"PYTHONPATH": str(ROOT)}
+    with running_hub(kafka_bootstrap, topic_prefix, tmp_path / "hub") as hub:
+        master = ChildProcess(
+            "locust master",
+            [
+                *locust,
+                *("--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port)),
+                *("--web-host", "127.0.0.1", "--web-port", str(web), "--host", hub.address),
+                *("--residents", str(SIZE.residents), "--entities", str(SIZE.entities)),
+            ],
+            tmp_path / "master.log",
+            env,
+            ROOT,
+        )
+        worker = ChildProcess(
+            "locust worker",
+            [*locust, "--worker", "--master-host", "127.0.0.1", "--master-port", str(master_port)],
+            tmp_path / "worker.log",
+            env,
+            ROOT,
+        )
+        master.start()
+        try:
+            wait_for_tcp("127.0.0.1", web, 60, master.proc)
+            worker.start()
+            base = f"http://127.0.0.1:{web}"
+            assert b"locust" in urllib.request.urlopen(base + "/", timeout=10).read().lower()
+
+            def stats() -> dict:
+                return orjson.loads(urllib.request.urlopen(base + "/stats/requests", timeout=10).read())
+
+            deadline = time.monotonic() + 60
+            while not stats().get("workers"):  # the worker has connected to the master
+                assert time.monotonic() < deadline, master.tail()
+                time.sleep(0.2)
+            form = urllib.parse.urlencode({"user_count": 6, "spawn_rate": 6, "host": hub.address}).encode()
+            started = orjson.loads(urllib.request.urlopen(base + "/swarm", data=form, timeout=30).read())
+            assert started["success"], started
+            by_name: dict[str, dict] = {}
+            while by_name.get("Verification/Verify", {}).get("num_requests", 0) < 5:
+                assert time.monotonic() < deadline, master.tail() + worker.tail()
+                time.sleep(0.5)
+                by_name = {s["name"]: s for s in stats()["stats"]}
+            urllib.request.urlopen(base + "/stop", data=b"", timeout=10).read()
+            assert by_name["Verification/Verify"]["num_failures"] == 0
+            while stats()["state"] != "stopped":  # the worker's users have stopped
+                assert time.monotonic() < deadline, master.tail() + worker.tail()
+                time.sleep(0.2)
+        finally:
+            worker.stop()
+            master.stop()
 
 
 @pytest.mark.slow
