@@ -103,6 +103,7 @@ class RunningHub:
         for client in self._clients.values():
             client.channel.close()
         self._call(self.server.stop(grace=2))
+        self._call(self.loop.shutdown_default_executor())  # its threads would outlive the hub
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
 
