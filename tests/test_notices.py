@@ -1,5 +1,5 @@
 """Licence first, permit after, notify both: notices from market registrations, claimed and fed back;
-an unclaimed one goes overdue and raises an alert."""
+an unclaimed one and a claimed one without feedback go overdue and raise alerts."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from hub.datagen.city import credit_codes
 from hub.v1 import notices_pb2, notices_pb2_grpc
 from tests.hubtest import running_hub
 
-CODES = credit_codes(31, 3)
+CODES = credit_codes(31, 4)
 
 
 def _entity(code: str, scope: list[str], status: str = "active") -> dict:
@@ -39,7 +39,7 @@ def test_notices_are_pushed_claimed_fed_back_and_go_overdue(
         tmp_path,
         notice_engine=True,
         notice_claim_limit_s=3.0,
-        notice_feedback_limit_s=60.0,
+        notice_feedback_limit_s=3.0,
     ) as hub:
         food = notices_pb2_grpc.NoticesStub(hub.client("food_drug").channel)
         received: list[notices_pb2.Notice] = []
@@ -103,6 +103,21 @@ def test_notices_are_pushed_claimed_fed_back_and_go_overdue(
         [alert] = transport.ListAlerts(notices_pb2.ListAlertsRequest()).alerts
         assert (alert.notice_id, alert.kind) == (pending.id, "claim_overdue")
         assert not food.ListAlerts(notices_pb2.ListAlertsRequest()).alerts  # claimed and done in time
+
+        # another restaurant: food and drug claims its notice and never reports back
+        hub.publish("market.entity", [_entity(CODES[3], ["catering"])])
+        deadline = time.monotonic() + 30
+        while not any(n.credit_code == CODES[3] for n in received):
+            assert time.monotonic() < deadline, "no notice was pushed"
+            time.sleep(0.05)
+        silent = next(n for n in received if n.credit_code == CODES[3])
+        food.Claim(notices_pb2.ClaimRequest(id=silent.id))
+        deadline = time.monotonic() + 30
+        while not food.ListAlerts(notices_pb2.ListAlertsRequest()).alerts:
+            assert time.monotonic() < deadline, "the claimed notice without feedback raised no alert"
+            time.sleep(0.2)
+        [alert] = food.ListAlerts(notices_pb2.ListAlertsRequest()).alerts
+        assert (alert.notice_id, alert.kind) == (silent.id, "feedback_overdue")
         watch.cancel()
 
 
