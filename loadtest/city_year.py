@@ -9,14 +9,17 @@ with audit on, waits until every worker's cache holds the city, and runs the loa
 each checked by four verifications in the hub (``loadtest.workload.CITY_YEAR_MIX``),
 ``--cases-per-call`` at a time, until the year is done.
 
-Prints wall time, cases/s, verifications/s, call latency p50/p95/p99 and errors, and writes a chart
-of throughput and latency over time (PNG), Locust's HTML report and its CSV files to ``--out``.
+Prints wall time, cases/s, verifications/s, call latency p50/p95/p99, errors, and how many cores
+the hub's workers, Locust and the broker kept busy during the drive (which side saturates first);
+writes a chart of throughput and latency over time (PNG), Locust's HTML report and its CSV files to
+``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -25,6 +28,7 @@ import time
 from pathlib import Path
 
 import orjson
+import psutil
 
 from hub.childproc import free_port
 from hub.client import ensure_grants, open_channel
@@ -48,6 +52,23 @@ def start_hub(args: argparse.Namespace, bootstrap: str, data_dir: Path) -> tuple
         env=env,
     )
     return proc, f"127.0.0.1:{port}", [f"127.0.0.1:{metrics + i}" for i in range(args.workers)]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU seconds the given live processes have used so far."""
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # of children already waited for
+    return usage.ru_utime + usage.ru_stime
 
 
 def wait_loaded(address: str, endpoints: list[str], counts: dict[str, int], timeout: float = 1800) -> float:
@@ -103,6 +124,9 @@ def main() -> int:
             )
             ensure_grants(address, [("approval_bureau", "population.resident", [LEGAL])])
             args.out.mkdir(parents=True, exist_ok=True)
+            hub_pids = [hub.pid, *(c.pid for c in psutil.Process(hub.pid).children(recursive=True))]
+            broker_pids = [broker.pid] if broker is not None and broker.pid else []
+            before = (cpu_seconds(hub_pids), _children_cpu_seconds(), cpu_seconds(broker_pids), time.monotonic())
             subprocess.run(
                 [
                     *(sys.executable, "-m", "loadtest.city_year_drive", address, "--out", str(args.out)),
@@ -112,6 +136,12 @@ def main() -> int:
                 ],
                 check=True,
             )
+            elapsed = time.monotonic() - before[3]
+            cores = [
+                (cpu_seconds(hub_pids) - before[0]) / elapsed,
+                (_children_cpu_seconds() - before[1]) / elapsed,  # the drive, now waited for
+                (cpu_seconds(broker_pids) - before[2]) / elapsed,
+            ]
         finally:
             if hub is not None:
                 hub.send_signal(signal.SIGTERM)
@@ -130,6 +160,10 @@ def main() -> int:
     print(f"calls: {s['calls']:,} of {args.cases_per_call} cases")
     print(f"call latency: p50 {s['p50_ms']:.0f} ms, p95 {s['p95_ms']:.0f} ms, p99 {s['p99_ms']:.0f} ms")
     print(f"errors: {errors} ({s['failed_calls']} failed calls, {s['case_errors']} rejected cases)")
+    print(
+        f"cores busy during the drive (of {os.cpu_count()}): hub workers {cores[0]:.2f}, Locust {cores[1]:.2f}"
+        + (f", broker {cores[2]:.2f}" if broker is not None else "")
+    )
     print(f"reports: {args.out}/city_year.png, city_year.html, city_year_stats*.csv")
     return 0 if errors == 0 and s["cases"] == args.cases else 1
 

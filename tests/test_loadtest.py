@@ -129,6 +129,7 @@ def test_city_year_on_a_small_city(kafka_bootstrap: str, topic_prefix: str, tmp_
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "cases: 3,000 in" in done.stdout and "verifications: 12,000" in done.stdout, done.stdout
     assert "errors: 0" in done.stdout
+    assert "cores busy during the drive" in done.stdout, done.stdout
     assert (tmp_path / "out" / "city_year.png").stat().st_size > 20_000
     assert (tmp_path / "out" / "city_year.html").exists()
     assert (tmp_path / "out" / "city_year_stats.csv").exists()
