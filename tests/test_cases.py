@@ -515,4 +515,17 @@ def test_correction_round_trip(loaded: RunningHub) -> None:
         "population.resident", A, {"district_code": "510603"}, department=DEPARTMENT, context=ctx
     ).disputed_fields
     assert [r.id for r in consumer.List(corrections_pb2.CorrectionsListRequest()).requests] == [filed.id]
+
+    # only a department that may read the field disputes it, and only a well-formed key
+    dispute = corrections_pb2.DisputeRequest(
+        resource="population.resident", key=A, field="district_code", proposed_value="510681", evidence_ref="x"
+    )
+    outsider = corrections_pb2_grpc.CorrectionsStub(loaded.client("transport").channel)
+    with pytest.raises(grpc.RpcError) as err:
+        outsider.Dispute(dispute)
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED and "may dispute only" in err.value.details()
+    dispute.key = "51060319900101123"
+    with pytest.raises(grpc.RpcError) as err:
+        consumer.Dispute(dispute)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and err.value.details().startswith("key:")
     assert verification_pb2  # the claims module registers the descriptors used above

@@ -12,9 +12,10 @@ from pathlib import Path
 import orjson
 import psycopg
 
+from hub.client import ensure_grants
 from hub.connect.corrections import CorrectionDesk
 from hub.connect.testing import run_once
-from hub.v1 import corrections_pb2, corrections_pb2_grpc
+from hub.v1 import common_pb2, corrections_pb2, corrections_pb2_grpc
 from tests.connector_kits import KITS
 from tests.hubtest import RunningHub
 
@@ -39,6 +40,8 @@ def test_provider_connector_corrects_and_a_clerk_confirms(hub: RunningHub, postg
     source = connector.default_source(table.location())
     run_once(hub, connector, source, tmp_path / "state")
 
+    # disputing a value needs as much standing as reading it
+    ensure_grants(hub.address, [(CONSUMER, connector.resource, [common_pb2.PURPOSE_DATA_CHECK])])
     consumer = corrections_pb2_grpc.CorrectionsStub(hub.client(CONSUMER).channel)
 
     def dispute(record: dict, value: str) -> corrections_pb2.CorrectionRequest:

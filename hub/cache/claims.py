@@ -75,7 +75,10 @@ def _parse(kind: str, value: str, where: str) -> object:
         if kind == "date":
             return date_to_days(value)
         if kind == "int":
-            return int(value)
+            number = int(value)
+            if not -(2**63) <= number < 2**63:
+                raise ValueError
+            return number
         if kind == "decimal":
             return float(value)
         if kind == "bool":
@@ -84,7 +87,9 @@ def _parse(kind: str, value: str, where: str) -> object:
             return int(value == "true")
     except ValueError:
         raise InvalidArgument(
-            f"{where}: {value!r} is not a valid {kind}" + (" (YYYY-MM-DD)" if kind == "date" else ""), field=where
+            f"{where}: {value!r} is not a valid {kind}"
+            + {"date": " (YYYY-MM-DD)", "int": " (a 64-bit integer)"}.get(kind, ""),
+            field=where,
         ) from None
     return value
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from hub.cache.claims import Claim, Compiled, Op, compile_claims
 from hub.cache.replica import ReplicaCache
@@ -26,7 +26,7 @@ from hub.cache.verify import key_field_of, key_problem, verify_one
 from hub.catalogue.model import ResourceSpec
 from hub.catalogue.store import CatalogueStore
 from hub.errors import HubError, InvalidArgument
-from hub.flows.restrictions import Restriction, restrictions_of
+from hub.flows.restrictions import MEASURE_OF_CONTEXT, Restriction, restrictions_of
 from hub.flows.stores import CorrectionStore
 from hub.governance.identity import Caller
 from hub.governance.policy import AccessPolicy
@@ -65,6 +65,13 @@ class CaseType(BaseModel):
     restricted_context: str = ""
     restricted_subject: str = "applicant"
     evidence: tuple[Evidence, ...]
+
+    @field_validator("restricted_context")
+    @classmethod
+    def _known_context(cls, value: str) -> str:
+        if value and value not in MEASURE_OF_CONTEXT:
+            raise ValueError(f"{value!r} is not a restricted context (one of {', '.join(MEASURE_OF_CONTEXT)})")
+        return value
 
 
 def load_case_types(path: Path = TYPES_PATH) -> dict[str, CaseType]:
@@ -133,8 +140,9 @@ class CaseResolver:
             )
         if not request.case_number.strip():
             raise InvalidArgument("case_number: required", field="case_number")
-        try:
-            dt.date.fromisoformat(request.date)
+        try:  # exactly YYYY-MM-DD: the date is compared as text with the lists' dates
+            if dt.date.fromisoformat(request.date).isoformat() != request.date:
+                raise ValueError
         except ValueError:
             raise InvalidArgument(f"date: {request.date!r} is not a date (YYYY-MM-DD)", field="date") from None
         if not request.applicant:

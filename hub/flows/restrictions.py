@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hub.cache.table import TableVersion
+from hub.errors import InvalidArgument
 
 MEASURE_OF_CONTEXT = {
     "government_procurement": "restrict_procurement",
@@ -18,6 +19,14 @@ MEASURE_OF_CONTEXT = {
     "loans": "restrict_loans",
     "subsidies": "restrict_subsidies",
 }
+
+
+def check_context(name: str, field: str) -> None:
+    """A restricted context must be one the measures name: a typo would silently flag nothing."""
+    if name and name not in MEASURE_OF_CONTEXT:
+        raise InvalidArgument(
+            f"{field}: {name!r} is not a restricted context (one of {', '.join(MEASURE_OF_CONTEXT)})", field=field
+        )
 
 
 @dataclass(frozen=True)

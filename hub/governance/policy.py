@@ -86,6 +86,18 @@ class AccessPolicy:
         self._cache[key] = (generation[0], generation[1], access)
         return access
 
+    def check_may_read_field(self, caller: Caller, spec: ResourceSpec, field: str) -> None:
+        """Whether any method and purpose lets the caller read ``field`` (disputing it needs as much)."""
+        refusal: PermissionDenied | None = None
+        for method in METHODS:
+            for purpose in PURPOSES:
+                try:
+                    self.read(caller, spec, method, purpose, (field,))
+                    return
+                except PermissionDenied as exc:
+                    refusal = refusal or exc
+        raise PermissionDenied(f"{caller.label} may dispute only what it may read: {refusal}")
+
     def _decide(
         self, caller: Caller, spec: ResourceSpec, method: str, purpose: str, wanted: frozenset[str], now: int
     ) -> Access:

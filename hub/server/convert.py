@@ -24,6 +24,8 @@ _OPS = {
     verification_pb2.CLAIM_OP_AFTER: Op.AFTER,
     verification_pb2.CLAIM_OP_UNSET: Op.UNSET,
 }
+# Each claim costs a column of results per key: 32 is many more than any question needs.
+MAX_CLAIMS = 32
 _SHARING = {
     "unconditional": catalog_pb2.SHARING_CLASS_UNCONDITIONAL,
     "conditional": catalog_pb2.SHARING_CLASS_CONDITIONAL,
@@ -32,8 +34,16 @@ _SHARING = {
 
 
 def claims_from_pb(claims: Iterable) -> list[Claim]:
-    """From ``Claim`` or ``ClaimColumn`` messages. Unknown op numbers become INVALID_ARGUMENT later."""
-    return [Claim(c.field, _OPS.get(c.op, Op.EQUALS), tuple(c.values), c.or_unset) for c in claims]
+    """From ``Claim`` or ``ClaimColumn`` messages; at most MAX_CLAIMS, with known operators only."""
+    out = []
+    for i, c in enumerate(claims):
+        if i == MAX_CLAIMS:
+            raise InvalidArgument(f"claims: at most {MAX_CLAIMS} per call", field="claims")
+        op = _OPS.get(c.op)
+        if op is None:
+            raise InvalidArgument(f"claims[{i}].op: {c.op} is not a ClaimOp", field=f"claims[{i}].op")
+        out.append(Claim(c.field, op, tuple(c.values), c.or_unset))
+    return out
 
 
 def watermark_to_pb(wm: Watermark) -> common_pb2.Watermark:

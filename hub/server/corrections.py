@@ -9,6 +9,7 @@ import uuid
 import orjson
 from grpc import aio
 
+from hub.cache.verify import key_problem
 from hub.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from hub.flows.changefeed import ChangeStream, TopicReader
 from hub.governance.identity import HUB_ADMIN, current_caller
@@ -66,10 +67,10 @@ class CorrectionsService(corrections_pb2_grpc.CorrectionsServicer):
         spec = deps.catalogue.resource(request.resource)
         if request.field not in spec.by_name:
             raise InvalidArgument(f"field: {request.field!r} is not a field of {spec.name}", field="field")
-        if not request.key:
-            raise InvalidArgument("key: required", field="key")
-        if spec.sharing_class == "not_shared" and caller.department != spec.provider:
-            raise PermissionDenied(f"{spec.name} is not shared")
+        problem = key_problem(spec, spec.key, request.key)
+        if problem is not None:
+            raise InvalidArgument(f"key: {problem}", field="key")
+        deps.policy.check_may_read_field(caller, spec, request.field)
         if not request.evidence_ref.strip():
             raise InvalidArgument(
                 "evidence_ref: required: where the provider can check the right value", field="evidence_ref"

@@ -10,7 +10,7 @@ from hub.cache.claims import compile_claims
 from hub.cache.table import TableVersion
 from hub.cache.verify import key_field_of, verify_many, verify_one
 from hub.errors import InvalidArgument
-from hub.flows.restrictions import restrictions_of
+from hub.flows.restrictions import check_context, restrictions_of
 from hub.governance.identity import current_caller
 from hub.governance.policy import Access
 from hub.records.identifiers import credit_code_problem
@@ -56,6 +56,7 @@ class VerificationService(verification_pb2_grpc.VerificationServicer):
         spec = deps.catalogue.resource(request.resource)
         field = key_field_of(spec, request.key_field)
         compiled = compile_claims(spec, claims)  # a malformed claim is INVALID_ARGUMENT before any policy
+        check_context(request.context.restricted_context, "context.restricted_context")
         touched = [c.field for c in claims] + ([field] if field != spec.key else [])
         authorize_read(deps, request, "verify", (request.key,), touched)
         version = await version_for(deps, request.resource, request.consistency, context)
