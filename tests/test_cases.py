@@ -415,6 +415,17 @@ def test_missing_access_and_bad_requests(loaded: RunningHub) -> None:
             ),
             "date",
         ),
+        (
+            cases_pb2.SubmitRequest(
+                case_number="X",
+                case_type="household_transfer",
+                applicant=A,
+                date="20171129",  # a date to Python, but not as the lists' dates are written
+                params={"district": "510603"},
+                purpose=common_pb2.PURPOSE_LEGAL_BASIS,
+            ),
+            "date",
+        ),
     ):
         with pytest.raises(grpc.RpcError) as err:
             stub.Submit(request)

@@ -123,6 +123,42 @@ def test_malformed_key_and_claims_are_invalid_argument(hub: RunningHub) -> None:
             ),
         ),
         ("key_field", lambda: hub.verify("population.resident", RID, key_field="name")),
+        (
+            "claims[1].op",
+            lambda: hub.verify(
+                "population.resident",
+                RID,
+                [verification_pb2.Claim(field="status", values=["registered"]), verification_pb2.Claim(op=42)],
+            ),
+        ),
+        (
+            "claims: at most 32",
+            lambda: hub.verify("population.resident", RID, [verification_pb2.Claim(field="status")] * 33),
+        ),
+        (
+            "claims[0].values[0]",
+            lambda: hub.verify(
+                "social_security.insured",
+                RID,
+                [
+                    verification_pb2.Claim(
+                        field="contribution_months",
+                        op=verification_pb2.CLAIM_OP_AT_LEAST,
+                        values=["99999999999999999999"],
+                    )
+                ],
+            ),
+        ),
+        (
+            "context.restricted_context",
+            lambda: hub.verify(
+                "population.resident",
+                RID,
+                context=common_pb2.CallContext(
+                    purpose=common_pb2.PURPOSE_LEGAL_BASIS, case_number="DY-TEST-0002", restricted_context="procurement"
+                ),
+            ),
+        ),
     ]
     for field, call in cases:
         with pytest.raises(grpc.RpcError) as err:
