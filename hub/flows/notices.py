@@ -22,7 +22,7 @@ import tomllib
 from pathlib import Path
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
 from pydantic import BaseModel, ConfigDict
 
 from hub.flows.stores import NoticeStore
@@ -79,6 +79,8 @@ class NoticeEngine:
         self._since_ms = since_ms
         # credit code of every entity registered before the cut-over → its regulated scope items then
         self._at_go_live: dict[str, frozenset[str]] = {}
+        self._batch_created: list[str] = []  # notices produced for the batch in hand
+        self._undelivered = 0  # of those, how many Kafka refused
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="notice-engine", daemon=True)
         self.created = 0
@@ -107,10 +109,13 @@ class NoticeEngine:
             messages = consume_ready(self._consumer, 500, 0.1)
             if not messages:
                 continue
+            first: dict[int, int] = {}
             positions: dict[int, int] = {}
+            self._batch_created, self._undelivered = [], 0
             for m in messages:
                 if m.error() is not None:
                     continue
+                first.setdefault(m.partition(), m.offset())
                 if m.value() is not None:
                     entity, written_ms = orjson.loads(m.value()), m.timestamp()[1]
                     if self._since_ms is not None and written_ms < self._since_ms:
@@ -118,13 +123,22 @@ class NoticeEngine:
                     else:
                         self._consider(entity, written_ms)
                 positions[m.partition()] = m.offset() + 1
-            if self._producer.flush(30):
-                log.error("notices not acknowledged; they will be created again after a restart")
+            if self._producer.flush(30) or self._undelivered:
+                # Not durable: forget them and read the batch again (their ids make a replay harmless).
+                log.error("notices not acknowledged by Kafka; reading %d registrations again", len(messages))
+                self._created.difference_update(self._batch_created)
+                for p, offset in first.items():
+                    self._consumer.seek(TopicPartition(self._market_topic, p, offset))
+                self._stop.wait(1.0)
                 continue
             if positions:  # only now that the notices are durable
                 self._consumer.commit(
                     offsets=[TopicPartition(self._market_topic, p, o) for p, o in positions.items()], asynchronous=False
                 )
+
+    def _delivered(self, err: KafkaError | None, _msg: Message) -> None:  # in flush(), on this thread
+        if err is not None:
+            self._undelivered += 1
 
     def _regulated(self, entity: dict) -> frozenset[str]:
         if entity.get("status") != "active":
@@ -171,8 +185,11 @@ class NoticeEngine:
                     "feedback": "",
                     "feedback_note": "",
                 }
-                self._producer.produce(self._notices_topic, orjson.dumps(notice), f"notice:{ident}".encode())
+                self._producer.produce(
+                    self._notices_topic, orjson.dumps(notice), f"notice:{ident}".encode(), on_delivery=self._delivered
+                )
                 self._created.add(ident)
+                self._batch_created.append(ident)
                 self._created_for.add(code)
                 self.created += 1
 
