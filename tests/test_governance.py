@@ -353,6 +353,11 @@ def test_masking_follows_the_grant(hub: RunningHub) -> None:
             lookup_pb2.GetRequest(resource="population.resident", key=RID, fields=["birth_date"], context=CTX)
         )
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED and "birth_date" in err.value.details()
+    with pytest.raises(grpc.RpcError) as err:  # looking up by a field reads it, with or without a field list
+        hub.client("education").lookup.Get(
+            lookup_pb2.GetRequest(resource="population.resident", key="H1", key_field="household_id", context=CTX)
+        )
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED and "household_id" in err.value.details()
     # an unconditional resource masks its sensitive fields for everyone but the provider
     hub.verify("market.entity", CODE, after=hub.publish("market.entity", [_entity(CODE)]))
     got = hub.client("education").lookup.Get(lookup_pb2.GetRequest(resource="market.entity", key=CODE, context=CTX))

@@ -26,7 +26,9 @@ class LookupService(lookup_pb2_grpc.LookupServicer):
             if name not in spec.by_name:
                 raise InvalidArgument(f"fields[{i}]: {name!r} is not a field of {spec.name}", field=f"fields[{i}]")
         asked = list(request.fields)
-        _, access = authorize_read(deps, request, "lookup", (request.key,), asked + ([field] if asked else []))
+        # Looking up by a field reads it: the grant must cover it even when no field list is given.
+        touched = asked + ([field] if asked or field != spec.key else [])
+        _, access = authorize_read(deps, request, "lookup", (request.key,), touched)
         # Without a field list, a grantee gets the fields its grant covers.
         fields = asked or [f.name for f in spec.fields if f.name in access.fields]
         version = await version_for(deps, request.resource, request.consistency, context)
