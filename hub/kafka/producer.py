@@ -35,19 +35,29 @@ class Delivery:
 class _Pending:
     """The deliveries of one batch; resolved on the loop when the last arrives."""
 
-    __slots__ = ("future", "loop", "remaining", "results")
+    __slots__ = ("future", "lock", "loop", "remaining", "results")
 
     def __init__(self, size: int, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.future: asyncio.Future[list[Delivery]] = loop.create_future()
         self.results: list[Delivery | None] = [None] * size
         self.remaining = size
+        # Deliveries arrive on the poller thread, refusals on the loop: a lost decrement would hang the call.
+        self.lock = threading.Lock()
 
     def on_delivery(self, index: int, err: KafkaError | None, msg: Message) -> None:
-        # Runs on the poller thread only, so `remaining` needs no lock.
-        self.results[index] = Delivery(msg.partition(), msg.offset() if err is None else -1, err)
-        self.remaining -= 1
-        if self.remaining == 0:
+        self._settle(index, [Delivery(msg.partition(), msg.offset() if err is None else -1, err)])
+
+    def refuse_from(self, index: int, err: KafkaError) -> None:
+        """Records from ``index`` on were never queued: they will never call back."""
+        self._settle(index, [Delivery(-1, -1, err)] * (len(self.results) - index))
+
+    def _settle(self, index: int, deliveries: list[Delivery]) -> None:
+        with self.lock:
+            self.results[index : index + len(deliveries)] = deliveries
+            self.remaining -= len(deliveries)
+            done = self.remaining == 0
+        if done:
             self.loop.call_soon_threadsafe(self._resolve)
 
     def _resolve(self) -> None:
@@ -110,11 +120,7 @@ class AckingProducer:
                     log.warning(
                         "producer queue full for %.0fs; refusing %d records", self._queue_wait_s, len(records) - i
                     )
-                    for j in range(i, len(records)):
-                        pending.results[j] = Delivery(-1, -1, KafkaError(KafkaError._QUEUE_FULL))
-                    pending.remaining -= len(records) - i
-                    if pending.remaining == 0:
-                        pending._resolve()
+                    pending.refuse_from(i, KafkaError(KafkaError._QUEUE_FULL))
                     self.produced += i
                     return await pending.future
         self.produced += len(records)

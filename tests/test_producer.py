@@ -1,0 +1,32 @@
+"""The acknowledging producer under a full local queue: what could not be queued is refused, the
+rest is acknowledged, and the call always returns."""
+
+from __future__ import annotations
+
+import asyncio
+
+from confluent_kafka import KafkaError
+from confluent_kafka.admin import AdminClient
+
+from hub.kafka.clients import admin_config, producer_config
+from hub.kafka.producer import AckingProducer
+from hub.kafka.topics import TopicSpec, ensure_topics
+
+
+def test_a_full_queue_refuses_the_rest_and_the_call_returns(kafka_bootstrap: str, topic_prefix: str) -> None:
+    topic = f"{topic_prefix}producer"
+    ensure_topics(AdminClient(admin_config(kafka_bootstrap)), [TopicSpec(topic, 1, compacted=False)])
+    # room for 10 records, and no waiting for room: the other 190 of each call are refused at once
+    config = producer_config(kafka_bootstrap, {"queue.buffering.max.messages": 10, "linger.ms": 20})
+    producer = AckingProducer(config, queue_wait_s=0.0)
+    records = [(b"k%d" % i, b"v%d" % i) for i in range(200)]
+    try:
+        for _ in range(20):  # refusals on the loop race deliveries on the poller thread
+            deliveries = asyncio.run(asyncio.wait_for(producer.send(topic, records, []), 30))
+            assert len(deliveries) == 200
+            acknowledged = [d for d in deliveries if d.error is None]
+            assert acknowledged and all(d.offset >= 0 for d in acknowledged)
+            refused = deliveries[len(acknowledged) :]
+            assert refused and all(d.error.code() == KafkaError._QUEUE_FULL for d in refused)
+    finally:
+        producer.close()
