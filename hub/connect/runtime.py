@@ -9,8 +9,13 @@ Guarantees:
 - **Nothing silently dropped.** A row the connector cannot map, and a record
   the hub rejects, go to the dead letter with the reason.
 - **Retries with backoff** on retriable statuses (UNAVAILABLE,
-  RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, ABORTED), honouring the hub's
+  RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, ABORTED, INTERNAL), honouring the hub's
   ``retry-after-ms``; records the hub reports UNAVAILABLE are retried alone.
+- **Per-key order survives retries.** While a retry is pending nothing new is
+  sent; retries go one call at a time, oldest batch first, once nothing is in
+  flight, and each carries after its own records the newest acknowledged
+  record of every same key from later batches, so the latest value is written
+  last again.
 - **Backpressure.** At most ``max_in_flight`` Publish calls are outstanding;
   the source is not polled while they are. When the hub answers RESOURCE_EXHAUSTED or
   UNAVAILABLE with ``retry-after-ms``, nothing is sent until that time has passed. A source may
@@ -86,6 +91,7 @@ class _Entry:
     record: dict | None = None
     done: bool = False
     delete: bool = False
+    published: bool = False  # acknowledged by the hub (not dead-lettered)
 
 
 @dataclass(slots=True)
@@ -137,7 +143,8 @@ class ConnectorRuntime:
         self._done: queue.Queue = queue.Queue()
         self._pending: deque[_Batch] = deque()
         self._waiting: deque[tuple[_Batch, list[_Entry]]] = deque()  # cut from a large poll, not yet sent
-        self._retries: list[tuple[float, int, _Batch, list[_Entry]]] = []
+        # (seq, due, batch, entries, re-sent newer entries), oldest batch first
+        self._retries: list[tuple[int, float, _Batch, list[_Entry], list[_Entry]]] = []
         self._in_flight = 0
         self._source_paused_until = 0.0
         self._hub_paused_until = 0.0  # the hub asked every sender to wait (retry-after)
@@ -162,6 +169,7 @@ class ConnectorRuntime:
                 if (
                     not self._stop.is_set()
                     and not self._waiting
+                    and not self._retries
                     and self._in_flight < self.options.max_in_flight
                     and time.monotonic() >= max(self._source_paused_until, self._hub_paused_until)
                 ):
@@ -175,8 +183,8 @@ class ConnectorRuntime:
                         continue
                 drained = not self._pending and not self._retries and not self._waiting
                 caught_up = self.source.finished or (self.options.stop_when_idle and self.source.idle)
-                if drained and (self._stop.is_set() or caught_up):
-                    break
+                if (drained and caught_up) or (self._stop.is_set() and self._in_flight == 0):
+                    break  # a stop leaves unsent and unacknowledged records to the next run: no offset covers them
                 self._settle(block=True)
         finally:
             self.source.close()
@@ -199,7 +207,7 @@ class ConnectorRuntime:
         self._commit_ready()
 
     def _send_waiting(self) -> None:
-        if time.monotonic() < self._hub_paused_until:
+        if time.monotonic() < self._hub_paused_until or self._retries:
             return
         while self._waiting and self._in_flight < self.options.max_in_flight:
             self._send(*self._waiting.popleft())
@@ -228,25 +236,27 @@ class ConnectorRuntime:
             entry.done = True
         return entry
 
-    def _send(self, batch: _Batch, entries: list[_Entry]) -> None:
+    def _send(self, batch: _Batch, entries: list[_Entry], resend: list[_Entry] | None = None) -> None:
+        resend = resend or []
         request = exchange_pb2.PublishRequest(
             resource=self.connector.resource,
             records=[
                 exchange_pb2.Record(key=e.key, delete=True) if e.delete else exchange_pb2.Record(json=e.payload)
-                for e in entries
+                for e in (*entries, *resend)
             ],
         )
         self._in_flight += 1
         self.stats.calls += 1
         future = self._stub.Publish.future(request, timeout=self.options.call_timeout_s)
-        future.add_done_callback(lambda f: self._done.put((batch, entries, f)))
+        future.add_done_callback(lambda f: self._done.put((batch, entries, resend, f)))
 
     # -- outcomes --------------------------------------------------------------------------------
 
     def _settle(self, block: bool) -> None:
         timeout = self.options.idle_poll_s if block else 0
-        if block and self._retries:
-            timeout = max(0.0, min(timeout, self._retries[0][0] - time.monotonic()))
+        if block and self._retries and self._in_flight == 0:  # else a completion wakes us
+            due = max(self._retries[0][1], self._hub_paused_until)
+            timeout = min(timeout, max(0.001, due - time.monotonic()))
         try:
             item = self._done.get(timeout=timeout) if block else self._done.get_nowait()
         except queue.Empty:
@@ -261,27 +271,32 @@ class ConnectorRuntime:
         self._commit_ready()
         self._progress()
 
-    def _handle(self, batch: _Batch, entries: list[_Entry], future: grpc.Future) -> None:
+    def _handle(self, batch: _Batch, entries: list[_Entry], resend: list[_Entry], future: grpc.Future) -> None:
         try:
             response: exchange_pb2.PublishResponse = future.result()
         except grpc.RpcError as err:
-            self._handle_error(batch, entries, err)
+            self._handle_error(batch, entries, resend, err)
             return
         if response.offsets:
             self.last_offsets = list(response.offsets)
         retry = []
-        for entry, result in zip(entries, response.results, strict=True):
+        results = response.results
+        for entry, result in zip(entries, results[: len(entries)], strict=True):
             if result.code == OK:
+                entry.published = True
                 self._resolve(batch, entry)
                 self.stats.published += 1
             elif result.code == INVALID:
                 self._reject(batch, entry, result.message)
             else:
                 retry.append(entry)
-        if retry:
-            self._schedule_retry(batch, retry, None)
+        # re-sent records were accepted before: only a retriable failure matters
+        later = results[len(entries) :]
+        resend_again = [e for e, r in zip(resend, later, strict=True) if r.code not in (OK, INVALID)]
+        if retry or resend_again:
+            self._schedule_retry(batch, retry, resend_again, None)
 
-    def _handle_error(self, batch: _Batch, entries: list[_Entry], err: grpc.RpcError) -> None:
+    def _handle_error(self, batch: _Batch, entries: list[_Entry], resend: list[_Entry], err: grpc.RpcError) -> None:
         code = err.code()
         if code == grpc.StatusCode.INVALID_ARGUMENT:
             reasons = _violations(err)
@@ -289,7 +304,7 @@ class ConnectorRuntime:
                 self._reject(batch, entry, reasons.get(i, err.details()))
             return
         if code in RETRIABLE:
-            self._schedule_retry(batch, entries, _retry_after(err))
+            self._schedule_retry(batch, entries, resend, _retry_after(err))
             return
         self._stop.set()
         raise ConnectorFailed(
@@ -312,7 +327,9 @@ class ConnectorRuntime:
         self.stats.dead_lettered += 1
         self._resolve(batch, entry)
 
-    def _schedule_retry(self, batch: _Batch, entries: list[_Entry], retry_after: float | None) -> None:
+    def _schedule_retry(
+        self, batch: _Batch, entries: list[_Entry], resend: list[_Entry], retry_after: float | None
+    ) -> None:
         batch.attempts += 1
         self.stats.retried += len(entries)
         delay = min(self.options.backoff_max_s, self.options.backoff_initial_s * 2 ** (batch.attempts - 1))
@@ -322,19 +339,43 @@ class ConnectorRuntime:
         log.warning(
             "%s: retrying %d records in %.1fs (attempt %d)", self.connector.name, len(entries), delay, batch.attempts
         )
-        heapq.heappush(self._retries, (time.monotonic() + delay, batch.seq, batch, entries))
+        heapq.heappush(self._retries, (batch.seq, time.monotonic() + delay, batch, entries, resend))
 
     def _resubmit_due(self) -> None:
+        """The oldest batch's retry, alone: whatever else was in flight has settled, so nothing
+        newer can overtake it, and the newer values of its keys follow it in the same call."""
         now = time.monotonic()
-        if now < self._hub_paused_until:
+        if not self._retries or self._in_flight or now < max(self._retries[0][1], self._hub_paused_until):
             return
-        while self._retries and self._retries[0][0] <= now and self._in_flight < self.options.max_in_flight:
-            _, _, batch, entries = heapq.heappop(self._retries)
-            self._send(batch, entries)
+        _, _, batch, entries, resend = heapq.heappop(self._retries)
+        newer = self._newer_of_same_keys(batch, entries)
+        self._send(batch, entries, list({id(e): e for e in (*resend, *newer)}.values()))
+
+    def _newer_of_same_keys(self, batch: _Batch, entries: list[_Entry]) -> list[_Entry]:
+        """For each key of ``entries``, the newest record of it from a later batch that the hub has
+        acknowledged: it overtook the failed one, and must be written after it again."""
+        keys = {self._key_of(e) for e in entries}
+        newest: dict[str, _Entry] = {}
+        for later in self._pending:  # later batches are all still pending: offsets commit in order
+            if later.seq > batch.seq:
+                for e in later.entries:
+                    if e.published and (key := self._key_of(e)) in keys:
+                        newest[key] = e
+        return list(newest.values())
+
+    def _key_of(self, entry: _Entry) -> str:
+        return entry.key if entry.delete else self.connector.key(entry.source.row)
 
     def _commit_ready(self) -> None:
         offsets: dict[str, Any] = {}
-        while self._pending and self._pending[0].remaining == 0 and all(e.done for e in self._pending[0].entries):
+        # not past a batch whose retry is pending, even with its own records done: it re-sends newer ones
+        limit = min((r[0] for r in self._retries), default=None)
+        while (
+            self._pending
+            and (limit is None or self._pending[0].seq < limit)
+            and self._pending[0].remaining == 0
+            and all(e.done for e in self._pending[0].entries)
+        ):
             offsets.update(self._pending.popleft().offsets())
         if offsets:
             self.offsets.commit(offsets)

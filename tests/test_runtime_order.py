@@ -1,0 +1,55 @@
+"""A retried Publish must not leave an older value of a key on top of a newer one that overtook it."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import grpc
+
+from hub.connect.runtime import RuntimeOptions
+from hub.connect.testing import cached, run_once, wait_visible
+from tests.connector_kits import KITS
+from tests.hubtest import running_hub
+
+
+class FailFirstLate(grpc.aio.ServerInterceptor):
+    """The first Publish call is answered UNAVAILABLE, late: the second has been accepted by then."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def intercept_service(self, continuation, details):
+        handler = await continuation(details)
+        if handler is None or not details.method.endswith("/Publish"):
+            return handler
+        inner = handler.unary_unary
+
+        async def publish(request, context):
+            self.calls += 1
+            if self.calls == 1:
+                await asyncio.sleep(0.5)
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "a broker is changing leaders")
+            return await inner(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(publish, handler.request_deserializer, handler.response_serializer)
+
+
+def test_a_retry_does_not_overwrite_a_newer_value(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
+    kit = KITS["population"]
+    [older] = kit.records(1, 41)
+    newer = {**older, "address": older["address"] + "附1号"}
+    fail = FailFirstLate()
+    with running_hub(kafka_bootstrap, topic_prefix, tmp_path / "hub", interceptors=[fail]) as hub:
+        system = kit.system(tmp_path / "system", {})
+        try:
+            system.write([kit.render(older), kit.render(newer)])  # one key, changed: two calls in flight
+            connector = kit.make()
+            options = RuntimeOptions(batch_size=1, max_in_flight=2, backoff_initial_s=0.01, stop_when_idle=True)
+            runtime = run_once(hub, connector, connector.default_source(system.location()), tmp_path / "state", options)
+        finally:
+            system.close()
+        assert fail.calls >= 3 and runtime.stats.retried == 1
+        key = older["resident_id"]
+        wait_visible(hub, connector, runtime, key)
+        assert cached(hub, connector, [key])[key]["address"] == newer["address"]
