@@ -99,16 +99,46 @@ class LogicalSource(Source):
 
     def setup(self, offsets: Mapping[str, Any]) -> None:
         self._conn = _psycopg().connect(self.dsn, autocommit=True)
-        exists = self._conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (self.slot,)).fetchone()
-        if not exists:  # before the copy, so nothing committed after the copy starts can be missed
+        self._check_replica_identity()
+        slot = self._conn.execute(
+            "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = %s", (self.slot,)
+        ).fetchone()
+        snapshot = offsets.get(self._snapshot_partition) or {}
+        wal = offsets.get(self._wal_partition)
+        if slot is None:  # before the copy, so nothing committed after the copy starts can be missed
             self._conn.execute("SELECT pg_create_logical_replication_slot(%s, 'wal2json')", (self.slot,))
             log.info("created replication slot %s", self.slot)
-        snapshot = offsets.get(self._snapshot_partition) or {}
+            if offsets.get(self._snapshot_partition) or wal:
+                # The slot was dropped (by hand, or invalidated for holding too much WAL): what changed
+                # meanwhile is gone from the WAL, so only a new copy of the table can catch up.
+                log.warning("replication slot %s was recreated: copying %s again", self.slot, self.table)
+                snapshot, wal = {}, None
+        elif wal and slot[0] and _lsn(wal) > _lsn(slot[0]):
+            # Stopped between storing an offset and advancing the slot: advance it now, or every peek
+            # would decode the acknowledged backlog again and find nothing new in it.
+            self._conn.execute("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", (self.slot, wal))
         self._snapshot_done = bool(snapshot.get("done"))
         self._snapshot_after = snapshot.get("after")
-        wal = offsets.get(self._wal_partition)
         self._emitted_lsn = _lsn(wal) if wal else 0
         self._advanced = self._emitted_lsn
+
+    def _check_replica_identity(self) -> None:
+        """Without a primary key (or another replica identity) PostgreSQL logs updates and deletes
+        without their key, and wal2json drops them with only a server warning."""
+        assert self._conn is not None
+        row = self._conn.execute(
+            "SELECT c.relreplident, EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) "
+            "FROM pg_class c WHERE c.oid = to_regclass(%s)",
+            (self.table,),
+        ).fetchone()
+        if row is None:
+            raise RuntimeError(f"table {self.table} does not exist")
+        identity, has_primary_key = row
+        if identity == "n" or (identity == "d" and not has_primary_key):
+            raise RuntimeError(
+                f"table {self.table} has no replica identity: updates and deletes would not reach the hub; "
+                f"add a primary key or ALTER TABLE {self.table} REPLICA IDENTITY FULL"
+            )
 
     def poll(self, max_records: int) -> list[SourceRecord]:
         if self._stopped:
@@ -189,6 +219,12 @@ class LogicalSource(Source):
                 pending = []
             elif action in ("I", "U", "D"):
                 pending.append(change)
+            elif action == "T":
+                log.error(
+                    "%s was truncated: the hub keeps its records until they are deleted or the table is copied "
+                    "again (remove the connector's stored offsets)",
+                    self.table,
+                )
             elif action == "C":
                 # The end of the commit record: the slot advanced there has passed this transaction.
                 end = change.get("nextlsn") or change["lsn"]
@@ -202,6 +238,10 @@ class LogicalSource(Source):
                     offset = end if last else _lsn_text(self._emitted_lsn)
                     values = c.get("identity") if c["action"] == "D" else c.get("columns")
                     row = {col["name"]: col.get("value") for col in values or ()}
+                    old_key = self._old_key(c)
+                    if old_key is not None and old_key != row.get(self.key):  # the key itself changed
+                        gone = {col["name"]: col.get("value") for col in c["identity"]}
+                        out.append(SourceRecord(self._wal_partition, _lsn_text(self._emitted_lsn), gone, delete=True))
                     out.append(SourceRecord(self._wal_partition, offset, row, delete=c["action"] == "D"))
                 if not pending:  # a transaction of other tables' changes: still moves the offset
                     out.append(SourceRecord(self._wal_partition, end, {}, control=True))
@@ -210,6 +250,15 @@ class LogicalSource(Source):
                 if len(out) >= max_records:
                     break
         return out
+
+    def _old_key(self, change: dict) -> Any:
+        """An update's old key, which wal2json sends (as ``identity``) when the key changed."""
+        if change["action"] != "U":
+            return None
+        for col in change.get("identity") or ():
+            if col["name"] == self.key:
+                return col.get("value")
+        return None
 
     def acknowledged(self, offsets: Mapping[str, Any]) -> None:
         wal = offsets.get(self._wal_partition)
