@@ -1,14 +1,17 @@
 """File drops: CSV, JSON Lines and Excel sheets, read row by row.
 
-The source partition is the file's path and the offset is the number of data
-rows consumed, so a restarted connector skips what the hub already has. Rows
-that cannot be parsed (a broken JSON line, a short CSV row) are passed on
-with a ``__error__`` member, and the runtime reports them to the dead letter.
+The source partition is the file's path with its size and modification time
+(a file dropped again under the same name is new), and the offset is the
+number of data rows consumed, so a restarted connector skips what the hub
+already has. Rows that cannot be parsed (a broken JSON line, a short CSV row)
+are passed on with a ``__error__`` member, and the runtime reports them to the
+dead letter; so is the rest of a file that cannot be read on (a wrong encoding).
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +19,8 @@ from typing import Any, Literal
 import orjson
 
 from hub.connect.source import Source, SourceRecord
+
+log = logging.getLogger(__name__)
 
 FileFormat = Literal["csv", "jsonl", "xlsx"]
 ERROR_KEY = "__error__"
@@ -91,10 +96,8 @@ class FileSource(Source):
         self._consumed = 0
         self._done = False
         self._stopped = False
-
-    @property
-    def partition(self) -> str:
-        return str(self.path.resolve())
+        stat = self.path.stat()
+        self.partition = f"{self.path.resolve()}@{stat.st_size}:{stat.st_mtime_ns}"
 
     def setup(self, offsets: Mapping[str, Any]) -> None:
         start = int(offsets.get(self.partition, 0))
@@ -116,11 +119,16 @@ class FileSource(Source):
         if self._done or self._stopped:
             return out
         partition = self.partition
-        for number, row in self._rows:  # type: ignore[union-attr]
+        try:
+            for number, row in self._rows:  # type: ignore[union-attr]
+                self._consumed += 1
+                out.append(SourceRecord(partition, self._consumed, row, line=number))
+                if len(out) >= max_records:
+                    return out
+        except (UnicodeDecodeError, csv.Error, OSError) as exc:  # the rest cannot be read: report it, go on
             self._consumed += 1
-            out.append(SourceRecord(partition, self._consumed, row, line=number))
-            if len(out) >= max_records:
-                return out
+            error = {ERROR_KEY: f"{self.path.name} unreadable after row {self._consumed - 1}: {exc}"}
+            out.append(SourceRecord(partition, self._consumed, error))
         self._done = True
         return out
 
@@ -153,6 +161,7 @@ class FileDropSource(Source):
         self.sheet = sheet
         self._offsets: dict[str, Any] = {}
         self._current: FileSource | None = None
+        self._ignored: set[Path] = set()
         self._idle = False
         self._stopped = False
 
@@ -163,7 +172,14 @@ class FileDropSource(Source):
         for path in sorted(self.directory.iterdir()):
             if path.name.startswith(".") or path.suffix in (".tmp", ".part") or not path.is_file():
                 continue
-            source = FileSource(path, self.format or detect_format(path), self.encoding, self.sheet)
+            try:
+                fmt = self.format or detect_format(path)
+            except ValueError as exc:  # a stray file must not block the drops after it
+                if path not in self._ignored:
+                    self._ignored.add(path)
+                    log.warning("ignoring %s", exc)
+                continue
+            source = FileSource(path, fmt, self.encoding, self.sheet)
             if self._offsets.get(source.partition) != "done":
                 source.setup(self._offsets)
                 return source
