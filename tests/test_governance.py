@@ -164,12 +164,14 @@ def _setup_state(hub: RunningHub, consumer: str, resource: str, provider: str, s
             )
         )
         return
-    expires = int(time.time() * 1000) - 1 if state == "expired" else 0
+    expires = int(time.time() * 1000) + 300 if state == "expired" else 0  # a grant cannot be born expired
     grant = theirs.DecideAccess(
         governance_pb2.DecideAccessRequest(
             request_id=filed.id, decision=governance_pb2.DECISION_APPROVE, expires_at_ms=expires
         )
     ).grant
+    if state == "expired":
+        time.sleep(0.4)
     if state == "revoked":
         theirs.RevokeGrant(governance_pb2.RevokeGrantRequest(grant_id=grant.id, reason="case closed"))
 

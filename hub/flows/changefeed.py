@@ -32,7 +32,7 @@ def encode_cursor(positions: Sequence[int]) -> str:
 
 def decode_cursor(cursor: str, partitions: int) -> list[int]:
     try:
-        if not cursor.startswith(CURSOR_PREFIX):
+        if not cursor.startswith(CURSOR_PREFIX) or len(cursor) > len(CURSOR_PREFIX) + 20 * partitions:
             raise ValueError
         positions = [int(p) for p in cursor[len(CURSOR_PREFIX) :].split(".")]
     except ValueError:

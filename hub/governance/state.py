@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from hub.kafka.keyed_state import KeyedState
 
 PURPOSES = ("legal_basis", "work_reference", "data_check", "business_collaboration")
+REQUEST_STATES = ("pending", "approved", "refused", "withdrawn")
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class AccessRequest:
     legal_basis: str
     filed_at_ms: int
     deadline_ms: int
-    state: str = "pending"  # pending, approved, refused, withdrawn
+    state: str = "pending"  # one of REQUEST_STATES
     decided_at_ms: int = 0
     decided_by: str = ""
     reason: str = ""

@@ -36,6 +36,15 @@ def entry_to_pb(e: dict) -> audit_pb2.AuditEntry:
     )
 
 
+MAX_LIMIT = 10_000
+
+
+def _limit(asked: int, default: int) -> int:
+    if not 0 <= asked <= MAX_LIMIT:
+        raise InvalidArgument(f"limit: between 1 and {MAX_LIMIT} (0: {default}), got {asked}", field="limit")
+    return asked or default
+
+
 class AuditService(audit_pb2_grpc.AuditServicer):
     def __init__(self, deps: Deps, subject_key: bytes) -> None:
         self._deps = deps
@@ -52,7 +61,7 @@ class AuditService(audit_pb2_grpc.AuditServicer):
             raise PermissionDenied(
                 f"only the provider {spec.provider} (or the hub administrator) may ask who used {spec.name}"
             )
-        usage, recent, total = deps.audit_index.by_resource(spec.name, request.limit or 100)
+        usage, recent, total = deps.audit_index.by_resource(spec.name, _limit(request.limit, 100))
         return audit_pb2.QueryResourceResponse(
             usage=[audit_pb2.UsageCount(caller=c, purpose=_purpose_pb(p), calls=n) for c, p, n in usage],
             recent=[entry_to_pb(e) for e in recent],
@@ -69,7 +78,7 @@ class AuditService(audit_pb2_grpc.AuditServicer):
         if caller.department not in (HUB_ADMIN, CITIZEN_PORTAL):
             raise PermissionDenied("only the citizen portal (or the hub administrator) asks who used a person's data")
         digest = subject_digest(self._subject_key, request.subject_key)
-        entries = self._deps.audit_index.by_subject(digest, request.limit or 1000)
+        entries = self._deps.audit_index.by_subject(digest, _limit(request.limit, 1000))
         # Data accesses only: the portal's own queries are in the trail but are not uses of the data.
         return audit_pb2.QuerySubjectResponse(
             entries=[

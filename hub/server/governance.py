@@ -10,7 +10,7 @@ from grpc import aio
 
 from hub.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from hub.governance.identity import HUB_ADMIN, Caller, current_caller
-from hub.governance.state import AccessRequest, Grant
+from hub.governance.state import REQUEST_STATES, AccessRequest, Grant
 from hub.governance.workdays import add_working_days
 from hub.server.convert import grant_to_pb, purposes_from_pb, request_to_pb
 from hub.server.deps import Deps
@@ -108,6 +108,8 @@ class GovernanceService(governance_pb2_grpc.GovernanceServicer):
             wider = sorted(set(asked) - set(allowed))
             if wider:
                 raise InvalidArgument(f"{label}: {', '.join(wider)} go beyond what was requested", field=label)
+        if request.expires_at_ms and request.expires_at_ms <= time.time() * 1000:
+            raise InvalidArgument("expires_at_ms: in the past (0: no expiry)", field="expires_at_ms")
         grant = Grant(
             id=f"G-{uuid.uuid4().hex[:10]}",
             consumer=filed.consumer,
@@ -156,6 +158,8 @@ class GovernanceService(governance_pb2_grpc.GovernanceServicer):
         self, request: governance_pb2.ListAccessRequestsRequest, context: aio.ServicerContext
     ) -> governance_pb2.ListAccessRequestsResponse:
         caller = current_caller.get()
+        if request.state and request.state not in REQUEST_STATES:
+            raise InvalidArgument(f"state: {request.state!r} is not one of {', '.join(REQUEST_STATES)}", field="state")
         found = [
             r
             for r in self._deps.governance.requests()

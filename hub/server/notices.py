@@ -93,6 +93,8 @@ class NoticesService(notices_pb2_grpc.NoticesServicer):
         self, request: notices_pb2.NoticesListRequest, context: aio.ServicerContext
     ) -> notices_pb2.NoticesListResponse:
         state = _STATE_NAMES.get(request.state)
+        if request.state and state is None:
+            raise InvalidArgument(f"state: {request.state} is not a NoticeState", field="state")
         found = [n for n in self._deps.notices.notices() if self._mine(n) and (state is None or n["state"] == state)]
         return notices_pb2.NoticesListResponse(notices=[notice_to_pb(n) for n in found])
 

@@ -5,13 +5,23 @@ from __future__ import annotations
 import orjson
 from grpc import aio
 
-from hub.errors import InvalidArgument
-from hub.flows.changefeed import ChangeStream, TopicReader, decode_cursor
+from hub.errors import InvalidArgument, Unavailable
+from hub.flows.changefeed import ChangeRing, ChangeStream, TopicReader, decode_cursor
 from hub.governance.identity import current_caller
 from hub.governance.masking import mask_record
 from hub.server.deps import Deps
 from hub.server.interceptors import note_access
 from hub.v1 import subscription_pb2, subscription_pb2_grpc
+
+MAX_FILTERS = 16
+
+
+def _ring(deps: Deps, topic: str) -> ChangeRing:
+    ring = deps.cache.rings.get(topic)
+    if ring is None:  # registered a moment ago on another replica; this one is still creating its table
+        raise Unavailable(f"{topic} is not loaded on this replica yet")
+    return ring
+
 
 UPSERT, DELETE = subscription_pb2.CHANGE_OP_UPSERT, subscription_pb2.CHANGE_OP_DELETE
 
@@ -35,6 +45,8 @@ class SubscriptionService(subscription_pb2_grpc.SubscriptionServicer):
     async def Subscribe(self, request: subscription_pb2.SubscribeRequest, context: aio.ServicerContext):
         deps = self._deps
         spec = deps.catalogue.resource(request.resource)
+        if len(request.filters) > MAX_FILTERS:
+            raise InvalidArgument(f"filters: at most {MAX_FILTERS}", field="filters")
         filters = [(f.field, f.prefix) for f in request.filters]
         for i, (name, _) in enumerate(filters):
             if name not in spec.by_name:
@@ -49,7 +61,7 @@ class SubscriptionService(subscription_pb2_grpc.SubscriptionServicer):
         )
         access = deps.policy.read(current_caller.get(), spec, "subscribe", purpose, [f for f, _ in filters])
         topic = deps.topics.resource(spec.name)
-        ring = deps.cache.rings[topic]
+        ring = _ring(deps, topic)
         positions = self._positions(request, ring.partitions, ring)
         projection = (
             None if access.fields >= set(spec.by_name) else [f.name for f in spec.fields if f.name in access.fields]
@@ -103,7 +115,7 @@ class SubscriptionService(subscription_pb2_grpc.SubscriptionServicer):
         spec = deps.catalogue.resource(request.resource)
         if not request.name:
             raise InvalidArgument("name: required", field="name")
-        decode_cursor(request.cursor, deps.cache.rings[deps.topics.resource(spec.name)].partitions)
+        decode_cursor(request.cursor, _ring(deps, deps.topics.resource(spec.name)).partitions)
         await deps.write_state(
             deps.topics.subscriptions,
             f"{caller.department}:{request.name}",
