@@ -167,8 +167,11 @@ class Compiled:
         """Applies ``fn(values_subset, operand)`` once per distinct per-key operand."""
         distinct, inverse = np.unique(np.asarray(self.operand, dtype=object), return_inverse=True)
         out = np.zeros(len(inverse), dtype=bool)
+        # rows grouped by operand with one sort: linear in the keys, however many operands differ
+        order = np.argsort(inverse, kind="stable")
+        bounds = np.concatenate(([0], np.cumsum(np.bincount(inverse, minlength=len(distinct)))))
         for i, operand in enumerate(distinct):
-            where = np.flatnonzero(inverse == i)
+            where = order[bounds[i] : bounds[i + 1]]
             sub = values.take(pa.array(where)) if isinstance(values, pa.Array) else values[where]
             out[where] = fn(sub, operand)
         return out

@@ -122,7 +122,10 @@ class TopicReader:
 
     def __init__(self, bootstrap: str, topic: str, consumer_extra: dict | None = None) -> None:
         self.topic = topic
-        self._consumer = Consumer(consumer_config(bootstrap, "hub-subscriber-unused", consumer_extra))
+        # A stream reads a page at a time: a small prefetch keeps 200 lagging subscribers from
+        # holding the feeder's 256 MB each.
+        config = consumer_config(bootstrap, "hub-subscriber-unused", {"queued.max.messages.kbytes": 8192})
+        self._consumer = Consumer({**config, **(consumer_extra or {})})
         self._assigned: dict[int, int] = {}
 
     def assign(self, positions: dict[int, int]) -> None:
