@@ -14,7 +14,9 @@ is a secret and never logged.
 
 from __future__ import annotations
 
+import email.utils
 import logging
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -26,6 +28,24 @@ import orjson
 from hub.connect.source import Backpressure, Source, SourceRecord
 
 log = logging.getLogger(__name__)
+
+
+UNREACHABLE_RETRY_S = 5.0
+
+
+def _retry_after_s(header: str | None) -> float:
+    """Retry-After in seconds or as an HTTP date; 1 s when absent or unreadable."""
+    if not header:
+        return 1.0
+    try:
+        return max(0.0, float(header))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return 1.0
+    return max(0.0, when.timestamp() - time.time())
 
 
 class RestSource(Source):
@@ -70,9 +90,13 @@ class RestSource(Source):
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                 return orjson.loads(response.read())
         except urllib.error.HTTPError as exc:
-            if exc.code in (429, 503):  # the department's system asks us to slow down
-                raise Backpressure(float(exc.headers.get("Retry-After", "1"))) from exc
+            if exc.code in (429, 502, 503, 504):  # the department's system asks us to slow down
+                raise Backpressure(_retry_after_s(exc.headers.get("Retry-After"))) from exc
             raise
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            # down for maintenance, or a network blip: try again later, as a department's API is
+            log.warning("%s unreachable (%s); retrying in %.0fs", self.partition, exc, UNREACHABLE_RETRY_S)
+            raise Backpressure(UNREACHABLE_RETRY_S) from exc
 
     def poll(self, max_records: int) -> list[SourceRecord]:
         if self._stopped:
@@ -89,7 +113,7 @@ class RestSource(Source):
         out = []
         for i, item in enumerate(items):
             if self.paging == "cursor":
-                offset = body["next_cursor"] if i == len(items) - 1 else self._position
+                offset = body.get("next_cursor", self._position) if i == len(items) - 1 else self._position
             else:
                 offset = [item[self.updated], item[self.key]]
             out.append(SourceRecord(self.partition, offset, item))

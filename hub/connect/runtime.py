@@ -378,6 +378,7 @@ class ConnectorRuntime:
         ):
             offsets.update(self._pending.popleft().offsets())
         if offsets:
+            self.dead_letter.sync()  # a dead-lettered row is handled only once its report is on disk
             self.offsets.commit(offsets)
             self.source.acknowledged(offsets)
 

@@ -127,6 +127,8 @@ class SinkRuntime:
                 filters=self.filters,
             )
         )
+        if self._stop.is_set():  # stop() came before this call existed: it could not cancel it
+            self._call.cancel()
         pending: list[ChangeEvent] = []
         lock = threading.Lock()
         done = threading.Event()

@@ -42,6 +42,7 @@ class DeadLetterFile:
         self.path = path
         self.count = 0
         self._lock = threading.Lock()
+        self._unsynced = False
 
     def write(
         self,
@@ -67,6 +68,19 @@ class DeadLetterFile:
             with self.path.open("ab") as f:
                 f.write(orjson.dumps(entry, default=str) + b"\n")
             self.count += 1
+            self._unsynced = True
+
+    def sync(self) -> None:
+        """Forces what was written to disk: before an offset past these rows is stored."""
+        with self._lock:
+            if not self._unsynced:
+                return
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._unsynced = False
 
     def entries(self) -> list[dict]:
         if not self.path.exists():
