@@ -111,7 +111,10 @@ def test_notices_are_pushed_claimed_fed_back_and_go_overdue(
             assert time.monotonic() < deadline, "no notice was pushed"
             time.sleep(0.05)
         silent = next(n for n in received if n.credit_code == CODES[3])
-        food.Claim(notices_pb2.ClaimRequest(id=silent.id))
+        # two clerks click Claim at once: one claims it, the other is told it already is claimed
+        clicks = [food.Claim.future(notices_pb2.ClaimRequest(id=silent.id)) for _ in range(2)]
+        codes = sorted(c.code().name for c in clicks)
+        assert codes == ["FAILED_PRECONDITION", "OK"], codes
         deadline = time.monotonic() + 30
         while not food.ListAlerts(notices_pb2.ListAlertsRequest()).alerts:
             assert time.monotonic() < deadline, "the claimed notice without feedback raised no alert"

@@ -108,6 +108,10 @@ class CorrectionsService(corrections_pb2_grpc.CorrectionsServicer):
     async def Resolve(
         self, request: corrections_pb2.ResolveRequest, context: aio.ServicerContext
     ) -> corrections_pb2.ResolveResponse:
+        async with self._deps.exclusive(f"correction:{request.id}"):  # one answer per dispute
+            return await self._resolve(request)
+
+    async def _resolve(self, request: corrections_pb2.ResolveRequest) -> corrections_pb2.ResolveResponse:
         deps = self._deps
         caller = current_caller.get()
         filed = deps.corrections.request(request.id)

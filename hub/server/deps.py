@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from dataclasses import dataclass
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
 import orjson
 from confluent_kafka.admin import AdminClient
@@ -72,6 +76,17 @@ class Deps:
     notices: NoticeStore
     corrections: CorrectionStore
     audit: AuditLog | None = None
+    _locks: weakref.WeakValueDictionary[str, asyncio.Lock] = field(default_factory=weakref.WeakValueDictionary)
+
+    @asynccontextmanager
+    async def exclusive(self, key: str) -> AsyncIterator[None]:
+        """Serialises read-check-write of one state key on this replica (two clicks on Claim get one
+        OK and one FAILED_PRECONDITION). Replicas do not coordinate: across them the later write wins."""
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        async with lock:
+            yield
 
     async def write_state(self, topic: str, key: str, value: dict | None, timeout: float = 30.0) -> None:
         """Writes one state change and waits until this replica has applied it (read your writes)."""

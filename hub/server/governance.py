@@ -76,6 +76,10 @@ class GovernanceService(governance_pb2_grpc.GovernanceServicer):
     async def DecideAccess(
         self, request: governance_pb2.DecideAccessRequest, context: aio.ServicerContext
     ) -> governance_pb2.DecideAccessResponse:
+        async with self._deps.exclusive(f"request:{request.request_id}"):  # one decision per request
+            return await self._decide(request)
+
+    async def _decide(self, request: governance_pb2.DecideAccessRequest) -> governance_pb2.DecideAccessResponse:
         deps = self._deps
         caller = current_caller.get()
         filed = deps.governance.request(request.request_id)

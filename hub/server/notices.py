@@ -108,40 +108,42 @@ class NoticesService(notices_pb2_grpc.NoticesServicer):
 
     async def Claim(self, request: notices_pb2.ClaimRequest, context: aio.ServicerContext) -> notices_pb2.ClaimResponse:
         note_access("notices.claim", "", detail=request.id)
-        notice = self._owned(request.id)
-        if notice["state"] != "open":
-            raise FailedPrecondition(f"notice {request.id} is already {notice['state']}")
-        now = int(time.time() * 1000)
-        claimed = {
-            **notice,
-            "state": "claimed",
-            "claimed_at_ms": now,
-            "claimed_by": current_caller.get().label,
-            "feedback_due_ms": now + self._feedback_limit_ms,
-        }
-        await self._deps.write_state(self._deps.topics.notices, f"notice:{notice['id']}", claimed)
+        async with self._deps.exclusive(f"notice:{request.id}"):
+            notice = self._owned(request.id)
+            if notice["state"] != "open":
+                raise FailedPrecondition(f"notice {request.id} is already {notice['state']}")
+            now = int(time.time() * 1000)
+            claimed = {
+                **notice,
+                "state": "claimed",
+                "claimed_at_ms": now,
+                "claimed_by": current_caller.get().label,
+                "feedback_due_ms": now + self._feedback_limit_ms,
+            }
+            await self._deps.write_state(self._deps.topics.notices, f"notice:{notice['id']}", claimed)
         return notices_pb2.ClaimResponse(notice=notice_to_pb(claimed))
 
     async def Feedback(
         self, request: notices_pb2.FeedbackRequest, context: aio.ServicerContext
     ) -> notices_pb2.FeedbackResponse:
         note_access("notices.feedback", "", detail=request.id)
-        notice = self._owned(request.id)
         kind = _FEEDBACK_NAMES.get(request.kind)
         if kind is None:
             raise InvalidArgument("kind: PERMIT_ISSUED, INSPECTED, NOT_APPLICABLE or OTHER", field="kind")
         if kind == "other" and not request.note.strip():
             raise InvalidArgument("note: required when the feedback is OTHER", field="note")
-        if notice["state"] != "claimed":
-            raise FailedPrecondition(f"notice {request.id} is {notice['state']}: claim it before feeding back")
-        done = {
-            **notice,
-            "state": "done",
-            "feedback_at_ms": int(time.time() * 1000),
-            "feedback": kind,
-            "feedback_note": request.note.strip(),
-        }
-        await self._deps.write_state(self._deps.topics.notices, f"notice:{notice['id']}", done)
+        async with self._deps.exclusive(f"notice:{request.id}"):
+            notice = self._owned(request.id)
+            if notice["state"] != "claimed":
+                raise FailedPrecondition(f"notice {request.id} is {notice['state']}: claim it before feeding back")
+            done = {
+                **notice,
+                "state": "done",
+                "feedback_at_ms": int(time.time() * 1000),
+                "feedback": kind,
+                "feedback_note": request.note.strip(),
+            }
+            await self._deps.write_state(self._deps.topics.notices, f"notice:{notice['id']}", done)
         return notices_pb2.FeedbackResponse(notice=notice_to_pb(done))
 
     async def ListAlerts(
