@@ -115,7 +115,9 @@ class GovernanceService(governance_pb2_grpc.GovernanceServicer):
         if request.expires_at_ms and request.expires_at_ms <= time.time() * 1000:
             raise InvalidArgument("expires_at_ms: in the past (0: no expiry)", field="expires_at_ms")
         grant = Grant(
-            id=f"G-{uuid.uuid4().hex[:10]}",
+            # one grant per request: if writing the approved request fails after the grant, approving
+            # again rewrites this grant instead of adding a second
+            id=f"G-{filed.id.removeprefix('AR-')}",
             consumer=filed.consumer,
             subsystem=filed.subsystem,
             resource=filed.resource,
