@@ -11,8 +11,8 @@ commit record. Caught up ("idle") is proven by a marker written into the WAL com
 
 :class:`PollingSource` needs only SELECT: it polls ``(updated, key) > (last seen)`` in key order
 and treats a soft-delete flag as a delete. It cannot see hard deletes, and a transaction that
-commits later than ``settle_s`` after its update timestamp can be missed; use it where a
-replication slot is not allowed.
+commits later than ``settle_s`` after its update timestamp can be missed; rows without an update
+time are read once, as of 1970. Use it where a replication slot is not allowed.
 """
 
 from __future__ import annotations
@@ -280,6 +280,9 @@ def _lsn_text(value: int) -> str:
     return f"{value >> 32:X}/{value & 0xFFFFFFFF:X}"
 
 
+_POLLED_AT = "__hub_polled_at"
+
+
 class PollingSource(Source):
     def __init__(
         self,
@@ -323,7 +326,9 @@ class PollingSource(Source):
         assert self._conn is not None
         psycopg = _psycopg()
         sql = psycopg.sql
-        table, key, updated = sql.Identifier(self.table), sql.Identifier(self.key), sql.Identifier(self.updated)
+        table, key = sql.Identifier(self.table), sql.Identifier(self.key)
+        # Rows from before the table had update times (NULL) are read once, as of 1970.
+        updated = sql.SQL("COALESCE({}, 'epoch')").format(sql.Identifier(self.updated))
         # Rows newer than now - settle_s are left for the next poll: a transaction still open could
         # commit a row with an earlier timestamp than one we have already passed.
         settled = sql.SQL("{} < now() - make_interval(secs => %s)").format(updated)
@@ -332,7 +337,9 @@ class PollingSource(Source):
         if self._after is not None:
             where = sql.SQL("({}, {}) > (%s, %s) AND ").format(updated, key) + settled
             params = [*self._after, self.settle_s]
-        query = sql.SQL("SELECT * FROM {} WHERE {} ORDER BY {}, {} LIMIT %s").format(table, where, updated, key)
+        query = sql.SQL("SELECT {} AS {}, * FROM {} WHERE {} ORDER BY 1, {} LIMIT %s").format(
+            updated, sql.Identifier(_POLLED_AT), table, where, key
+        )
         rows = (
             self._conn.cursor(row_factory=psycopg.rows.dict_row)
             .execute(query, (*params, min(max_records, self.chunk)))
@@ -340,12 +347,13 @@ class PollingSource(Source):
         )
         out = []
         for row in rows:
-            self._after = (row[self.updated], row[self.key])
+            polled_at = row.pop(_POLLED_AT)
+            self._after = (polled_at, row[self.key])
             deleted = self.deleted_column is not None and str(row[self.deleted_column]) == self.deleted_value
             out.append(
                 SourceRecord(
                     self._partition,
-                    [row[self.updated].isoformat(), _plain(row[self.key])],
+                    [polled_at.isoformat(), _plain(row[self.key])],
                     {k: _plain(v) for k, v in row.items()},
                     delete=deleted,
                 )

@@ -1,5 +1,6 @@
-"""The logical-replication source's edges: a key that changes, a table it cannot follow, a slot
-left behind its stored offset, and a slot that was dropped."""
+"""The PostgreSQL sources' edges. Logical replication: a key that changes, a table it cannot
+follow, a slot left behind its stored offset, a slot that was dropped. Polling: rows without an
+update time."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from hub.connect.postgres import LogicalSource
+from hub.connect.postgres import LogicalSource, PollingSource
 from hub.connect.registry import resolve_connector
 from hub.connect.testing import cached, run_once, wait_visible
 from hub.datagen import native
@@ -94,3 +95,20 @@ def test_a_dropped_slot_copies_the_table_again(hub: RunningHub, table: PostgresT
     table.write(rows[2:])  # never in any slot
     key = rows[2]["aac002"]
     assert _sync(hub, table.dsn, tmp_path)(key)[key] is not None
+
+
+def test_polling_reads_rows_without_an_update_time(postgres_dsn: str) -> None:
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute(
+            "DROP TABLE IF EXISTS legacy; CREATE TABLE legacy (id text PRIMARY KEY, v text, changed timestamp);"
+            "INSERT INTO legacy VALUES ('a', '1', NULL), ('b', '2', NULL), ('c', '3', now() - interval '1 hour')"
+        )
+    source = PollingSource(postgres_dsn, "legacy", "id", "changed", settle_s=0)
+    source.setup({})
+    first = source.poll(100)
+    assert [r.row["id"] for r in first] == ["a", "b", "c"] and "__hub_polled_at" not in first[0].row
+    resumed = PollingSource(postgres_dsn, "legacy", "id", "changed", settle_s=0)
+    resumed.setup({first[1].partition: first[1].offset})  # stopped after "b"
+    assert [r.row["id"] for r in resumed.poll(100)] == ["c"]
+    source.close()
+    resumed.close()
