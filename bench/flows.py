@@ -141,6 +141,7 @@ def kafka_hop_latencies(bootstrap: str, count: int, per_second: float) -> list[f
             time.sleep(1 / per_second)
     finally:
         consumer.close()
+        producer.close()
     return latencies
 
 

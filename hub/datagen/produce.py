@@ -48,4 +48,5 @@ def produce_city(bootstrap: str, prefix: str, size: CitySize, seed: int = 2017) 
         assert producer.flush(120) == 0, "records left unacknowledged"
         counts[resource] = n
         print(f"produced {n:,} {resource} in {time.perf_counter() - started:.1f}s", flush=True)
+    producer.close()
     return counts
