@@ -1,4 +1,5 @@
-"""A retried Publish must not leave an older value of a key on top of a newer one that overtook it."""
+"""A retried Publish must not leave an older value of a key on top of a newer one that overtook it:
+a whole call failing late, or one record of a call failing while a later one of the same key went in."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 from pathlib import Path
 
 import grpc
+import pytest
 
 from hub.connect.runtime import RuntimeOptions
 from hub.connect.testing import cached, run_once, wait_visible
@@ -35,21 +37,50 @@ class FailFirstLate(grpc.aio.ServerInterceptor):
         return grpc.unary_unary_rpc_method_handler(publish, handler.request_deserializer, handler.response_serializer)
 
 
-def test_a_retry_does_not_overwrite_a_newer_value(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
+class FailFirstRecord(grpc.aio.ServerInterceptor):
+    """The first Publish call reports its first record UNAVAILABLE (the rest went in)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def intercept_service(self, continuation, details):
+        handler = await continuation(details)
+        if handler is None or not details.method.endswith("/Publish"):
+            return handler
+        inner = handler.unary_unary
+
+        async def publish(request, context):
+            self.calls += 1
+            response = await inner(request, context)
+            if self.calls == 1:
+                response.results[0].code = grpc.StatusCode.UNAVAILABLE.value[0]
+            return response
+
+        return grpc.unary_unary_rpc_method_handler(publish, handler.request_deserializer, handler.response_serializer)
+
+
+@pytest.mark.parametrize(
+    ("fault", "batch_size", "in_flight"), [(FailFirstLate, 1, 2), (FailFirstRecord, 2, 1)], ids=["call", "record"]
+)
+def test_a_retry_does_not_overwrite_a_newer_value(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, fault: type, batch_size: int, in_flight: int
+) -> None:
     kit = KITS["population"]
     [older] = kit.records(1, 41)
     newer = {**older, "address": older["address"] + "附1号"}
-    fail = FailFirstLate()
+    fail = fault()
     with running_hub(kafka_bootstrap, topic_prefix, tmp_path / "hub", interceptors=[fail]) as hub:
         system = kit.system(tmp_path / "system", {})
         try:
-            system.write([kit.render(older), kit.render(newer)])  # one key, changed: two calls in flight
+            system.write([kit.render(older), kit.render(newer)])  # one key, changed
             connector = kit.make()
-            options = RuntimeOptions(batch_size=1, max_in_flight=2, backoff_initial_s=0.01, stop_when_idle=True)
+            options = RuntimeOptions(
+                batch_size=batch_size, max_in_flight=in_flight, backoff_initial_s=0.01, stop_when_idle=True
+            )
             runtime = run_once(hub, connector, connector.default_source(system.location()), tmp_path / "state", options)
         finally:
             system.close()
-        assert fail.calls >= 3 and runtime.stats.retried == 1
+        assert fail.calls >= 2 and runtime.stats.retried == 1
         key = older["resident_id"]
         wait_visible(hub, connector, runtime, key)
         assert cached(hub, connector, [key])[key]["address"] == newer["address"]

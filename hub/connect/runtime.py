@@ -143,12 +143,13 @@ class ConnectorRuntime:
         self._done: queue.Queue = queue.Queue()
         self._pending: deque[_Batch] = deque()
         self._waiting: deque[tuple[_Batch, list[_Entry]]] = deque()  # cut from a large poll, not yet sent
-        # (seq, due, batch, entries, re-sent newer entries), oldest batch first
-        self._retries: list[tuple[int, float, _Batch, list[_Entry], list[_Entry]]] = []
+        # (batch seq, due, tiebreak, batch, entries, re-sent newer entries), oldest batch first
+        self._retries: list[tuple[int, float, int, _Batch, list[_Entry], list[_Entry]]] = []
         self._in_flight = 0
         self._source_paused_until = 0.0
         self._hub_paused_until = 0.0  # the hub asked every sender to wait (retry-after)
         self._seq = itertools.count()
+        self._tiebreak = itertools.count()
         self._last_progress = 0.0
         self.last_offsets: list[exchange_pb2.PartitionOffset] = []
 
@@ -339,7 +340,8 @@ class ConnectorRuntime:
         log.warning(
             "%s: retrying %d records in %.1fs (attempt %d)", self.connector.name, len(entries), delay, batch.attempts
         )
-        heapq.heappush(self._retries, (batch.seq, time.monotonic() + delay, batch, entries, resend))
+        due = time.monotonic() + delay
+        heapq.heappush(self._retries, (batch.seq, due, next(self._tiebreak), batch, entries, resend))
 
     def _resubmit_due(self) -> None:
         """The oldest batch's retry, alone: whatever else was in flight has settled, so nothing
@@ -347,19 +349,27 @@ class ConnectorRuntime:
         now = time.monotonic()
         if not self._retries or self._in_flight or now < max(self._retries[0][1], self._hub_paused_until):
             return
-        _, _, batch, entries, resend = heapq.heappop(self._retries)
+        _, _, _, batch, entries, resend = heapq.heappop(self._retries)
         newer = self._newer_of_same_keys(batch, entries)
         self._send(batch, entries, list({id(e): e for e in (*resend, *newer)}.values()))
 
     def _newer_of_same_keys(self, batch: _Batch, entries: list[_Entry]) -> list[_Entry]:
-        """For each key of ``entries``, the newest record of it from a later batch that the hub has
-        acknowledged: it overtook the failed one, and must be written after it again."""
-        keys = {self._key_of(e) for e in entries}
+        """For each key of ``entries``, the newest record of it that the hub has acknowledged after
+        the last retried one (later in this batch, or in a later batch): it overtook the retried
+        records, and must be written after them again."""
+        position = {id(e): i for i, e in enumerate(batch.entries)}
+        last_retried: dict[str, int] = {}
+        for e in entries:
+            key = self._key_of(e)
+            last_retried[key] = max(last_retried.get(key, -1), position[id(e)])
         newest: dict[str, _Entry] = {}
+        for i, e in enumerate(batch.entries):
+            if e.published and i > last_retried.get(key := self._key_of(e), len(batch.entries)):
+                newest[key] = e
         for later in self._pending:  # later batches are all still pending: offsets commit in order
             if later.seq > batch.seq:
                 for e in later.entries:
-                    if e.published and (key := self._key_of(e)) in keys:
+                    if e.published and (key := self._key_of(e)) in last_retried:
                         newest[key] = e
         return list(newest.values())
 
