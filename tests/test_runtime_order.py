@@ -84,3 +84,43 @@ def test_a_retry_does_not_overwrite_a_newer_value(
         key = older["resident_id"]
         wait_visible(hub, connector, runtime, key)
         assert cached(hub, connector, [key])[key]["address"] == newer["address"]
+
+
+class FailOn(grpc.aio.ServerInterceptor):
+    """Answers INTERNAL to every Publish call that carries ``poison``, as a hub bug would."""
+
+    def __init__(self, poison: str) -> None:
+        self.poison = poison.encode()
+
+    async def intercept_service(self, continuation, details):
+        handler = await continuation(details)
+        if handler is None or not details.method.endswith("/Publish"):
+            return handler
+        inner = handler.unary_unary
+
+        async def publish(request, context):
+            if any(self.poison in r.json for r in request.records):
+                await context.abort(grpc.StatusCode.INTERNAL, "Exception calling application: boom")
+            return await inner(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(publish, handler.request_deserializer, handler.response_serializer)
+
+
+def test_a_record_the_hub_keeps_failing_on_is_isolated(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
+    kit = KITS["population"]
+    records = kit.records(3, 42)
+    poison = records[1]["resident_id"]
+    with running_hub(kafka_bootstrap, topic_prefix, tmp_path / "hub", interceptors=[FailOn(poison)]) as hub:
+        system = kit.system(tmp_path / "system", {})
+        try:
+            system.write([kit.render(r) for r in records])
+            connector = kit.make()
+            options = RuntimeOptions(batch_size=3, backoff_initial_s=0.01, backoff_max_s=0.05, stop_when_idle=True)
+            runtime = run_once(hub, connector, connector.default_source(system.location()), tmp_path / "state", options)
+        finally:
+            system.close()
+        [letter] = runtime.dead_letter.entries()
+        assert "INTERNAL" in letter["reason"] and letter["record"]["resident_id"] == poison
+        others = [r["resident_id"] for r in records if r["resident_id"] != poison]
+        wait_visible(hub, connector, runtime, others[-1])
+        assert all(cached(hub, connector, others).values())

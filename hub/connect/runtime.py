@@ -20,6 +20,9 @@ Guarantees:
   the source is not polled while they are. When the hub answers RESOURCE_EXHAUSTED or
   UNAVAILABLE with ``retry-after-ms``, nothing is sent until that time has passed. A source may
   raise :class:`~hub.connect.source.Backpressure` to pause polling.
+- **A record the hub keeps failing on is isolated.** After INTERNAL, a call's
+  records are retried one per call; one the hub fails on ``MAX_INTERNAL`` times
+  goes to the dead letter instead of holding the connector up.
 - A status that retrying cannot fix (NOT_FOUND, PERMISSION_DENIED,
   UNAUTHENTICATED) stops the run with :class:`ConnectorFailed`.
 """
@@ -59,6 +62,8 @@ RETRIABLE = {
     grpc.StatusCode.INTERNAL,
 }
 OK, INVALID = 0, 3
+# Calls of one record alone answered INTERNAL before it goes to the dead letter.
+MAX_INTERNAL = 5
 
 
 class ConnectorFailed(RuntimeError):
@@ -92,6 +97,7 @@ class _Entry:
     done: bool = False
     delete: bool = False
     published: bool = False  # acknowledged by the hub (not dead-lettered)
+    internal_failures: int = 0  # calls of this record alone that the hub failed with INTERNAL
 
 
 @dataclass(slots=True)
@@ -304,6 +310,9 @@ class ConnectorRuntime:
             for i, entry in enumerate(entries):
                 self._reject(batch, entry, reasons.get(i, err.details()))
             return
+        if code == grpc.StatusCode.INTERNAL:
+            self._isolate(batch, entries, resend, err)
+            return
         if code in RETRIABLE:
             self._schedule_retry(batch, entries, resend, _retry_after(err))
             return
@@ -311,6 +320,23 @@ class ConnectorRuntime:
         raise ConnectorFailed(
             f"{self.connector.name}: the hub refused Publish to {self.connector.resource}: {code.name}: {err.details()}"
         )
+
+    def _isolate(self, batch: _Batch, entries: list[_Entry], resend: list[_Entry], err: grpc.RpcError) -> None:
+        """INTERNAL is the hub failing, perhaps on one record: retry the records one call each, in
+        order, and dead-letter a record the hub has failed on ``MAX_INTERNAL`` times, so one record
+        cannot hold its connector up forever."""
+        if len(entries) > 1:
+            self._schedule_retry(batch, entries, resend, None, one_per_call=True)
+            return
+        for entry in entries:
+            entry.internal_failures += 1
+            if entry.internal_failures >= MAX_INTERNAL:
+                self._reject(
+                    batch, entry, f"the hub failed on this record {MAX_INTERNAL} times: INTERNAL: {err.details()}"
+                )
+                entries = []
+        if entries or resend:
+            self._schedule_retry(batch, entries, resend, None)
 
     def _resolve(self, batch: _Batch, entry: _Entry) -> None:
         entry.done = True
@@ -329,7 +355,12 @@ class ConnectorRuntime:
         self._resolve(batch, entry)
 
     def _schedule_retry(
-        self, batch: _Batch, entries: list[_Entry], resend: list[_Entry], retry_after: float | None
+        self,
+        batch: _Batch,
+        entries: list[_Entry],
+        resend: list[_Entry],
+        retry_after: float | None,
+        one_per_call: bool = False,
     ) -> None:
         batch.attempts += 1
         self.stats.retried += len(entries)
@@ -341,7 +372,9 @@ class ConnectorRuntime:
             "%s: retrying %d records in %.1fs (attempt %d)", self.connector.name, len(entries), delay, batch.attempts
         )
         due = time.monotonic() + delay
-        heapq.heappush(self._retries, (batch.seq, due, next(self._tiebreak), batch, entries, resend))
+        calls = [[e] for e in entries] if one_per_call else [entries]
+        for i, part in enumerate(calls):  # same due, in order: the tiebreak keeps the batch's order
+            heapq.heappush(self._retries, (batch.seq, due, next(self._tiebreak), batch, part, resend if i == 0 else []))
 
     def _resubmit_due(self) -> None:
         """The oldest batch's retry, alone: whatever else was in flight has settled, so nothing
