@@ -20,10 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,14 +28,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bench.common import Report
-from hub.childproc import free_port
 from hub.client import ensure_grants, open_aio_channel
 from hub.datagen.city import City, CitySize
 from hub.datagen.produce import produce_city
-from hub.demo import wait_serving
 from hub.devservices import PostgresServer, RedisServer
 from hub.kafka.embedded import EmbeddedBroker
-from hub.status import scrape
+from hub.server.served import ServedHub
 from hub.v1 import common_pb2, verification_pb2, verification_pb2_grpc
 
 CONSUMER = "approval_bureau"
@@ -336,24 +331,9 @@ def main() -> int:
             load_redis(redis_server.port, residents, entities)
             print(f"Redis loaded with pipelined HSET in {time.perf_counter() - t:.0f}s", flush=True)
             produce_city(bootstrap, "hub.", size, args.seed)
-            port, metrics = free_port(), free_port()
-            hub = subprocess.Popen(
-                [
-                    *(sys.executable, "-m", "hub.cli", "serve", "--workers", str(args.workers), "--insecure-dev"),
-                    *("--bootstrap-servers", bootstrap, "--data-dir", str(root / "hub")),
-                    *("--port", str(port), "--metrics-port", str(metrics)),
-                ],
-                env={**os.environ, "HUB_LOG_LEVEL": "WARNING", "HUB_NOTICE_ENGINE": "false"},
-            )
-            address = f"127.0.0.1:{port}"
-            from hub.client import open_channel
-
-            wait_serving(open_channel(address, department=CONSUMER), 1800)
-            for i in range(args.workers):  # every worker holds the city before anything is measured
-                while scrape(f"127.0.0.1:{metrics + i}").get("hub_cache_rows", resource="population.resident") < len(
-                    residents
-                ):
-                    time.sleep(1)
+            hub = ServedHub(bootstrap, root / "hub", args.workers)
+            hub.wait_loaded({"population.resident": len(residents)})  # every worker holds the city
+            address = hub.address
             ensure_grants(address, [(CONSUMER, "population.resident", [CONTEXT.purpose])])
             print(f"hub ({args.workers} workers, audit on) serving the city", flush=True)
 
@@ -374,8 +354,7 @@ def main() -> int:
                     print(f"  {workload}: {name} {results[name, workload]:,.0f} keys/s", flush=True)
         finally:
             if hub is not None:
-                hub.send_signal(signal.SIGTERM)
-                hub.wait(60)
+                hub.stop()
             if broker is not None:
                 broker.stop()
             redis_server.stop()

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import signal
 import subprocess
 import sys
 import tempfile
@@ -30,28 +29,12 @@ from pathlib import Path
 import orjson
 import psutil
 
-from hub.childproc import free_port
-from hub.client import ensure_grants, open_channel
+from hub.client import ensure_grants
 from hub.datagen.city import CITY_SIZE, CitySize
 from hub.datagen.produce import produce_city
-from hub.demo import wait_serving
 from hub.kafka.embedded import EmbeddedBroker
-from hub.status import scrape
+from hub.server.served import ServedHub
 from loadtest.workload import CITY_YEAR_CASES, LEGAL
-
-
-def start_hub(args: argparse.Namespace, bootstrap: str, data_dir: Path) -> tuple[subprocess.Popen, str, list[str]]:
-    port, metrics = free_port(), free_port()
-    env = {**os.environ, "HUB_LOG_LEVEL": "WARNING", "HUB_NOTICE_ENGINE": "false"}
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "hub.cli", "serve", "--workers", str(args.workers), "--insecure-dev"),
-            *("--bootstrap-servers", bootstrap, "--topic-prefix", args.topic_prefix, "--data-dir", str(data_dir)),
-            *("--port", str(port), "--metrics-port", str(metrics)),
-        ],
-        env=env,
-    )
-    return proc, f"127.0.0.1:{port}", [f"127.0.0.1:{metrics + i}" for i in range(args.workers)]
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -69,26 +52,6 @@ def cpu_seconds(pids: list[int]) -> float:
 def _children_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # of children already waited for
     return usage.ru_utime + usage.ru_stime
-
-
-def wait_loaded(address: str, endpoints: list[str], counts: dict[str, int], timeout: float = 1800) -> float:
-    """Until every worker is SERVING with the whole city in its cache; returns the seconds waited."""
-    started = time.monotonic()
-    wait_serving(open_channel(address, department="public_security"), timeout)
-    while True:
-        try:
-            ready = all(
-                scrape(e).get("hub_cache_rows", resource=resource) >= n
-                for e in endpoints
-                for resource, n in counts.items()
-            )
-        except OSError:
-            ready = False
-        if ready:
-            return time.monotonic() - started
-        if time.monotonic() - started > timeout:
-            raise TimeoutError("the hub's workers did not load the city in time")
-        time.sleep(1)
 
 
 def main() -> int:
@@ -117,19 +80,19 @@ def main() -> int:
             started = time.perf_counter()
             counts = produce_city(bootstrap, args.topic_prefix, size, args.seed)
             print(f"city produced into Kafka in {time.perf_counter() - started:.0f}s", flush=True)
-            hub, address, endpoints = start_hub(args, bootstrap, Path(tmp) / "hub")
-            waited = wait_loaded(address, endpoints, {"population.resident": counts["population.resident"]})
+            hub = ServedHub(bootstrap, Path(tmp) / "hub", args.workers, args.topic_prefix)
+            waited = hub.wait_loaded({"population.resident": counts["population.resident"]})
             print(
                 f"{args.workers} hub workers loaded the city in {waited:.0f}s; driving {args.cases:,} cases", flush=True
             )
-            ensure_grants(address, [("approval_bureau", "population.resident", [LEGAL])])
+            ensure_grants(hub.address, [("approval_bureau", "population.resident", [LEGAL])])
             args.out.mkdir(parents=True, exist_ok=True)
             hub_pids = [hub.pid, *(c.pid for c in psutil.Process(hub.pid).children(recursive=True))]
             broker_pids = [broker.pid] if broker is not None and broker.pid else []
             before = (cpu_seconds(hub_pids), _children_cpu_seconds(), cpu_seconds(broker_pids), time.monotonic())
             subprocess.run(
                 [
-                    *(sys.executable, "-m", "loadtest.city_year_drive", address, "--out", str(args.out)),
+                    *(sys.executable, "-m", "loadtest.city_year_drive", hub.address, "--out", str(args.out)),
                     *("--cases", str(args.cases), "--cases-per-call", str(args.cases_per_call)),
                     *("--users", str(args.users), "--workers", str(args.workers), "--seed", str(args.seed)),
                     *("--residents", str(args.residents), "--entities", str(args.entities)),
@@ -144,8 +107,7 @@ def main() -> int:
             ]
         finally:
             if hub is not None:
-                hub.send_signal(signal.SIGTERM)
-                hub.wait(60)
+                hub.stop()
             if broker is not None:
                 broker.stop()
 
