@@ -10,53 +10,37 @@ import grpc
 import pytest
 
 from hub.connect.runtime import RuntimeOptions
-from hub.connect.testing import cached, run_once, wait_visible
+from hub.connect.testing import PublishInterceptor, cached, run_once, wait_visible
 from tests.connector_kits import KITS
 from tests.hubtest import running_hub
 
 
-class FailFirstLate(grpc.aio.ServerInterceptor):
+class FailFirstLate(PublishInterceptor):
     """The first Publish call is answered UNAVAILABLE, late: the second has been accepted by then."""
 
     def __init__(self) -> None:
         self.calls = 0
 
-    async def intercept_service(self, continuation, details):
-        handler = await continuation(details)
-        if handler is None or not details.method.endswith("/Publish"):
-            return handler
-        inner = handler.unary_unary
-
-        async def publish(request, context):
-            self.calls += 1
-            if self.calls == 1:
-                await asyncio.sleep(0.5)
-                await context.abort(grpc.StatusCode.UNAVAILABLE, "a broker is changing leaders")
-            return await inner(request, context)
-
-        return grpc.unary_unary_rpc_method_handler(publish, handler.request_deserializer, handler.response_serializer)
+    async def publish(self, inner, request, context):
+        self.calls += 1
+        if self.calls == 1:
+            await asyncio.sleep(0.5)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "a broker is changing leaders")
+        return await inner(request, context)
 
 
-class FailFirstRecord(grpc.aio.ServerInterceptor):
+class FailFirstRecord(PublishInterceptor):
     """The first Publish call reports its first record UNAVAILABLE (the rest went in)."""
 
     def __init__(self) -> None:
         self.calls = 0
 
-    async def intercept_service(self, continuation, details):
-        handler = await continuation(details)
-        if handler is None or not details.method.endswith("/Publish"):
-            return handler
-        inner = handler.unary_unary
-
-        async def publish(request, context):
-            self.calls += 1
-            response = await inner(request, context)
-            if self.calls == 1:
-                response.results[0].code = grpc.StatusCode.UNAVAILABLE.value[0]
-            return response
-
-        return grpc.unary_unary_rpc_method_handler(publish, handler.request_deserializer, handler.response_serializer)
+    async def publish(self, inner, request, context):
+        self.calls += 1
+        response = await inner(request, context)
+        if self.calls == 1:
+            response.results[0].code = grpc.StatusCode.UNAVAILABLE.value[0]
+        return response
 
 
 @pytest.mark.parametrize(
@@ -86,24 +70,16 @@ def test_a_retry_does_not_overwrite_a_newer_value(
         assert cached(hub, connector, [key])[key]["address"] == newer["address"]
 
 
-class FailOn(grpc.aio.ServerInterceptor):
+class FailOn(PublishInterceptor):
     """Answers INTERNAL to every Publish call that carries ``poison``, as a hub bug would."""
 
     def __init__(self, poison: str) -> None:
         self.poison = poison.encode()
 
-    async def intercept_service(self, continuation, details):
-        handler = await continuation(details)
-        if handler is None or not details.method.endswith("/Publish"):
-            return handler
-        inner = handler.unary_unary
-
-        async def publish(request, context):
-            if any(self.poison in r.json for r in request.records):
-                await context.abort(grpc.StatusCode.INTERNAL, "Exception calling application: boom")
-            return await inner(request, context)
-
-        return grpc.unary_unary_rpc_method_handler(publish, handler.request_deserializer, handler.response_serializer)
+    async def publish(self, inner, request, context):
+        if any(self.poison in r.json for r in request.records):
+            await context.abort(grpc.StatusCode.INTERNAL, "Exception calling application: boom")
+        return await inner(request, context)
 
 
 def test_a_record_the_hub_keeps_failing_on_is_isolated(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:

@@ -202,7 +202,26 @@ def check_bad_rows(kit: Kit, hub: HubUnderTest, workdir: Path, services: dict[st
         system.close()
 
 
-class Throttle(grpc.aio.ServerInterceptor):
+class PublishInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps the hub's Publish handler, to stage the hub's faults for connector tests."""
+
+    async def intercept_service(self, continuation, details):
+        handler = await continuation(details)
+        if handler is None or not details.method.endswith("/Publish"):
+            return handler
+        inner = handler.unary_unary
+
+        async def publish(request, context):
+            return await self.publish(inner, request, context)
+
+        return grpc.unary_unary_rpc_method_handler(publish, handler.request_deserializer, handler.response_serializer)
+
+    async def publish(self, inner, request, context):
+        """Answers one Publish call; ``await inner(request, context)`` is the hub's own answer."""
+        raise NotImplementedError
+
+
+class Throttle(PublishInterceptor):
     """Answers RESOURCE_EXHAUSTED (retry after ``retry_after_ms``) to the first ``refusals`` Publish
     calls, and records the most Publish calls ever in flight at once."""
 
@@ -214,27 +233,19 @@ class Throttle(grpc.aio.ServerInterceptor):
         self.refused_at: list[float] = []
         self.accepted_at: list[float] = []
 
-    async def intercept_service(self, continuation, details):
-        handler = await continuation(details)
-        if handler is None or not details.method.endswith("/Publish"):
-            return handler
-        inner = handler.unary_unary
-
-        async def publish(request, context):
-            self.in_flight += 1
-            self.peak = max(self.peak, self.in_flight)
-            try:
-                if self.refusals > 0:
-                    self.refusals -= 1
-                    self.refused_at.append(time.monotonic())
-                    context.set_trailing_metadata((("retry-after-ms", str(self.retry_after_ms)),))
-                    await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "the hub is saturated")
-                self.accepted_at.append(time.monotonic())
-                return await inner(request, context)
-            finally:
-                self.in_flight -= 1
-
-        return grpc.unary_unary_rpc_method_handler(publish, handler.request_deserializer, handler.response_serializer)
+    async def publish(self, inner, request, context):
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            if self.refusals > 0:
+                self.refusals -= 1
+                self.refused_at.append(time.monotonic())
+                context.set_trailing_metadata((("retry-after-ms", str(self.retry_after_ms)),))
+                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "the hub is saturated")
+            self.accepted_at.append(time.monotonic())
+            return await inner(request, context)
+        finally:
+            self.in_flight -= 1
 
 
 def check_backpressure(
