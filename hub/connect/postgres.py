@@ -236,13 +236,15 @@ class LogicalSource(Source):
                     # only a transaction's last change carries its commit position: a stored offset
                     # never falls inside a transaction
                     offset = end if last else _lsn_text(self._emitted_lsn)
-                    values = c.get("identity") if c["action"] == "D" else c.get("columns")
-                    row = {col["name"]: col.get("value") for col in values or ()}
-                    old_key = self._old_key(c)
-                    if old_key is not None and old_key != row.get(self.key):  # the key itself changed
-                        gone = {col["name"]: col.get("value") for col in c["identity"]}
-                        out.append(SourceRecord(self._wal_partition, _lsn_text(self._emitted_lsn), gone, delete=True))
-                    out.append(SourceRecord(self._wal_partition, offset, row, delete=c["action"] == "D"))
+                    # the old row (a delete's, or an update's when its key changed or the identity is FULL)
+                    old = {col["name"]: col.get("value") for col in c.get("identity") or ()}
+                    if c["action"] == "D":
+                        out.append(SourceRecord(self._wal_partition, offset, old, delete=True))
+                        continue
+                    row = {col["name"]: col.get("value") for col in c.get("columns") or ()}
+                    if self.key in old and old[self.key] != row.get(self.key):  # the key itself changed
+                        out.append(SourceRecord(self._wal_partition, _lsn_text(self._emitted_lsn), old, delete=True))
+                    out.append(SourceRecord(self._wal_partition, offset, row))
                 if not pending:  # a transaction of other tables' changes: still moves the offset
                     out.append(SourceRecord(self._wal_partition, end, {}, control=True))
                 self._emitted_lsn = commit
@@ -250,15 +252,6 @@ class LogicalSource(Source):
                 if len(out) >= max_records:
                     break
         return out
-
-    def _old_key(self, change: dict) -> Any:
-        """An update's old key, which wal2json sends (as ``identity``) when the key changed."""
-        if change["action"] != "U":
-            return None
-        for col in change.get("identity") or ():
-            if col["name"] == self.key:
-                return col.get("value")
-        return None
 
     def acknowledged(self, offsets: Mapping[str, Any]) -> None:
         wal = offsets.get(self._wal_partition)
