@@ -26,7 +26,7 @@ from hub.cache.verify import key_field_of, key_problem, verify_one
 from hub.catalogue.model import ResourceSpec
 from hub.catalogue.store import CatalogueStore
 from hub.errors import HubError, InvalidArgument
-from hub.flows.restrictions import MEASURE_OF_CONTEXT, Restriction, restrictions_of
+from hub.flows.restrictions import Restriction, context_problem, restrictions_of
 from hub.flows.stores import CorrectionStore
 from hub.governance.identity import Caller
 from hub.governance.policy import AccessPolicy
@@ -69,8 +69,9 @@ class CaseType(BaseModel):
     @field_validator("restricted_context")
     @classmethod
     def _known_context(cls, value: str) -> str:
-        if value and value not in MEASURE_OF_CONTEXT:
-            raise ValueError(f"{value!r} is not a restricted context (one of {', '.join(MEASURE_OF_CONTEXT)})")
+        problem = context_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
 

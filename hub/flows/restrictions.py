@@ -21,12 +21,17 @@ MEASURE_OF_CONTEXT = {
 }
 
 
-def check_context(name: str, field: str) -> None:
-    """A restricted context must be one the measures name: a typo would silently flag nothing."""
+def context_problem(name: str) -> str | None:
+    """Why ``name`` is no restricted context (a typo would silently flag nothing), or None."""
     if name and name not in MEASURE_OF_CONTEXT:
-        raise InvalidArgument(
-            f"{field}: {name!r} is not a restricted context (one of {', '.join(MEASURE_OF_CONTEXT)})", field=field
-        )
+        return f"{name!r} is not a restricted context (one of {', '.join(MEASURE_OF_CONTEXT)})"
+    return None
+
+
+def check_context(name: str, field: str) -> None:
+    problem = context_problem(name)
+    if problem is not None:
+        raise InvalidArgument(f"{field}: {problem}", field=field)
 
 
 @dataclass(frozen=True)
