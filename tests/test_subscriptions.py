@@ -109,31 +109,29 @@ def test_resume_from_cursor_without_gap(hub: RunningHub) -> None:
     assert not {(e.partition, e.offset) for e in seen} & {(e.partition, e.offset) for e in more}
 
 
+def _mirror(hub: RunningHub, inbox: Path) -> SinkRuntime:
+    """The public security bureau's named subscription mirroring residents into a JSON Lines file."""
+    return SinkRuntime(
+        JsonlSink(inbox),
+        hub.client("public_security").channel,
+        "population.resident",
+        "registry-mirror",
+        CTX,
+        batch_size=25,
+    )
+
+
 def test_named_subscription_survives_hub_and_client_restart(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
     inbox = tmp_path / "inbox.jsonl"
     with running_hub(kafka_bootstrap, topic_prefix, tmp_path / "a") as hub:
         hub.publish("population.resident", [resident(r) for r in PEOPLE[:120]])
-        sink = SinkRuntime(
-            JsonlSink(inbox),
-            hub.client("public_security").channel,
-            "population.resident",
-            "registry-mirror",
-            CTX,
-            batch_size=25,
-        )
+        sink = _mirror(hub, inbox)
         assert sink.run(until=50) >= 50  # the client stops part-way (and restarts below)
     with running_hub(kafka_bootstrap, topic_prefix, tmp_path / "b") as hub:  # a new replica: hub restarted
         hub.publish("population.resident", [resident(r, status="moved_out") for r in PEOPLE[:10]])
-        sink = SinkRuntime(
-            JsonlSink(inbox),
-            hub.client("public_security").channel,
-            "population.resident",
-            "registry-mirror",
-            CTX,
-            batch_size=25,
-        )
+        sink = _mirror(hub, inbox)
         threading.Timer(8, sink.stop).start()
         sink.run(until=130 - sink_written(inbox))
     state: dict[str, dict | None] = {}
