@@ -115,16 +115,17 @@ class NoticeEngine:
             positions: dict[int, int] = {}
             self._batch_created, self._undelivered = [], 0
             for m in messages:
-                if m.error() is not None:
+                partition, offset, value = m.partition(), m.offset(), m.value()
+                if m.error() is not None or partition is None or offset is None:  # only errors lack a position
                     continue
-                first.setdefault(m.partition(), m.offset())
-                if m.value() is not None:
-                    entity, written_ms = orjson.loads(m.value()), m.timestamp()[1]
+                first.setdefault(partition, offset)
+                if value is not None:
+                    entity, written_ms = orjson.loads(value), m.timestamp()[1]
                     if self._since_ms is not None and written_ms < self._since_ms:
                         self._remember(entity)
                     else:
                         self._consider(entity, written_ms)
-                positions[m.partition()] = m.offset() + 1
+                positions[partition] = offset + 1
             if self._producer.flush(30) or self._undelivered:
                 # Not durable: forget them and read the batch again (their ids make a replay harmless).
                 log.error("notices not acknowledged by Kafka; reading %d registrations again", len(messages))

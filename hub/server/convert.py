@@ -70,8 +70,8 @@ def purposes_from_pb(values, field: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def purposes_to_pb(names) -> list[int]:
-    return [PURPOSES.index(n) + 1 for n in names]
+def purposes_to_pb(names: Iterable[str]) -> list[common_pb2.Purpose]:
+    return [common_pb2.Purpose.Value(f"PURPOSE_{n.upper()}") for n in names]
 
 
 def request_to_pb(r: AccessRequest) -> governance_pb2.AccessRequest:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import asdict
 
 import orjson
@@ -102,7 +103,9 @@ class CorrectionsService(corrections_pb2_grpc.CorrectionsServicer):
         await deps.write_state(deps.topics.corrections, f"correction:{filed.id}", asdict(resolved))
         return corrections_pb2.ResolveResponse(request=correction_to_pb(resolved))
 
-    async def Watch(self, request: corrections_pb2.CorrectionsWatchRequest, context: aio.ServicerContext):
+    async def Watch(
+        self, request: corrections_pb2.CorrectionsWatchRequest, context: aio.ServicerContext
+    ) -> AsyncIterator[corrections_pb2.CorrectionsWatchResponse]:
         deps = self._deps
         note_access("correction.watch", "")
         topic = deps.topics.corrections

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from dataclasses import asdict
 
 import orjson
@@ -35,7 +36,9 @@ class NoticesService(notices_pb2_grpc.NoticesServicer):
             raise PermissionDenied(f"notice {ident} is for {notice.department}")
         return notice
 
-    async def Watch(self, request: notices_pb2.NoticesWatchRequest, context: aio.ServicerContext):
+    async def Watch(
+        self, request: notices_pb2.NoticesWatchRequest, context: aio.ServicerContext
+    ) -> AsyncIterator[notices_pb2.NoticesWatchResponse]:
         deps = self._deps
         note_access("notices.watch", "")
         topic = deps.topics.notices
