@@ -19,12 +19,14 @@ import logging
 import threading
 import time
 import tomllib
+from dataclasses import asdict
 from pathlib import Path
 
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
 from pydantic import BaseModel, ConfigDict
 
+from hub.flows.model import Alert, AlertKind, Notice
 from hub.flows.stores import NoticeStore
 from hub.kafka.clients import consume_ready, consumer_config
 
@@ -113,16 +115,17 @@ class NoticeEngine:
             positions: dict[int, int] = {}
             self._batch_created, self._undelivered = [], 0
             for m in messages:
-                if m.error() is not None:
+                partition, offset, value = m.partition(), m.offset(), m.value()
+                if m.error() is not None or partition is None or offset is None:  # only errors lack a position
                     continue
-                first.setdefault(m.partition(), m.offset())
-                if m.value() is not None:
-                    entity, written_ms = orjson.loads(m.value()), m.timestamp()[1]
+                first.setdefault(partition, offset)
+                if value is not None:
+                    entity, written_ms = orjson.loads(value), m.timestamp()[1]
                     if self._since_ms is not None and written_ms < self._since_ms:
                         self._remember(entity)
                     else:
                         self._consider(entity, written_ms)
-                positions[m.partition()] = m.offset() + 1
+                positions[partition] = offset + 1
             if self._producer.flush(30) or self._undelivered:
                 # Not durable: forget them and read the batch again (their ids make a replay harmless).
                 log.error("notices not acknowledged by Kafka; reading %d registrations again", len(messages))
@@ -166,27 +169,24 @@ class NoticeEngine:
                 ident = notice_id(code, item, department)
                 if ident in self._created or self._store.notice(ident) is not None:
                     continue
-                notice = {
-                    "id": ident,
-                    "department": department,
-                    "credit_code": code,
-                    "entity_name": entity.get("name") or "",
-                    "scope_item": item,
-                    "permit": rule.permit,
-                    "reason": "scope_changed" if known else "registered",
-                    "state": "open",
-                    "created_at_ms": now,
-                    "registered_at_ms": registered_at_ms,
-                    "claim_due_ms": now + self._claim_limit_ms,
-                    "claimed_at_ms": 0,
-                    "claimed_by": "",
-                    "feedback_due_ms": 0,
-                    "feedback_at_ms": 0,
-                    "feedback": "",
-                    "feedback_note": "",
-                }
+                notice = Notice(
+                    id=ident,
+                    department=department,
+                    credit_code=code,
+                    entity_name=entity.get("name") or "",
+                    scope_item=item,
+                    permit=rule.permit,
+                    reason="scope_changed" if known else "registered",
+                    state="open",
+                    created_at_ms=now,
+                    registered_at_ms=registered_at_ms,
+                    claim_due_ms=now + self._claim_limit_ms,
+                )
                 self._producer.produce(
-                    self._notices_topic, orjson.dumps(notice), f"notice:{ident}".encode(), on_delivery=self._delivered
+                    self._notices_topic,
+                    orjson.dumps(asdict(notice)),
+                    f"notice:{ident}".encode(),
+                    on_delivery=self._delivered,
                 )
                 self._created.add(ident)
                 self._batch_created.append(ident)
@@ -194,25 +194,19 @@ class NoticeEngine:
                 self.created += 1
 
 
-def overdue_alerts(store: NoticeStore, now_ms: int) -> list[dict]:
+def overdue_alerts(store: NoticeStore, now_ms: int) -> list[Alert]:
     """Alerts that should exist now and do not yet: unclaimed past the claim limit, or claimed
     with no feedback past the feedback limit. Deterministic, so any replica may write them."""
     out = []
     for n in store.notices():
-        for kind, due, late in (
-            ("claim_overdue", n["claim_due_ms"], n["state"] == "open"),
-            ("feedback_overdue", n["feedback_due_ms"], n["state"] == "claimed"),
-        ):
-            ident = f"{n['id']}:{kind}"
-            if late and due and due < now_ms and store.values.get(f"alert:{ident}") is None:
+        late: tuple[tuple[AlertKind, int, bool], ...] = (
+            ("claim_overdue", n.claim_due_ms, n.state == "open"),
+            ("feedback_overdue", n.feedback_due_ms, n.state == "claimed"),
+        )
+        for kind, due, overdue in late:
+            ident = f"{n.id}:{kind}"
+            if overdue and due and due < now_ms and not store.has_alert(ident):
                 out.append(
-                    {
-                        "id": ident,
-                        "notice_id": n["id"],
-                        "department": n["department"],
-                        "kind": kind,
-                        "raised_at_ms": due,
-                        "due_ms": due,
-                    }
+                    Alert(id=ident, notice_id=n.id, department=n.department, kind=kind, raised_at_ms=due, due_ms=due)
                 )
     return out

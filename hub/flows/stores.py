@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-import time
+import logging
+from collections.abc import Callable
+from typing import TypeVar
 
+from hub.flows.model import Alert, CorrectionRequest, Notice
 from hub.kafka.keyed_state import KeyedState
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
 
 
 class SubscriptionStore(KeyedState):
@@ -23,23 +30,37 @@ class NoticeStore(KeyedState):
 
     def __init__(self) -> None:
         super().__init__("notices")
+        self._notices: dict[str, Notice] = {}
+        self._alerts: dict[str, Alert] = {}
         self._entities: set[str] = set()  # credit codes that have had a notice
 
     def on_applied(self, keys: list[str]) -> None:
-        values = self.values
-        self._entities.update(values[k]["credit_code"] for k in keys if k.startswith("notice:") and k in values)
+        notices, alerts = dict(self._notices), dict(self._alerts)  # copy on write, as the values are
+        for key in keys:
+            kind, _, ident = key.partition(":")
+            if kind == "notice":
+                notice = _read(self, key, Notice)
+                _put(notices, ident, notice)
+                if notice is not None:
+                    self._entities.add(notice.credit_code)
+            elif kind == "alert":
+                _put(alerts, ident, _read(self, key, Alert))
+        self._notices, self._alerts = notices, alerts
 
     def has_notices_for(self, credit_code: str) -> bool:
         return credit_code in self._entities
 
-    def notice(self, ident: str) -> dict | None:
-        return self.values.get(f"notice:{ident}")
+    def notice(self, ident: str) -> Notice | None:
+        return self._notices.get(ident)
 
-    def notices(self) -> list[dict]:
-        return sorted((v for k, v in self.values.items() if k.startswith("notice:")), key=lambda n: n["created_at_ms"])
+    def notices(self) -> list[Notice]:
+        return sorted(self._notices.values(), key=lambda n: n.created_at_ms)
 
-    def alerts(self) -> list[dict]:
-        return sorted((v for k, v in self.values.items() if k.startswith("alert:")), key=lambda a: a["raised_at_ms"])
+    def has_alert(self, ident: str) -> bool:
+        return ident in self._alerts
+
+    def alerts(self) -> list[Alert]:
+        return sorted(self._alerts.values(), key=lambda a: a.raised_at_ms)
 
 
 class CorrectionStore(KeyedState):
@@ -47,33 +68,52 @@ class CorrectionStore(KeyedState):
 
     def __init__(self) -> None:
         super().__init__("corrections")
-        self._open: dict[tuple[str, str], tuple[dict, ...]] = {}
+        self._requests: dict[str, CorrectionRequest] = {}
+        self._open: dict[tuple[str, str], tuple[CorrectionRequest, ...]] = {}
         self._open_resources: frozenset[str] = frozenset()
 
     def on_applied(self, keys: list[str]) -> None:
-        open_ = {}
-        for value in self.values.values():
-            if value.get("state") == "open":
-                pair = (value["resource"], value["key"])
-                open_[pair] = (*open_.get(pair, ()), value)
-        self._open = open_
+        requests = dict(self._requests)
+        for key in keys:
+            _put(requests, key.removeprefix("correction:"), _read(self, key, CorrectionRequest))
+        open_: dict[tuple[str, str], tuple[CorrectionRequest, ...]] = {}
+        for c in requests.values():
+            if c.state == "open":
+                pair = (c.resource, c.key)
+                open_[pair] = (*open_.get(pair, ()), c)
+        self._requests, self._open = requests, open_
         self._open_resources = frozenset(resource for resource, _ in open_)
 
     def any_open(self, resource: str) -> bool:
         """Whether any record of ``resource`` is disputed: lets readers skip per-row checks."""
         return resource in self._open_resources
 
-    def request(self, ident: str) -> dict | None:
-        return self.values.get(f"correction:{ident}")
+    def request(self, ident: str) -> CorrectionRequest | None:
+        return self._requests.get(ident)
 
-    def requests(self) -> list[dict]:
-        return sorted(self.values.values(), key=lambda c: c["filed_at_ms"])
+    def requests(self) -> list[CorrectionRequest]:
+        return sorted(self._requests.values(), key=lambda c: c.filed_at_ms)
 
     def disputed(self, resource: str, key: str) -> frozenset[str]:
         """Fields of this record under an open correction request."""
         found = self._open.get((resource, key))
-        return frozenset(c["field"] for c in found) if found else frozenset()
+        return frozenset(c.field for c in found) if found else frozenset()
 
-    def overdue(self, now_ms: int | None = None) -> list[dict]:
-        now = now_ms or int(time.time() * 1000)
-        return [c for c in self.requests() if c["state"] == "open" and c["due_ms"] < now]
+
+def _read(state: KeyedState, key: str, record: Callable[..., R]) -> R | None:
+    """The record now at ``key``: None once deleted, or (logged) if the value is not such a record."""
+    value = state.values.get(key)
+    if value is None:
+        return None
+    try:
+        return record(**value)
+    except TypeError as err:  # a field missing or unknown: skipped, as an undecodable value is
+        log.error("%s: %s is not a valid record: %s", state.name, key, err)
+        return None
+
+
+def _put(records: dict[str, R], ident: str, record: R | None) -> None:
+    if record is None:
+        records.pop(ident, None)
+    else:
+        records[ident] = record

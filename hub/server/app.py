@@ -16,6 +16,7 @@ import logging
 import sys
 import time
 from collections.abc import Iterable
+from dataclasses import asdict
 from pathlib import Path
 
 import grpc
@@ -387,8 +388,8 @@ class HubServer:
             await asyncio.sleep(every)
             assert self.deps is not None
             for alert in overdue_alerts(self.deps.notices, int(time.time() * 1000)):
-                log.warning("notice %s for %s: %s", alert["notice_id"], alert["department"], alert["kind"])
-                await self.deps.write_state(self.topics.notices, f"alert:{alert['id']}", alert)
+                log.warning("notice %s for %s: %s", alert.notice_id, alert.department, alert.kind)
+                await self.deps.write_state(self.topics.notices, f"alert:{alert.id}", asdict(alert))
 
     async def _watch_crl(self, path: Path, every_s: float = 1.0) -> None:
         """Revocation takes effect without a restart: the CRL file is re-read when it changes."""

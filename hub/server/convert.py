@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Generic, TypeVar
 
 from hub.cache.claims import Claim, Op
 from hub.cache.table import Watermark
 from hub.catalogue.model import Department, ResourceSpec
 from hub.errors import InvalidArgument
+from hub.flows.model import Alert, CorrectionRequest, CorrectionState, FeedbackKind, Notice, NoticeState
 from hub.governance.state import PURPOSES, AccessRequest, Grant
-from hub.v1 import catalog_pb2, common_pb2, governance_pb2, verification_pb2
+from hub.v1 import catalog_pb2, common_pb2, corrections_pb2, governance_pb2, notices_pb2, verification_pb2
 
 _OPS = {
     verification_pb2.CLAIM_OP_UNSPECIFIED: Op.EQUALS,
@@ -68,8 +70,8 @@ def purposes_from_pb(values, field: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def purposes_to_pb(names) -> list[int]:
-    return [PURPOSES.index(n) + 1 for n in names]
+def purposes_to_pb(names: Iterable[str]) -> list[common_pb2.Purpose]:
+    return [common_pb2.Purpose.Value(f"PURPOSE_{n.upper()}") for n in names]
 
 
 def request_to_pb(r: AccessRequest) -> governance_pb2.AccessRequest:
@@ -193,4 +195,103 @@ def resource_to_pb(spec: ResourceSpec, topic: str, partitions: int, version: int
         partitions=partitions,
         schema_version=spec.schema_version,
         json_schema=orjson.dumps(spec.json_schema()).decode(),
+    )
+
+
+N = TypeVar("N", bound=str)
+P = TypeVar("P", bound=int)
+
+
+class EnumTable(Generic[N, P]):
+    """The domain's names for a proto enum's values: one table, read both ways."""
+
+    def __init__(self, unspecified: P, values: dict[N, P]) -> None:
+        self._unspecified = unspecified
+        self._values: dict[str, P] = {k: v for k, v in values.items()}
+        self._names: dict[int, N] = {v: k for k, v in values.items()}
+
+    def to_pb(self, name: str) -> P:
+        """UNSPECIFIED for a name not in the table (e.g. no feedback yet)."""
+        return self._values.get(name, self._unspecified)
+
+    def from_pb(self, value: int) -> N | None:
+        """None for UNSPECIFIED and for values this hub does not know."""
+        return self._names.get(value)
+
+
+NOTICE_STATES: EnumTable[NoticeState, notices_pb2.NoticeState] = EnumTable(
+    notices_pb2.NOTICE_STATE_UNSPECIFIED,
+    {
+        "open": notices_pb2.NOTICE_STATE_OPEN,
+        "claimed": notices_pb2.NOTICE_STATE_CLAIMED,
+        "done": notices_pb2.NOTICE_STATE_DONE,
+    },
+)
+FEEDBACK_KINDS: EnumTable[FeedbackKind, notices_pb2.FeedbackKind] = EnumTable(
+    notices_pb2.FEEDBACK_KIND_UNSPECIFIED,
+    {
+        "permit_issued": notices_pb2.FEEDBACK_KIND_PERMIT_ISSUED,
+        "inspected": notices_pb2.FEEDBACK_KIND_INSPECTED,
+        "not_applicable": notices_pb2.FEEDBACK_KIND_NOT_APPLICABLE,
+        "other": notices_pb2.FEEDBACK_KIND_OTHER,
+    },
+)
+CORRECTION_STATES: EnumTable[CorrectionState, corrections_pb2.CorrectionState] = EnumTable(
+    corrections_pb2.CORRECTION_STATE_UNSPECIFIED,
+    {
+        "open": corrections_pb2.CORRECTION_STATE_OPEN,
+        "corrected": corrections_pb2.CORRECTION_STATE_CORRECTED,
+        "confirmed": corrections_pb2.CORRECTION_STATE_CONFIRMED,
+    },
+)
+
+
+def notice_to_pb(n: Notice) -> notices_pb2.Notice:
+    return notices_pb2.Notice(
+        id=n.id,
+        department=n.department,
+        credit_code=n.credit_code,
+        entity_name=n.entity_name,
+        scope_item=n.scope_item,
+        reason=n.reason,
+        state=NOTICE_STATES.to_pb(n.state),
+        created_at_ms=n.created_at_ms,
+        claimed_at_ms=n.claimed_at_ms,
+        claimed_by=n.claimed_by,
+        feedback_at_ms=n.feedback_at_ms,
+        feedback=FEEDBACK_KINDS.to_pb(n.feedback),
+        feedback_note=n.feedback_note,
+        claim_due_ms=n.claim_due_ms,
+        feedback_due_ms=n.feedback_due_ms,
+        registered_at_ms=n.registered_at_ms,
+    )
+
+
+def alert_to_pb(a: Alert) -> notices_pb2.Alert:
+    return notices_pb2.Alert(
+        id=a.id,
+        notice_id=a.notice_id,
+        department=a.department,
+        kind=a.kind,
+        raised_at_ms=a.raised_at_ms,
+        due_ms=a.due_ms,
+    )
+
+
+def correction_to_pb(c: CorrectionRequest) -> corrections_pb2.CorrectionRequest:
+    return corrections_pb2.CorrectionRequest(
+        id=c.id,
+        resource=c.resource,
+        key=c.key,
+        field=c.field,
+        proposed_value=c.proposed_value,
+        evidence_ref=c.evidence_ref,
+        filed_by=c.filed_by,
+        filed_at_ms=c.filed_at_ms,
+        due_ms=c.due_ms,
+        state=CORRECTION_STATES.to_pb(c.state),
+        resolved_by=c.resolved_by,
+        resolved_at_ms=c.resolved_at_ms,
+        note=c.note,
+        overdue=c.overdue(),
     )

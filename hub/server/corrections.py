@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import asdict
 
 import orjson
 from grpc import aio
@@ -12,37 +14,13 @@ from grpc import aio
 from hub.cache.verify import key_problem
 from hub.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from hub.flows.changefeed import ChangeStream, TopicReader
+from hub.flows.model import CorrectionRequest
 from hub.governance.identity import HUB_ADMIN, current_caller
 from hub.governance.workdays import add_working_days
+from hub.server.convert import CORRECTION_STATES, correction_to_pb
 from hub.server.deps import Deps
 from hub.server.interceptors import note_access
 from hub.v1 import corrections_pb2, corrections_pb2_grpc
-
-_STATES = {
-    "open": corrections_pb2.CORRECTION_STATE_OPEN,
-    "corrected": corrections_pb2.CORRECTION_STATE_CORRECTED,
-    "confirmed": corrections_pb2.CORRECTION_STATE_CONFIRMED,
-}
-_STATE_NAMES = {v: k for k, v in _STATES.items()}
-
-
-def correction_to_pb(c: dict) -> corrections_pb2.CorrectionRequest:
-    return corrections_pb2.CorrectionRequest(
-        id=c["id"],
-        resource=c["resource"],
-        key=c["key"],
-        field=c["field"],
-        proposed_value=c["proposed_value"],
-        evidence_ref=c["evidence_ref"],
-        filed_by=c["filed_by"],
-        filed_at_ms=c["filed_at_ms"],
-        due_ms=c["due_ms"],
-        state=_STATES[c["state"]],
-        resolved_by=c["resolved_by"],
-        resolved_at_ms=c["resolved_at_ms"],
-        note=c["note"],
-        overdue=c["state"] == "open" and c["due_ms"] < time.time() * 1000,
-    )
 
 
 class CorrectionsService(corrections_pb2_grpc.CorrectionsServicer):
@@ -50,13 +28,13 @@ class CorrectionsService(corrections_pb2_grpc.CorrectionsServicer):
         self._deps = deps
         self._working_days = working_days
 
-    def _provider(self, c: dict) -> str:
+    def _provider(self, c: CorrectionRequest) -> str:
         catalogue = self._deps.catalogue
-        return catalogue.resource(c["resource"]).provider if c["resource"] in catalogue else ""
+        return catalogue.resource(c.resource).provider if c.resource in catalogue else ""
 
-    def _visible(self, c: dict) -> bool:
+    def _visible(self, c: CorrectionRequest) -> bool:
         department = current_caller.get().department
-        return department in (HUB_ADMIN, self._provider(c), c["filed_by"].split(".")[0])
+        return department in (HUB_ADMIN, self._provider(c), c.filed_by.split(".")[0])
 
     async def Dispute(
         self, request: corrections_pb2.DisputeRequest, context: aio.ServicerContext
@@ -77,22 +55,18 @@ class CorrectionsService(corrections_pb2_grpc.CorrectionsServicer):
             )
         now = dt.datetime.now(dt.UTC)
         due = add_working_days(now, self._working_days, deps.settings.holidays)
-        filed = {
-            "id": f"CR-{now:%Y%m%d}-{uuid.uuid4().hex[:8]}",
-            "resource": spec.name,
-            "key": request.key,
-            "field": request.field,
-            "proposed_value": request.proposed_value,
-            "evidence_ref": request.evidence_ref.strip(),
-            "filed_by": caller.label,
-            "filed_at_ms": int(now.timestamp() * 1000),
-            "due_ms": int(due.timestamp() * 1000),
-            "state": "open",
-            "resolved_by": "",
-            "resolved_at_ms": 0,
-            "note": "",
-        }
-        await deps.write_state(deps.topics.corrections, f"correction:{filed['id']}", filed)
+        filed = CorrectionRequest(
+            id=f"CR-{now:%Y%m%d}-{uuid.uuid4().hex[:8]}",
+            resource=spec.name,
+            key=request.key,
+            field=request.field,
+            proposed_value=request.proposed_value,
+            evidence_ref=request.evidence_ref.strip(),
+            filed_by=caller.label,
+            filed_at_ms=int(now.timestamp() * 1000),
+            due_ms=int(due.timestamp() * 1000),
+        )
+        await deps.write_state(deps.topics.corrections, f"correction:{filed.id}", asdict(filed))
         return corrections_pb2.DisputeResponse(request=correction_to_pb(filed))
 
     async def List(
@@ -101,7 +75,7 @@ class CorrectionsService(corrections_pb2_grpc.CorrectionsServicer):
         found = [
             c
             for c in self._deps.corrections.requests()
-            if self._visible(c) and (not request.open_only or c["state"] == "open")
+            if self._visible(c) and (not request.open_only or c.state == "open")
         ]
         return corrections_pb2.CorrectionsListResponse(requests=[correction_to_pb(c) for c in found])
 
@@ -115,27 +89,23 @@ class CorrectionsService(corrections_pb2_grpc.CorrectionsServicer):
         deps = self._deps
         caller = current_caller.get()
         filed = deps.corrections.request(request.id)
-        note_access("correction.resolve", filed["resource"] if filed else "", detail=request.id)
+        note_access("correction.resolve", filed.resource if filed else "", detail=request.id)
         if filed is None:
             raise NotFound(f"no correction request {request.id!r}", field="id")
         if caller.department != self._provider(filed):
-            raise PermissionDenied(f"only the provider of {filed['resource']} resolves {request.id}")
-        state = _STATE_NAMES.get(request.state)
+            raise PermissionDenied(f"only the provider of {filed.resource} resolves {request.id}")
+        state = CORRECTION_STATES.from_pb(request.state)
         if state not in ("corrected", "confirmed"):
             raise InvalidArgument("state: CORRECTED or CONFIRMED", field="state")
-        if filed["state"] != "open":
-            raise FailedPrecondition(f"{request.id} is already {filed['state']}")
-        resolved = {
-            **filed,
-            "state": state,
-            "resolved_by": caller.label,
-            "resolved_at_ms": int(time.time() * 1000),
-            "note": request.note.strip(),
-        }
-        await deps.write_state(deps.topics.corrections, f"correction:{filed['id']}", resolved)
+        if filed.state != "open":
+            raise FailedPrecondition(f"{request.id} is already {filed.state}")
+        resolved = filed.resolved(state, caller.label, request.note.strip(), int(time.time() * 1000))
+        await deps.write_state(deps.topics.corrections, f"correction:{filed.id}", asdict(resolved))
         return corrections_pb2.ResolveResponse(request=correction_to_pb(resolved))
 
-    async def Watch(self, request: corrections_pb2.CorrectionsWatchRequest, context: aio.ServicerContext):
+    async def Watch(
+        self, request: corrections_pb2.CorrectionsWatchRequest, context: aio.ServicerContext
+    ) -> AsyncIterator[corrections_pb2.CorrectionsWatchResponse]:
         deps = self._deps
         note_access("correction.watch", "")
         topic = deps.topics.corrections
@@ -146,13 +116,13 @@ class CorrectionsService(corrections_pb2_grpc.CorrectionsServicer):
         mine = current_caller.get().department
         try:
             for c in deps.corrections.requests():
-                if c["state"] == "open" and self._provider(c) == mine:
+                if c.state == "open" and self._provider(c) == mine:
                     yield corrections_pb2.CorrectionsWatchResponse(request=correction_to_pb(c))
             while True:
                 for change in await stream.next_batch():
                     stream.advance(change)
                     if change.value is not None:
-                        c = orjson.loads(change.value)
+                        c = CorrectionRequest(**orjson.loads(change.value))
                         if self._provider(c) == mine:
                             yield corrections_pb2.CorrectionsWatchResponse(request=correction_to_pb(c))
         finally:

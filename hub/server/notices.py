@@ -3,51 +3,20 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from dataclasses import asdict
 
 import orjson
 from grpc import aio
 
 from hub.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from hub.flows.changefeed import ChangeStream, TopicReader
+from hub.flows.model import Alert, Notice
 from hub.governance.identity import HUB_ADMIN, current_caller
+from hub.server.convert import FEEDBACK_KINDS, NOTICE_STATES, alert_to_pb, notice_to_pb
 from hub.server.deps import Deps
 from hub.server.interceptors import note_access
 from hub.v1 import notices_pb2, notices_pb2_grpc
-
-_STATES = {
-    "open": notices_pb2.NOTICE_STATE_OPEN,
-    "claimed": notices_pb2.NOTICE_STATE_CLAIMED,
-    "done": notices_pb2.NOTICE_STATE_DONE,
-}
-_STATE_NAMES = {v: k for k, v in _STATES.items()}
-_FEEDBACK = {
-    "permit_issued": notices_pb2.FEEDBACK_KIND_PERMIT_ISSUED,
-    "inspected": notices_pb2.FEEDBACK_KIND_INSPECTED,
-    "not_applicable": notices_pb2.FEEDBACK_KIND_NOT_APPLICABLE,
-    "other": notices_pb2.FEEDBACK_KIND_OTHER,
-}
-_FEEDBACK_NAMES = {v: k for k, v in _FEEDBACK.items()}
-
-
-def notice_to_pb(n: dict) -> notices_pb2.Notice:
-    return notices_pb2.Notice(
-        id=n["id"],
-        department=n["department"],
-        credit_code=n["credit_code"],
-        entity_name=n["entity_name"],
-        scope_item=n["scope_item"],
-        reason=n["reason"],
-        state=_STATES[n["state"]],
-        created_at_ms=n["created_at_ms"],
-        claimed_at_ms=n["claimed_at_ms"],
-        claimed_by=n["claimed_by"],
-        feedback_at_ms=n["feedback_at_ms"],
-        feedback=_FEEDBACK.get(n["feedback"], 0),
-        feedback_note=n["feedback_note"],
-        claim_due_ms=n["claim_due_ms"],
-        feedback_due_ms=n["feedback_due_ms"],
-        registered_at_ms=n.get("registered_at_ms", 0),
-    )
 
 
 class NoticesService(notices_pb2_grpc.NoticesServicer):
@@ -55,19 +24,21 @@ class NoticesService(notices_pb2_grpc.NoticesServicer):
         self._deps = deps
         self._feedback_limit_ms = int(feedback_limit_s * 1000)
 
-    def _mine(self, notice: dict) -> bool:
+    def _mine(self, record: Notice | Alert) -> bool:
         caller = current_caller.get()
-        return caller.department in (HUB_ADMIN, notice["department"])
+        return caller.department in (HUB_ADMIN, record.department)
 
-    def _owned(self, ident: str) -> dict:
+    def _owned(self, ident: str) -> Notice:
         notice = self._deps.notices.notice(ident)
         if notice is None:
             raise NotFound(f"no notice {ident!r}", field="id")
-        if notice["department"] != current_caller.get().department:
-            raise PermissionDenied(f"notice {ident} is for {notice['department']}")
+        if notice.department != current_caller.get().department:
+            raise PermissionDenied(f"notice {ident} is for {notice.department}")
         return notice
 
-    async def Watch(self, request: notices_pb2.NoticesWatchRequest, context: aio.ServicerContext):
+    async def Watch(
+        self, request: notices_pb2.NoticesWatchRequest, context: aio.ServicerContext
+    ) -> AsyncIterator[notices_pb2.NoticesWatchResponse]:
         deps = self._deps
         note_access("notices.watch", "")
         topic = deps.topics.notices
@@ -77,13 +48,13 @@ class NoticesService(notices_pb2_grpc.NoticesServicer):
         )
         try:
             for notice in deps.notices.notices():  # what is open now, then what happens next
-                if notice["state"] != "done" and self._mine(notice):
+                if notice.state != "done" and self._mine(notice):
                     yield notices_pb2.NoticesWatchResponse(notice=notice_to_pb(notice))
             while True:
                 for change in await stream.next_batch():
                     stream.advance(change)
                     if change.value is not None and change.key.startswith("notice:"):
-                        notice = orjson.loads(change.value)
+                        notice = Notice(**orjson.loads(change.value))
                         if self._mine(notice):
                             yield notices_pb2.NoticesWatchResponse(notice=notice_to_pb(notice))
         finally:
@@ -92,10 +63,10 @@ class NoticesService(notices_pb2_grpc.NoticesServicer):
     async def List(
         self, request: notices_pb2.NoticesListRequest, context: aio.ServicerContext
     ) -> notices_pb2.NoticesListResponse:
-        state = _STATE_NAMES.get(request.state)
+        state = NOTICE_STATES.from_pb(request.state)
         if request.state and state is None:
             raise InvalidArgument(f"state: {request.state} is not a NoticeState", field="state")
-        found = [n for n in self._deps.notices.notices() if self._mine(n) and (state is None or n["state"] == state)]
+        found = [n for n in self._deps.notices.notices() if self._mine(n) and (state is None or n.state == state)]
         return notices_pb2.NoticesListResponse(notices=[notice_to_pb(n) for n in found])
 
     async def Get(
@@ -110,44 +81,31 @@ class NoticesService(notices_pb2_grpc.NoticesServicer):
         note_access("notices.claim", "", detail=request.id)
         async with self._deps.exclusive(f"notice:{request.id}"):
             notice = self._owned(request.id)
-            if notice["state"] != "open":
-                raise FailedPrecondition(f"notice {request.id} is already {notice['state']}")
-            now = int(time.time() * 1000)
-            claimed = {
-                **notice,
-                "state": "claimed",
-                "claimed_at_ms": now,
-                "claimed_by": current_caller.get().label,
-                "feedback_due_ms": now + self._feedback_limit_ms,
-            }
-            await self._deps.write_state(self._deps.topics.notices, f"notice:{notice['id']}", claimed)
+            if notice.state != "open":
+                raise FailedPrecondition(f"notice {request.id} is already {notice.state}")
+            claimed = notice.claimed(current_caller.get().label, int(time.time() * 1000), self._feedback_limit_ms)
+            await self._deps.write_state(self._deps.topics.notices, f"notice:{notice.id}", asdict(claimed))
         return notices_pb2.ClaimResponse(notice=notice_to_pb(claimed))
 
     async def Feedback(
         self, request: notices_pb2.FeedbackRequest, context: aio.ServicerContext
     ) -> notices_pb2.FeedbackResponse:
         note_access("notices.feedback", "", detail=request.id)
-        kind = _FEEDBACK_NAMES.get(request.kind)
+        kind = FEEDBACK_KINDS.from_pb(request.kind)
         if kind is None:
             raise InvalidArgument("kind: PERMIT_ISSUED, INSPECTED, NOT_APPLICABLE or OTHER", field="kind")
         if kind == "other" and not request.note.strip():
             raise InvalidArgument("note: required when the feedback is OTHER", field="note")
         async with self._deps.exclusive(f"notice:{request.id}"):
             notice = self._owned(request.id)
-            if notice["state"] != "claimed":
-                raise FailedPrecondition(f"notice {request.id} is {notice['state']}: claim it before feeding back")
-            done = {
-                **notice,
-                "state": "done",
-                "feedback_at_ms": int(time.time() * 1000),
-                "feedback": kind,
-                "feedback_note": request.note.strip(),
-            }
-            await self._deps.write_state(self._deps.topics.notices, f"notice:{notice['id']}", done)
+            if notice.state != "claimed":
+                raise FailedPrecondition(f"notice {request.id} is {notice.state}: claim it before feeding back")
+            done = notice.done(kind, request.note.strip(), int(time.time() * 1000))
+            await self._deps.write_state(self._deps.topics.notices, f"notice:{notice.id}", asdict(done))
         return notices_pb2.FeedbackResponse(notice=notice_to_pb(done))
 
     async def ListAlerts(
         self, request: notices_pb2.ListAlertsRequest, context: aio.ServicerContext
     ) -> notices_pb2.ListAlertsResponse:
         alerts = [a for a in self._deps.notices.alerts() if self._mine(a)]
-        return notices_pb2.ListAlertsResponse(alerts=[notices_pb2.Alert(**a) for a in alerts])
+        return notices_pb2.ListAlertsResponse(alerts=[alert_to_pb(a) for a in alerts])
