@@ -105,7 +105,9 @@ def test_hub_replica_sets_have_probes_budgets_and_settings(overlay: tuple[str, l
         assert statefulset["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
         assert budgets[set_name]["spec"]["selector"] == statefulset["spec"]["selector"]
         assert statefulset["spec"]["serviceName"] in services
-        assert container["envFrom"][0]["configMapRef"]["name"] in settings
+        workers = int(settings[container["envFrom"][0]["configMapRef"]["name"]]["data"]["HUB_WORKERS"])
+        metrics = sorted(p["containerPort"] for p in container["ports"] if p["name"].startswith("metrics-"))
+        assert metrics == list(range(9464, 9464 + workers)), "one metrics port per worker process"
         for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
             assert container[probe]["exec"]["command"][:2] == ["python", "/usr/local/lib/hub_health.py"]
         assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
