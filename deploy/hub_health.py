@@ -4,7 +4,7 @@ Exit 0 when the hub's gRPC health service says SERVING (the cache has caught up)
 when it answers at all (NOT_SERVING while loading is alive). Under mutual TLS (``HUB_TLS_DIR`` set)
 the probe presents its own certificate, ``HUB_PROBE_CERT`` and ``HUB_PROBE_KEY``, issued by the
 hub's CA: the hub accepts no connection without one, which is also why the kubelet's own gRPC
-probe (plaintext only) cannot check it.
+probe (which presents no client certificate) cannot check it.
 """
 
 from __future__ import annotations
