@@ -70,10 +70,15 @@ class RuntimeOptions:
     # Stop once a live source has caught up and everything is acknowledged (a one-shot run).
     # A bounded source (a file) always stops when it is finished.
     stop_when_idle: bool = False
+    # How often ready offsets are stored; the default stores them as soon as they are ready.
     commit_policy: CommitPolicy = field(default_factory=CommitPolicy)
 
 
 class ConnectorRuntime:
+    """Wires the steps. :meth:`run` is the runtime thread: every step is called from it alone, and
+    it returns when the source is finished (or caught up, with ``stop_when_idle``) and everything
+    read is acknowledged or dead-lettered, or after :meth:`stop`, which any thread may call."""
+
     def __init__(
         self,
         connector: Connector,
