@@ -8,19 +8,55 @@ engineer reading a log.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import grpc
+
+RETRIABLE: frozenset[grpc.StatusCode] = frozenset(
+    {
+        # The hub or Kafka behind it is down, restarting or changing leaders: it passes.
+        grpc.StatusCode.UNAVAILABLE,
+        # Backpressure: the hub is saturated and says when to come back (``retry-after-ms``).
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        # The call may or may not have taken effect. Safe to repeat: a Publish is keyed upserts
+        # (a repeat has no further effect) and a stream resumes from its acknowledged cursor.
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        # A concurrency conflict: gRPC's own guidance is to retry the whole sequence.
+        grpc.StatusCode.ABORTED,
+    }
+)
+"""The one definition of the gRPC statuses a call may be retried on, unchanged, after a backoff.
+
+Not in it, because the same call would only fail the same way: INVALID_ARGUMENT, FAILED_PRECONDITION,
+OUT_OF_RANGE (the request is wrong), NOT_FOUND, ALREADY_EXISTS, PERMISSION_DENIED, UNAUTHENTICATED
+(the caller or the catalogue must change first), UNIMPLEMENTED. Nor INTERNAL: it is a hub bug, perhaps
+on one record, so a blind retry can loop forever; the connector runtime instead retries each record
+alone a bounded number of times (:mod:`hub.connect.publisher`). See :data:`RESUMABLE` for streams.
+"""
+
+RESUMABLE: frozenset[grpc.StatusCode] = RETRIABLE | {grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL}
+"""The statuses on which a stream that resumes from its acknowledged cursor (a subscription) reopens.
+
+Besides :data:`RETRIABLE`: a stream already open sees the hub going away as CANCELLED (a server
+shutting down cancels its calls) and a connection reset as INTERNAL (RST_STREAM); reopening from the
+cursor repeats nothing that was acknowledged.
+"""
 
 
 class HubError(Exception):
-    """Base class. ``code`` is the gRPC status the caller receives."""
+    """Base class. ``code`` is the gRPC status the caller receives; it is :attr:`retriable`
+    exactly when ``code`` is in :data:`RETRIABLE`."""
 
-    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
-    retriable: bool = False
+    code: ClassVar[grpc.StatusCode] = grpc.StatusCode.INTERNAL
 
     def __init__(self, message: str, *, field: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+
+    @property
+    def retriable(self) -> bool:
+        return self.code in RETRIABLE
 
 
 class InvalidArgument(HubError):
@@ -65,7 +101,6 @@ class Unavailable(HubError):
     """A dependency (Kafka) did not answer in time. Safe to retry."""
 
     code = grpc.StatusCode.UNAVAILABLE
-    retriable = True
 
     def __init__(self, message: str, *, retry_after_s: float = 1.0) -> None:
         super().__init__(message)
@@ -80,4 +115,3 @@ class ResourceExhausted(Unavailable):
 
 class DeadlineExceeded(HubError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
-    retriable = True

@@ -4,8 +4,9 @@ The source partition is the file's path with its size and modification time
 (a file dropped again under the same name is new), and the offset is the
 number of data rows consumed, so a restarted connector skips what the hub
 already has. Rows that cannot be parsed (a broken JSON line, a short CSV row)
-are passed on with a ``__error__`` member, and the runtime reports them to the
-dead letter; so is the rest of a file that cannot be read on (a wrong encoding).
+are passed on as records with an ``error`` (and what was read of them), and the
+runtime reports them to the dead letter; so is the rest of a file that cannot be
+read on (a wrong encoding).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from hub.connect.source import Source, SourceRecord
 log = logging.getLogger(__name__)
 
 FileFormat = Literal["csv", "jsonl", "xlsx"]
-ERROR_KEY = "__error__"
+# (line number, the row, or what was read of it, and why it cannot be used: None for a good row)
+Rows = Iterator[tuple[int, Mapping[str, Any], str | None]]
 
 
 def detect_format(path: Path) -> FileFormat:
@@ -37,7 +39,7 @@ def detect_format(path: Path) -> FileFormat:
     raise ValueError(f"{path}: unknown file type {suffix!r} (use .csv, .jsonl or .xlsx)")
 
 
-def _csv_rows(path: Path, encoding: str) -> Iterator[tuple[int, Mapping[str, Any]]]:
+def _csv_rows(path: Path, encoding: str) -> Rows:
     with path.open(encoding=encoding, newline="") as f:
         reader = csv.reader(f)
         header = next(reader, None)
@@ -46,12 +48,12 @@ def _csv_rows(path: Path, encoding: str) -> Iterator[tuple[int, Mapping[str, Any
         width = len(header)
         for number, cells in enumerate(reader, start=2):
             if len(cells) != width:
-                yield number, {ERROR_KEY: f"line {number}: {len(cells)} cells, the header has {width}"}
+                yield number, {"cells": cells}, f"line {number}: {len(cells)} cells, the header has {width}"
             else:
-                yield number, dict(zip(header, cells, strict=True))
+                yield number, dict(zip(header, cells, strict=True)), None
 
 
-def _jsonl_rows(path: Path, encoding: str) -> Iterator[tuple[int, Mapping[str, Any]]]:
+def _jsonl_rows(path: Path, encoding: str) -> Rows:
     with path.open("rb") as f:
         for number, line in enumerate(f, start=1):
             if not line.strip():
@@ -61,15 +63,20 @@ def _jsonl_rows(path: Path, encoding: str) -> Iterator[tuple[int, Mapping[str, A
                     line if encoding.lower().replace("-", "") in ("utf8", "utf8sig") else line.decode(encoding).encode()
                 )
             except (orjson.JSONDecodeError, UnicodeDecodeError) as exc:
-                yield number, {ERROR_KEY: f"line {number}: not valid JSON: {exc}"}
+                yield number, _text(line, encoding), f"line {number}: not valid JSON: {exc}"
                 continue
             if not isinstance(row, dict):
-                yield number, {ERROR_KEY: f"line {number}: expected a JSON object"}
+                yield number, _text(line, encoding), f"line {number}: expected a JSON object"
             else:
-                yield number, row
+                yield number, row, None
 
 
-def _xlsx_rows(path: Path, sheet: str | None) -> Iterator[tuple[int, Mapping[str, Any]]]:
+def _text(line: bytes, encoding: str) -> dict[str, str]:
+    """An unusable line as text, for the dead letter."""
+    return {"text": line.decode(encoding, errors="replace").rstrip("\r\n")}
+
+
+def _xlsx_rows(path: Path, sheet: str | None) -> Rows:
     from python_calamine import CalamineWorkbook
 
     workbook = CalamineWorkbook.from_path(str(path))
@@ -79,7 +86,7 @@ def _xlsx_rows(path: Path, sheet: str | None) -> Iterator[tuple[int, Mapping[str
     for number, cells in enumerate(rows, start=2):
         if all(c in ("", None) for c in cells):
             continue
-        yield number, {h: c for h, c in zip(header, cells, strict=False) if h}
+        yield number, {h: c for h, c in zip(header, cells, strict=False) if h}, None
 
 
 class FileSource(Source):
@@ -92,7 +99,7 @@ class FileSource(Source):
         self.format = fmt or detect_format(self.path)
         self.encoding = encoding
         self.sheet = sheet
-        self._rows: Iterator[tuple[int, Mapping[str, Any]]] | None = None
+        self._rows: Rows | None = None
         self._consumed = 0
         self._done = False
         self._stopped = False
@@ -120,15 +127,15 @@ class FileSource(Source):
             return out
         partition = self.partition
         try:
-            for number, row in self._rows:  # type: ignore[union-attr]
+            for number, row, error in self._rows:  # type: ignore[union-attr]
                 self._consumed += 1
-                out.append(SourceRecord(partition, self._consumed, row, line=number))
+                out.append(SourceRecord(partition, self._consumed, row, line=number, error=error))
                 if len(out) >= max_records:
                     return out
         except (UnicodeDecodeError, csv.Error, OSError) as exc:  # the rest cannot be read: report it, go on
             self._consumed += 1
-            error = {ERROR_KEY: f"{self.path.name} unreadable after row {self._consumed - 1}: {exc}"}
-            out.append(SourceRecord(partition, self._consumed, error))
+            error = f"{self.path.name} unreadable after row {self._consumed - 1}: {exc}"
+            out.append(SourceRecord(partition, self._consumed, {}, error=error))
         self._done = True
         return out
 

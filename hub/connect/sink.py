@@ -14,14 +14,16 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol, cast
 
 import grpc
 import orjson
 
 from hub.connect.source import Backpressure
+from hub.errors import RESUMABLE
 from hub.v1 import common_pb2, subscription_pb2, subscription_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -31,8 +33,24 @@ log = logging.getLogger(__name__)
 class ChangeEvent:
     resource: str
     key: str
-    record: dict | None  # None: the record was deleted
+    record: dict[str, Any] | None  # None: the record was deleted
     cursor: str
+
+
+class SubscriptionStub(Protocol):
+    """What the sink runtime needs of ``hub.v1.Subscription``."""
+
+    @property
+    def Subscribe(
+        self,
+    ) -> grpc.UnaryStreamMultiCallable[subscription_pb2.SubscribeRequest, subscription_pb2.SubscribeResponse]: ...
+
+    @property
+    def Ack(self) -> grpc.UnaryUnaryMultiCallable[subscription_pb2.AckRequest, subscription_pb2.AckResponse]: ...
+
+
+# the generated stub module has no annotations: say what it provides
+_subscription_stub = cast(Callable[[grpc.Channel], SubscriptionStub], subscription_pb2_grpc.SubscriptionStub)
 
 
 class Sink(ABC):
@@ -77,7 +95,7 @@ class SinkRuntime:
         filters: Mapping[str, str] | None = None,
     ) -> None:
         self.sink = sink
-        self._stub = subscription_pb2_grpc.SubscriptionStub(channel)
+        self._stub = _subscription_stub(channel)
         self.resource = resource
         self.name = name
         self.context = context
@@ -86,7 +104,7 @@ class SinkRuntime:
         self.filters = [subscription_pb2.SubscriptionFilter(field=f, prefix=p) for f, p in (filters or {}).items()]
         self.start = subscription_pb2.START_FROM_EARLIEST if start_from_earliest else subscription_pb2.START_FROM_LATEST
         self._stop = threading.Event()
-        self._call = None
+        self._call: grpc.Call | None = None
         self.written = 0
 
     def stop(self) -> None:
@@ -104,12 +122,7 @@ class SinkRuntime:
                 except grpc.RpcError as err:
                     if self._stop.is_set():
                         break
-                    if err.code() not in (
-                        grpc.StatusCode.UNAVAILABLE,
-                        grpc.StatusCode.CANCELLED,
-                        grpc.StatusCode.DEADLINE_EXCEEDED,
-                        grpc.StatusCode.INTERNAL,
-                    ):
+                    if err.code() not in RESUMABLE:
                         raise
                     log.warning("%s: subscription interrupted (%s); resuming", self.name, err.code().name)
                     time.sleep(0.5)
@@ -118,7 +131,7 @@ class SinkRuntime:
         return self.written
 
     def _follow(self, until: int | None) -> None:
-        self._call = self._stub.Subscribe(
+        self._call = call = self._stub.Subscribe(
             subscription_pb2.SubscribeRequest(
                 resource=self.resource,
                 name=self.name,
@@ -128,7 +141,7 @@ class SinkRuntime:
             )
         )
         if self._stop.is_set():  # stop() came before this call existed: it could not cancel it
-            self._call.cancel()
+            call.cancel()
         pending: list[ChangeEvent] = []
         lock = threading.Lock()
         done = threading.Event()
@@ -141,7 +154,7 @@ class SinkRuntime:
         timer = threading.Thread(target=flush_quiet_tail, daemon=True)
         timer.start()
         try:
-            for event in self._call:
+            for event in call:
                 record = orjson.loads(event.record) if event.op == subscription_pb2.CHANGE_OP_UPSERT else None
                 with lock:
                     pending.append(ChangeEvent(event.resource, event.key, record, event.cursor))
@@ -154,7 +167,7 @@ class SinkRuntime:
             timer.join()
             with lock:
                 self._flush(pending)
-            self._call.cancel()
+            call.cancel()
 
     def _flush(self, events: list[ChangeEvent]) -> None:
         """Writes and acknowledges ``events``, then empties the list."""

@@ -37,6 +37,9 @@ class SourceRecord:
     delete: bool = False  # the row was deleted; ``row`` holds at least its key columns
     line: int = 0  # for error reports: the row's line or sequence number
     control: bool = False  # carries only a position (e.g. "snapshot done"); nothing to publish
+    # The source could not read this row (a broken line, an unreadable rest of a file): the reason.
+    # ``row`` then holds what was read of it, for the report. The runtime dead-letters the row.
+    error: str | None = None
 
 
 class MappingError(ValueError):
