@@ -19,9 +19,9 @@ from collections.abc import Sequence
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from hub.cache.table import Change
 from hub.errors import InvalidArgument
 from hub.kafka.clients import consume_ready, consumer_config
+from hub.records.change import Change
 
 CURSOR_PREFIX = "c1:"
 
