@@ -15,7 +15,7 @@ from pathlib import Path
 from hub.catalogue.model import FieldSpec, ResourceSpec, load_builtin
 from hub.datagen.city import credit_codes, resident_ids
 from hub.datagen.exports import write_csv
-from hub.datagen.reference import DEYANG_CODES
+from hub.records.reference import DEYANG_CODES
 
 OP_COLUMN = "OP"
 
