@@ -160,7 +160,7 @@ from hub.catalogue.model import load_builtin
 from hub.connect.scaffold import render_upper, synthetic_defects, synthetic_records
 from hub.connect.testing import CHECKS, Kit, Throttle, check_backpressure
 from hub.datagen.departments import DropFolder
-from tests.hubtest import RunningHub, running_hub
+from hub.testing.harness import RunningHub, running_hub
 
 SPEC = load_builtin().resource("{resource}")
 KIT = Kit(
