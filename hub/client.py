@@ -14,7 +14,7 @@ import grpc
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from hub.governance.identity import DEPARTMENT_HEADER, SUBSYSTEM_HEADER
+from hub.headers import DEPARTMENT_HEADER, SUBSYSTEM_HEADER
 
 DEFAULT_OPTIONS = (
     ("grpc.max_receive_message_length", 64 << 20),
