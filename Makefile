@@ -17,11 +17,12 @@ $(INSTALLED): pyproject.toml setup.py
 demo: $(INSTALLED)
 	$(BIN)/hub demo $(ARGS)
 
-## Lint (ruff, buf) and run the test suite against the embedded broker (or HUB_BOOTSTRAP_SERVERS).
+## Lint (ruff, buf, the import contracts) and run the test suite against the embedded broker (or HUB_BOOTSTRAP_SERVERS).
 test: $(INSTALLED)
 	./scripts/install-system-deps.sh
 	$(BIN)/ruff check .
 	$(BIN)/buf lint
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest $(ARGS)
 
 ## Every benchmark with its defaults; each ends with its ratios against same-run baselines.
@@ -46,6 +47,7 @@ compare: $(INSTALLED)
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/buf lint
+	$(BIN)/lint-imports
 
 clean:
-	rm -rf $(VENV) .hub-data .pytest_cache .ruff_cache hub/v1/*_pb2*.py hub/v1/*_pb2*.pyi hub/v1/.stamp
+	rm -rf $(VENV) .hub-data .pytest_cache .ruff_cache .import_linter_cache hub/v1/*_pb2*.py hub/v1/*_pb2*.pyi hub/v1/.stamp

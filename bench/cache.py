@@ -25,10 +25,11 @@ import orjson
 
 from bench.common import Report, rate, rss_mib
 from hub.cache.claims import Claim, Op, compile_claims
-from hub.cache.table import Change, ResourceTable
+from hub.cache.table import ResourceTable
 from hub.cache.verify import verify_many, verify_one
 from hub.catalogue.model import load_builtin
 from hub.datagen.city import City, CitySize
+from hub.records.change import Change
 
 SEED = 2017
 CLAIMS = [Claim("district_code", Op.PREFIX, ("5106",)), Claim("status", Op.EQUALS, ("registered",))]

@@ -33,7 +33,7 @@ from hub.datagen.city import City, CitySize
 from hub.datagen.produce import produce_city
 from hub.devservices import PostgresServer, RedisServer
 from hub.kafka.embedded import EmbeddedBroker
-from hub.server.served import ServedHub
+from hub.testing.served import ServedHub
 from hub.v1 import common_pb2, verification_pb2, verification_pb2_grpc
 
 CONSUMER = "approval_bureau"

@@ -24,13 +24,12 @@ import psycopg
 
 from bench.common import Report
 from hub.childproc import free_port
-from hub.client import open_channel
+from hub.client import open_channel, wait_serving
 from hub.connect.registry import resolve_connector
 from hub.connect.runtime import ConnectorRuntime, RuntimeOptions
 from hub.datagen import native
 from hub.datagen.city import City, CitySize
 from hub.datagen.departments import SI_CBRY_DDL, PostgresTable
-from hub.demo import wait_serving
 from hub.devservices import PostgresServer
 from hub.kafka.embedded import EmbeddedBroker
 from hub.v1 import common_pb2, verification_pb2, verification_pb2_grpc

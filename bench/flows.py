@@ -36,10 +36,9 @@ from confluent_kafka.admin import AdminClient
 from bench.common import Report
 from hub.catalogue.model import load_builtin
 from hub.childproc import free_port
-from hub.client import open_channel
+from hub.client import open_channel, wait_serving
 from hub.datagen.city import CitySize, credit_codes
 from hub.datagen.produce import produce_city
-from hub.demo import wait_serving
 from hub.kafka.clients import admin_config, consumer_config, producer_config
 from hub.kafka.embedded import EmbeddedBroker
 from hub.kafka.topics import TopicSpec, ensure_topics

@@ -22,9 +22,9 @@ import grpc
 
 from bench.common import Report, rss_mib
 from hub.childproc import free_port
+from hub.client import wait_serving
 from hub.datagen.city import CITY_SIZE, CitySize
 from hub.datagen.produce import produce_city
-from hub.demo import wait_serving
 from hub.kafka.embedded import EmbeddedBroker
 
 

@@ -26,10 +26,9 @@ import grpc
 
 from bench.common import Report
 from hub.childproc import free_port
-from hub.client import open_aio_channel, open_channel
+from hub.client import open_aio_channel, open_channel, wait_serving
 from hub.datagen.city import CitySize, resident_ids
 from hub.datagen.produce import produce_city
-from hub.demo import wait_serving
 from hub.governance.pki import CertificateAuthority
 from hub.kafka.embedded import EmbeddedBroker
 from hub.v1 import common_pb2, governance_pb2, governance_pb2_grpc, verification_pb2

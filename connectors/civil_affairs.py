@@ -13,8 +13,7 @@ from typing import Any
 from connectors._native import date_from, lookup, required, text
 from hub.connect.files import file_source
 from hub.connect.source import Connector, Source
-from hub.datagen.native import MARRIAGE_KIND_BY_LABEL, MARRIAGE_STATUS_BY_LABEL
-from hub.datagen.reference import DEYANG_NAMES
+from hub.records.reference import DEYANG_NAMES, MARRIAGE_KIND_BY_LABEL, MARRIAGE_STATUS_BY_LABEL
 
 _OFFICES = {f"德阳市{name}民政局婚姻登记处": code for code, name in DEYANG_NAMES.items()}
 

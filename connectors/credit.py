@@ -14,7 +14,7 @@ from connectors._native import date_from, lookup, required, text
 from hub.catalogue.model import load_builtin
 from hub.connect.files import file_source
 from hub.connect.source import Connector, MappingError, Source
-from hub.datagen import reference as ref
+from hub.records import reference as ref
 
 
 class CreditRecordsConnector(Connector):

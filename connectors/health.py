@@ -15,7 +15,7 @@ from typing import Any
 from connectors._native import date_from, lookup, required, text
 from hub.connect.files import file_source
 from hub.connect.source import Connector, MappingError, Source
-from hub.datagen.native import GENDER_BY_LABEL
+from hub.records.reference import GENDER_BY_LABEL
 
 
 def _excel_id(value: object, field: str) -> str | None:

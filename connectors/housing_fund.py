@@ -15,7 +15,7 @@ from typing import Any
 from connectors._native import date_from, lookup, required, text
 from hub.connect.postgres import PollingSource
 from hub.connect.source import Connector, MappingError, Source
-from hub.datagen.native import ACCOUNT_STATUS_BY_CODE
+from hub.records.reference import ACCOUNT_STATUS_BY_CODE
 
 
 def _amount(value: object, field: str) -> float | None:

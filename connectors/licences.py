@@ -15,8 +15,7 @@ from connectors._native import date_from, lookup, required, text
 from hub.catalogue.model import load_builtin
 from hub.connect.rest import RestSource
 from hub.connect.source import Connector, Source
-from hub.datagen.native import LICENCE_STATUS_BY_LABEL
-from hub.datagen.reference import LICENCE_BY_LABEL
+from hub.records.reference import LICENCE_BY_LABEL, LICENCE_STATUS_BY_LABEL
 
 
 class LicencesConnector(Connector):

@@ -15,7 +15,7 @@ from typing import Any
 from connectors._native import date_from, lookup, required, text
 from hub.connect.files import file_source
 from hub.connect.source import Connector, MappingError, Source
-from hub.datagen import reference as ref
+from hub.records import reference as ref
 
 _AUTHORITIES = {f"德阳市{name}市场监督管理局": f"MR{code}" for code, name in ref.DEYANG_NAMES.items()}
 

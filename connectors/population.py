@@ -17,7 +17,7 @@ from typing import Any
 from connectors._native import date_from, lookup, required, text
 from hub.connect.files import file_source
 from hub.connect.source import Connector, Source
-from hub.datagen.reference import PERSON_STATUS_BY_CODE
+from hub.records.reference import PERSON_STATUS_BY_CODE
 
 
 class ResidentsConnector(Connector):

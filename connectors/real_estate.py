@@ -14,7 +14,7 @@ from typing import Any
 from connectors._native import date_from, lookup, required, text
 from hub.connect.rest import RestSource
 from hub.connect.source import Connector, MappingError, Source
-from hub.datagen.native import PROPERTY_STATUS_BY_LABEL, PROPERTY_USAGE_BY_LABEL
+from hub.records.reference import PROPERTY_STATUS_BY_LABEL, PROPERTY_USAGE_BY_LABEL
 
 
 class RealEstateConnector(Connector):

@@ -15,7 +15,7 @@ from typing import Any
 from connectors._native import lookup, required, text
 from hub.connect.postgres import LogicalSource
 from hub.connect.source import Connector, MappingError, Source
-from hub.datagen.native import INSURANCE_BY_CODE, INSURED_STATUS_BY_CODE
+from hub.records.reference import INSURANCE_BY_CODE, INSURED_STATUS_BY_CODE
 
 
 class InsuredConnector(Connector):

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import grpc
 from grpc import aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from hub.governance.identity import DEPARTMENT_HEADER, SUBSYSTEM_HEADER
+from hub.headers import DEPARTMENT_HEADER, SUBSYSTEM_HEADER
 
 DEFAULT_OPTIONS = (
     ("grpc.max_receive_message_length", 64 << 20),
@@ -89,6 +90,21 @@ def open_aio_channel(
     headers = identity_headers(department, subsystem) if department else None
     interceptors = [_AioUnaryHeaders(headers), _AioStreamHeaders(headers)] if headers else None
     return aio.insecure_channel(address, options=DEFAULT_OPTIONS, interceptors=interceptors)
+
+
+def wait_serving(channel: grpc.Channel, timeout: float) -> None:
+    """Until the hub's health service reports SERVING (its cache caught up), or TimeoutError."""
+    stub = health_pb2_grpc.HealthStub(channel)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if stub.Check(health_pb2.HealthCheckRequest(), timeout=2).status == health_pb2.HealthCheckResponse.SERVING:
+                return
+        except grpc.RpcError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError("the hub did not report SERVING")
+        time.sleep(0.2)
 
 
 def ensure_grants(

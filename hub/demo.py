@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from hub.childproc import ChildProcess, free_port
-from hub.client import open_channel
+from hub.client import open_channel, wait_serving
 from hub.connect.registry import resolve_connector
 from hub.connect.runtime import ConnectorRuntime, RunStats, RuntimeOptions
 from hub.connect.source import MappingError
@@ -66,20 +65,6 @@ def process_rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
-
-
-def wait_serving(channel: grpc.Channel, timeout: float) -> None:
-    stub = health_pb2_grpc.HealthStub(channel)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if stub.Check(health_pb2.HealthCheckRequest(), timeout=2).status == health_pb2.HealthCheckResponse.SERVING:
-                return
-        except grpc.RpcError:
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError("the hub did not report SERVING")
-        time.sleep(0.2)
 
 
 class Demo:

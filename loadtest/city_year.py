@@ -33,7 +33,7 @@ from hub.client import ensure_grants
 from hub.datagen.city import CITY_SIZE, CitySize
 from hub.datagen.produce import produce_city
 from hub.kafka.embedded import EmbeddedBroker
-from hub.server.served import ServedHub
+from hub.testing.served import ServedHub
 from loadtest.workload import CITY_YEAR_CASES, LEGAL
 
 

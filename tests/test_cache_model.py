@@ -15,10 +15,11 @@ from hypothesis import strategies as st
 import hub.cache.table as table_module
 from hub.cache.claims import Claim, Op, compile_claims
 from hub.cache.snapshot import read_snapshot, write_snapshot
-from hub.cache.table import Change, ResourceTable
+from hub.cache.table import ResourceTable
 from hub.cache.verify import verify_many, verify_one
 from hub.catalogue.model import load_builtin
 from hub.datagen.city import credit_codes
+from hub.records.change import Change
 
 SPEC = load_builtin().resource("credit.list_entry")
 PARTITIONS = 3

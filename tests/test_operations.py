@@ -15,8 +15,8 @@ import grpc
 import pytest
 
 from hub.childproc import free_port
+from hub.client import wait_serving
 from hub.datagen.city import resident_ids
-from hub.demo import wait_serving
 from hub.status import scrape
 from tests.hubtest import resident, running_hub
 

@@ -26,8 +26,8 @@ from typing import Protocol
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from hub.cache.table import Change
 from hub.kafka.clients import consume_ready, consumer_config
+from hub.records.change import Change
 
 log = logging.getLogger(__name__)
 

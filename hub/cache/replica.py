@@ -16,12 +16,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from hub.cache.changes import ChangeRing
 from hub.cache.feeder import CacheFeeder, FeedTarget
 from hub.cache.snapshot import SnapshotInfo, read_snapshot, write_snapshot
-from hub.cache.table import Change, ResourceTable, TableVersion
+from hub.cache.table import ResourceTable, TableVersion
 from hub.catalogue.model import ResourceSpec
 from hub.errors import DeadlineExceeded, InvalidArgument, UnknownResource
-from hub.flows.changefeed import ChangeRing
+from hub.records.change import Change
 from hub.records.codec import topic_for
 
 log = logging.getLogger(__name__)

@@ -33,6 +33,7 @@ import pyarrow.json as pj
 
 from hub.cache.columns import Column, new_column
 from hub.catalogue.model import ResourceSpec
+from hub.records.change import Change
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +49,6 @@ class Watermark:
     offsets: tuple[int, ...]  # next offset to apply, per partition
     caught_up_at_ms: int = 0
     last_record_at_ms: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One record from the topic: an upsert (value) or a delete (value None)."""
-
-    key: str
-    value: bytes | None
-    partition: int
-    offset: int
-    timestamp_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)

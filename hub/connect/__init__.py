@@ -5,6 +5,15 @@ Start with :mod:`hub.connect.source` (the interfaces), then
 """
 
 from hub.connect.registry import resolve_connector
-from hub.connect.source import Backpressure, Connector, MappingError, Source, SourceRecord
+from hub.connect.source import Backpressure, Connector, Dispute, MappingError, Source, SourceRecord, Verdict
 
-__all__ = ["Backpressure", "Connector", "MappingError", "Source", "SourceRecord", "resolve_connector"]
+__all__ = [
+    "Backpressure",
+    "Connector",
+    "Dispute",
+    "MappingError",
+    "Source",
+    "SourceRecord",
+    "Verdict",
+    "resolve_connector",
+]

@@ -4,7 +4,7 @@ A consumer disputes a value (``Corrections.Dispute``); the hub routes it to the 
 connector follows ``Corrections.Watch``. The :class:`CorrectionDesk` hands each open dispute on the
 connector's resource to :meth:`Connector.review <hub.connect.source.Connector.review>`:
 
-- a :class:`Verdict` is sent back with ``Corrections.Resolve`` (corrected or confirmed);
+- a :class:`~hub.connect.source.Verdict` is sent back with ``Corrections.Resolve`` (corrected or confirmed);
 - ``None`` means a person must decide: the dispute goes to the department's inbox file, once, and
   a clerk answers with ``hub corrections resolve``. The hub raises no verdict by itself; an
   unanswered dispute shows as overdue after its deadline.
@@ -15,17 +15,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
 
 import grpc
 import orjson
 
+from hub.connect.source import Connector, Dispute, Source, Verdict
 from hub.v1 import corrections_pb2, corrections_pb2_grpc
-
-if TYPE_CHECKING:
-    from hub.connect.source import Connector, Source
 
 log = logging.getLogger(__name__)
 
@@ -33,24 +30,6 @@ _VERDICT_STATES = {
     "corrected": corrections_pb2.CORRECTION_STATE_CORRECTED,
     "confirmed": corrections_pb2.CORRECTION_STATE_CONFIRMED,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Dispute:
-    id: str
-    resource: str
-    key: str
-    field: str
-    proposed_value: str
-    evidence_ref: str
-    filed_by: str
-    due_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    state: Literal["corrected", "confirmed"]
-    note: str
 
 
 class CorrectionDesk:

@@ -2,60 +2,20 @@
 
 The scaffold reads CSV drops whose columns are the catalogue's field names in capitals, plus an
 ``OP`` column (I, U or D). Its test module runs the universal suite against synthetic records of
-the resource, so the connector is tested before the first line of the department's own mapping
-is written. Then the integration engineer replaces the column names and parsing.
+the resource (:mod:`hub.datagen.synthetic`; the sample file holds them too), so the connector is
+tested before the first line of the department's own mapping is written. Then the integration
+engineer replaces the column names and parsing.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import random
 from pathlib import Path
 
 from hub.catalogue.model import FieldSpec, ResourceSpec, load_builtin
-from hub.datagen.city import credit_codes, resident_ids
 from hub.datagen.exports import write_csv
-from hub.datagen.reference import DEYANG_CODES
+from hub.datagen.synthetic import synthetic_records
 
 OP_COLUMN = "OP"
-
-
-def synthetic_records(spec: ResourceSpec, n: int, seed: int) -> list[dict]:
-    """Valid records of ``spec``: real check digits, Deyang districts, plausible dates."""
-    rng = random.Random(seed)
-    people, entities = resident_ids(seed, n * 2), credit_codes(seed, n * 2)
-    out = []
-    for i in range(n):
-        record = {}
-        for f in spec.fields:
-            if not f.required and f.name != spec.key and rng.random() < 0.1:
-                record[f.name] = None
-                continue
-            record[f.name] = _value(spec, f, i, rng, people, entities, seed)
-        out.append(record)
-    return out
-
-
-def _value(spec: ResourceSpec, f: FieldSpec, i: int, rng: random.Random, people, entities, seed: int):
-    if f.format == "resident_id":
-        return people[i] if f.name == spec.key else people[rng.randrange(len(people))]
-    if f.format == "credit_code":
-        return entities[i] if f.name == spec.key else entities[rng.randrange(len(entities))]
-    if f.format == "division_code":
-        return rng.choice(DEYANG_CODES)
-    if f.name == spec.key:
-        return f"{spec.name.split('.')[1].upper()}-{seed}-{i:06d}"
-    if f.allowed:
-        return rng.choice(f.allowed)
-    return {
-        "string": lambda: f"{f.title.split()[0]}{i}",
-        "code": lambda: rng.choice(["A", "B", "C"]),
-        "date": lambda: (dt.date(2015, 1, 1) + dt.timedelta(days=rng.randrange(1000))).isoformat(),
-        "int": lambda: rng.randrange(1, 1000),
-        "decimal": lambda: round(rng.uniform(1, 10000), 2),
-        "bool": lambda: rng.random() < 0.5,
-        "list": lambda: sorted(rng.sample(["alpha", "beta", "gamma"], rng.randint(1, 3))),
-    }[f.type]()
 
 
 def render_upper(record: dict) -> dict:
@@ -157,10 +117,11 @@ from pathlib import Path
 import pytest
 
 from hub.catalogue.model import load_builtin
-from hub.connect.scaffold import render_upper, synthetic_defects, synthetic_records
+from hub.connect.scaffold import render_upper, synthetic_defects
 from hub.connect.testing import CHECKS, Kit, Throttle, check_backpressure
 from hub.datagen.departments import DropFolder
-from tests.hubtest import RunningHub, running_hub
+from hub.datagen.synthetic import synthetic_records
+from hub.testing.harness import RunningHub, running_hub
 
 SPEC = load_builtin().resource("{resource}")
 KIT = Kit(

@@ -19,12 +19,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
-
-from hub.connect.corrections import Verdict
-
-if TYPE_CHECKING:
-    from hub.connect.corrections import Dispute
+from typing import Any, ClassVar, Literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +98,28 @@ class Source(ABC):
     def idle(self) -> bool:
         """The last poll found nothing more for now (a live source caught up)."""
         return self.finished
+
+
+@dataclass(frozen=True, slots=True)
+class Dispute:
+    """A consumer's dispute of one value, routed to the connector of the resource's provider."""
+
+    id: str
+    resource: str
+    key: str
+    field: str
+    proposed_value: str
+    evidence_ref: str
+    filed_by: str
+    due_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A connector's answer to a dispute (see :meth:`Connector.review`)."""
+
+    state: Literal["corrected", "confirmed"]
+    note: str
 
 
 class Connector(ABC):

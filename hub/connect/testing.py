@@ -19,7 +19,7 @@ made by ``hub connector new`` gets a test module that runs them for it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,14 +31,26 @@ from hub.catalogue.model import load_builtin
 from hub.connect.registry import resolve_connector
 from hub.connect.runtime import ConnectorRuntime, RuntimeOptions
 from hub.connect.source import Connector, Source, SourceRecord
-from hub.datagen.departments import DepartmentSystem
 from hub.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc, verification_pb2, verification_pb2_grpc
 
 
 class HubUnderTest(Protocol):
-    """What the checks need of a running hub (tests.hubtest.RunningHub provides it)."""
+    """What the checks need of a running hub (:class:`hub.testing.harness.RunningHub` provides it)."""
 
     def client(self, department: str, subsystem: str = "") -> Any: ...
+
+
+class SystemUnderTest(Protocol):
+    """What the checks need of the department's system (the stand-ins in :mod:`hub.datagen.departments`
+    provide it): the connector under test reads it at :meth:`location`."""
+
+    def write(self, rows: Sequence[dict]) -> None: ...
+
+    def delete(self, rows: Sequence[dict]) -> None: ...
+
+    def location(self) -> str: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -46,7 +58,7 @@ class Kit:
     connector: str  # short name or package.module:Class
     records: Callable[[int, int], list[dict]]  # (n, seed) → catalogue records
     render: Callable[[dict], dict]  # catalogue record → native row
-    system: Callable[[Path, dict[str, str]], DepartmentSystem]  # (workdir, services) → stand-in
+    system: Callable[[Path, dict[str, str]], SystemUnderTest]  # (workdir, services) → stand-in
     defects: list[tuple[str, Any]] = field(default_factory=list)  # (native column, unusable value)
     needs: tuple[str, ...] = ()  # services, e.g. ("postgres",)
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hub.datagen import reference as ref
+from hub.records import reference as tables
 from hub.records.identifiers import with_credit_check_char, with_resident_check_digit
 
 REFERENCE_DAY = dt.date(2017, 11, 30)  # the reports this city is built on end in November 2017
@@ -49,8 +50,8 @@ def resident_ids(seed: int, n: int) -> list[str]:
     """The first ``n`` resident IDs of the city generated from ``seed``."""
     rng = np.random.default_rng([seed, 11643])
     m = int(n * 1.03) + 64
-    weights = np.array([d[2] for d in ref.DEYANG])
-    local = np.array(ref.DEYANG_CODES)[rng.choice(len(ref.DEYANG), m, p=weights / weights.sum())]
+    weights = np.array([d[2] for d in tables.DEYANG])
+    local = np.array(tables.DEYANG_CODES)[rng.choice(len(tables.DEYANG), m, p=weights / weights.sum())]
     away = np.array(ref.ELSEWHERE)[rng.integers(0, len(ref.ELSEWHERE), m)]
     place = np.where(rng.random(m) < 0.85, local, away)
     ages = np.where(rng.random(m) < 0.8, rng.uniform(0, 60, m), 60 + rng.triangular(0, 0, 38, m))
@@ -66,8 +67,8 @@ def credit_codes(seed: int, n: int) -> list[str]:
     rng = np.random.default_rng([seed, 32100])
     m = int(n * 1.01) + 64
     kind = np.array(["91", "92", "93"])[rng.choice(3, m, p=[0.6, 0.37, 0.03])]
-    weights = np.array([d[2] for d in ref.DEYANG])
-    division = np.array(ref.DEYANG_CODES)[rng.choice(len(ref.DEYANG), m, p=weights / weights.sum())]
+    weights = np.array([d[2] for d in tables.DEYANG])
+    division = np.array(tables.DEYANG_CODES)[rng.choice(len(tables.DEYANG), m, p=weights / weights.sum())]
     body = rng.integers(0, 31, (m, 8))
     new_style = rng.random(m) < 0.45  # codes issued since 2015 start "MA"
     body[new_style, 0], body[new_style, 1] = 21, 10  # "M", "A"
@@ -109,7 +110,7 @@ class City:
         serial = 0
         for rid in ids:
             if left_in_household == 0:
-                district, dname, _, towns = rng.choices(ref.DEYANG, weights=[d[2] for d in ref.DEYANG])[0]
+                district, dname, _, towns = rng.choices(tables.DEYANG, weights=[d[2] for d in tables.DEYANG])[0]
                 serial += 1
                 household = (
                     f"{district}{serial:09d}",
@@ -147,13 +148,13 @@ class City:
     def entities(self) -> Iterator[dict]:
         rng = random.Random(self.seed * 7 + 2)
         adults = self.adults or [(with_resident_check_digit("51060319800101001"), "王伟")]
-        scope_codes = [s[0] for s in ref.SCOPE_ITEMS]
-        scope_weights = [s[3] for s in ref.SCOPE_ITEMS]
+        scope_codes = [s[0] for s in tables.SCOPE_ITEMS]
+        scope_weights = [s[3] for s in tables.SCOPE_ITEMS]
         for code in credit_codes(self.seed, self.size.entities):
             self.entity_codes.append(code)
-            kind = ref.ENTITY_TYPES[code[:2]][0]
+            kind = tables.ENTITY_TYPES[code[:2]][0]
             district = code[2:8]
-            dname = ref.DEYANG_NAMES[district]
+            dname = tables.DEYANG_NAMES[district]
             rep_id, rep_name = adults[rng.randrange(len(adults))]
             scope = sorted(set(rng.choices(scope_codes, weights=scope_weights, k=rng.randint(1, 4))))
             if kind == "individual_business":
@@ -232,7 +233,7 @@ class City:
                 elif category == "serious_violation":
                     entry["reason"] = rng.choice(ref.SERIOUS_REASONS)
                     entry["authority"] = rng.choice(["market_regulation", "credit"])
-                    entry["measures"] = sorted(rng.sample(list(ref.MEASURES), rng.randint(2, 5)))
+                    entry["measures"] = sorted(rng.sample(list(tables.MEASURES), rng.randint(2, 5)))
                 elif category == "admin_penalty":
                     entry["reason"] = rng.choice(["未按规定明码标价", "销售过期食品", "超限运输", "未取得许可从事经营"])
                     entry["authority"] = rng.choice(["market_regulation", "food_drug", "transport"])
@@ -288,13 +289,13 @@ class City:
                 continue
             serial += 1
             year = rng.randint(2015, 2017)  # unified real-estate certificates began in 2015
-            town = next(d[3] for d in ref.DEYANG if d[0] == district)
+            town = next(d[3] for d in tables.DEYANG if d[0] == district)
             yield {
-                "cert_no": f"川({year}){ref.DEYANG_NAMES[district]}不动产权第{serial:07d}号",
+                "cert_no": f"川({year}){tables.DEYANG_NAMES[district]}不动产权第{serial:07d}号",
                 "owner_id": rid,
                 "owner_name": name,
                 "district_code": district,
-                "address": f"四川省德阳市{ref.DEYANG_NAMES[district]}{rng.choice(town)}{rng.choice(ref.ROADS)}"
+                "address": f"四川省德阳市{tables.DEYANG_NAMES[district]}{rng.choice(town)}{rng.choice(ref.ROADS)}"
                 f"{rng.randint(1, 300)}号{rng.randint(1, 30)}栋{rng.randint(1, 30)}0{rng.randint(1, 4)}",
                 "usage": rng.choices(["residential", "commercial", "industrial", "other"], [88, 8, 2, 2])[0],
                 "area_m2": round(rng.uniform(45, 180), 2),
@@ -381,7 +382,7 @@ class City:
         """Licences for every business-scope item that needs a permit, with validity dates."""
         rng = random.Random(self.seed * 7 + 9)
         kinds = {
-            code: (kind, dept) for code, _, dept, _ in ref.SCOPE_ITEMS if dept for kind in [ref.LICENCE_TYPES[code]]
+            code: (kind, dept) for code, _, dept, _ in tables.SCOPE_ITEMS if dept for kind in [ref.LICENCE_TYPES[code]]
         }
         serial = 0
         for entity in self.entities():

@@ -3,32 +3,15 @@
 The connectors in ``connectors/`` map these native rows back to the catalogue, so
 ``connector.map(native(record)) == record`` is each connector's round-trip test. Incremental file
 drops carry an operation column (I/U/D or 新增/修改/删除), as the city's exchange files do.
+The code tables both sides use are in :mod:`hub.records.reference`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from hub.datagen import reference as ref
+from hub.records import reference as tables
 
-INSURANCE_CODES = {"pension": "110", "unemployment": "210", "medical": "310", "injury": "410", "maternity": "510"}
-INSURANCE_BY_CODE = {v: k for k, v in INSURANCE_CODES.items()}
-INSURED_STATUS = {"contributing": "1", "suspended": "2", "terminated": "3", "retired": "4"}
-INSURED_STATUS_BY_CODE = {v: k for k, v in INSURED_STATUS.items()}
-ACCOUNT_STATUS = {"normal": "01", "sealed": "02", "closed": "03"}
-ACCOUNT_STATUS_BY_CODE = {v: k for k, v in ACCOUNT_STATUS.items()}
-PROPERTY_USAGE = {"residential": "住宅", "commercial": "商业", "industrial": "工业", "other": "其他"}
-PROPERTY_USAGE_BY_LABEL = {v: k for k, v in PROPERTY_USAGE.items()}
-PROPERTY_STATUS = {"valid": "现势", "mortgaged": "抵押", "sealed": "查封", "cancelled": "注销"}
-PROPERTY_STATUS_BY_LABEL = {v: k for k, v in PROPERTY_STATUS.items()}
-GENDER_LABELS = {"1": "男", "2": "女"}
-GENDER_BY_LABEL = {v: k for k, v in GENDER_LABELS.items()}
-MARRIAGE_KINDS = {"marriage": "结婚登记", "divorce": "离婚登记", "remarriage": "复婚登记"}
-MARRIAGE_KIND_BY_LABEL = {v: k for k, v in MARRIAGE_KINDS.items()}
-MARRIAGE_STATUS = {"valid": "有效", "dissolved": "已解除"}
-MARRIAGE_STATUS_BY_LABEL = {v: k for k, v in MARRIAGE_STATUS.items()}
-LICENCE_STATUS = {"valid": "有效", "revoked": "吊销", "cancelled": "注销", "suspended": "暂停"}
-LICENCE_STATUS_BY_LABEL = {v: k for k, v in LICENCE_STATUS.items()}
 OPERATIONS = {"I": "新增", "U": "修改", "D": "删除"}
 
 
@@ -57,7 +40,7 @@ def resident(r: dict, op: str = "I") -> dict:
         "HJDZ_QHNXXDZ": r.get("address") or "",
         "HH": r.get("household_id") or "",
         "YHZGXDM": r.get("relation_to_head") or "",
-        "RYZTDM": ref.PERSON_STATUS[r["status"]],
+        "RYZTDM": tables.PERSON_STATUS[r["status"]],
         "DJRQ": _compact(r.get("registered_on")),
         "GXSJ": f"{r.get('registered_on') or '2017-01-01'} 09:30:00",
         "CZLX": op,
@@ -66,23 +49,23 @@ def resident(r: dict, op: str = "I") -> dict:
 
 def entity(e: dict, op: str = "I") -> dict:
     """Market regulation's JSON Lines (市场主体登记): Chinese labels, 年月日 dates, scope as text."""
-    scope = "；".join(ref.SCOPE_TEXT[s] for s in e["business_scope"])
-    if any(s[0] in e["business_scope"] and s[2] for s in ref.SCOPE_ITEMS):
-        scope += ref.PERMIT_NOTE
+    scope = "；".join(tables.SCOPE_TEXT[s] for s in e["business_scope"])
+    if any(s[0] in e["business_scope"] and s[2] for s in tables.SCOPE_ITEMS):
+        scope += tables.PERMIT_NOTE
     district = e["district_code"]
     return {
         "TYSHXYDM": e["credit_code"],
         "ZTMC": e["name"],
-        "ZTLX": ref.ENTITY_TYPES[e["credit_code"][:2]][1],
+        "ZTLX": tables.ENTITY_TYPES[e["credit_code"][:2]][1],
         "FDDBR": e.get("legal_rep_name"),
         "FDDBRZJHM": e.get("legal_rep_id"),
         "ZS": e.get("address"),
         "ZCZB": f"{e['registered_capital']:.4f}" if e.get("registered_capital") is not None else "",
         "CLRQ": _chinese_date(e["established_on"]),
-        "DJZT": ref.ENTITY_STATUS[e["status"]],
+        "DJZT": tables.ENTITY_STATUS[e["status"]],
         "JYFW": scope,
         "DZHY": e.get("registration_items") or [],
-        "DJJG": f"德阳市{ref.DEYANG_NAMES.get(district, '')}市场监督管理局",
+        "DJJG": f"德阳市{tables.DEYANG_NAMES.get(district, '')}市场监督管理局",
         "HZRQ": e.get("approved_on"),
         "CZLX": op,
     }
@@ -93,12 +76,12 @@ def credit_entry(c: dict, department_names: dict[str, str], op: str = "I") -> di
     return {
         "记录编号": c["entry_id"],
         "统一社会信用代码": c["credit_code"],
-        "类别": ref.CREDIT_LABELS[c["category"]],
+        "类别": tables.CREDIT_LABELS[c["category"]],
         "事由": c.get("reason") or "",
         "决定机关": department_names.get(c.get("authority") or "", ""),
         "列入日期": c["listed_on"].replace("-", "/"),
         "移出日期": (c.get("removed_on") or "").replace("-", "/"),
-        "惩戒措施": "、".join(ref.MEASURES[m] for m in c.get("measures") or []),
+        "惩戒措施": "、".join(tables.MEASURES[m] for m in c.get("measures") or []),
         "操作类型": OPERATIONS[op],
     }
 
@@ -108,7 +91,7 @@ def birth(b: dict, op: str = "I") -> dict:
     return {
         "出生医学证明编号": b["cert_no"],
         "新生儿姓名": b.get("child_name") or "",
-        "性别": GENDER_LABELS.get(b.get("child_gender") or "", ""),
+        "性别": tables.GENDER_LABELS.get(b.get("child_gender") or "", ""),
         "出生日期": dt.date.fromisoformat(b["birth_date"]),
         "母亲身份证件号码": b.get("mother_id") or "",
         "父亲身份证件号码": b.get("father_id") or "",
@@ -123,12 +106,12 @@ def marriage(m: dict, op: str = "I") -> dict:
     district = m.get("district_code") or ""
     return {
         "登记证字号": m["record_no"],
-        "业务类别": MARRIAGE_KINDS[m["kind"]],
+        "业务类别": tables.MARRIAGE_KINDS[m["kind"]],
         "男方证件号码": m["husband_id"],
         "女方证件号码": m["wife_id"],
         "登记日期": _chinese_date(m["registered_on"]),
-        "登记机关": f"德阳市{ref.DEYANG_NAMES.get(district, '')}民政局婚姻登记处",
-        "状态": MARRIAGE_STATUS[m["status"]],
+        "登记机关": f"德阳市{tables.DEYANG_NAMES.get(district, '')}民政局婚姻登记处",
+        "状态": tables.MARRIAGE_STATUS[m["status"]],
         "操作类型": OPERATIONS[op],
     }
 
@@ -142,8 +125,8 @@ def insured(r: dict) -> dict:
     return {
         "aac002": r["resident_id"],
         "aac003": r.get("name"),
-        "aae140": ",".join(INSURANCE_CODES[t] for t in r.get("insurance_types") or []),
-        "aac008": INSURED_STATUS[r["status"]],
+        "aae140": ",".join(tables.INSURANCE_CODES[t] for t in r.get("insurance_types") or []),
+        "aac008": tables.INSURED_STATUS[r["status"]],
         "aab001": r.get("employer_credit_code"),
         "aab301": r.get("district_code"),
         "aae201": r.get("contribution_months"),
@@ -158,7 +141,7 @@ def housing_account(a: dict) -> dict:
         "zjhm": a["resident_id"],
         "xingming": a.get("name"),
         "dwtyxydm": a.get("employer_credit_code"),
-        "grzhzt": ACCOUNT_STATUS[a["status"]],
+        "grzhzt": tables.ACCOUNT_STATUS[a["status"]],
         "yjce": a.get("monthly_deposit"),
         "grzhye": a.get("balance"),
         "zhjcrq": a.get("last_deposit_on"),
@@ -177,10 +160,10 @@ def property_item(p: dict) -> dict:
         "qlrmc": p.get("owner_name"),
         "zl": p.get("address"),
         "xzqdm": p["district_code"],
-        "ghyt": PROPERTY_USAGE.get(p.get("usage") or "", ""),
+        "ghyt": tables.PROPERTY_USAGE.get(p.get("usage") or "", ""),
         "mj": f"{p['area_m2']:.2f}" if p.get("area_m2") is not None else "",
         "djsj": f"{p['registered_on']} 10:00:00",
-        "qszt": PROPERTY_STATUS[p["status"]],
+        "qszt": tables.PROPERTY_STATUS[p["status"]],
         "yxbz": "1",
     }
 
@@ -189,13 +172,13 @@ def licence_item(lic: dict, department_names: dict[str, str]) -> dict:
     """The approval bureau's e-licence change feed (电子证照接口)."""
     return {
         "zzbh": lic["licence_no"],
-        "zzlx": ref.LICENCE_LABELS[lic["licence_type"]],
+        "zzlx": tables.LICENCE_LABELS[lic["licence_type"]],
         "czztdm": lic["holder_id"],
         "czzt": lic.get("holder_name"),
         "fzjg": department_names.get(lic.get("issuer") or "", ""),
         "yxqq": lic["valid_from"],
         "yxqz": lic.get("valid_to") or "",
-        "zzzt": LICENCE_STATUS[lic["status"]],
+        "zzzt": tables.LICENCE_STATUS[lic["status"]],
         "dzzzbs": lic.get("e_certificate_id") or "",
         "op": "upsert",
     }

@@ -24,10 +24,10 @@ from hub.cache.replica import ReplicaCache
 from hub.cache.table import Watermark
 from hub.cache.verify import key_field_of, key_problem, verify_one
 from hub.catalogue.model import ResourceSpec
-from hub.catalogue.store import CatalogueStore
 from hub.errors import HubError, InvalidArgument
 from hub.flows.restrictions import Restriction, context_problem, restrictions_of
 from hub.flows.stores import CorrectionStore
+from hub.governance.catalogue import CatalogueStore
 from hub.governance.identity import Caller
 from hub.governance.policy import AccessPolicy
 

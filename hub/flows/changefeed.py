@@ -1,7 +1,7 @@
 """Change feeds for subscribers: recent changes in memory, older ones read from Kafka.
 
-Each replica keeps, per topic, a :class:`ChangeRing` of the latest changes the feeder applied
-(bounded per partition). A subscriber reads from the ring while its position is inside it. If it
+Each replica keeps, per topic, a :class:`~hub.cache.changes.ChangeRing` of the latest changes the
+feeder applied (bounded per partition). A subscriber reads from the ring while its position is inside it. If it
 falls behind the ring (a slow reader, or a cursor from long ago), it reads the topic itself with
 a :class:`TopicReader` until it is back in the ring's range. The hub's memory therefore never
 depends on how slow a subscriber is; gRPC flow control paces the subscriber.
@@ -12,16 +12,15 @@ Positions are "next offset to deliver" per partition; a cursor is those position
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
-import threading
 from collections.abc import Sequence
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from hub.cache.table import Change
+from hub.cache.changes import ChangeRing
 from hub.errors import InvalidArgument
 from hub.kafka.clients import consume_ready, consumer_config
+from hub.records.change import Change
 
 CURSOR_PREFIX = "c1:"
 
@@ -42,79 +41,6 @@ def decode_cursor(cursor: str, partitions: int) -> list[int]:
             f"cursor: has {len(positions)} positions, the topic has {partitions} partitions", field="cursor"
         )
     return positions
-
-
-class _PartitionRing:
-    __slots__ = ("changes", "next", "offsets")
-
-    def __init__(self, start: int) -> None:
-        self.offsets: list[int] = []
-        self.changes: list[Change] = []
-        self.next = start  # the offset after the newest change seen
-
-    def oldest(self) -> int:
-        return self.offsets[0] if self.offsets else self.next
-
-
-class ChangeRing:
-    """Latest changes of one topic. One writer (the feeder thread); readers on the event loop."""
-
-    def __init__(self, partitions: int, start: Sequence[int], capacity: int = 20_000) -> None:
-        self.partitions = partitions
-        self.capacity = capacity
-        self._parts = [_PartitionRing(start[p]) for p in range(partitions)]
-        self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._event: asyncio.Event | None = None
-
-    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-
-    def append(self, changes: Sequence[Change]) -> None:  # feeder thread
-        with self._lock:
-            for c in changes:
-                part = self._parts[c.partition]
-                part.offsets.append(c.offset)
-                part.changes.append(c)
-                part.next = c.offset + 1
-            for part in self._parts:
-                if len(part.offsets) > self.capacity * 3 // 2:  # trim in steps: amortised O(1)
-                    del part.offsets[: -self.capacity]
-                    del part.changes[: -self.capacity]
-        if self._event is not None and self._loop is not None:
-            self._loop.call_soon_threadsafe(self._wake)
-
-    def _wake(self) -> None:
-        event, self._event = self._event, None
-        if event is not None:
-            event.set()
-
-    def waiter(self) -> asyncio.Event:
-        """An event the next append sets. Take it *before* reading, so an append in between is not missed."""
-        if self._event is None:
-            self._event = asyncio.Event()
-        return self._event
-
-    def ends(self) -> list[int]:
-        return [p.next for p in self._parts]
-
-    def behind(self, positions: Sequence[int]) -> list[int]:
-        """Partitions whose position is older than what the ring still holds."""
-        with self._lock:
-            return [p for p in range(self.partitions) if positions[p] < self._parts[p].oldest()]
-
-    def read(self, positions: Sequence[int], limit: int) -> list[Change]:
-        """Changes at or after ``positions``, at most ``limit``, partition by partition in order."""
-        out: list[Change] = []
-        with self._lock:
-            for p, part in enumerate(self._parts):
-                if positions[p] >= part.next or not part.offsets:
-                    continue
-                start = bisect.bisect_left(part.offsets, positions[p])
-                out.extend(part.changes[start : start + max(1, limit - len(out))])
-                if len(out) >= limit:
-                    break
-        return out
 
 
 class TopicReader:

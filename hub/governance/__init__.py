@@ -1,1 +1,1 @@
-"""Governance: department identity, grants, purpose binding, masking and the audit trail."""
+"""Governance: department identity, the managed catalogue, grants, purpose binding, masking and the audit trail."""

@@ -15,7 +15,7 @@ import numpy as np
 import orjson
 
 from hub.cache.columns import Buffer
-from hub.cache.table import Change
+from hub.records.change import Change
 
 READ_ACTIONS = frozenset({"verify", "verify_batch", "lookup", "subscribe", "bulk"})
 _CODED = ("kind", "chain", "caller", "subsystem", "action", "resource", "purpose", "outcome")

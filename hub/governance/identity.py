@@ -26,11 +26,10 @@ from grpc import aio
 
 from hub.errors import Unauthenticated
 from hub.governance.pki import peer_identity, revoked_serials
+from hub.headers import DEPARTMENT_HEADER, SUBSYSTEM_HEADER
 
 log = logging.getLogger(__name__)
 
-DEPARTMENT_HEADER = "x-hub-department"
-SUBSYSTEM_HEADER = "x-hub-subsystem"
 HUB_ADMIN = "hub_admin"
 
 

@@ -23,8 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from hub.catalogue.model import ResourceSpec
-from hub.catalogue.store import CatalogueStore, resource_key
 from hub.errors import InvalidArgument, PermissionDenied
+from hub.governance.catalogue import CatalogueStore, resource_key
 from hub.governance.identity import Caller
 from hub.governance.state import PURPOSES, GovernanceState
 

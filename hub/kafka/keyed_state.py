@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 import orjson
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from hub.cache.table import Change
 from hub.kafka.clients import consumer_config
+from hub.records.change import Change
 
 log = logging.getLogger(__name__)
 

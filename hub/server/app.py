@@ -29,13 +29,13 @@ from grpc_reflection.v1alpha import reflection
 
 from hub.cache.replica import ReplicaCache, SnapshotPolicy
 from hub.catalogue.model import Catalogue
-from hub.catalogue.store import CatalogueStore
 from hub.flows.cases import CaseResolver, load_case_types
 from hub.flows.notices import NoticeEngine, load_rules, overdue_alerts
 from hub.flows.stores import CorrectionStore, NoticeStore, SubscriptionStore
 from hub.governance import keys
 from hub.governance.audit import AuditLog
 from hub.governance.audit_index import AuditIndex
+from hub.governance.catalogue import CatalogueStore
 from hub.governance.identity import IdentityResolver
 from hub.governance.policy import AccessPolicy
 from hub.governance.state import GovernanceState

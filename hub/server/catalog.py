@@ -9,8 +9,8 @@ from grpc import aio
 from pydantic import ValidationError
 
 from hub.catalogue.model import Department, ResourceSpec
-from hub.catalogue.store import department_key, entry, resource_key
 from hub.errors import InvalidArgument, PermissionDenied, Unavailable
+from hub.governance.catalogue import department_key, entry, resource_key
 from hub.governance.identity import HUB_ADMIN, current_caller
 from hub.kafka.topics import TopicSpec, ensure_topics
 from hub.server.convert import department_to_pb, resource_from_pb, resource_to_pb

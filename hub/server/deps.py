@@ -13,11 +13,11 @@ import orjson
 from confluent_kafka.admin import AdminClient
 
 from hub.cache.replica import ReplicaCache
-from hub.catalogue.store import CatalogueStore
 from hub.errors import Unavailable
 from hub.flows.stores import CorrectionStore, NoticeStore, SubscriptionStore
 from hub.governance.audit import AuditLog
 from hub.governance.audit_index import AuditIndex
+from hub.governance.catalogue import CatalogueStore
 from hub.governance.policy import AccessPolicy
 from hub.governance.state import GovernanceState
 from hub.kafka.producer import AckingProducer

@@ -6,8 +6,8 @@ import grpc
 from grpc import aio
 
 from hub.catalogue.model import ResourceSpec
-from hub.catalogue.store import resource_key
 from hub.errors import InvalidArgument
+from hub.governance.catalogue import resource_key
 from hub.governance.identity import current_caller
 from hub.records import codec
 from hub.records.validation import Accepted, RecordValidator, Rejection

@@ -5,8 +5,9 @@ from __future__ import annotations
 import orjson
 from grpc import aio
 
+from hub.cache.changes import ChangeRing
 from hub.errors import InvalidArgument, Unavailable
-from hub.flows.changefeed import ChangeRing, ChangeStream, TopicReader, decode_cursor
+from hub.flows.changefeed import ChangeStream, TopicReader, decode_cursor
 from hub.governance.identity import current_caller
 from hub.governance.masking import mask_record
 from hub.server.deps import Deps

@@ -12,8 +12,7 @@ import time
 from pathlib import Path
 
 from hub.childproc import free_port
-from hub.client import open_channel
-from hub.demo import wait_serving
+from hub.client import open_channel, wait_serving
 from hub.status import scrape
 
 
