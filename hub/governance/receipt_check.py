@@ -52,8 +52,8 @@ class ReceiptCheck:
         return f"{head}: {s.get('resource')} found={answer.get('found')} match={answer.get('match')}"
 
 
-def _key_status(jwks: Mapping, kid: str, iat: int) -> tuple[OKPKey | None, str | None]:
-    """The public key for ``kid``, or why the receipt cannot be trusted."""
+def _public_key(jwks: Mapping, kid: str) -> tuple[OKPKey | None, str | None]:
+    """The public key for ``kid``, or why receipts it signed cannot be trusted."""
     for revoked in jwks.get("revoked", []):
         if revoked.get("kid") == kid:
             at = dt.datetime.fromtimestamp(revoked["revoked_at"], dt.UTC).isoformat()
@@ -61,12 +61,20 @@ def _key_status(jwks: Mapping, kid: str, iat: int) -> tuple[OKPKey | None, str |
     jwk = next((k for k in jwks.get("keys", []) if k.get("kid") == kid), None)
     if jwk is None:
         return None, f"signed by an unknown key {kid} (not in the JWKS)"
+    # The algorithm is pinned to Ed25519 below; joserfc 1.8 files a JWK's "alg": "Ed25519" (RFC 9864)
+    # under the older name EdDSA and would refuse the key for it.
+    return OKPKey.import_key({k: v for k, v in jwk.items() if k != "alg"}), None
+
+
+def _outside_validity(jwks: Mapping, kid: str, iat: int) -> str | None:
+    """A retired key vouches only for what it signed in its window."""
     validity = next((v for v in jwks.get("key_validity", []) if v.get("kid") == kid), None)
-    if validity is not None:
-        start, end = validity.get("not_before"), validity.get("not_after")
-        if (start is not None and iat < start) or (end is not None and iat > end):
-            return None, f"signed at {iat}, outside key {kid}'s validity ({start} to {end})"
-    return OKPKey.import_key(dict(jwk)), None
+    if validity is None:
+        return None
+    start, end = validity.get("not_before"), validity.get("not_after")
+    if (start is not None and iat < start) or (end is not None and iat > end):
+        return f"signed at {iat}, outside key {kid}'s validity ({start} to {end})"
+    return None
 
 
 def _decode(token: str, jwks: Mapping, check: ReceiptCheck) -> None:
@@ -81,17 +89,18 @@ def _decode(token: str, jwks: Mapping, check: ReceiptCheck) -> None:
     if header.get("alg") != ALG or header.get("typ") != JWS_TYPE:
         check.problems.append(f"not a hub receipt (alg {header.get('alg')!r}, typ {header.get('typ')!r})")
         return
-    key, problem = _key_status(jwks, str(header.get("kid")), int(statement.get("iat", 0)))
-    if problem:
-        check.statement = statement
-        check.problems.append(problem)
-        return
-    try:
-        jws.deserialize_compact(token, key, algorithms=[ALG])
-    except JoseError:
-        check.problems.append(f"bad signature: the receipt was altered, or not signed by key {header.get('kid')}")
-        return
+    kid = str(header.get("kid"))
+    key, problem = _public_key(jwks, kid)
+    if key is not None:
+        try:
+            jws.deserialize_compact(token, key, algorithms=[ALG])
+        except JoseError:
+            problem = f"bad signature: the receipt was altered, or not signed by key {kid}"
+        else:
+            problem = _outside_validity(jwks, kid, int(statement.get("iat", 0)))
     check.statement = statement
+    if problem:
+        check.problems.append(problem)
 
 
 def _salt(document: Mapping, name: str = "salt") -> bytes | None:
