@@ -148,7 +148,7 @@ def batch_receipt_documents(request, response) -> list[dict]:
     import orjson
 
     from hub.governance import merkle
-    from hub.governance.receipt_format import SALT_BYTES, b64u, subject_digest, unb64u, values_digest
+    from hub.governance.receipt_format import SALT_BYTES, b64u, unb64u, values_digest
 
     receipt = response.receipt
     statement = orjson.loads(unb64u(receipt.jws.split(".")[1]))
@@ -156,12 +156,11 @@ def batch_receipt_documents(request, response) -> list[dict]:
     levels = merkle.unpack(receipt.tree, n)
     per_key = [i for i, c in enumerate(statement["claims"]) if c["per_key"]]
     documents = []
-    for i, key in enumerate(request.keys):
+    for i in range(n):
         salt = receipt.key_salts[i * SALT_BYTES : (i + 1) * SALT_BYTES]
         leaf = {
             "index": i,
             "salt": b64u(salt),
-            "subject": b64u(subject_digest(salt, key)),
             "found": response.found[i],
             "match": response.match[i],
             "claims": [c.matched[i] for c in response.claims],

@@ -250,27 +250,38 @@ def test_batch_receipt_one_signature_and_a_proof_per_key(hub: RunningHub) -> Non
     i, document = 4, documents[4]
     key_salt = _unb64u(document["leaf"]["salt"])
     own_value = sha256(key_salt + _jcs_values([request.claims[1].values[i]])).digest()
-    data = sha256(key_salt + keys[i].encode()).digest() + bytes([response.found[i], response.match[i]])
-    data += bytes([c.matched[i] for c in response.claims]) + own_value
+    data = key_salt + bytes([response.found[i], response.match[i]])
+    data += bytes([c.matched[i] for c in response.claims]) + own_value + keys[i].encode()
     path = [_unb64u(p) for p in document["proof"]]
     assert _b64u(_rfc9162_root(sha256(b"\x00" + data).digest(), i, len(keys), path)) == statement["root"]
 
-    # a changed answer, a swapped subject, a missing proof: each is caught and named
+    # a changed answer, another subject, a cut or missing proof: each is caught and named
+    not_root = (
+        "the leaf does not lead to the signed root: the subject is not the ID verified, "
+        "or the leaf or the proof was altered"
+    )
     flipped = {**document, "leaf": {**document["leaf"], "match": not document["leaf"]["match"]}}
-    assert verify_receipt(flipped, jwks).problems == [
-        "inclusion proof does not lead to the signed root: the leaf or the proof was altered"
-    ]
-    assert verify_receipt(document, jwks, subject=keys[5]).problems == [
-        "subject does not match: this receipt is not about the ID held"
-    ]
+    assert verify_receipt(flipped, jwks, subject=keys[i]).problems == [not_root]
+    assert verify_receipt(document, jwks, subject=keys[5]).problems == [not_root]
+    assert verify_receipt({**document, "proof": document["proof"][1:]}, jwks, subject=keys[i]).problems == [not_root]
     bare = {"receipt": document["receipt"], "salt": document["salt"]}
-    assert verify_receipt(bare, jwks).problems == [
+    assert verify_receipt(bare, jwks, subject=keys[i]).problems == [
         "missing inclusion proof: a batch receipt needs the key's leaf and proof"
     ]
-    assert verify_receipt({**document, "proof": document["proof"][1:]}, jwks).problems[0].startswith("inclusion proof")
-    assert verify_receipt(documents[5], jwks, claims={"district_code": ["510681"]}).problems == [
+    assert verify_receipt(document, jwks).problems == [
+        "a batch receipt is checked with the subject's ID: give the subject"
+    ]
+    assert verify_receipt(documents[5], jwks, subject=keys[5], claims={"district_code": ["510681"]}).problems == [
         "claim on district_code: the value(s) 510681 do not match the receipt"
     ]
+
+    # keys of different lengths (here a malformed one) take the row-by-row path to the same leaves
+    mixed = verification_pb2.VerifyBatchRequest(
+        resource="population.resident", keys=[known[0], "5106", "身份证"], context=CTX, receipt=True
+    )
+    answer = hub.verification.VerifyBatch(mixed)
+    for key, document in zip(mixed.keys, batch_receipt_documents(mixed, answer), strict=True):
+        assert verify_receipt(document, jwks, subject=key).ok
 
     with pytest.raises(grpc.RpcError) as err:
         hub.verification.VerifyBatch(

@@ -2,7 +2,7 @@
 ``hub.client.verify_receipt``). Imports neither the server nor the cache.
 
 A receipt document is JSON: ``{"receipt": JWS, "salt": b64url}``, plus for one key of a VerifyBatch
-``"leaf"`` (its index, salt, subject digest, answers and per-key values digests) and ``"proof"``
+``"leaf"`` (its index, salt, answers and per-key values digests) and ``"proof"``
 (the Merkle audit path). A case file is ``{"case_number": ..., "receipts": [document, ...]}``.
 Every problem is named: a bad signature, an unknown or revoked key, a signature outside the key's
 validity, a subject or claim value that does not match what the reviewer holds, a missing or wrong
@@ -125,20 +125,25 @@ def _check_claims(
 
 
 def _check_batch_leaf(check: ReceiptCheck, subjects: Mapping[str, str], held: Mapping[str, Sequence[str]]) -> None:
+    """A key's leaf is a salted commitment to its ID and answers: it is rebuilt from the ID held and
+    must lead, through the inclusion proof, to the root the hub signed."""
     s, doc = check.statement, check.document
     leaf, proof = doc.get("leaf"), doc.get("proof")
     if not isinstance(leaf, dict) or not isinstance(proof, list):
         check.problems.append("missing inclusion proof: a batch receipt needs the key's leaf and proof")
         return
+    if APPLICANT not in subjects:
+        check.problems.append("a batch receipt is checked with the subject's ID: give the subject")
+        return
     columns = s.get("claims", [])
     per_key = [c for c in columns if c.get("per_key")]
     try:
-        subject = unb64u(leaf["subject"])
+        key_salt = unb64u(leaf["salt"])
         digests = [unb64u(d) for d in leaf.get("values", [])]
         answers = [bool(b) for b in leaf["claims"]]
         if len(answers) != len(columns) or len(digests) != len(per_key):
             raise ValueError
-        data = leaf_data(subject, bool(leaf["found"]), bool(leaf["match"]), answers, digests)
+        data = leaf_data(key_salt, bool(leaf["found"]), bool(leaf["match"]), answers, digests, subjects[APPLICANT])
         root = merkle.root_from_proof(
             merkle.leaf_hash(data), int(leaf["index"]), int(s["keys"]), [unb64u(p) for p in proof]
         )
@@ -146,11 +151,11 @@ def _check_batch_leaf(check: ReceiptCheck, subjects: Mapping[str, str], held: Ma
         check.problems.append("malformed leaf or inclusion proof")
         return
     if root is None or b64u(root) != s.get("root"):
-        check.problems.append("inclusion proof does not lead to the signed root: the leaf or the proof was altered")
+        check.problems.append(
+            "the leaf does not lead to the signed root: the subject is not the ID verified, "
+            "or the leaf or the proof was altered"
+        )
         return
-    key_salt = _salt(leaf)
-    if APPLICANT in subjects and (key_salt is None or subject_digest(key_salt, subjects[APPLICANT]) != subject):
-        check.problems.append("subject does not match: this receipt is not about the ID held")
     shared = {k: v for k, v in held.items() if any(c.get("field") == k and not c.get("per_key") for c in columns)}
     _check_claims(check, [c for c in columns if not c.get("per_key")], _salt(doc), shared)
     own = [{"field": c["field"], "values": d} for c, d in zip(per_key, leaf.get("values", []), strict=True)]

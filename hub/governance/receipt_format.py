@@ -12,12 +12,14 @@ Digests (SHA-256, base64url without padding), each with the salt given to the ca
     subject        = SHA-256(salt || UTF-8(key))
     claim values   = SHA-256(salt || RFC 8785 JSON array of the values as strings)
 
-Batch leaf data, for key i with its own salt:
+Batch leaf data, for key i with its own salt (a salted commitment to the key and its answers; the
+key goes last, so the layout is unambiguous given the statement's claim columns):
 
-    subject digest (32 bytes) || found (1) || match (1) || one byte per claim column (0/1)
-        || the values digest (32 bytes) of each per-key claim column, in column order
+    salt (16) || found (1) || match (1) || one byte per claim column (0/1)
+        || the values digest (32) of each per-key claim column, in column order || UTF-8(key)
 
-and the leaf hash is SHA-256(0x00 || leaf data) (see hub.governance.merkle).
+and the leaf hash is SHA-256(0x00 || leaf data) (see hub.governance.merkle). One hash per key and
+none for a separate subject digest: a batch receipt is checked with the subject's ID in hand.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def values_digest(salt: bytes, values: Iterable[str]) -> bytes:
 
 
 def leaf_data(
-    subject: bytes, found: bool, match: bool, claims: Sequence[bool], value_digests: Sequence[bytes]
+    salt: bytes, found: bool, match: bool, claims: Sequence[bool], value_digests: Sequence[bytes], key: str
 ) -> bytes:
     """One key's leaf in a batch receipt (see the module docstring)."""
-    return subject + bytes([found, match, *claims]) + b"".join(value_digests)
+    return salt + bytes([found, match, *claims]) + b"".join(value_digests) + key.encode()

@@ -14,7 +14,6 @@ import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from hashlib import sha256
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -98,6 +97,17 @@ def _batch_claim(salt: bytes, claim: Claim, per_key: bool) -> dict:
     }
 
 
+def _leaf_hashes(fixed: np.ndarray, keys: Sequence[str]) -> bytes:
+    """The leaf hashes of rows ``fixed || UTF-8(key)``: all in NumPy when the keys share one length
+    (IDs and credit codes do), else row by row."""
+    encoded = "".join(keys)
+    if encoded.isascii() and len(set(map(len, keys))) == 1:
+        key_bytes = np.frombuffer(encoded.encode(), np.uint8).reshape(len(keys), len(keys[0]))
+        return merkle.leaf_hashes(np.hstack([fixed, key_bytes]))
+    rows, step = fixed.tobytes(), fixed.shape[1]
+    return b"".join(merkle.leaf_hash(rows[i * step : (i + 1) * step] + k.encode()) for i, k in enumerate(keys))
+
+
 class ReceiptSigner:
     """Signs statements with the keyring's current key, as this hub replica."""
 
@@ -173,23 +183,19 @@ class ReceiptSigner:
     ) -> SignedBatch:
         n = len(keys)
         salt, key_salts = os.urandom(SALT_BYTES), os.urandom(SALT_BYTES * n)
-        salts = [key_salts[i : i + SALT_BYTES] for i in range(0, SALT_BYTES * n, SALT_BYTES)]
-        # The answers of every key as one (n, 2 + claims) byte matrix: each row is its leaf's answer bytes.
-        answers = np.column_stack([outcome.found, outcome.match, *outcome.claims]).astype(np.uint8)
-        width = answers.shape[1]
-        flat = answers.tobytes()
-        rows = [flat[i : i + width] for i in range(0, n * width, width)]
+        # Every key's leaf data as one row of a byte matrix (receipt_format.leaf_data, column by column).
+        columns = [
+            np.frombuffer(key_salts, np.uint8).reshape(n, SALT_BYTES),
+            np.column_stack([outcome.found, outcome.match, *outcome.claims]).astype(np.uint8),
+        ]
         for claim, c in zip(claims, compiled, strict=True):
-            if c.per_key:  # this column's value differs per key: its digest goes into the leaf
-                digests = [values_digest(s, (v,)) for s, v in zip(salts, claim.values, strict=True)]
-                rows = [r + d for r, d in zip(rows, digests, strict=True)]
-        # leaf_data() of hub.governance.receipt_format, written out for speed: 0x00 || subject || answers || digests
-        leaves = b"".join(
-            [
-                sha256(merkle.LEAF + sha256(s + k.encode()).digest() + r).digest()
-                for s, k, r in zip(salts, keys, rows, strict=True)
-            ]
-        )
+            if c.per_key:  # this column's value differs per key: its salted digest goes into the leaf
+                digests = b"".join(
+                    values_digest(key_salts[i * SALT_BYTES : (i + 1) * SALT_BYTES], (v,))
+                    for i, v in enumerate(claim.values)
+                )
+                columns.append(np.frombuffer(digests, np.uint8).reshape(n, 32))
+        leaves = _leaf_hashes(np.hstack(columns), keys)
         levels = merkle.build_levels(leaves)
         statement = self._head("verify_batch", caller, purpose, case_number)
         statement |= {
