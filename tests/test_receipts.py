@@ -6,9 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import io
 import json
+import os
+import subprocess
+import sys
 import time
 from hashlib import sha256
+from pathlib import Path
 
 import grpc
 import orjson
@@ -21,10 +27,12 @@ from jwcrypto.common import JWException
 
 from hub.client import batch_receipt_documents, receipt_document, verify_receipt
 from hub.governance import merkle
+from hub.governance.pki import CertificateAuthority
 from hub.governance.receipt_format import canonical
 from hub.governance.receipt_keys import ReceiptKeyring
 from hub.v1 import cases_pb2, cases_pb2_grpc, common_pb2, receipts_pb2, receipts_pb2_grpc, verification_pb2
-from tests.hubtest import CTX, RunningHub, resident
+from tests.hubtest import CTX, RunningHub, resident, running_hub
+from tests.readme import blocks
 from tests.test_cases import DATE, DEPARTMENT, A, _grant_everything, _load
 
 ID = "510603199001011231"
@@ -442,3 +450,60 @@ def test_jwks_over_http(tmp_path) -> None:
     body = asyncio.run(fetch())
     assert orjson.loads(body) == keyring.jwks()
     assert jwk.JWKSet.from_json(body.decode()).get_key(keyring.signing_key()[0]) is not None
+
+
+# -- the README's walkthrough: a reviewer checks a case's receipts from the command line ----------------
+
+
+def test_readme_reviewer_walkthrough(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pki = tmp_path / "pki"
+    ca = CertificateAuthority(pki)
+    ca.init()
+    with running_hub(kafka_bootstrap, topic_prefix, tmp_path / "hub", tls_dir=pki) as hub:
+        _load(hub)
+        _grant_everything(hub, DEPARTMENT)
+        clerk, reviewer = ca.issue(DEPARTMENT), ca.issue("hub_admin")
+        env = {
+            "HUB": hub.address,
+            "PKI": str(pki),
+            "CLERK_CERT": str(clerk.cert_path),
+            "CLERK_KEY": str(clerk.key_path),
+            "REVIEWER_CERT": str(reviewer.cert_path),
+            "REVIEWER_KEY": str(reviewer.key_path),
+            "APPLICANT": A,
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        }
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        [(_, python), (_, shell)] = blocks("receipts")
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            exec(compile(python, "README.md receipts", "exec"), {})
+        assert printed.getvalue().strip() == "DY-2017-HJ-000042 complete signed"
+        outputs = [
+            subprocess.run(["bash", "-c", line], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+            for line in shell.strip().splitlines()
+        ]
+        assert outputs[-1].startswith("OK      case receipt, case DY-2017-HJ-000042, approval_bureau (legal_basis)")
+        assert "household_transfer complete; registered_resident=satisfied, home_in_district=satisfied" in outputs[-1]
+        assert outputs[-1].endswith("all 1 receipts verified\n")
+
+        wrong = subprocess.run(
+            ["hub", "receipts", "verify", "case.json", "--jwks", "jwks.json", "--subject", OTHER_ID],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+        )
+        assert wrong.returncode == 1 and wrong.stdout.startswith("FAILED")
+        assert "subject applicant does not match: this receipt is not about the ID held" in wrong.stdout
+        missing = subprocess.run(
+            ["hub", "receipts", "verify", "nothing.json", "--jwks", "jwks.json"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+        )
+        assert (
+            missing.returncode == 1 and missing.stderr.strip() == "receipt file nothing.json: No such file or directory"
+        )
