@@ -186,7 +186,7 @@ def add_receipts_parser(
         help="List, rotate or revoke the receipt-signing keys.",
         description="The receipt keyring in the PKI directory (or data_dir/dev-keys in insecure dev mode).",
     )
-    p.add_argument("action", choices=["list", "rotate", "revoke"])
+    p.add_argument("action", choices=["list", "rotate", "revoke"], help="What to do with the keyring.")
     p.add_argument("kid", nargs="?", default="", help="For revoke: the key id, as 'list' shows it.")
     p.add_argument(
         "--pki-dir", type=Path, default=Path(".hub-data/pki"), help="The PKI directory. Default: .hub-data/pki."
