@@ -20,6 +20,7 @@ from hub.governance.policy import purpose_name
 from hub.governance.receipt_format import b64u, unb64u
 from hub.governance.receipts import EvidenceStatement, ReceiptSigner, Signed
 from hub.server.deps import Deps
+from hub.server.interceptors import note_access
 from hub.v1 import receipts_pb2, receipts_pb2_grpc, verification_pb2
 
 
@@ -126,6 +127,7 @@ class ReceiptsService(receipts_pb2_grpc.ReceiptsServicer):
         number = request.case_number.strip()
         if not number:
             raise InvalidArgument("case_number: required", field="case_number")
+        note_access("receipts.case", "", case_number=number)  # a reviewer's look at a case is audited too
         caller = current_caller.get()
         events = await asyncio.to_thread(
             case_events, self._bootstrap, self._deps.topics.cases, number, self._consumer_extra
