@@ -507,3 +507,28 @@ def test_readme_reviewer_walkthrough(
         assert (
             missing.returncode == 1 and missing.stderr.strip() == "receipt file nothing.json: No such file or directory"
         )
+
+
+def test_key_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from hub.cli import main
+
+    keys_dir = ["--pki-dir", str(tmp_path)]
+    assert main(["receipts", "keys", "rotate", *keys_dir]) == 0
+    first = capsys.readouterr().out.split()[3].rstrip(";")
+    assert main(["receipts", "keys", "rotate", "--overlap-hours", "2", *keys_dir]) == 0
+    second = capsys.readouterr().out.split()[3].rstrip(";")
+    keyring = ReceiptKeyring(tmp_path)
+    assert [k.kid for k in keyring.manifest().keys] == [first, second]
+    assert time.time() < keyring.manifest().keys[0].not_after <= time.time() + 2 * 3600  # the overlap
+    assert main(["receipts", "keys", "revoke", first, "--reason", "laptop stolen", *keys_dir]) == 0
+    assert keyring.jwks()["revoked"][0]["reason"] == "laptop stolen"
+    assert main(["receipts", "keys", "list", *keys_dir]) == 0
+    listed = capsys.readouterr().out
+    assert "revoked" in listed and "active" in listed
+    for argv, message in (
+        (["receipts", "keys", "revoke", *keys_dir], "revoke: name the key id, as 'hub receipts keys list' shows it"),
+        (["receipts", "keys", "revoke", "nope", *keys_dir], "nope: no such receipt key (see 'hub receipts keys list')"),
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert str(exit_.value) == message

@@ -111,7 +111,7 @@ class ReceiptKeyring:
         manifest = self.manifest()
         found = [k for k in manifest.keys if k.kid == kid]
         if not found:
-            raise KeyError(f"{kid}: no such receipt key (see 'hub certs receipt-keys')")
+            raise KeyError(f"{kid}: no such receipt key (see 'hub receipts keys list')")
         found[0].revoked_at, found[0].reason = now, reason or "compromised"
         if not any(k.state(now) == "active" for k in manifest.keys):
             manifest.keys.append(self._new_key(now))
@@ -135,7 +135,7 @@ class ReceiptKeyring:
             now = int(time.time())
             active = [k for k in manifest.keys if k.state(now) == "active"]
             if not active:
-                raise RuntimeError(f"no receipt key can sign now; run 'hub certs rotate-receipt-key' ({self.dir})")
+                raise RuntimeError(f"no receipt key can sign now; run 'hub receipts keys rotate' ({self.dir})")
             newest = max(active, key=lambda k: k.not_before)
             self._signing = (newest.kid, OKPKey.import_key((self.dir / f"{newest.kid}.key").read_bytes()))
             self._loaded_mtime = mtime
