@@ -76,25 +76,18 @@ def _watermark(wm: Watermark | None) -> dict | None:
     }
 
 
-def _claim(salt: bytes, claim: Claim) -> dict:
-    return {
+def _claim(salt: bytes, claim: Claim, per_key: bool | None = None) -> dict:
+    """A claim as stated. In a batch (``per_key`` set), a column with one value per key leaves
+    ``values`` empty: each leaf holds its own key's values digest."""
+    entry = {
         "field": claim.field,
         "op": claim.op.value,
         "or_unset": claim.or_unset,
-        "values": b64u(values_digest(salt, claim.values)),
+        "values": "" if per_key else b64u(values_digest(salt, claim.values)),
     }
-
-
-def _batch_claim(salt: bytes, claim: Claim, per_key: bool) -> dict:
-    """A claim column of a batch: with one value per key, each leaf holds its key's values digest."""
-    values = "" if per_key else b64u(values_digest(salt, claim.values))
-    return {
-        "field": claim.field,
-        "op": claim.op.value,
-        "or_unset": claim.or_unset,
-        "per_key": per_key,
-        "values": values,
-    }
+    if per_key is not None:
+        entry["per_key"] = per_key
+    return entry
 
 
 def _leaf_hashes(fixed: np.ndarray, keys: Sequence[str]) -> bytes:
@@ -202,7 +195,7 @@ class ReceiptSigner:
             "resource": resource,
             "key_field": key_field,
             "keys": n,
-            "claims": [_batch_claim(salt, claim, c.per_key) for claim, c in zip(claims, compiled, strict=True)],
+            "claims": [_claim(salt, claim, c.per_key) for claim, c in zip(claims, compiled, strict=True)],
             "root": b64u(levels[-1]),
             "watermark": _watermark(watermark),
         }
