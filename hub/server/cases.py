@@ -16,7 +16,7 @@ from hub.governance.receipts import Signed
 from hub.server.convert import watermark_to_pb
 from hub.server.deps import Deps
 from hub.server.interceptors import note_access
-from hub.server.receipts import case_receipt, stored
+from hub.server.receipts import receipt_for_case, stored
 from hub.v1 import cases_pb2, cases_pb2_grpc
 
 MAX_BATCH = 1000
@@ -130,7 +130,7 @@ class CasesService(cases_pb2_grpc.CasesServicer):
         note_access("case.submit", request.case_type, subjects=(request.applicant,), case_number=request.case_number)
         case = _request(request)
         outcome = self._resolve(case)
-        receipt = case_receipt(self._deps, case, outcome) if request.receipt else None
+        receipt = receipt_for_case(self._deps, case, outcome) if request.receipt else None
         await self._publish([(outcome, case, receipt)])
         return cases_pb2.SubmitResponse(result=_with_receipt(outcome_to_pb(outcome), receipt))
 
@@ -153,7 +153,7 @@ class CasesService(cases_pb2_grpc.CasesServicer):
                     case_number=pb.case_number, case_type=pb.case_type, error=f"cases[{i}]: {exc.message}"
                 )
                 continue
-            receipt = case_receipt(self._deps, case, outcome) if pb.receipt else None
+            receipt = receipt_for_case(self._deps, case, outcome) if pb.receipt else None
             resolved.append((outcome, case, receipt))
             response.results.append(_with_receipt(outcome_to_pb(outcome), receipt))
         if resolved:

@@ -29,7 +29,7 @@ def _signer(deps: Deps) -> ReceiptSigner:
     return deps.receipts
 
 
-def verify_receipt(
+def receipt_for_verify(
     deps: Deps,
     request: verification_pb2.VerifyRequest,
     key_field: str,
@@ -52,7 +52,7 @@ def verify_receipt(
     return receipts_pb2.Receipt(jws=signed.jws, salt=signed.salt)
 
 
-def batch_receipt(
+def receipt_for_batch(
     deps: Deps,
     request: verification_pb2.VerifyBatchRequest,
     key_field: str,
@@ -79,7 +79,7 @@ def batch_receipt(
     return receipts_pb2.BatchReceipt(jws=signed.jws, salt=signed.salt, key_salts=signed.key_salts, tree=signed.tree)
 
 
-def case_receipt(deps: Deps, request: CaseRequest, outcome: CaseOutcome) -> Signed:
+def receipt_for_case(deps: Deps, request: CaseRequest, outcome: CaseOutcome) -> Signed:
     evidence = [
         EvidenceStatement(
             e.evidence.name,
