@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hub import logs
+from hub.receipts_cli import add_receipts_parser
 from hub.settings import HubSettings
 
 
@@ -538,6 +539,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--note", default="", help="Why; shown to the department that disputed.")
     _add_client_options(p)
     p.set_defaults(func=_cmd_corrections)
+
+    add_receipts_parser(sub, _add_client_options, _tls)
 
     p = sub.add_parser(
         "codegen",

@@ -146,3 +146,54 @@ def ensure_grants(
                 if err.code() != grpc.StatusCode.NOT_FOUND or time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
+
+
+# -- receipts: documents to file, and checking them offline ---------------------------------------
+
+
+def receipt_document(receipt) -> dict:
+    """The document to file for a Verify's or a case's receipt (a hub.v1.Receipt)."""
+    from hub.governance.receipt_format import b64u
+
+    return {"receipt": receipt.jws, "salt": b64u(receipt.salt)}
+
+
+def batch_receipt_documents(request, response) -> list[dict]:
+    """One document per key of a VerifyBatch asked with ``receipt``: the batch's signature, the key's
+    leaf and its inclusion proof, so a key's receipt can be shown without the rest of the batch."""
+    import orjson
+
+    from hub.governance import merkle
+    from hub.governance.receipt_format import SALT_BYTES, b64u, unb64u, values_digest
+
+    receipt = response.receipt
+    statement = orjson.loads(unb64u(receipt.jws.split(".")[1]))
+    n = len(request.keys)
+    levels = merkle.unpack(receipt.tree, n)
+    per_key = [i for i, c in enumerate(statement["claims"]) if c["per_key"]]
+    documents = []
+    for i in range(n):
+        salt = receipt.key_salts[i * SALT_BYTES : (i + 1) * SALT_BYTES]
+        leaf = {
+            "index": i,
+            "salt": b64u(salt),
+            "found": response.found[i],
+            "match": response.match[i],
+            "claims": [c.matched[i] for c in response.claims],
+            "values": [b64u(values_digest(salt, (request.claims[j].values[i],))) for j in per_key],
+        }
+        proof = [b64u(p) for p in merkle.inclusion_proof(levels, i)]
+        documents.append({"receipt": receipt.jws, "salt": b64u(receipt.salt), "leaf": leaf, "proof": proof})
+    return documents
+
+
+def verify_receipt(
+    document: dict, jwks: dict, subject: str | None = None, claims: dict[str, list[str]] | None = None, **roles: str
+):
+    """Checks a receipt document offline against the hub's JWKS, and the subject's ID and the claimed
+    values the caller holds (``roles`` for a case's other subjects, e.g. ``spouse="5106..."``).
+    Returns a :class:`hub.governance.receipt_check.ReceiptCheck`: ``ok``, ``problems``, ``statement``."""
+    from hub.governance.receipt_check import APPLICANT, check_receipt
+
+    subjects = {**({APPLICANT: subject} if subject else {}), **roles}
+    return check_receipt(document, jwks, subjects, claims)

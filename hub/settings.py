@@ -46,6 +46,9 @@ class HubSettings(BaseSettings):
     audit_subject_key: SecretStr | None = Field(
         default=None, description="HMAC key for subject digests; default: from the TLS directory or data dir."
     )
+    receipt_issuer: str = Field(
+        default="city-exchange-hub", description="The hub's name in the verification receipts it signs (iss)."
+    )
     access_request_working_days: int = Field(default=10, ge=1, description="Deadline of an access request.")
     holidays: tuple[dt.date, ...] = Field(default=(), description="Public holidays that are not working days.")
     change_ring_capacity: int = Field(

@@ -90,6 +90,7 @@ class EvidenceResult:
     watermark: Watermark | None = None
     disputed: list[str] = field(default_factory=list)
     error_code: str = "OK"
+    claims: list[Claim] = field(default_factory=list)  # as asked, values filled in (a receipt states them)
 
 
 @dataclass
@@ -178,6 +179,13 @@ class CaseResolver:
         claims = [
             Claim(c.field, Op(c.op), tuple(_fill(v, values) for v in c.values), c.or_unset) for c in evidence.claims
         ]
+        result = self._answer(caller, request, evidence, subject, claims)
+        result.claims = claims
+        return result
+
+    def _answer(
+        self, caller: Caller, request: CaseRequest, evidence: Evidence, subject: str, claims: list[Claim]
+    ) -> EvidenceResult:
         try:
             spec = self._catalogue.resource(evidence.resource)
             key_field = key_field_of(spec, evidence.key_field)

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 
-def _create_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(data)
@@ -26,7 +26,7 @@ def audit_signing_key(directory: Path) -> ed25519.Ed25519PrivateKey:
     path = directory / "audit.key"
     if not path.exists():
         key = ed25519.Ed25519PrivateKey.generate()
-        _create_private(
+        write_private(
             path,
             key.private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -45,5 +45,5 @@ def audit_public_key(path: Path) -> ed25519.Ed25519PublicKey:
 def subject_key(directory: Path) -> bytes:
     path = directory / "audit-subject.key"
     if not path.exists():
-        _create_private(path, secrets.token_hex(32).encode())
+        write_private(path, secrets.token_hex(32).encode())
     return path.read_bytes().strip()

@@ -38,6 +38,8 @@ from hub.governance.audit_index import AuditIndex
 from hub.governance.catalogue import CatalogueStore
 from hub.governance.identity import IdentityResolver
 from hub.governance.policy import AccessPolicy
+from hub.governance.receipt_keys import ReceiptKeyring
+from hub.governance.receipts import ReceiptSigner
 from hub.governance.state import GovernanceState
 from hub.kafka.clients import admin_config, producer_config
 from hub.kafka.keyed_state import read_to_end
@@ -54,6 +56,7 @@ from hub.server.interceptors import CallInterceptor
 from hub.server.lookup import LookupService
 from hub.server.metrics import HubMetrics
 from hub.server.notices import NoticesService
+from hub.server.receipts import ReceiptsService
 from hub.server.subscription import SubscriptionService
 from hub.server.verification import VerificationService
 from hub.settings import HubSettings
@@ -74,6 +77,8 @@ from hub.v1 import (
     lookup_pb2_grpc,
     notices_pb2,
     notices_pb2_grpc,
+    receipts_pb2,
+    receipts_pb2_grpc,
     subscription_pb2,
     subscription_pb2_grpc,
     verification_pb2,
@@ -93,6 +98,7 @@ SERVICES = {
     "hub.v1.Notices": notices_pb2,
     "hub.v1.Cases": cases_pb2,
     "hub.v1.Corrections": corrections_pb2,
+    "hub.v1.Receipts": receipts_pb2,
 }
 # Not served before the cache is ready: they read resource data.
 _READY_FIRST = {"hub.v1.Verification", "hub.v1.Lookup", "hub.v1.Subscription", "hub.v1.Cases"}
@@ -225,6 +231,7 @@ class HubServer:
             notices,
             corrections,
             self.audit,
+            self._receipt_signer(key_dir),
         )
         if s.notice_engine:
             self.notice_engine = NoticeEngine(
@@ -250,6 +257,12 @@ class HubServer:
         if s.tls_dir:
             self._tasks.append(asyncio.create_task(self._watch_crl(s.tls_dir / "crl.pem")))
         return self.port
+
+    def _receipt_signer(self, key_dir: Path) -> ReceiptSigner:
+        """Signs verification receipts with the keyring in the hub's key directory (a first key if none)."""
+        keyring = ReceiptKeyring(key_dir)
+        keyring.ensure()
+        return ReceiptSigner(keyring, self.settings.receipt_issuer)
 
     def _load_catalogue(self, kafka_extra: dict) -> None:
         """The managed catalogue to its end, seeded with the built-in entries it lacks."""
@@ -309,6 +322,9 @@ class HubServer:
         cases_pb2_grpc.add_CasesServicer_to_server(CasesService(deps, self.resolver), server)
         corrections_pb2_grpc.add_CorrectionsServicer_to_server(
             CorrectionsService(deps, s.correction_working_days), server
+        )
+        receipts_pb2_grpc.add_ReceiptsServicer_to_server(
+            ReceiptsService(deps, self.bootstrap, s.kafka_extra() if s.bootstrap_servers else {}), server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         server.add_generic_rpc_handlers(self._extra_handlers)

@@ -12,9 +12,11 @@ from hub.flows.cases import CaseOutcome, CaseRequest, CaseResolver
 from hub.governance.audit import AuditEvent
 from hub.governance.identity import current_caller
 from hub.governance.policy import purpose_name
+from hub.governance.receipts import Signed
 from hub.server.convert import watermark_to_pb
 from hub.server.deps import Deps
 from hub.server.interceptors import note_access
+from hub.server.receipts import receipt_for_case, stored
 from hub.v1 import cases_pb2, cases_pb2_grpc
 
 MAX_BATCH = 1000
@@ -63,20 +65,27 @@ def outcome_to_pb(outcome: CaseOutcome) -> cases_pb2.CaseResult:
     )
 
 
-def _event(outcome: CaseOutcome, caller: str, request: CaseRequest) -> bytes:
-    return orjson.dumps(
-        {
-            "case_number": outcome.case_number,
-            "case_type": outcome.case_type.code,
-            "department": caller,
-            "date": request.date,
-            "purpose": request.purpose,
-            "complete": outcome.complete,
-            "evidence": {e.evidence.name: e.outcome for e in outcome.evidence},
-            "restrictions": [r.measure for r in outcome.restrictions],
-            "at_ms": int(time.time() * 1000),
-        }
-    )
+def _with_receipt(result: cases_pb2.CaseResult, receipt: Signed | None) -> cases_pb2.CaseResult:
+    if receipt is not None:
+        result.receipt.jws, result.receipt.salt = receipt.jws, receipt.salt
+    return result
+
+
+def _event(outcome: CaseOutcome, caller: str, request: CaseRequest, receipt: Signed | None) -> bytes:
+    event = {
+        "case_number": outcome.case_number,
+        "case_type": outcome.case_type.code,
+        "department": caller,
+        "date": request.date,
+        "purpose": request.purpose,
+        "complete": outcome.complete,
+        "evidence": {e.evidence.name: e.outcome for e in outcome.evidence},
+        "restrictions": [r.measure for r in outcome.restrictions],
+        "at_ms": int(time.time() * 1000),
+    }
+    if receipt is not None:  # stored with the case, so a reviewer can ask for it by case number
+        event["receipt"] = stored(receipt)
+    return orjson.dumps(event)
 
 
 class CasesService(cases_pb2_grpc.CasesServicer):
@@ -109,10 +118,10 @@ class CasesService(cases_pb2_grpc.CasesServicer):
                 )
         return outcome
 
-    async def _publish(self, items: list[tuple[CaseOutcome, CaseRequest]]) -> None:
+    async def _publish(self, items: list[tuple[CaseOutcome, CaseRequest, Signed | None]]) -> None:
         caller = current_caller.get().department
         deliveries = await self._deps.producer.send(
-            self._deps.topics.cases, [(o.case_number.encode(), _event(o, caller, r)) for o, r in items], []
+            self._deps.topics.cases, [(o.case_number.encode(), _event(o, caller, r, s)) for o, r, s in items], []
         )
         if any(d.error is not None for d in deliveries):
             raise Unavailable("the case events were not acknowledged by Kafka; resubmit (it is idempotent)")
@@ -121,8 +130,9 @@ class CasesService(cases_pb2_grpc.CasesServicer):
         note_access("case.submit", request.case_type, subjects=(request.applicant,), case_number=request.case_number)
         case = _request(request)
         outcome = self._resolve(case)
-        await self._publish([(outcome, case)])
-        return cases_pb2.SubmitResponse(result=outcome_to_pb(outcome))
+        receipt = receipt_for_case(self._deps, case, outcome) if request.receipt else None
+        await self._publish([(outcome, case, receipt)])
+        return cases_pb2.SubmitResponse(result=_with_receipt(outcome_to_pb(outcome), receipt))
 
     async def SubmitBatch(
         self, request: cases_pb2.SubmitBatchRequest, context: aio.ServicerContext
@@ -143,8 +153,9 @@ class CasesService(cases_pb2_grpc.CasesServicer):
                     case_number=pb.case_number, case_type=pb.case_type, error=f"cases[{i}]: {exc.message}"
                 )
                 continue
-            resolved.append((outcome, case))
-            response.results.append(outcome_to_pb(outcome))
+            receipt = receipt_for_case(self._deps, case, outcome) if pb.receipt else None
+            resolved.append((outcome, case, receipt))
+            response.results.append(_with_receipt(outcome_to_pb(outcome), receipt))
         if resolved:
             await self._publish(resolved)
         return response

@@ -19,6 +19,7 @@ from hub.governance.audit import AuditLog
 from hub.governance.audit_index import AuditIndex
 from hub.governance.catalogue import CatalogueStore
 from hub.governance.policy import AccessPolicy
+from hub.governance.receipts import ReceiptSigner
 from hub.governance.state import GovernanceState
 from hub.kafka.producer import AckingProducer
 from hub.records import codec
@@ -76,6 +77,7 @@ class Deps:
     notices: NoticeStore
     corrections: CorrectionStore
     audit: AuditLog | None = None
+    receipts: ReceiptSigner | None = None
     _locks: weakref.WeakValueDictionary[str, asyncio.Lock] = field(default_factory=weakref.WeakValueDictionary)
 
     @asynccontextmanager

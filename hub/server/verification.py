@@ -17,6 +17,7 @@ from hub.records.identifiers import credit_code_problem
 from hub.server.convert import claims_from_pb, wanted_offsets, watermark_to_pb
 from hub.server.deps import Deps
 from hub.server.interceptors import note_access
+from hub.server.receipts import receipt_for_batch, receipt_for_verify
 from hub.v1 import verification_pb2, verification_pb2_grpc
 
 MAX_KEYS = 100_000
@@ -77,6 +78,8 @@ class VerificationService(verification_pb2_grpc.VerificationServicer):
                 deps.cache.version("credit.list_entry"), request.key, request.context.restricted_context, today
             ):
                 response.restrictions.add(credit_code=r.credit_code, measure=r.measure, entry_id=r.entry_id)
+        if request.receipt:
+            response.receipt.CopyFrom(receipt_for_verify(deps, request, field, claims, outcome, version.watermark))
         return response
 
     async def VerifyBatch(
@@ -102,4 +105,7 @@ class VerificationService(verification_pb2_grpc.VerificationServicer):
         )
         for index, message in outcome.invalid:
             response.invalid_keys.add(index=index, message=message)
+        if request.receipt:
+            receipt = receipt_for_batch(deps, request, field, claims, compiled, outcome, version.watermark)
+            response.receipt.CopyFrom(receipt)
         return response
