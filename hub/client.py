@@ -153,7 +153,7 @@ def ensure_grants(
 
 def receipt_document(receipt) -> dict:
     """The document to file for a Verify's or a case's receipt (a hub.v1.Receipt)."""
-    from hub.governance.receipt_format import b64u
+    from hub.proofs.receipt_format import b64u
 
     return {"receipt": receipt.jws, "salt": b64u(receipt.salt)}
 
@@ -163,8 +163,8 @@ def batch_receipt_documents(request, response) -> list[dict]:
     leaf and its inclusion proof, so a key's receipt can be shown without the rest of the batch."""
     import orjson
 
-    from hub.governance import merkle
-    from hub.governance.receipt_format import SALT_BYTES, b64u, unb64u, values_digest
+    from hub.proofs import merkle
+    from hub.proofs.receipt_format import SALT_BYTES, b64u, unb64u, values_digest
 
     receipt = response.receipt
     statement = orjson.loads(unb64u(receipt.jws.split(".")[1]))
@@ -192,8 +192,8 @@ def verify_receipt(
 ):
     """Checks a receipt document offline against the hub's JWKS, and the subject's ID and the claimed
     values the caller holds (``roles`` for a case's other subjects, e.g. ``spouse="5106..."``).
-    Returns a :class:`hub.governance.receipt_check.ReceiptCheck`: ``ok``, ``problems``, ``statement``."""
-    from hub.governance.receipt_check import APPLICANT, check_receipt
+    Returns a :class:`hub.proofs.receipt_check.ReceiptCheck`: ``ok``, ``problems``, ``statement``."""
+    from hub.proofs.receipt_check import APPLICANT, check_receipt
 
     subjects = {**({APPLICANT: subject} if subject else {}), **roles}
     return check_receipt(document, jwks, subjects, claims)

@@ -25,7 +25,7 @@ def _pair(text: str) -> tuple[str, str]:
 
 def _subject(text: str) -> tuple[str, str]:
     """``ID`` (the applicant, or the key of a Verify) or ``ROLE=ID`` (a case's other subject)."""
-    from hub.governance.receipt_check import APPLICANT
+    from hub.proofs.receipt_check import APPLICANT
 
     role, sep, value = text.partition("=")
     return (role, value) if sep else (APPLICANT, text)
@@ -45,7 +45,7 @@ def _read_json(path: Path, what: str) -> dict:
 
 def verify_files(path: Path, jwks_path: Path, subjects: dict[str, str], claims: dict[str, list[str]]) -> int:
     """Checks every receipt in ``path``; prints one line per receipt and each problem. 1 if any fails."""
-    from hub.governance.receipt_check import check_receipt, documents_of
+    from hub.proofs.receipt_check import check_receipt, documents_of
 
     jwks = _read_json(jwks_path, "JWKS")
     documents = documents_of(_read_json(path, "receipt file"))

@@ -26,10 +26,10 @@ from jwcrypto import jwk, jws
 from jwcrypto.common import JWException
 
 from hub.client import batch_receipt_documents, receipt_document, verify_receipt
-from hub.governance import merkle
 from hub.governance.pki import CertificateAuthority
-from hub.governance.receipt_format import canonical
 from hub.governance.receipt_keys import ReceiptKeyring
+from hub.proofs import merkle
+from hub.proofs.receipt_format import canonical
 from hub.v1 import cases_pb2, cases_pb2_grpc, common_pb2, receipts_pb2, receipts_pb2_grpc, verification_pb2
 from tests.hubtest import CTX, RunningHub, resident, running_hub
 from tests.readme import blocks

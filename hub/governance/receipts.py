@@ -1,4 +1,4 @@
-"""Signed verification receipts, built and signed by the hub (the format: hub.governance.receipt_format).
+"""Signed verification receipts, built and signed by the hub (the format: hub.proofs.receipt_format).
 
 A receipt states which hub answered, when, for which caller, purpose and case number; the resource
 and a salted digest of the subject's key; each claim (field, operator, a salted digest of its
@@ -21,9 +21,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hub.cache.claims import Claim, Compiled
 from hub.cache.table import Watermark
 from hub.cache.verify import BatchOutcome, Outcome
-from hub.governance import merkle
 from hub.governance.identity import Caller
-from hub.governance.receipt_format import (
+from hub.governance.receipt_keys import ReceiptKeyring
+from hub.proofs import merkle
+from hub.proofs.receipt_format import (
     ALG,
     JWS_TYPE,
     SALT_BYTES,
@@ -33,7 +34,6 @@ from hub.governance.receipt_format import (
     subject_digest,
     values_digest,
 )
-from hub.governance.receipt_keys import ReceiptKeyring
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class SignedBatch:
     jws: str
     salt: bytes  # for the claim values shared by every key
     key_salts: bytes  # 16 bytes per key, in request order
-    tree: bytes  # the Merkle tree, every level, leaves first (hub.governance.merkle.pack)
+    tree: bytes  # the Merkle tree, every level, leaves first (hub.proofs.merkle.pack)
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from hub.flows.case_events import case_events
 from hub.flows.cases import CaseOutcome, CaseRequest
 from hub.governance.identity import HUB_ADMIN, current_caller
 from hub.governance.policy import purpose_name
-from hub.governance.receipt_format import b64u, unb64u
 from hub.governance.receipts import EvidenceStatement, ReceiptSigner, Signed
+from hub.proofs.receipt_format import b64u, unb64u
 from hub.server.deps import Deps
 from hub.server.interceptors import note_access
 from hub.v1 import receipts_pb2, receipts_pb2_grpc, verification_pb2

@@ -18,7 +18,7 @@ key goes last, so the layout is unambiguous given the statement's claim columns)
     salt (16) || found (1) || match (1) || one byte per claim column (0/1)
         || the values digest (32) of each per-key claim column, in column order || UTF-8(key)
 
-and the leaf hash is SHA-256(0x00 || leaf data) (see hub.governance.merkle). One hash per key and
+and the leaf hash is SHA-256(0x00 || leaf data) (see hub.proofs.merkle). One hash per key and
 none for a separate subject digest: a batch receipt is checked with the subject's ID in hand.
 """
 

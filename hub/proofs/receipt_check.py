@@ -20,8 +20,8 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import OKPKey
 
-from hub.governance import merkle
-from hub.governance.receipt_format import ALG, JWS_TYPE, b64u, leaf_data, subject_digest, unb64u, values_digest
+from hub.proofs import merkle
+from hub.proofs.receipt_format import ALG, JWS_TYPE, b64u, leaf_data, subject_digest, unb64u, values_digest
 
 APPLICANT = "applicant"  # the subject role of a single or batch receipt, and a case's applicant
 
