@@ -34,8 +34,8 @@ COMMON_HUB_OPTIONS = (
     "tls_dir",
     "insecure_dev",
 )
-_METAVARS: dict[Any, str] = {"bootstrap_servers": "HOST:PORT,...", "holidays": "DATE,...", int: "N", float: "N"}
-_METAVARS |= {Path: "PATH", dt.datetime: "ISO-8601"}
+_METAVAR_BY_NAME = {"bootstrap_servers": "HOST:PORT,...", "holidays": "DATE,..."}
+_METAVAR_BY_TYPE: dict[Any, str] = {int: "N", float: "N", Path: "PATH", dt.datetime: "ISO-8601"}
 
 
 def _comma_list(text: str) -> tuple[str, ...]:
@@ -74,7 +74,7 @@ def _argument(name: str, field: FieldInfo) -> dict[str, Any]:
         kwargs["type"] = convert
     elif annotation not in (str, dt.datetime):  # a datetime stays text: the model parses ISO 8601
         raise TypeError(f"no command-line form for setting {name}: {annotation}")
-    metavar = _METAVARS.get(name) or _METAVARS.get(annotation)
+    metavar = _METAVAR_BY_NAME.get(name) or _METAVAR_BY_TYPE.get(annotation)
     if metavar and "choices" not in kwargs and annotation is not bool:
         kwargs["metavar"] = metavar
     return kwargs
