@@ -11,6 +11,10 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 log = logging.getLogger("hub.cli")
 
@@ -35,13 +39,12 @@ class UsageError(CommandError):
 class Parser(argparse.ArgumentParser):
     """argparse's usage errors as one line (its default prints the usage block first)."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.exit(USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def _setting_errors(exc: Exception) -> str:
-    errors = exc.errors()  # type: ignore[attr-defined]
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in errors)
+def _setting_errors(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors())
 
 
 def describe(exc: BaseException) -> tuple[str, int] | None:
