@@ -1,4 +1,4 @@
-# The two commands: `make demo` and `make test`. Each installs what it needs.
+# The two commands: `make demo` and `make test`. Each installs what it needs. `make` alone lists the targets.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -6,6 +6,12 @@ INSTALLED := $(VENV)/.installed
 ARGS ?=
 
 .PHONY: demo test lint bench city-year compare clean
+
+.DEFAULT_GOAL := help
+.PHONY: help
+## List the targets with what each does (their ## lines).
+help:
+	@awk '/^## /{doc=substr($$0, 4); next} /^[a-z][a-z-]*:/{if (doc != "") {sub(/:.*/, "", $$1); printf "  make %-10s %s\n", $$1, doc}} {doc=""}' $(MAKEFILE_LIST)
 
 $(INSTALLED): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -45,10 +51,12 @@ compare: $(INSTALLED)
 	./scripts/install-system-deps.sh
 	$(BIN)/python -m bench.compare $(ARGS)
 
+## Lint only: ruff and buf.
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/buf lint
 	$(BIN)/lint-imports
 
+## Remove the virtualenv, hub data, caches and generated stubs.
 clean:
 	rm -rf $(VENV) .hub-data .pytest_cache .ruff_cache .import_linter_cache hub/v1/*_pb2*.py hub/v1/*_pb2*.pyi hub/v1/.stamp

@@ -174,7 +174,8 @@ class Demo:
             )
 
     def governance(self) -> None:
-        """The approval bureau asks the population registry for access; the registry approves."""
+        """The approval bureau asks the population registry for access; the registry approves. The
+        hub answers DecideAccess once its replica has applied the grant, so the samples see it."""
         consumer = governance_pb2_grpc.GovernanceStub(self.channel(CONSUMER))
         provider = governance_pb2_grpc.GovernanceStub(self.channel("public_security"))
         filed = consumer.RequestAccess(
@@ -198,10 +199,16 @@ class Demo:
         )
 
     def samples(self, exports: ExportSet) -> None:
-        c = self.console
-        verify = verification_pb2_grpc.VerificationStub(self.channel(CONSUMER))
-        lookup = lookup_pb2_grpc.LookupStub(self.channel(CONSUMER))
+        """The bureau's day after the grant, step by step; each step's calls are answered before the next."""
         rid, district = _sample_resident(exports)
+        self.verify_claims(exports, rid, district)
+        self.verify_batch(exports)
+        self.look_up(rid)
+        self.ask_audit_questions(rid)
+
+    def verify_claims(self, exports: ExportSet, rid: str, district: str) -> None:
+        """True, false and refused claims about one resident and one listed entity, as a table."""
+        verify = verification_pb2_grpc.VerificationStub(self.channel(CONSUMER))
         serious = _first_serious(exports.files["credit"])
         claim = verification_pb2.Claim
         table = Table(title=f"{CONSUMER} verifies, case {CASE.case_number} (answers carry no field values)")
@@ -274,8 +281,11 @@ class Demo:
                     ],
                 ),
             )
-        c.print(table)
+        self.console.print(table)
 
+    def verify_batch(self, exports: ExportSet) -> None:
+        """Twenty VerifyBatch calls of 1,000 keys each, timed."""
+        verify = verification_pb2_grpc.VerificationStub(self.channel(CONSUMER))
         ids = _sample_ids(exports.files["population"], 1000)
         t = time.perf_counter()
         calls = 20
@@ -300,6 +310,10 @@ class Demo:
             f"{calls * len(ids) / elapsed:,.0f} keys/s; {sum(r.found)} found, {sum(r.match)} in Deyang",
         )
 
+    def look_up(self, rid: str) -> None:
+        """A lookup within the grant (masked), then one for a purpose the grant does not cover."""
+        c = self.console
+        lookup = lookup_pb2_grpc.LookupStub(self.channel(CONSUMER))
         got = lookup.Get(lookup_pb2.GetRequest(resource="population.resident", key=rid, context=CASE))
         c.print(f"Lookup.Get {rid} as {CONSUMER} → {got.records[0].decode()} (masked: {', '.join(got.masked_fields)})")
         try:
@@ -315,10 +329,10 @@ class Demo:
         except grpc.RpcError as err:
             c.print(f"Lookup.Get for WORK_REFERENCE → [red]{err.code().name}[/red]: {err.details()}")
 
-        time.sleep(0.5)  # the audit writer batches; give it a moment to reach the topic
-        provider_view = audit_pb2_grpc.AuditStub(self.channel("public_security")).QueryResource(
-            audit_pb2.QueryResourceRequest(resource="population.resident", limit=3)
-        )
+    def ask_audit_questions(self, rid: str) -> None:
+        """The provider's question (who used my resource) and the citizen's (who looked at me)."""
+        c = self.console
+        provider_view = self.wait_audited()
         usage = ", ".join(f"{u.caller}/{common_pb2.Purpose.Name(u.purpose)}: {u.calls}" for u in provider_view.usage)
         c.print(f"public_security asks who used population.resident → {usage}")
         citizen = audit_pb2_grpc.AuditStub(self.channel("citizen_portal")).QuerySubject(
@@ -331,6 +345,21 @@ class Demo:
                 for e in citizen.entries[:4]
             )
         )
+
+    def wait_audited(self, timeout: float = 30.0) -> audit_pb2.QueryResourceResponse:
+        """The provider's view once it shows the samples' last call (the refused lookup). The audit
+        writer batches, but one hub process writes one chain, in order: with the last call visible,
+        every earlier one is too. The provider's question is not itself a read, so asking again
+        changes no answer."""
+        stub = audit_pb2_grpc.AuditStub(self.channel("public_security"))
+        deadline = time.monotonic() + timeout
+        while True:
+            view = stub.QueryResource(audit_pb2.QueryResourceRequest(resource="population.resident", limit=3))
+            if any(e.caller == CONSUMER and e.purpose == common_pb2.PURPOSE_WORK_REFERENCE for e in view.recent):
+                return view
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the audit trail did not show the demo's last call within {timeout:.0f}s")
+            time.sleep(0.1)
 
     def report(self) -> None:
         table = Table(title=f"hub demo: {self.size.residents:,} residents, {self.size.entities:,} entities")

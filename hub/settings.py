@@ -1,16 +1,17 @@
 """Typed settings, from the environment (``HUB_*``) or command-line options.
 
 Unknown settings are errors (``extra="forbid"``) and secrets are ``SecretStr``
-so they never appear in logs or ``repr``.
+so they never appear in logs or ``repr``. Every field has a description: ``hub serve --help``
+is generated from them (:mod:`hub.cli.options`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,10 +22,16 @@ class HubSettings(BaseSettings):
     embedded_broker: Literal["memory", "durable"] = Field(
         default="memory", description="Embedded broker storage: memory, or durable (SeaweedFS S3)."
     )
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    kafka_sasl_mechanism: str = ""
-    kafka_sasl_username: str = ""
-    kafka_sasl_password: SecretStr = SecretStr("")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="security.protocol towards an external Kafka cluster."
+    )
+    kafka_sasl_mechanism: str = Field(
+        default="", description="sasl.mechanism (e.g. SCRAM-SHA-512); empty: no SASL settings are passed."
+    )
+    kafka_sasl_username: str = Field(default="", description="sasl.username, with kafka_sasl_mechanism.")
+    kafka_sasl_password: SecretStr = Field(
+        default=SecretStr(""), description="sasl.password, with kafka_sasl_mechanism."
+    )
     topic_prefix: str = Field(default="hub.", description="Prefix of every topic the hub uses.")
     host: str = Field(default="127.0.0.1", description="Address the gRPC server binds.")
     port: int = Field(default=50051, ge=0, le=65535, description="gRPC port (0: pick a free one).")
@@ -49,7 +56,9 @@ class HubSettings(BaseSettings):
     receipt_issuer: str = Field(
         default="city-exchange-hub", description="The hub's name in the verification receipts it signs (iss)."
     )
-    access_request_working_days: int = Field(default=10, ge=1, description="Deadline of an access request.")
+    access_request_working_days: int = Field(
+        default=10, ge=1, description="Working days a provider has to decide an access request."
+    )
     holidays: tuple[dt.date, ...] = Field(default=(), description="Public holidays that are not working days.")
     change_ring_capacity: int = Field(
         default=20_000, ge=10, description="Recent changes kept per partition for subscribers; older come from Kafka."
@@ -62,9 +71,17 @@ class HubSettings(BaseSettings):
         description="Go-live cut-over: market records written before it create no notices, and later changes "
         "notice only scope items added since. Unset: every registration on the topic is news.",
     )
-    notice_claim_limit_s: float = Field(default=2 * 86400, gt=0, description="Time to claim a notice.")
-    notice_feedback_limit_s: float = Field(default=20 * 86400, gt=0, description="Time to feed back on a notice.")
-    correction_working_days: int = Field(default=5, ge=1, description="Deadline of a correction request.")
+    notice_claim_limit_s: float = Field(
+        default=2 * 86400, gt=0, description="Seconds a notice may stay unclaimed before it raises an alert."
+    )
+    notice_feedback_limit_s: float = Field(
+        default=20 * 86400,
+        gt=0,
+        description="Seconds a claimed notice may go without feedback before it raises an alert.",
+    )
+    correction_working_days: int = Field(
+        default=5, ge=1, description="Working days a provider has to answer a correction request."
+    )
     metrics_port: int | None = Field(
         default=9464, ge=0, le=65535, description="Prometheus metrics port (0: pick a free one; unset: none)."
     )
@@ -72,7 +89,14 @@ class HubSettings(BaseSettings):
     snapshot_writer: bool = Field(
         default=True, description="Whether this process writes snapshots; of several workers only the first does."
     )
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Least severe log level written to stderr."
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     def kafka_extra(self) -> dict[str, str]:
         """librdkafka security settings for an external cluster."""
@@ -84,3 +108,16 @@ class HubSettings(BaseSettings):
                 "sasl.password": self.kafka_sasl_password.get_secret_value(),
             }
         return extra
+
+
+class SettingsError(ValueError):
+    """Settings valid one by one but not for what was asked (serving with neither TLS nor insecure_dev)."""
+
+
+def secret_fields(model: type[BaseModel]) -> tuple[str, ...]:
+    """The names of ``model``'s ``SecretStr`` fields (optional ones too): what is never shown or logged."""
+    return tuple(
+        name
+        for name, field in model.model_fields.items()
+        if field.annotation is SecretStr or SecretStr in get_args(field.annotation)
+    )

@@ -83,13 +83,13 @@ def print_status(hub: str, metrics: str, interval: float = 1.0) -> int:
             before[t] = scrape(t)
         except OSError as exc:
             failed.append(f"{t}: {exc}")
+    if not before:
+        raise ConnectionError(f"no metrics from {'; '.join(failed)}")
     time.sleep(interval)
     after = {t: scrape(t) for t in before}
     console.print(f"hub {hub}: [bold]{_health(hub)}[/bold]   processes reporting metrics: {len(after)}")
     for line in failed:
         console.print(f"[red]no metrics from {line}[/red]")
-    if not after:
-        return 1
 
     procs = Table("metrics endpoint", "produced/s", "consumed/s", "audit backlog", title="processes")
     for t, now in after.items():

@@ -1,13 +1,17 @@
-"""The command line: help texts, `hub serve` stopping cleanly, and the demo end to end."""
+"""The command line: help texts generated from the settings, one clear line for every mistake,
+`hub serve` stopping cleanly, and the demo end to end."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -16,6 +20,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from hub.childproc import free_port
 from hub.cli import build_parser
+from hub.cli.errors import BUG, run_guarded
+from hub.settings import HubSettings, secret_fields
 
 HUB = [sys.executable, "-m", "hub"]
 
@@ -30,6 +36,123 @@ def test_every_option_has_help() -> None:
                 assert action.help, f"{parser.prog} {action.option_strings or action.dest} has no help"
 
     check(build_parser())
+
+
+def test_serve_options_are_the_settings_fields() -> None:
+    serve = build_parser().parse_args(["serve"])
+    options = set(vars(serve))
+    fields = set(HubSettings.model_fields)
+    assert fields - set(secret_fields(HubSettings)) <= options  # every setting but the secrets
+    assert not set(secret_fields(HubSettings)) & options  # secrets come from the environment only
+    args = build_parser().parse_args(["serve", "--no-audit", "--holidays", "2026-10-01,2026-10-02", "--port", "7"])
+    assert (args.audit, args.holidays, args.port) == (False, ("2026-10-01", "2026-10-02"), 7)
+
+
+@pytest.fixture(scope="module")
+def busy_port() -> Iterator[int]:
+    """A port something else listens on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        yield s.getsockname()[1]
+
+
+# (command, what the one line must say); {tmp}, {busy} and {closed} are filled in.
+MISTAKES = {
+    "serve without TLS or insecure_dev": (["serve", "--data-dir", "{tmp}"], "insecure_dev"),
+    "serve, port out of range": (["serve", "--insecure-dev", "--port", "99999"], "port"),
+    "serve, unknown option": (["serve", "--bogus"], "--bogus"),
+    "serve, no such catalogue": (["serve", "--insecure-dev", "--catalogue-path", "{tmp}/none.toml"], "none.toml"),
+    "serve, TLS dir without certificates": (["serve", "--tls-dir", "{tmp}"], "ca.crt"),
+    "serve, port in use": (["serve", "--insecure-dev", "--port", "{busy}"], "in use"),
+    "serve, unreachable broker": (["serve", "--insecure-dev", "--bootstrap-servers", "127.0.0.1:{closed}"], "Kafka"),
+    "broker, port in use": (["broker", "--broker-port", "{busy}", "--data-dir", "{tmp}"], "in use"),
+    "status, nothing running": (
+        ["status", "--hub", "127.0.0.1:{closed}", "--metrics", "127.0.0.1:{closed}"],
+        "no metrics",
+    ),
+    "status, bad endpoint list": (["status", "--metrics", "nowhere"], "HOST:PORT"),
+    "demo, port in use": (["demo", "--port", "{busy}", "--data-dir", "{tmp}"], "in use"),
+    "demo, bad number": (["demo", "--residents", "many"], "--residents"),
+    "connector list, extra argument": (["connector", "list", "extra"], "extra"),
+    "connector run, no such config": (["connector", "run", "--config", "{tmp}/none.toml"], "none.toml"),
+    "connector run, unknown connector": (["connector", "run", "nosuch", "--source", "{tmp}/x.csv"], "nosuch"),
+    "connector run, bad batch size": (
+        ["connector", "run", "population", "--source", "x", "--batch-size", "0"],
+        "batch_size",
+    ),
+    "connector new, bad name": (
+        ["connector", "new", "Bad-Name", "--resource", "population.resident", "--dir", "{tmp}"],
+        "identifier",
+    ),
+    "certs issue before init": (["certs", "--pki-dir", "{tmp}/pki", "issue", "education"], "ca.key"),
+    "certs revoke, bad serial": (["certs", "--pki-dir", "{tmp}/pki", "revoke", "zz"], "hex"),
+    "audit verify without a cluster": (["audit", "verify", "--data-dir", "{tmp}"], "bootstrap-servers"),
+    "audit verify, unreachable broker": (["audit", "verify", "--bootstrap-servers", "127.0.0.1:{closed}"], "Kafka"),
+    "governance, unreachable hub": (
+        ["governance", "overdue", "--hub", "127.0.0.1:{closed}", "--department", "x"],
+        "reach",
+    ),
+    "governance, half the TLS files": (["governance", "requests", "--ca", "{tmp}/ca.crt"], "--cert"),
+    "subscribe, bad filter": (
+        ["subscribe", "population.resident", "--name", "n", "--out", "o", "--filter", "x"],
+        "FIELD",
+    ),
+    "corrections, unreachable hub": (
+        ["corrections", "list", "--hub", "127.0.0.1:{closed}", "--department", "x"],
+        "reach",
+    ),
+    "corrections, bad verdict": (["corrections", "resolve", "CR-1", "maybe"], "verdict"),
+    "codegen, extra argument": (["codegen", "now"], "now"),
+    "no command": ([], "COMMAND"),
+}
+
+
+@pytest.mark.parametrize("case", MISTAKES)
+def test_a_mistake_is_one_line_and_an_exit_code(case: str, tmp_path: Path, busy_port: int) -> None:
+    command, expected = MISTAKES[case]
+    values = {"tmp": str(tmp_path), "busy": str(busy_port), "closed": str(free_port())}
+    result = subprocess.run(
+        [*HUB, *(part.format(**values) for part in command)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if not k.startswith("HUB_")},
+    )
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode not in (0, BUG), result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(lines) == 1, result.stderr
+    assert expected in lines[0], lines[0]
+
+
+def test_a_bad_environment_variable_is_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*HUB, "serve", "--insecure-dev", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "HUB_PORT": "eighty"},
+    )
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        "hub serve: error: invalid setting port: Input should be a valid integer, unable to parse string as an integer"
+    ]
+
+
+def test_a_bug_is_one_line_and_its_traceback_under_debug(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken() -> int:
+        return {}["missing"]
+
+    assert run_guarded("hub x", broken) == BUG
+    assert capsys.readouterr().err == (
+        "hub x: error: unexpected KeyError: 'missing' (a bug; with --log-level DEBUG its traceback is logged)\n"
+    )
+    with caplog.at_level(logging.DEBUG, logger="hub.cli"):
+        assert run_guarded("hub x", broken) == BUG
+    assert caplog.records[-1].exc_info is not None
 
 
 def test_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:

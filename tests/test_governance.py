@@ -17,6 +17,7 @@ from hub.datagen.city import credit_codes, resident_ids
 from hub.governance.audit import subject_digest
 from hub.governance.audit_verify import read_topic, verify_entries
 from hub.governance.keys import audit_public_key, subject_key
+from hub.governance.overdue import OverdueReporter
 from hub.governance.pki import CertificateAuthority
 from hub.governance.workdays import add_working_days
 from hub.v1 import (
@@ -400,16 +401,8 @@ def test_overdue_requests_are_listed_and_reported(hub: RunningHub, caplog: pytes
         assert [r.id for r in overdue] == [filed.id] and overdue[0].overdue
     assert not hub.client("transport").governance.ListOverdue(governance_pb2.ListOverdueRequest()).requests
     with caplog.at_level("WARNING"):
-        hub._call(_report_once(hub))
+        OverdueReporter(hub.server.governance, hub.server.catalogue).report()
     assert any(filed.id in r.getMessage() and "past its deadline" in r.getMessage() for r in caplog.records)
-
-
-async def _report_once(hub: RunningHub) -> None:
-    import asyncio
-
-    task = asyncio.create_task(hub.server._report_overdue(every_s=3600))
-    await asyncio.sleep(0.05)
-    task.cancel()
 
 
 # -- audit ---------------------------------------------------------------------------------------------

@@ -24,9 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 class TlsSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    ca: Path
-    cert: Path
-    key: Path
+    ca: Path = Field(description="The hub CA's certificate (ca.crt).")
+    cert: Path = Field(description="This department's certificate.")
+    key: Path = Field(description="This department's private key.")
 
     def paths(self) -> tuple[Path, Path, Path]:
         return self.ca, self.cert, self.key
@@ -37,12 +37,17 @@ class ConnectorSettings(BaseModel):
 
     type: str = Field(description="The connector: short name (see 'hub connector list') or package.module:Class.")
     source: SecretStr = Field(description="Where the source reads: a file or folder, a PostgreSQL DSN, a URL.")
-    hub: str = "127.0.0.1:50051"
-    tls: TlsSettings | None = None
-    state_dir: Path | None = None
-    batch_size: int = Field(default=2000, ge=1, le=10000)
-    max_in_flight: int = Field(default=4, ge=1, le=64)
-    once: bool = False
+    hub: str = Field(default="127.0.0.1:50051", description="Hub address HOST:PORT.")
+    tls: TlsSettings | None = Field(default=None, description="Mutual TLS; unset: insecure development mode.")
+    state_dir: Path | None = Field(
+        default=None, description="Offsets and dead letter. Unset: .hub-data/connectors/NAME."
+    )
+    batch_size: int = Field(default=2000, ge=1, le=10000, description="Records per Publish call.")
+    max_in_flight: int = Field(default=4, ge=1, le=64, description="Publish calls outstanding at once.")
+    once: bool = Field(
+        default=False,
+        description="Stop once a live source (table, endpoint, drop folder) has caught up. A file always stops.",
+    )
     metrics_port: int | None = Field(default=None, ge=0, le=65535, description="Serve Prometheus metrics here.")
 
     @classmethod

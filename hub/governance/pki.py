@@ -34,6 +34,10 @@ CA_DAYS = 3650
 LEAF_DAYS = 397
 
 
+class UnknownCertificate(KeyError):
+    """No certificate with that serial in the PKI directory."""
+
+
 @dataclass
 class IssuedCert:
     serial: int
@@ -229,7 +233,7 @@ class CertificateAuthority:
                 self._write_index(certs)
                 self.write_crl()
                 return c
-        raise KeyError(f"no certificate with serial {serial:x} in {self.dir}")
+        raise UnknownCertificate(f"no certificate with serial {serial:x} in {self.dir}")
 
     def write_crl(self) -> bytes:
         """Writes and returns the CRL (PEM) listing every revoked certificate."""

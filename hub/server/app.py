@@ -14,12 +14,12 @@ import asyncio
 import gc
 import logging
 import sys
-import time
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+import orjson
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from grpc import aio
@@ -29,14 +29,17 @@ from grpc_reflection.v1alpha import reflection
 
 from hub.cache.replica import ReplicaCache, SnapshotPolicy
 from hub.catalogue.model import Catalogue
+from hub.flows.alert_loop import alert_interval, raise_alerts
 from hub.flows.cases import CaseResolver, load_case_types
-from hub.flows.notices import NoticeEngine, load_rules, overdue_alerts
+from hub.flows.notices import NoticeEngine, load_rules
 from hub.flows.stores import CorrectionStore, NoticeStore, SubscriptionStore
 from hub.governance import keys
 from hub.governance.audit import AuditLog
 from hub.governance.audit_index import AuditIndex
 from hub.governance.catalogue import CatalogueStore
+from hub.governance.crl import watch_crl
 from hub.governance.identity import IdentityResolver
+from hub.governance.overdue import OverdueReporter
 from hub.governance.policy import AccessPolicy
 from hub.governance.receipt_keys import ReceiptKeyring
 from hub.governance.receipts import ReceiptSigner
@@ -59,7 +62,7 @@ from hub.server.notices import NoticesService
 from hub.server.receipts import ReceiptsService
 from hub.server.subscription import SubscriptionService
 from hub.server.verification import VerificationService
-from hub.settings import HubSettings
+from hub.settings import HubSettings, SettingsError
 from hub.v1 import (
     audit_pb2,
     audit_pb2_grpc,
@@ -111,6 +114,30 @@ INSECURE_BANNER = """
 ************************************************************************************"""
 
 
+def require_transport(settings: HubSettings) -> None:
+    """Serving needs mutual TLS from a complete PKI directory, or insecure_dev asked for explicitly."""
+    if settings.tls_dir is None:
+        if not settings.insecure_dev:
+            raise SettingsError("set tls_dir (HUB_TLS_DIR, --tls-dir) for mutual TLS, or insecure_dev for a demo")
+        return
+    missing = [name for name in ("ca.crt", "server.crt", "server.key") if not (settings.tls_dir / name).is_file()]
+    if missing:
+        raise SettingsError(
+            f"the TLS directory {settings.tls_dir} lacks {', '.join(missing)} (create it with 'hub certs init')"
+        )
+
+
+@dataclass(frozen=True)
+class _StateStores:
+    """The replicated state the feeder keeps besides resources and the catalogue."""
+
+    governance: GovernanceState
+    audit_index: AuditIndex
+    subscriptions: SubscriptionStore = field(default_factory=SubscriptionStore)
+    notices: NoticeStore = field(default_factory=NoticeStore)
+    corrections: CorrectionStore = field(default_factory=CorrectionStore)
+
+
 class HubServer:
     def __init__(
         self,
@@ -120,8 +147,7 @@ class HubServer:
         extra_handlers: list[grpc.GenericRpcHandler] | None = None,
         interceptors: list[aio.ServerInterceptor] | None = None,
     ) -> None:
-        if settings.tls_dir is None and not settings.insecure_dev:
-            raise ValueError("set tls_dir (HUB_TLS_DIR, --tls-dir) for mutual TLS, or insecure_dev for a demo")
+        require_transport(settings)
         self.settings = settings
         self.bootstrap = bootstrap
         self.seed = seed
@@ -129,6 +155,8 @@ class HubServer:
         self.port = 0
         self._extra_handlers = extra_handlers or []
         self._interceptors = interceptors or []  # run before the hub's own (tests inject faults here)
+        # An external cluster gets the security settings; the embedded broker needs none.
+        self._kafka_extra = settings.kafka_extra() if settings.bootstrap_servers else {}
         self.catalogue = CatalogueStore()
         self.identity: IdentityResolver | None = None
         self.governance: GovernanceState | None = None
@@ -137,6 +165,7 @@ class HubServer:
         self.audit: AuditLog | None = None
         self.deps: Deps | None = None
         self.notice_engine: NoticeEngine | None = None
+        self.resolver: CaseResolver | None = None
         self.metrics = HubMetrics(lambda: (self.cache, self.producer, self.audit))
         self._server: aio.Server | None = None
         self._health = HealthServicer()
@@ -145,12 +174,45 @@ class HubServer:
     # -- start-up --------------------------------------------------------------------------------
 
     async def start(self) -> int:
-        s = self.settings
-        kafka_extra = s.kafka_extra() if s.bootstrap_servers else {}
-        admin = AdminClient({**admin_config(self.bootstrap), **kafka_extra})
+        """Each step needs only what the steps before it built; the port is returned once listening."""
+        admin = AdminClient({**admin_config(self.bootstrap), **self._kafka_extra})
+        internal = await asyncio.to_thread(self._create_topics, admin)
+        await asyncio.to_thread(self._load_catalogue)
+        partitions, identities = await asyncio.to_thread(self._create_resource_topics, admin)
+        self.identity = self._build_identity()
+        self.governance = GovernanceState(on_crl=self.identity.load_crl)
+        stores = _StateStores(governance=self.governance, audit_index=AuditIndex(internal[self.topics.audit]))
+        self.cache = self._build_cache(admin=admin, partitions=partitions, identities=identities, stores=stores)
+        self.producer = AckingProducer(producer_config(self.bootstrap, self._kafka_extra))
+        subject_key = self._subject_key()
+        self.audit = self._build_audit(subject_key=subject_key)
+        policy = AccessPolicy(self.catalogue, self.governance)
+        self.deps = Deps(
+            settings=self.settings,
+            topics=self.topics,
+            catalogue=self.catalogue,
+            governance=self.governance,
+            policy=policy,
+            cache=self.cache,
+            producer=self.producer,
+            admin=admin,
+            audit_index=stores.audit_index,
+            subscriptions=stores.subscriptions,
+            notices=stores.notices,
+            corrections=stores.corrections,
+            audit=self.audit,
+            receipts=self._build_receipt_signer(),
+        )
+        self.notice_engine = self._build_notice_engine(notices=stores.notices)
+        self.resolver = CaseResolver(load_case_types(), self.catalogue, self.cache, policy, stores.corrections)
+        await self._start_server(subject_key=subject_key)
+        self._start_loops()
+        return self.port
+
+    def _create_topics(self, admin: AdminClient) -> dict[str, int]:
+        """The hub's own topics; returns their partition counts."""
         t = self.topics
-        internal = await asyncio.to_thread(
-            ensure_topics,
+        return ensure_topics(
             admin,
             [
                 TopicSpec(t.catalogue, 1),
@@ -162,115 +224,13 @@ class HubServer:
                 TopicSpec(t.cases, 3, compacted=False),
             ],
         )
-        await asyncio.to_thread(self._load_catalogue, kafka_extra)
-        partitions = await asyncio.to_thread(
-            ensure_topics, admin, [TopicSpec(t.resource(r.name), r.partitions) for r in self.catalogue.resources]
-        )
-        identities = await asyncio.to_thread(topic_identities, admin, partitions)
 
-        key_dir = s.tls_dir or (s.data_dir / "dev-keys")
-        ca_pem = (s.tls_dir / "ca.crt").read_bytes() if s.tls_dir else None
-        self.identity = IdentityResolver("mtls" if s.tls_dir else "insecure", self.catalogue.is_registered, ca_pem)
-        if s.tls_dir and (s.tls_dir / "crl.pem").exists():
-            self.identity.load_crl((s.tls_dir / "crl.pem").read_bytes())
-        self.governance = GovernanceState(on_crl=self.identity.load_crl)
-        audit_index = AuditIndex(internal[t.audit])
-        subscriptions, notices, corrections = SubscriptionStore(), NoticeStore(), CorrectionStore()
-        snapshots = None
-        if s.snapshot_interval_s > 0:
-            snapshots = SnapshotPolicy(
-                s.data_dir / "snapshots" / s.topic_prefix.rstrip("."), s.snapshot_interval_s, write=s.snapshot_writer
-            )
-        self.cache = ReplicaCache(
-            self.catalogue.resources,
-            self.bootstrap,
-            s.topic_prefix,
-            partitions,
-            consumer_extra=kafka_extra,
-            identities=identities,
-            snapshots=snapshots,
-            feeds=[t.notices, t.corrections],
-            ring_capacity=s.change_ring_capacity,
-            internal={
-                t.catalogue: self.catalogue,
-                t.governance: self.governance,
-                t.audit: audit_index,
-                t.subscriptions: subscriptions,
-                t.notices: notices,
-                t.corrections: corrections,
-            },
-        )
-        self.catalogue.subscribe(lambda changed: self._on_catalogue_change(admin, changed))
-        self.cache.start(asyncio.get_running_loop())
-        self.producer = AckingProducer(producer_config(self.bootstrap, kafka_extra))
-        subject_key = (
-            s.audit_subject_key.get_secret_value().encode() if s.audit_subject_key else keys.subject_key(key_dir)
-        )
-        if s.audit:
-            self.audit = AuditLog(
-                producer_config(self.bootstrap, kafka_extra),
-                t.audit,
-                keys.audit_signing_key(key_dir),
-                subject_key,
-                checkpoint_every=s.audit_checkpoint_every,
-                checkpoint_interval_s=s.audit_checkpoint_interval_s,
-            )
-            self.audit.start()
-        policy = AccessPolicy(self.catalogue, self.governance)
-        self.deps = Deps(
-            s,
-            t,
-            self.catalogue,
-            self.governance,
-            policy,
-            self.cache,
-            self.producer,
-            admin,
-            audit_index,
-            subscriptions,
-            notices,
-            corrections,
-            self.audit,
-            self._receipt_signer(key_dir),
-        )
-        if s.notice_engine:
-            self.notice_engine = NoticeEngine(
-                self.bootstrap,
-                t.resource("market.entity"),
-                t.notices,
-                f"{s.topic_prefix}notice-engine",
-                notices,
-                load_rules(),
-                producer_config(self.bootstrap, kafka_extra),
-                s.notice_claim_limit_s,
-                kafka_extra,
-                since_ms=None if s.notices_since is None else int(s.notices_since.timestamp() * 1000),
-            )
-            self.notice_engine.start()
-        self.resolver = CaseResolver(load_case_types(), self.catalogue, self.cache, policy, corrections)
-        await self._start_server(subject_key)
-        self._tasks = [
-            asyncio.create_task(self._serve_when_ready()),
-            asyncio.create_task(self._report_overdue()),
-            asyncio.create_task(self._raise_alerts()),
-        ]
-        if s.tls_dir:
-            self._tasks.append(asyncio.create_task(self._watch_crl(s.tls_dir / "crl.pem")))
-        return self.port
-
-    def _receipt_signer(self, key_dir: Path) -> ReceiptSigner:
-        """Signs verification receipts with the keyring in the hub's key directory (a first key if none)."""
-        keyring = ReceiptKeyring(key_dir)
-        keyring.ensure()
-        return ReceiptSigner(keyring, self.settings.receipt_issuer)
-
-    def _load_catalogue(self, kafka_extra: dict) -> None:
+    def _load_catalogue(self) -> None:
         """The managed catalogue to its end, seeded with the built-in entries it lacks."""
+        kafka_extra = self._kafka_extra
         read_to_end(self.bootstrap, self.topics.catalogue, self.catalogue, kafka_extra)
         missing = self.catalogue.missing_from(self.seed)
         if missing:
-            import orjson
-
             producer = Producer(producer_config(self.bootstrap, kafka_extra))
             for key, value in missing:
                 producer.produce(self.topics.catalogue, orjson.dumps(value), key.encode())
@@ -280,6 +240,122 @@ class HubServer:
                 raise RuntimeError("could not seed the catalogue topic")
             log.info("seeded the catalogue with %d built-in entries", len(missing))
             read_to_end(self.bootstrap, self.topics.catalogue, self.catalogue, kafka_extra)
+
+    def _create_resource_topics(self, admin: AdminClient) -> tuple[dict[str, int], dict[str, str]]:
+        """A topic per catalogued resource: partition counts, and identities (so snapshots of another
+        cluster's topics are recognised)."""
+        partitions = ensure_topics(
+            admin, [TopicSpec(self.topics.resource(r.name), r.partitions) for r in self.catalogue.resources]
+        )
+        return partitions, topic_identities(admin, partitions)
+
+    def _build_identity(self) -> IdentityResolver:
+        tls_dir = self.settings.tls_dir
+        ca_pem = (tls_dir / "ca.crt").read_bytes() if tls_dir else None
+        identity = IdentityResolver("mtls" if tls_dir else "insecure", self.catalogue.is_registered, ca_pem)
+        if tls_dir and (tls_dir / "crl.pem").exists():
+            identity.load_crl((tls_dir / "crl.pem").read_bytes())
+        return identity
+
+    def _build_cache(
+        self, *, admin: AdminClient, partitions: dict[str, int], identities: dict[str, str], stores: _StateStores
+    ) -> ReplicaCache:
+        """The replica cache, fed from the resource topics and the hub's own state topics; started."""
+        s, t = self.settings, self.topics
+        snapshots = None
+        if s.snapshot_interval_s > 0:
+            snapshots = SnapshotPolicy(
+                s.data_dir / "snapshots" / s.topic_prefix.rstrip("."), s.snapshot_interval_s, write=s.snapshot_writer
+            )
+        cache = ReplicaCache(
+            self.catalogue.resources,
+            self.bootstrap,
+            s.topic_prefix,
+            partitions,
+            consumer_extra=self._kafka_extra,
+            identities=identities,
+            snapshots=snapshots,
+            feeds=[t.notices, t.corrections],
+            ring_capacity=s.change_ring_capacity,
+            internal={
+                t.catalogue: self.catalogue,
+                t.governance: stores.governance,
+                t.audit: stores.audit_index,
+                t.subscriptions: stores.subscriptions,
+                t.notices: stores.notices,
+                t.corrections: stores.corrections,
+            },
+        )
+        self.catalogue.subscribe(lambda changed: self._on_catalogue_change(admin, changed))
+        cache.start(asyncio.get_running_loop())
+        return cache
+
+    def _build_receipt_signer(self) -> ReceiptSigner:
+        """Signs verification receipts with the keyring in the hub's key directory (a first key if none)."""
+        keyring = ReceiptKeyring(self._key_dir())
+        keyring.ensure()
+        return ReceiptSigner(keyring, self.settings.receipt_issuer)
+
+    def _key_dir(self) -> Path:
+        return self.settings.tls_dir or (self.settings.data_dir / "dev-keys")
+
+    def _subject_key(self) -> bytes:
+        """The HMAC key of subject digests: from the settings, else from the key directory."""
+        configured = self.settings.audit_subject_key
+        return configured.get_secret_value().encode() if configured else keys.subject_key(self._key_dir())
+
+    def _build_audit(self, *, subject_key: bytes) -> AuditLog | None:
+        s = self.settings
+        if not s.audit:
+            return None
+        audit = AuditLog(
+            producer_config(self.bootstrap, self._kafka_extra),
+            self.topics.audit,
+            keys.audit_signing_key(self._key_dir()),
+            subject_key,
+            checkpoint_every=s.audit_checkpoint_every,
+            checkpoint_interval_s=s.audit_checkpoint_interval_s,
+        )
+        audit.start()
+        return audit
+
+    def _build_notice_engine(self, *, notices: NoticeStore) -> NoticeEngine | None:
+        s = self.settings
+        if not s.notice_engine:
+            return None
+        engine = NoticeEngine(
+            self.bootstrap,
+            self.topics.resource("market.entity"),
+            self.topics.notices,
+            f"{s.topic_prefix}notice-engine",
+            notices,
+            load_rules(),
+            producer_config(self.bootstrap, self._kafka_extra),
+            s.notice_claim_limit_s,
+            self._kafka_extra,
+            since_ms=None if s.notices_since is None else int(s.notices_since.timestamp() * 1000),
+        )
+        engine.start()
+        return engine
+
+    def _start_loops(self) -> None:
+        """Background work, cancelled by stop(): health once the cache caught up, overdue requests,
+        notice alerts, and with TLS the CRL file."""
+        s, deps = self.settings, self.deps
+        assert deps is not None and self.governance is not None and self.identity is not None
+
+        async def write_alert(key: str, value: dict) -> None:
+            await deps.write_state(self.topics.notices, key, value)
+
+        every = alert_interval(s.notice_claim_limit_s, s.notice_feedback_limit_s)
+        loops = [
+            self._serve_when_ready(),
+            OverdueReporter(self.governance, self.catalogue).run(),
+            raise_alerts(deps.notices, write_alert, every_s=every),
+        ]
+        if s.tls_dir:
+            loops.append(watch_crl(s.tls_dir / "crl.pem", self.identity.load_crl))
+        self._tasks = [asyncio.create_task(loop) for loop in loops]
 
     def _on_catalogue_change(self, admin: AdminClient, keys_changed: Iterable[str]) -> None:  # feeder thread
         if self.cache is None:
@@ -294,9 +370,9 @@ class HubServer:
             identity = topic_identities(admin, [topic])[topic]
             self.cache.add_resource(spec, counts[topic], identity)
 
-    async def _start_server(self, subject_key: bytes) -> None:
+    async def _start_server(self, *, subject_key: bytes) -> None:
         s = self.settings
-        assert self.deps is not None
+        assert self.deps is not None and self.resolver is not None
         if s.metrics_port is not None:
             self.metrics.serve(s.metrics_port)
         interceptor = CallInterceptor(self.identity, self.audit, s.audit_backlog_limit, self.metrics.observe)
@@ -324,7 +400,7 @@ class HubServer:
             CorrectionsService(deps, s.correction_working_days), server
         )
         receipts_pb2_grpc.add_ReceiptsServicer_to_server(
-            ReceiptsService(deps, self.bootstrap, s.kafka_extra() if s.bootstrap_servers else {}), server
+            ReceiptsService(deps, self.bootstrap, self._kafka_extra), server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         server.add_generic_rpc_handlers(self._extra_handlers)
@@ -333,17 +409,24 @@ class HubServer:
             [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
         )
         address = f"{s.host}:{s.port}"
+        credentials = None
         if s.tls_dir:
             credentials = grpc.ssl_server_credentials(
                 [((s.tls_dir / "server.key").read_bytes(), (s.tls_dir / "server.crt").read_bytes())],
                 root_certificates=(s.tls_dir / "ca.crt").read_bytes(),
                 require_client_auth=True,
             )
-            self.port = server.add_secure_port(address, credentials)
-        else:
+        try:  # grpc reports a port in use as a RuntimeError; it is an environment problem, not a bug
+            self.port = (
+                server.add_secure_port(address, credentials)
+                if credentials is not None
+                else server.add_insecure_port(address)
+            )
+        except RuntimeError as exc:
+            raise OSError(f"cannot listen on {address}: {exc}") from exc
+        if not s.tls_dir:
             print(INSECURE_BANNER, file=sys.stderr, flush=True)
             log.warning("INSECURE DEVELOPMENT MODE: no TLS; departments are taken from a header")
-            self.port = server.add_insecure_port(address)
         await server.start()
         self._server = server
         not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -376,46 +459,6 @@ class HubServer:
             await self._health.set(name, serving)
         await self._health.set("", serving)
         log.info("cache caught up: SERVING")
-
-    async def _report_overdue(self, every_s: float = 60.0) -> None:
-        """Overdue access requests are reported (logged once each) as well as listed by Governance.ListOverdue."""
-        reported: set[str] = set()
-        while True:
-            assert self.governance is not None
-            for r in self.governance.overdue():
-                if r.id not in reported:
-                    reported.add(r.id)
-                    log.warning(
-                        "access request %s from %s for %s is past its deadline; %s must decide",
-                        r.id,
-                        r.consumer,
-                        r.resource,
-                        self.catalogue.resource(r.resource).provider
-                        if r.resource in self.catalogue
-                        else "its provider",
-                    )
-            await asyncio.sleep(every_s)
-
-    async def _raise_alerts(self) -> None:
-        """Overdue notices become alerts, the risk points of supervision; any replica may write them."""
-        s = self.settings
-        every = max(0.2, min(s.notice_claim_limit_s, s.notice_feedback_limit_s, 120.0) / 4)
-        while True:
-            await asyncio.sleep(every)
-            assert self.deps is not None
-            for alert in overdue_alerts(self.deps.notices, int(time.time() * 1000)):
-                log.warning("notice %s for %s: %s", alert.notice_id, alert.department, alert.kind)
-                await self.deps.write_state(self.topics.notices, f"alert:{alert.id}", asdict(alert))
-
-    async def _watch_crl(self, path: Path, every_s: float = 1.0) -> None:
-        """Revocation takes effect without a restart: the CRL file is re-read when it changes."""
-        seen = path.stat().st_mtime_ns if path.exists() else 0
-        while True:
-            await asyncio.sleep(every_s)
-            if path.exists() and path.stat().st_mtime_ns != seen:
-                seen = path.stat().st_mtime_ns
-                assert self.identity is not None
-                self.identity.load_crl(path.read_bytes())
 
     # -- stopping --------------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from hub.childproc import free_port
 from hub.governance import keys
 from hub.kafka.embedded import EmbeddedBroker
 from hub.server.app import HubServer
-from hub.settings import HubSettings
+from hub.settings import HubSettings, secret_fields
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def worker_environment(settings: HubSettings, bootstrap: str, index: int) -> dic
     values.update(bootstrap_servers=bootstrap, workers=1, snapshot_writer=index == 0)
     if settings.metrics_port:
         values["metrics_port"] = settings.metrics_port + index
-    for secret in ("kafka_sasl_password", "audit_subject_key"):
+    for secret in secret_fields(HubSettings):
         value = getattr(settings, secret)
         if value is not None:
             values[secret] = value.get_secret_value()

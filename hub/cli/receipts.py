@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from hub.cli.options import add_client_options, tls_paths
+
 if TYPE_CHECKING:
     import grpc
 
@@ -132,17 +134,13 @@ def manage_keys(key_dir: Path, action: str, overlap_hours: float, kid: str, reas
     return 0
 
 
-def add_receipts_parser(
-    sub: argparse._SubParsersAction,
-    add_client_options: Callable[[argparse.ArgumentParser], None],
-    tls_of: Callable[[argparse.Namespace], tuple[Path, Path, Path] | None],
-) -> None:
-    """The ``receipts`` command group; ``tls_of(args)`` reads mutual-TLS paths from the client options."""
+def register(sub: argparse._SubParsersAction) -> None:
+    """The ``receipts`` command group."""
 
     def channel_of(args: argparse.Namespace) -> grpc.Channel:
         from hub.client import open_channel
 
-        return open_channel(args.hub, department=args.department, tls=tls_of(args))
+        return open_channel(args.hub, department=args.department, tls=tls_paths(args))
 
     receipts = sub.add_parser(
         "receipts",
