@@ -85,6 +85,9 @@ class HubSettings(BaseSettings):
     metrics_port: int | None = Field(
         default=9464, ge=0, le=65535, description="Prometheus metrics port (0: pick a free one; unset: none)."
     )
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Address the metrics endpoint binds (0.0.0.0 in a container or pod)."
+    )
     workers: int = Field(default=1, ge=1, le=64, description="Server processes sharing the gRPC port (SO_REUSEPORT).")
     snapshot_writer: bool = Field(
         default=True, description="Whether this process writes snapshots; of several workers only the first does."

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from hub.catalogue.store import CatalogueStore
+from hub.governance.catalogue import CatalogueStore
 from hub.governance.state import GovernanceState
 
 log = logging.getLogger(__name__)

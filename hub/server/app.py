@@ -57,7 +57,7 @@ from hub.server.exchange import ExchangeService
 from hub.server.governance import GovernanceService
 from hub.server.interceptors import CallInterceptor
 from hub.server.lookup import LookupService
-from hub.server.metrics import HubMetrics
+from hub.server.metrics import HubMetrics, HubParts
 from hub.server.notices import NoticesService
 from hub.server.receipts import ReceiptsService
 from hub.server.subscription import SubscriptionService
@@ -166,7 +166,15 @@ class HubServer:
         self.deps: Deps | None = None
         self.notice_engine: NoticeEngine | None = None
         self.resolver: CaseResolver | None = None
-        self.metrics = HubMetrics(lambda: (self.cache, self.producer, self.audit))
+        self.metrics = HubMetrics(
+            lambda: HubParts(
+                cache=self.cache,
+                producer=self.producer,
+                audit=self.audit,
+                notices=self.deps.notices if self.deps else None,
+                governance=self.governance,
+            )
+        )
         self._server: aio.Server | None = None
         self._health = HealthServicer()
         self._tasks: list[asyncio.Task] = []
@@ -374,7 +382,7 @@ class HubServer:
         s = self.settings
         assert self.deps is not None and self.resolver is not None
         if s.metrics_port is not None:
-            self.metrics.serve(s.metrics_port)
+            self.metrics.serve(s.metrics_port, s.metrics_host)
         interceptor = CallInterceptor(self.identity, self.audit, s.audit_backlog_limit, self.metrics.observe)
         server = aio.server(
             interceptors=[*self._interceptors, interceptor],

@@ -10,7 +10,10 @@ What operators watch during a run:
 - ``hub_cache_rejected_records_total{resource}``: records on a topic the cache could not decode
   (a provider publishing around the hub, or a schema change gone wrong);
 - ``hub_cache_compactions_total{resource}``: rewrites of a table to drop superseded rows (churn);
-- ``hub_audit_backlog``: audit entries queued and not yet written (calls are refused past a limit).
+- ``hub_audit_backlog``: audit entries queued and not yet written (calls are refused past a limit);
+- ``hub_notices_overdue{department,kind}``: notices now past their claim or feedback limit, and
+  ``hub_alerts{department,kind}``: the alerts recorded for them (supervision's risk points);
+- ``hub_access_requests_overdue{resource}``: access requests past their decision deadline.
 
 Counters that already exist on the hub's parts are read when scraped, so the request path pays
 only for the RPC counter and histogram.
@@ -20,7 +23,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter as Tally
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
@@ -28,7 +33,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 if TYPE_CHECKING:
     from hub.cache.replica import ReplicaCache
+    from hub.flows.stores import NoticeStore
     from hub.governance.audit import AuditLog
+    from hub.governance.state import GovernanceState
     from hub.kafka.producer import AckingProducer
 
 log = logging.getLogger(__name__)
@@ -37,14 +44,26 @@ log = logging.getLogger(__name__)
 _BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 
 
+@dataclass(frozen=True, kw_only=True)
+class HubParts:
+    """The parts of a hub whose state is read at scrape time; None while not built yet."""
+
+    cache: ReplicaCache | None
+    producer: AckingProducer | None
+    audit: AuditLog | None
+    notices: NoticeStore | None = None
+    governance: GovernanceState | None = None
+
+
 class _PartsCollector:
     """Reads the hub's own counters and gauges at scrape time."""
 
-    def __init__(self, parts: Callable[[], tuple[ReplicaCache | None, AckingProducer | None, AuditLog | None]]):
+    def __init__(self, parts: Callable[[], HubParts]):
         self._parts = parts
 
     def collect(self) -> Iterator[Metric]:
-        cache, producer, audit = self._parts()
+        parts = self._parts()
+        cache, producer, audit = parts.cache, parts.producer, parts.audit
         produced = CounterMetricFamily("hub_produced_records", "Records this process produced to Kafka.")
         produced.add_metric([], producer.produced if producer else 0)
         yield produced
@@ -74,12 +93,40 @@ class _PartsCollector:
         backlog = GaugeMetricFamily("hub_audit_backlog", "Audit entries queued, not yet written.")
         backlog.add_metric([], audit.backlog if audit else 0)
         yield backlog
+        yield from _supervision(parts, int(time.time() * 1000))
+
+
+def _supervision(parts: HubParts, now_ms: int) -> Iterator[Metric]:
+    """Overdue notices, their alerts and overdue access requests, counted from the replica's stores."""
+    overdue: Tally[tuple[str, str]] = Tally()
+    alerts: Tally[tuple[str, str]] = Tally()
+    if parts.notices is not None:
+        for n in parts.notices.notices():
+            if n.state == "open" and n.claim_due_ms and n.claim_due_ms < now_ms:
+                overdue[(n.department, "claim_overdue")] += 1
+            elif n.state == "claimed" and n.feedback_due_ms and n.feedback_due_ms < now_ms:
+                overdue[(n.department, "feedback_overdue")] += 1
+        for a in parts.notices.alerts():
+            alerts[(a.department, a.kind)] += 1
+    labels = ["department", "kind"]
+    notices = GaugeMetricFamily("hub_notices_overdue", "Notices past their claim or feedback limit.", labels=labels)
+    raised = GaugeMetricFamily("hub_alerts", "Alerts recorded for overdue notices.", labels=labels)
+    for family, tally in ((notices, overdue), (raised, alerts)):
+        for (department, kind), count in sorted(tally.items()):
+            family.add_metric([department, kind], count)
+    requests = GaugeMetricFamily(
+        "hub_access_requests_overdue", "Access requests past their decision deadline.", labels=["resource"]
+    )
+    if parts.governance is not None:
+        for resource, count in sorted(Tally(r.resource for r in parts.governance.overdue()).items()):
+            requests.add_metric([resource], count)
+    yield from (notices, raised, requests)
 
 
 class HubMetrics:
     """The registry of one process. :meth:`observe` is called once per call and must stay cheap."""
 
-    def __init__(self, parts: Callable[[], tuple[ReplicaCache | None, AckingProducer | None, AuditLog | None]]) -> None:
+    def __init__(self, parts: Callable[[], HubParts]) -> None:
         self.registry = CollectorRegistry()
         self._calls = Counter("hub_rpc", "gRPC calls by method and status.", ["method", "code"], registry=self.registry)
         self._seconds = Histogram(
