@@ -45,7 +45,7 @@ class ReplicaCache:
         partitions: dict[str, int],
         *,
         internal: dict[str, FeedTarget] | None = None,
-        consumer_extra: dict | None = None,
+        consumer_extra: dict[str, object] | None = None,
         identities: dict[str, str] | None = None,
         snapshots: SnapshotPolicy | None = None,
         feeds: Iterable[str] = (),
