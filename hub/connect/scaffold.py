@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from hub.catalogue.model import FieldSpec, ResourceSpec, load_builtin
 from hub.datagen.city import credit_codes, resident_ids
@@ -20,13 +22,13 @@ from hub.datagen.reference import DEYANG_CODES
 OP_COLUMN = "OP"
 
 
-def synthetic_records(spec: ResourceSpec, n: int, seed: int) -> list[dict]:
+def synthetic_records(spec: ResourceSpec, n: int, seed: int) -> list[dict[str, Any]]:
     """Valid records of ``spec``: real check digits, Deyang districts, plausible dates."""
     rng = random.Random(seed)
     people, entities = resident_ids(seed, n * 2), credit_codes(seed, n * 2)
-    out = []
+    out: list[dict[str, Any]] = []
     for i in range(n):
-        record = {}
+        record: dict[str, Any] = {}
         for f in spec.fields:
             if not f.required and f.name != spec.key and rng.random() < 0.1:
                 record[f.name] = None
@@ -36,7 +38,9 @@ def synthetic_records(spec: ResourceSpec, n: int, seed: int) -> list[dict]:
     return out
 
 
-def _value(spec: ResourceSpec, f: FieldSpec, i: int, rng: random.Random, people, entities, seed: int):
+def _value(
+    spec: ResourceSpec, f: FieldSpec, i: int, rng: random.Random, people: list[str], entities: list[str], seed: int
+) -> object:
     if f.format == "resident_id":
         return people[i] if f.name == spec.key else people[rng.randrange(len(people))]
     if f.format == "credit_code":
@@ -47,7 +51,7 @@ def _value(spec: ResourceSpec, f: FieldSpec, i: int, rng: random.Random, people,
         return f"{spec.name.split('.')[1].upper()}-{seed}-{i:06d}"
     if f.allowed:
         return rng.choice(f.allowed)
-    return {
+    make: dict[str, Callable[[], object]] = {
         "string": lambda: f"{f.title.split()[0]}{i}",
         "code": lambda: rng.choice(["A", "B", "C"]),
         "date": lambda: (dt.date(2015, 1, 1) + dt.timedelta(days=rng.randrange(1000))).isoformat(),
@@ -55,10 +59,11 @@ def _value(spec: ResourceSpec, f: FieldSpec, i: int, rng: random.Random, people,
         "decimal": lambda: round(rng.uniform(1, 10000), 2),
         "bool": lambda: rng.random() < 0.5,
         "list": lambda: sorted(rng.sample(["alpha", "beta", "gamma"], rng.randint(1, 3))),
-    }[f.type]()
+    }
+    return make[f.type]()
 
 
-def render_upper(record: dict) -> dict:
+def render_upper(record: dict[str, Any]) -> dict[str, Any]:
     """A record as the scaffold's CSV row: capitalised field names, lists joined by '|'."""
     row = {}
     for name, value in record.items():
