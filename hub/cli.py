@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 from hub import logs
 from hub.settings import HubSettings
@@ -253,7 +254,9 @@ def _cmd_subscribe(args: argparse.Namespace) -> int:
 
     filters = dict(args.filter)
     context = common_pb2.CallContext(
-        purpose=common_pb2.Purpose.Value(f"PURPOSE_{args.purpose.upper()}"), case_number=args.case_number
+        # Value() is typed int, the field the enum (an int at run time)
+        purpose=cast(common_pb2.Purpose, common_pb2.Purpose.Value(f"PURPOSE_{args.purpose.upper()}")),
+        case_number=args.case_number,
     )
     channel = open_channel(args.hub, department=args.department, tls=_tls(args))
     runtime = SinkRuntime(JsonlSink(args.out), channel, args.resource, args.name, context, filters=filters)
@@ -279,7 +282,10 @@ def _cmd_corrections(args: argparse.Namespace) -> int:
         return corrections_pb2.CorrectionState.Name(state).removeprefix("CORRECTION_STATE_").lower()
 
     if args.corrections_command == "resolve":
-        state = corrections_pb2.CorrectionState.Value(f"CORRECTION_STATE_{args.verdict.upper()}")
+        state = cast(  # Value() is typed int, the field the enum (an int at run time)
+            corrections_pb2.CorrectionState,
+            corrections_pb2.CorrectionState.Value(f"CORRECTION_STATE_{args.verdict.upper()}"),
+        )
         done = stub.Resolve(corrections_pb2.ResolveRequest(id=args.id, state=state, note=args.note)).request
         print(f"{done.id}: {name(done.state)}")
         return 0

@@ -9,11 +9,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc import aio
 
 from hub.governance.identity import DEPARTMENT_HEADER, SUBSYSTEM_HEADER
+
+if TYPE_CHECKING:
+    from hub.v1 import common_pb2
 
 DEFAULT_OPTIONS = (
     ("grpc.max_receive_message_length", 64 << 20),
@@ -87,13 +91,15 @@ def open_aio_channel(
     if tls is not None:
         return aio.secure_channel(address, credentials(*tls), options=DEFAULT_OPTIONS)
     headers = identity_headers(department, subsystem) if department else None
-    interceptors = [_AioUnaryHeaders(headers), _AioStreamHeaders(headers)] if headers else None
+    interceptors: list[aio.ClientInterceptor] | None = (
+        [_AioUnaryHeaders(headers), _AioStreamHeaders(headers)] if headers else None
+    )
     return aio.insecure_channel(address, options=DEFAULT_OPTIONS, interceptors=interceptors)
 
 
 def ensure_grants(
     address: str,
-    wanted: Sequence[tuple[str, str, Sequence[int]]],
+    wanted: Sequence[tuple[str, str, Sequence[common_pb2.Purpose]]],
     tls_for: Callable[[str], tuple[Path, Path, Path]] | None = None,
 ) -> None:
     """Each (consumer, resource, purposes) gets a grant: requested by the consumer and approved by

@@ -73,7 +73,9 @@ def wait_serving(channel: grpc.Channel, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if stub.Check(health_pb2.HealthCheckRequest(), timeout=2).status == health_pb2.HealthCheckResponse.SERVING:
+            # types-grpcio-health-checking's HealthStub declares no RPC methods
+            reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=2)  # type: ignore[attr-defined]
+            if reply.status == health_pb2.HealthCheckResponse.SERVING:
                 return
         except grpc.RpcError:
             pass
@@ -424,7 +426,7 @@ def run_demo(settings: HubSettings, options: DemoOptions) -> int:
             load_s,
             f"{total:,} records visible to Verify, {total / load_s:,.0f} records/s",
         )
-        assert demo.hub is not None
+        assert demo.hub is not None and demo.hub.pid is not None
         demo.timed("hub resident memory", 0.0, f"{process_rss_mb(demo.hub.pid):,.0f} MiB RSS")
         demo.governance()
         demo.samples(exports)

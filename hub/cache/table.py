@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, repeat
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -383,7 +383,7 @@ def _index_values(value: object) -> Iterable[str]:
         return ()
     if isinstance(value, list):
         return dict.fromkeys(value)
-    return (cast(str, value),)  # indexed fields are looked up by string values
+    return (value,)  # type: ignore[return-value]  # indexed fields are looked up by string values
 
 
 def _group_rows(column: pa.ChunkedArray) -> dict[str, tuple[int, ...]]:
