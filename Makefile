@@ -22,6 +22,7 @@ test: $(INSTALLED)
 	./scripts/install-system-deps.sh
 	$(BIN)/ruff check .
 	$(BIN)/buf lint
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(ARGS)
 
 ## Every benchmark with its defaults; each ends with its ratios against same-run baselines.
@@ -46,6 +47,7 @@ compare: $(INSTALLED)
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/buf lint
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .hub-data .pytest_cache .ruff_cache hub/v1/*_pb2*.py hub/v1/*_pb2*.pyi hub/v1/.stamp
