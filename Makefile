@@ -29,6 +29,7 @@ test: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/buf lint
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(ARGS)
 
 ## Every benchmark with its defaults; each ends with its ratios against same-run baselines.
@@ -56,6 +57,7 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/buf lint
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 ## Remove the virtualenv, hub data, caches and generated stubs.
 clean:

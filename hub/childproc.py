@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,9 @@ def wait_for_tcp(host: str, port: int, timeout: float, proc: subprocess.Popen | 
     deadline = time.monotonic() + timeout
     while True:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process {proc.args[0]} exited with {proc.returncode} before listening")
+            raise RuntimeError(
+                f"process {cast(list[str], proc.args)[0]} exited with {proc.returncode} before listening"
+            )
         try:
             socket.create_connection((host, port), timeout=0.5).close()
             return

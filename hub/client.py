@@ -9,12 +9,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from hub.headers import DEPARTMENT_HEADER, SUBSYSTEM_HEADER
+
+if TYPE_CHECKING:
+    from hub.v1 import common_pb2
 
 DEFAULT_OPTIONS = (
     ("grpc.max_receive_message_length", 64 << 20),
@@ -88,7 +92,9 @@ def open_aio_channel(
     if tls is not None:
         return aio.secure_channel(address, credentials(*tls), options=DEFAULT_OPTIONS)
     headers = identity_headers(department, subsystem) if department else None
-    interceptors = [_AioUnaryHeaders(headers), _AioStreamHeaders(headers)] if headers else None
+    interceptors: list[aio.ClientInterceptor] | None = (
+        [_AioUnaryHeaders(headers), _AioStreamHeaders(headers)] if headers else None
+    )
     return aio.insecure_channel(address, options=DEFAULT_OPTIONS, interceptors=interceptors)
 
 
@@ -98,7 +104,9 @@ def wait_serving(channel: grpc.Channel, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if stub.Check(health_pb2.HealthCheckRequest(), timeout=2).status == health_pb2.HealthCheckResponse.SERVING:
+            # types-grpcio-health-checking's HealthStub declares no RPC methods
+            reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=2)  # type: ignore[attr-defined]
+            if reply.status == health_pb2.HealthCheckResponse.SERVING:
                 return
         except grpc.RpcError:
             pass
@@ -109,7 +117,7 @@ def wait_serving(channel: grpc.Channel, timeout: float) -> None:
 
 def ensure_grants(
     address: str,
-    wanted: Sequence[tuple[str, str, Sequence[int]]],
+    wanted: Sequence[tuple[str, str, Sequence[common_pb2.Purpose]]],
     tls_for: Callable[[str], tuple[Path, Path, Path]] | None = None,
 ) -> None:
     """Each (consumer, resource, purposes) gets a grant: requested by the consumer and approved by

@@ -438,7 +438,7 @@ def run_demo(settings: HubSettings, options: DemoOptions) -> int:
             load_s,
             f"{total:,} records visible to Verify, {total / load_s:,.0f} records/s",
         )
-        assert demo.hub is not None
+        assert demo.hub is not None and demo.hub.pid is not None
         demo.timed("hub resident memory", 0.0, f"{process_rss_mb(demo.hub.pid):,.0f} MiB RSS")
         demo.governance()
         demo.samples(exports)

@@ -103,7 +103,7 @@ class HubSettings(BaseSettings):
 
     def kafka_extra(self) -> dict[str, str]:
         """librdkafka security settings for an external cluster."""
-        extra = {"security.protocol": self.kafka_security_protocol}
+        extra: dict[str, str] = {"security.protocol": self.kafka_security_protocol}
         if self.kafka_sasl_mechanism:
             extra |= {
                 "sasl.mechanism": self.kafka_sasl_mechanism,

@@ -68,7 +68,9 @@ def _quantile(buckets: dict[float, float], q: float) -> float:
 def _health(address: str) -> str:
     try:
         with grpc.insecure_channel(address) as channel:
-            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=3)
+            stub = health_pb2_grpc.HealthStub(channel)
+            # types-grpcio-health-checking's HealthStub declares no RPC methods
+            reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=3)  # type: ignore[attr-defined]
         return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
     except grpc.RpcError as err:
         return f"unreachable ({err.code().name})"

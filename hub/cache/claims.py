@@ -14,10 +14,11 @@ the claim and field. Evaluation comes in two shapes:
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from itertools import repeat
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -26,6 +27,9 @@ import pyarrow.compute as pc
 from hub.cache.columns import LIST_SEP, CodeColumn, Column, StringColumn, date_to_days
 from hub.catalogue.model import ResourceSpec
 from hub.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from hub.cache.columns import _FixedColumn
 
 
 class Op(Enum):
@@ -103,7 +107,7 @@ class Compiled:
         self.field = field
         self.kind = kind
         self.op = op
-        self.operand = operand  # a scalar, a frozenset (IN), or an array (per key)
+        self.operand: Any = operand  # a scalar, a frozenset (IN), or an array (per key): the op says which
         self.or_unset = or_unset
         self.per_key = per_key
         #: ``test(column, row) -> bool``: the claim on one row, specialised to the field's kind and the op.
@@ -121,27 +125,29 @@ class Compiled:
         elif isinstance(col, StringColumn):
             hit = self._strings(col.take(rows))
         else:
-            hit = self._numbers(col.values.arr[rows])
+            hit = self._numbers(cast("_FixedColumn", col).values.arr[rows])
         return np.where(valid, hit, self.or_unset)
 
     def _numbers(self, values: np.ndarray) -> np.ndarray:
         if self.op is Op.IN:
             return np.isin(values, np.fromiter(self.operand, dtype=values.dtype))
-        return _COMPARE[self.op](values, self.operand)
+        return cast(np.ndarray, _COMPARE[self.op](values, self.operand))
 
     def _codes(self, col: CodeColumn, codes: np.ndarray) -> np.ndarray:
         op, operand, lookup = self.op, self.operand, col.lookup
         if op in (Op.EQUALS, Op.NOT_EQUALS):
             if self.per_key:
-                wanted = np.fromiter(map(lookup.get, operand, repeat(-2)), dtype=np.int32, count=len(operand))
+                wanted: np.ndarray | int = np.fromiter(
+                    map(lookup.get, operand, repeat(-2)), dtype=np.int32, count=len(operand)
+                )
             else:
                 wanted = lookup.get(operand, -2)
-            return (codes == wanted) if op is Op.EQUALS else (codes != wanted)
+            return cast(np.ndarray, (codes == wanted) if op is Op.EQUALS else (codes != wanted))
         # IN and PREFIX: test the (few) categories once, then gather per row.
         if op is Op.IN:
-            return col.category_mask(operand.__contains__)[codes]
+            return cast(np.ndarray, col.category_mask(operand.__contains__)[codes])
         if not self.per_key:
-            return col.category_mask(lambda c: c.startswith(operand))[codes]
+            return cast(np.ndarray, col.category_mask(lambda c: c.startswith(operand))[codes])
         return self._grouped(codes, lambda sub, p: col.category_mask(lambda c: c.startswith(p))[sub])
 
     def _strings(self, arr: pa.Array) -> np.ndarray:
@@ -163,7 +169,7 @@ class Compiled:
             result = pc.match_substring(arr, pattern=f"{LIST_SEP}{operand}{LIST_SEP}")
         return _bools(result)
 
-    def _grouped(self, values, fn) -> np.ndarray:
+    def _grouped(self, values: np.ndarray | pa.Array, fn: Callable[[Any, Any], np.ndarray]) -> np.ndarray:
         """Applies ``fn(values_subset, operand)`` once per distinct per-key operand."""
         distinct, inverse = np.unique(np.asarray(self.operand, dtype=object), return_inverse=True)
         out = np.zeros(len(inverse), dtype=bool)
@@ -177,28 +183,28 @@ class Compiled:
         return out
 
 
-def _value_getter(kind: str):
+def _value_getter(kind: str) -> Callable[[Any, int], object]:
     """``get(column, row)``: the row's value as Python, or None when unset."""
     if kind == "code":
 
-        def get(col, row):
+        def get(col: Any, row: int) -> object:
             code = col.codes.arr[row]
             return col.categories[code] if code >= 0 else None
 
     elif kind in ("string", "list"):
 
-        def get(col, row):
+        def get(col: Any, row: int) -> object:
             return col.raw(row).decode() if col.validity.arr[row] else None
 
     elif kind == "decimal":
 
-        def get(col, row):
+        def get(col: Any, row: int) -> object:
             value = col.values.arr[row]
             return None if value != value else value  # NaN is unset
 
     else:
 
-        def get(col, row):
+        def get(col: Any, row: int) -> object:
             value = col.values.arr[row]
             return None if value == col.null else value
 
@@ -218,7 +224,7 @@ _SCALAR_OPS = {
 }
 
 
-def _scalar_test(kind: str, op: Op, operand: object, or_unset: bool):
+def _scalar_test(kind: str, op: Op, operand: object, or_unset: bool) -> Callable[[Any, int], bool]:
     get = _value_getter(kind)
     if op is Op.UNSET:
         return lambda col, row: get(col, row) is None
@@ -226,7 +232,7 @@ def _scalar_test(kind: str, op: Op, operand: object, or_unset: bool):
         operand = f"{LIST_SEP}{operand}{LIST_SEP}"
     fn = _SCALAR_OPS[op]
 
-    def test(col, row) -> bool:
+    def test(col: Any, row: int) -> bool:
         value = get(col, row)
         if value is None:
             return or_unset
@@ -236,7 +242,7 @@ def _scalar_test(kind: str, op: Op, operand: object, or_unset: bool):
 
 
 def _bools(arr: pa.Array) -> np.ndarray:
-    return pc.fill_null(arr, False).to_numpy(zero_copy_only=False)
+    return cast(np.ndarray, pc.fill_null(arr, False).to_numpy(zero_copy_only=False))
 
 
 def compile_claims(

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import datetime as dt
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from functools import lru_cache
+from typing import cast
 
 import numpy as np
 import pyarrow as pa
@@ -67,7 +69,7 @@ def days_to_date(days: int) -> str:
 def _valid_mask(arr: pa.Array) -> np.ndarray:
     if arr.null_count == 0:
         return np.ones(len(arr), dtype=bool)
-    return arr.is_valid().to_numpy(zero_copy_only=False)
+    return cast(np.ndarray, arr.is_valid().to_numpy(zero_copy_only=False))
 
 
 def _bitmap(valid: np.ndarray) -> pa.Buffer | None:
@@ -153,7 +155,7 @@ class StringColumn(Column):
         return self.raw(row).decode() if self.validity.arr[row] else None
 
     def valid(self, rows: np.ndarray) -> np.ndarray:
-        return self.validity.arr[rows]
+        return cast(np.ndarray, self.validity.arr[rows])
 
     def take(self, rows: np.ndarray) -> pa.Array:
         off = self.offsets.arr
@@ -195,7 +197,7 @@ class ListColumn(StringColumn):
 
     def value(self, row: int) -> object:
         text = super().value(row)
-        return text.strip(LIST_SEP).split(LIST_SEP) if text else None
+        return text.strip(LIST_SEP).split(LIST_SEP) if isinstance(text, str) and text else None
 
 
 class CodeColumn(Column):
@@ -228,20 +230,20 @@ class CodeColumn(Column):
         self.codes.extend(mapping[indices])  # index -1 picks the trailing -1: null
 
     def is_set(self, row: int) -> bool:
-        return self.codes.arr[row] >= 0
+        return bool(self.codes.arr[row] >= 0)
 
     def value(self, row: int) -> object:
         code = self.codes.arr[row]
         return self.categories[code] if code >= 0 else None
 
     def valid(self, rows: np.ndarray) -> np.ndarray:
-        return self.codes.arr[rows] >= 0
+        return cast(np.ndarray, self.codes.arr[rows] >= 0)
 
     def take(self, rows: np.ndarray) -> pa.Array:
         codes = self.codes.arr[rows]
         return pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), pa.array(self.categories, pa.string()))
 
-    def category_mask(self, predicate) -> np.ndarray:
+    def category_mask(self, predicate: Callable[[str], bool]) -> np.ndarray:
         """Per code, whether its category satisfies ``predicate``; one extra False at the end, so
         indexing with the null code -1 gives False."""
         categories = self.categories[:]  # the writer may append meanwhile
@@ -263,7 +265,9 @@ class _FixedColumn(Column):
         self.values = Buffer(self.dtype)
 
     def _to_numpy(self, arr: pa.Array) -> np.ndarray:
-        return pc.fill_null(arr, self.null).to_numpy(zero_copy_only=False).astype(self.dtype, copy=False)
+        return cast(
+            np.ndarray, pc.fill_null(arr, self.null).to_numpy(zero_copy_only=False).astype(self.dtype, copy=False)
+        )
 
     def append(self, arr: pa.Array) -> None:
         if isinstance(arr, pa.ChunkedArray):
@@ -274,7 +278,7 @@ class _FixedColumn(Column):
         return bool(self.values.arr[row] != self.null)
 
     def valid(self, rows: np.ndarray) -> np.ndarray:
-        return self.values.arr[rows] != self.null
+        return cast(np.ndarray, self.values.arr[rows] != self.null)
 
     def value(self, row: int) -> object:
         v = self.values.arr[row]
@@ -299,7 +303,7 @@ class DateColumn(_FixedColumn):
     def _to_numpy(self, arr: pa.Array) -> np.ndarray:
         if not pa.types.is_date32(arr.type):
             arr = arr.cast(pa.date32())
-        return pc.fill_null(arr.cast(pa.int32()), INT32_NULL).to_numpy(zero_copy_only=False)
+        return cast(np.ndarray, pc.fill_null(arr.cast(pa.int32()), INT32_NULL).to_numpy(zero_copy_only=False))
 
     def value(self, row: int) -> object:
         v = self.values.arr[row]
@@ -327,7 +331,7 @@ class DecimalColumn(_FixedColumn):
         return bool(v == v)  # NaN is unset
 
     def valid(self, rows: np.ndarray) -> np.ndarray:
-        return ~np.isnan(self.values.arr[rows])
+        return cast(np.ndarray, ~np.isnan(self.values.arr[rows]))
 
     def value(self, row: int) -> object:
         v = self.values.arr[row]
@@ -340,7 +344,7 @@ class BoolColumn(_FixedColumn):
     null = -1
 
     def _to_numpy(self, arr: pa.Array) -> np.ndarray:
-        return pc.fill_null(arr.cast(pa.int8()), -1).to_numpy(zero_copy_only=False)
+        return cast(np.ndarray, pc.fill_null(arr.cast(pa.int8()), -1).to_numpy(zero_copy_only=False))
 
     def value(self, row: int) -> object:
         v = self.values.arr[row]

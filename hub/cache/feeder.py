@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
@@ -69,7 +69,7 @@ class CacheFeeder:
         on_applied: Callable[[Iterable[str]], None] | None = None,
         before_assign: Callable[[], None] | None = None,
         on_changes: Callable[[str, Sequence[Change]], None] | None = None,
-        consumer_extra: dict | None = None,
+        consumer_extra: dict[str, Any] | None = None,
     ) -> None:
         self._targets = dict(targets)  # by topic
         self._config = consumer_config(
@@ -155,7 +155,8 @@ class CacheFeeder:
             err = m.error()
             if err is not None:
                 if err.code() == KafkaError._PARTITION_EOF:
-                    eofs.append((m.topic(), m.partition(), m.offset()))
+                    # An EOF event names its partition (the client types these Optional, for other errors).
+                    eofs.append((cast(str, m.topic()), cast(int, m.partition()), cast(int, m.offset())))
                 else:
                     log.warning("cache consumer: %s", err)
                 continue
@@ -163,10 +164,11 @@ class CacheFeeder:
             if key is None:
                 log.error("%s[%d]@%d has no key; hub topics are keyed", m.topic(), m.partition(), m.offset())
                 continue
-            batch = batches.get(m.topic())
+            # A consumed message has its topic, partition and offset; ignores, not casts, on this hot path.
+            batch = batches.get(m.topic())  # type: ignore[arg-type]
             if batch is None:
-                batch = batches[m.topic()] = []
-            batch.append(Change(key.decode(), m.value(), m.partition(), m.offset(), m.timestamp()[1]))
+                batch = batches[m.topic()] = []  # type: ignore[index]
+            batch.append(Change(key.decode(), m.value(), m.partition(), m.offset(), m.timestamp()[1]))  # type: ignore[arg-type]
         if messages:
             self._broker_down = False
         for topic, changes in batches.items():

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hub.cache.changes import ChangeRing
 from hub.cache.feeder import CacheFeeder, FeedTarget
@@ -46,7 +47,7 @@ class ReplicaCache:
         partitions: dict[str, int],
         *,
         internal: dict[str, FeedTarget] | None = None,
-        consumer_extra: dict | None = None,
+        consumer_extra: dict[str, Any] | None = None,
         identities: dict[str, str] | None = None,
         snapshots: SnapshotPolicy | None = None,
         feeds: Iterable[str] = (),

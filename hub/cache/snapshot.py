@@ -24,6 +24,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pyarrow as pa
@@ -64,7 +65,7 @@ def write_snapshot(directory: Path, version: TableVersion, identity: str) -> Sna
     directory.mkdir(parents=True, exist_ok=True)
     final = snapshot_path(directory, spec.name)
     tmp = directory / f".{spec.name}.arrow.{os.getpid()}.tmp"
-    meta = {
+    meta: dict[str, Any] = {
         "format": FORMAT,
         "resource": spec.name,
         "schema": schema_fingerprint(spec),

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, repeat
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 DELTA_MIN = 65536
 COMPACT_MIN_DEAD = 65536
 _MISSING = -2
+_V = TypeVar("_V")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,15 +54,15 @@ class Watermark:
 
 
 @dataclass(frozen=True, slots=True)
-class Layered:
+class Layered(Generic[_V]):
     """A dict index as an immutable base plus a small delta that overrides it."""
 
-    base: dict
-    delta: dict = field(default_factory=dict)
+    base: dict[str, _V]
+    delta: dict[str, _V] = field(default_factory=dict)
 
-    def get(self, key, default=None):
+    def get(self, key: str, default: _V) -> _V:
         hit = self.delta.get(key, _MISSING)
-        return self.base.get(key, default) if hit is _MISSING else hit
+        return self.base.get(key, default) if hit is _MISSING else hit  # type: ignore[return-value]  # not _MISSING: a _V
 
     def __len__(self) -> int:  # approximate: for statistics only
         return len(self.base) + len(self.delta)
@@ -76,8 +78,8 @@ class TableVersion:
         spec: ResourceSpec,
         columns: dict[str, Column],
         n_rows: int,
-        index: Layered,
-        secondary: dict[str, Layered],
+        index: Layered[int],
+        secondary: dict[str, Layered[tuple[int, ...]]],
         live: int,
         watermark: Watermark,
     ) -> None:
@@ -120,7 +122,7 @@ class TableVersion:
         owner = np.repeat(np.arange(len(groups)), lengths)
         return flat, owner
 
-    def record(self, row: int, fields: Sequence[str] | None = None) -> dict:
+    def record(self, row: int, fields: Sequence[str] | None = None) -> dict[str, Any]:
         names = fields or [f.name for f in self.spec.fields]
         columns = self.columns
         return {name: columns[name].value(row) for name in names}
@@ -149,7 +151,7 @@ class TableVersion:
         return sum(c.nbytes for c in self.columns.values())
 
 
-def _live_rows(index: Layered) -> Iterable[int]:
+def _live_rows(index: Layered[int]) -> Iterable[int]:
     if not index.delta:
         return index.base.values()
     merged = dict(index.base)
@@ -174,7 +176,7 @@ class ResourceTable:
 
     def _empty(self, watermark: Watermark) -> TableVersion:
         columns = {f.name: new_column(f) for f in self.spec.fields}
-        secondary = {name: Layered({}) for name in self.spec.indexed_fields}
+        secondary: dict[str, Layered[tuple[int, ...]]] = {name: Layered({}) for name in self.spec.indexed_fields}
         return TableVersion(self.spec, columns, 0, Layered({}), secondary, 0, watermark)
 
     # -- applying changes ------------------------------------------------------------------------
@@ -185,9 +187,9 @@ class ResourceTable:
             return self.version
         old = self.version
         latest = {c.key: c.value for c in changes}  # the last change of a key wins
-        upsert_keys = [k for k, v in latest.items() if v is not None]
+        upserts = {k: v for k, v in latest.items() if v is not None}
         delete_keys = [k for k, v in latest.items() if v is None]
-        parsed, upsert_keys = self._decode(upsert_keys, [latest[k] for k in upsert_keys])
+        parsed, upsert_keys = self._decode(list(upserts), list(upserts.values()))
 
         columns = old.columns
         n0 = old.n_rows
@@ -239,7 +241,9 @@ class ResourceTable:
                 table.column(f.name).cast(pa.date32())
         return table
 
-    def _update_secondary(self, old: TableVersion, old_rows: np.ndarray, n0: int, n1: int) -> dict[str, Layered]:
+    def _update_secondary(
+        self, old: TableVersion, old_rows: np.ndarray, n0: int, n1: int
+    ) -> dict[str, Layered[tuple[int, ...]]]:
         if not old.secondary:
             return old.secondary
         out = {}
@@ -248,9 +252,11 @@ class ResourceTable:
             col = old.columns[name]
             delta = dict(layered.delta)
 
-            def current(value: str, layered: Layered = layered, delta: dict = delta) -> tuple[int, ...]:
+            def current(
+                value: str, layered: Layered[tuple[int, ...]] = layered, delta: dict[str, tuple[int, ...]] = delta
+            ) -> tuple[int, ...]:
                 hit = delta.get(value, _MISSING)
-                return layered.base.get(value, ()) if hit is _MISSING else hit
+                return layered.base.get(value, ()) if hit is _MISSING else hit  # type: ignore[return-value]  # not _MISSING: a tuple
 
             for row in dead:
                 for value in _index_values(col.value(row)):
@@ -301,7 +307,7 @@ class ResourceTable:
         return v
 
     @staticmethod
-    def _merged(layered: Layered, drop_if) -> dict:
+    def _merged(layered: Layered[_V], drop_if: Callable[[_V], bool]) -> dict[str, _V]:
         base = dict(layered.base)
         base.update(layered.delta)
         for k in [k for k, r in layered.delta.items() if drop_if(r)]:
@@ -367,7 +373,7 @@ def _index_values(value: object) -> Iterable[str]:
         return ()
     if isinstance(value, list):
         return dict.fromkeys(value)
-    return (value,)
+    return (value,)  # type: ignore[return-value]  # indexed fields are looked up by string values
 
 
 def _group_rows(column: pa.ChunkedArray) -> dict[str, tuple[int, ...]]:

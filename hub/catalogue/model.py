@@ -106,7 +106,7 @@ class ResourceSpec(_Frozen):
 
     def json_schema(self) -> dict:
         """The JSON Schema of a record value on the topic, for non-hub consumers."""
-        types = {
+        types: dict[str, dict[str, object]] = {
             "string": {"type": "string"},
             "code": {"type": "string"},
             "date": {"type": "string", "format": "date"},

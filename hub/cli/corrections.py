@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import cast
 
 from hub.cli.options import add_client_options, tls_paths
 
@@ -23,7 +24,10 @@ def _corrections(args: argparse.Namespace) -> int:
         return corrections_pb2.CorrectionState.Name(state).removeprefix("CORRECTION_STATE_").lower()
 
     if args.corrections_command == "resolve":
-        state = corrections_pb2.CorrectionState.Value(f"CORRECTION_STATE_{args.verdict.upper()}")
+        state = cast(
+            corrections_pb2.CorrectionState,
+            corrections_pb2.CorrectionState.Value(f"CORRECTION_STATE_{args.verdict.upper()}"),
+        )
         done = stub.Resolve(corrections_pb2.ResolveRequest(id=args.id, state=state, note=args.note)).request
         print(f"{done.id}: {name(done.state)}")
         return 0

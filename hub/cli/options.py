@@ -81,7 +81,7 @@ def _argument(name: str, field: FieldInfo) -> dict[str, Any]:
 
 
 def add_model_options(
-    group: argparse._ActionGroup | argparse.ArgumentParser, model: type[BaseModel], names: Iterable[str]
+    group: argparse._ArgumentGroup | argparse.ArgumentParser, model: type[BaseModel], names: Iterable[str]
 ) -> None:
     """One option per named field of ``model`` (secrets excepted)."""
     secrets = secret_fields(model)

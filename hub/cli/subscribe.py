@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import cast
 
 from hub.cli.options import add_client_options, tls_paths
 
@@ -25,7 +26,8 @@ def _subscribe(args: argparse.Namespace) -> int:
 
     filters = dict(args.filter)
     context = common_pb2.CallContext(
-        purpose=common_pb2.Purpose.Value(f"PURPOSE_{args.purpose.upper()}"), case_number=args.case_number
+        purpose=cast(common_pb2.Purpose, common_pb2.Purpose.Value(f"PURPOSE_{args.purpose.upper()}")),
+        case_number=args.case_number,
     )
     channel = open_channel(args.hub, department=args.department, tls=tls_paths(args))
     runtime = SinkRuntime(JsonlSink(args.out), channel, args.resource, args.name, context, filters=filters)

@@ -45,7 +45,7 @@ class CorrectionDesk:
         self.retry_s = retry_s
         self._stub = corrections_pb2_grpc.CorrectionsStub(channel)
         self._stop = threading.Event()
-        self._call: grpc.Future | None = None
+        self._call: grpc.Call | None = None
         self._handled: set[str] = set()
         self.resolved = 0
         self.referred = 0
@@ -58,8 +58,8 @@ class CorrectionDesk:
     def run(self) -> None:
         while not self._stop.is_set():
             try:
-                self._call = self._stub.Watch(corrections_pb2.CorrectionsWatchRequest())
-                for item in self._call:
+                self._call = call = self._stub.Watch(corrections_pb2.CorrectionsWatchRequest())
+                for item in call:
                     self._consider(item.request)
             except grpc.RpcError as err:
                 if self._stop.is_set():

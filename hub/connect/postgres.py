@@ -22,6 +22,7 @@ import logging
 import time
 from collections.abc import Mapping
 from decimal import Decimal
+from types import ModuleType
 from typing import Any
 
 import orjson
@@ -31,7 +32,7 @@ from hub.connect.source import Source, SourceRecord
 log = logging.getLogger(__name__)
 
 
-def _psycopg():
+def _psycopg() -> ModuleType:
     """psycopg, imported when a database source is used (extra "postgres")."""
     try:
         import psycopg
@@ -207,7 +208,7 @@ class LogicalSource(Source):
         ).fetchall()
         self._backlog = len(rows) >= limit
         out: list[SourceRecord] = []
-        pending: list[dict] = []
+        pending: list[dict[str, Any]] = []
         for _, data in rows:
             change = orjson.loads(data)
             action = change.get("action")

@@ -81,14 +81,15 @@ class RestSource(Source):
     def setup(self, offsets: Mapping[str, Any]) -> None:
         self._position = offsets.get(self.partition)
 
-    def _get(self, params: dict[str, Any]) -> dict:
+    def _get(self, params: dict[str, Any]) -> dict[str, Any]:
         query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
         request = urllib.request.Request(f"{self.url}?{query}", headers={"Accept": "application/json"})
         if self._token:
             request.add_header("Authorization", f"Bearer {self._token}")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                return orjson.loads(response.read())
+                body: dict[str, Any] = orjson.loads(response.read())
+                return body
         except urllib.error.HTTPError as exc:
             if exc.code in (429, 502, 503, 504):  # the department's system asks us to slow down
                 raise Backpressure(_retry_after_s(exc.headers.get("Retry-After"))) from exc
@@ -107,7 +108,7 @@ class RestSource(Source):
         else:
             since, after = self._position or (None, None)
             body = self._get({"since": since, "after": after, "size": size, "page": 1})
-        items = body
+        items: Any = body  # walked down items_path to the list
         for part in self.items_path:
             items = items[part]
         out = []

@@ -10,6 +10,7 @@ engineer replaces the column names and parsing.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from hub.catalogue.model import FieldSpec, ResourceSpec, load_builtin
 from hub.datagen.exports import write_csv
@@ -18,7 +19,7 @@ from hub.datagen.synthetic import synthetic_records
 OP_COLUMN = "OP"
 
 
-def render_upper(record: dict) -> dict:
+def render_upper(record: dict[str, Any]) -> dict[str, Any]:
     """A record as the scaffold's CSV row: capitalised field names, lists joined by '|'."""
     row = {}
     for name, value in record.items():

@@ -82,7 +82,7 @@ class DeadLetterFile:
                 os.close(fd)
             self._unsynced = False
 
-    def entries(self) -> list[dict]:
+    def entries(self) -> list[dict[str, Any]]:
         if not self.path.exists():
             return []
         return [orjson.loads(line) for line in self.path.read_bytes().splitlines() if line.strip()]

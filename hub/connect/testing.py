@@ -19,10 +19,10 @@ made by ``hub connector new`` gets a test module that runs them for it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import grpc
 import orjson
@@ -44,9 +44,9 @@ class SystemUnderTest(Protocol):
     """What the checks need of the department's system (the stand-ins in :mod:`hub.datagen.departments`
     provide it): the connector under test reads it at :meth:`location`."""
 
-    def write(self, rows: Sequence[dict]) -> None: ...
+    def write(self, rows: Sequence[dict[str, Any]]) -> None: ...
 
-    def delete(self, rows: Sequence[dict]) -> None: ...
+    def delete(self, rows: Sequence[dict[str, Any]]) -> None: ...
 
     def location(self) -> str: ...
 
@@ -56,8 +56,8 @@ class SystemUnderTest(Protocol):
 @dataclass
 class Kit:
     connector: str  # short name or package.module:Class
-    records: Callable[[int, int], list[dict]]  # (n, seed) → catalogue records
-    render: Callable[[dict], dict]  # catalogue record → native row
+    records: Callable[[int, int], list[dict[str, Any]]]  # (n, seed) → catalogue records
+    render: Callable[[dict[str, Any]], dict[str, Any]]  # catalogue record → native row
     system: Callable[[Path, dict[str, str]], SystemUnderTest]  # (workdir, services) → stand-in
     defects: list[tuple[str, Any]] = field(default_factory=list)  # (native column, unusable value)
     needs: tuple[str, ...] = ()  # services, e.g. ("postgres",)
@@ -72,7 +72,7 @@ class StopAfter(Source):
     def __init__(self, inner: Source, limit: int) -> None:
         self.inner, self.limit, self.seen = inner, limit, 0
 
-    def setup(self, offsets) -> None:
+    def setup(self, offsets: Mapping[str, Any]) -> None:
         self.inner.setup(offsets)
 
     def poll(self, max_records: int) -> list[SourceRecord]:
@@ -82,7 +82,7 @@ class StopAfter(Source):
         self.seen += sum(not r.control for r in rows)
         return rows
 
-    def acknowledged(self, offsets) -> None:
+    def acknowledged(self, offsets: Mapping[str, Any]) -> None:
         self.inner.acknowledged(offsets)
 
     def close(self) -> None:
@@ -112,18 +112,18 @@ def run_once(
     return runtime
 
 
-def _expected(resource: str, record: dict) -> dict:
+def _expected(resource: str, record: dict[str, Any]) -> dict[str, Any]:
     spec = load_builtin().resource(resource)
     out = {f.name: record.get(f.name) for f in spec.fields}
     return {k: (v or None) if isinstance(v, list) else v for k, v in out.items()}
 
 
-def cached(hub: HubUnderTest, connector: Connector, keys: Iterable[str]) -> dict[str, dict | None]:
+def cached(hub: HubUnderTest, connector: Connector, keys: Iterable[str]) -> dict[str, dict[str, Any] | None]:
     """The cache's records for ``keys`` (None where absent), read by the provider over gRPC."""
     channel = hub.client(connector.department).channel
     lookup = lookup_pb2_grpc.LookupStub(channel)
     ctx = common_pb2.CallContext(purpose=common_pb2.PURPOSE_DATA_CHECK, case_number="CONNECTOR-SUITE")
-    out: dict[str, dict | None] = {}
+    out: dict[str, dict[str, Any] | None] = {}
     for key in keys:
         try:
             got = lookup.Get(lookup_pb2.GetRequest(resource=connector.resource, key=key, context=ctx))
@@ -150,9 +150,9 @@ def wait_visible(hub: HubUnderTest, connector: Connector, runtime: ConnectorRunt
     )
 
 
-def _key(kit: Kit, record: dict) -> str:
+def _key(kit: Kit, record: dict[str, Any]) -> str:
     spec = load_builtin().resource(kit.make().resource)
-    return record[spec.key]
+    return str(record[spec.key])
 
 
 def check_schema_mapping(kit: Kit, hub: HubUnderTest, workdir: Path, services: dict[str, str]) -> None:
@@ -214,21 +214,29 @@ def check_bad_rows(kit: Kit, hub: HubUnderTest, workdir: Path, services: dict[st
         system.close()
 
 
+if TYPE_CHECKING:  # the stubs' generics: grpc's own classes are not subscriptable
+    _MethodHandler = grpc.RpcMethodHandler[Any, Any]
+    _Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[_MethodHandler | None]]
+    _Publish = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+
+
 class PublishInterceptor(grpc.aio.ServerInterceptor):
     """Wraps the hub's Publish handler, to stage the hub's faults for connector tests."""
 
-    async def intercept_service(self, continuation, details):
+    async def intercept_service(
+        self, continuation: _Continuation, details: grpc.HandlerCallDetails
+    ) -> _MethodHandler | None:
         handler = await continuation(details)
         if handler is None or not details.method.endswith("/Publish"):
             return handler
-        inner = handler.unary_unary
+        inner = cast("_Publish", handler.unary_unary)  # on an aio server, a coroutine function (the stubs say sync)
 
-        async def publish(request, context):
+        async def publish(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             return await self.publish(inner, request, context)
 
         return grpc.unary_unary_rpc_method_handler(publish, handler.request_deserializer, handler.response_serializer)
 
-    async def publish(self, inner, request, context):
+    async def publish(self, inner: _Publish, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         """Answers one Publish call; ``await inner(request, context)`` is the hub's own answer."""
         raise NotImplementedError
 
@@ -245,7 +253,7 @@ class Throttle(PublishInterceptor):
         self.refused_at: list[float] = []
         self.accepted_at: list[float] = []
 
-    async def publish(self, inner, request, context):
+    async def publish(self, inner: _Publish, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         self.in_flight += 1
         self.peak = max(self.peak, self.in_flight)
         try:
@@ -308,8 +316,8 @@ CHECKS: dict[str, Callable[..., None]] = {
 }
 
 
-def first_records(generate: Callable[[], Iterable[dict]], n: int) -> list[dict]:
-    out: list[dict] = []
+def first_records(generate: Callable[[], Iterable[dict[str, Any]]], n: int) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
     for record in generate():
         out.append(record)
         if len(out) >= n:

@@ -12,6 +12,7 @@ import datetime as dt
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -105,7 +106,7 @@ class City:
         ethnic_codes = [c for c, _ in ref.ETHNICITIES]
         ethnic_weights = [w for _, w in ref.ETHNICITIES]
         ids = resident_ids(self.seed, self.size.residents)
-        household = None
+        household = ("", "", "")  # set on the first resident
         left_in_household = 0
         serial = 0
         for rid in ids:
@@ -216,7 +217,7 @@ class City:
                 budget -= 1
                 serial += 1
                 listed_on = _date(rng.randint(30, 6 * 365))
-                entry = {
+                entry: dict[str, Any] = {
                     "entry_id": f"XY{self.seed % 100:02d}{serial:012d}",
                     "credit_code": code,
                     "category": category,

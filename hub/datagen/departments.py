@@ -19,7 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -92,6 +92,7 @@ def write_xlsx(path: Path, rows: Sequence[dict], sheet: str = "Sheet1") -> None:
 
     workbook = Workbook()
     ws = workbook.active
+    assert ws is not None  # a new workbook has its one sheet
     ws.title = sheet
     header = list(rows[0]) if rows else []
     ws.append(header)
@@ -241,7 +242,7 @@ class RestEndpoint(DepartmentSystem):
             return {"code": 0, "msg": "ok", "data": {"total": len(ordered), "page": 1, "size": size, "list": items}}
 
     def location(self) -> str:
-        host, port = self._server.server_address[:2]
+        host, port = cast("tuple[str, int]", self._server.server_address[:2])  # an AF_INET server
         return f"http://{host}:{port}{self.path}"
 
     def close(self) -> None:

@@ -19,9 +19,9 @@ def synthetic_records(spec: ResourceSpec, n: int, seed: int) -> list[dict]:
     """Valid records of ``spec``: real check digits, Deyang districts, plausible dates."""
     rng = random.Random(seed)
     people, entities = resident_ids(seed, n * 2), credit_codes(seed, n * 2)
-    out = []
+    out: list[dict[str, object]] = []
     for i in range(n):
-        record = {}
+        record: dict[str, object] = {}
         for f in spec.fields:
             if not f.required and f.name != spec.key and rng.random() < 0.1:
                 record[f.name] = None

@@ -34,13 +34,16 @@ def case_events(
             if time.monotonic() > deadline:
                 raise Unavailable(f"could not read {topic} to its end within {timeout:.0f} s; try again")
             for m in consumer.consume(5000, 1.0):
-                if m.error():
-                    if m.error().code() == KafkaError._PARTITION_EOF:
-                        done.add(m.partition())
+                error, partition, value = m.error(), m.partition(), m.value()
+                if partition is None:
                     continue
-                done.discard(m.partition())
-                if m.key() == wanted and m.value():
-                    found.append(orjson.loads(m.value()))
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        done.add(partition)
+                    continue
+                done.discard(partition)
+                if m.key() == wanted and value:
+                    found.append(orjson.loads(value))
         return sorted(found, key=lambda e: e.get("at_ms", 0))
     finally:
         consumer.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import cast
 
 import orjson
 from confluent_kafka import Consumer, KafkaError, TopicPartition
@@ -110,12 +111,13 @@ def read_topic(bootstrap: str, topic: str, consumer_extra: dict | None = None, t
         done: set[int] = set()
         while len(done) < len(partitions):
             for m in consumer.consume(5000, 1.0):
-                if m.error():
-                    if m.error().code() == KafkaError._PARTITION_EOF:
-                        done.add(m.partition())
+                partition = cast(int, m.partition())  # set on consumed messages and partition EOFs
+                if err := m.error():
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        done.add(partition)
                     continue
-                done.discard(m.partition())
-                by_partition[m.partition()].extend(orjson.loads(m.value())["entries"])
+                done.discard(partition)
+                by_partition[partition].extend(orjson.loads(cast(bytes, m.value()))["entries"])
         return [e for p in sorted(by_partition) for e in by_partition[p]]
     finally:
         consumer.close()

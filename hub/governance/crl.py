@@ -22,7 +22,7 @@ def publish_crl(bootstrap: str, topic_prefix: str, crl_pem: bytes) -> None:
         raise RuntimeError("the CRL was not acknowledged by Kafka")
 
 
-async def watch_crl(path: Path, load: Callable[[bytes], None], every_s: float = 1.0) -> None:
+async def watch_crl(path: Path, load: Callable[[bytes], object], every_s: float = 1.0) -> None:
     """Revocation takes effect without a restart: ``load`` gets the CRL file again whenever it changes."""
     seen = path.stat().st_mtime_ns if path.exists() else 0
     while True:

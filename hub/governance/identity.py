@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 from grpc import aio
 
@@ -84,10 +84,11 @@ class IdentityResolver:
         if self.mode == "insecure":
             department = subsystem = ""
             for key, value in context.invocation_metadata() or ():
+                # str values: only -bin headers carry bytes
                 if key == DEPARTMENT_HEADER:
-                    department = value
+                    department = cast(str, value)
                 elif key == SUBSYSTEM_HEADER:
-                    subsystem = value
+                    subsystem = cast(str, value)
             if not department:
                 raise Unauthenticated(
                     f"no identity: this hub runs in insecure development mode and reads the "
@@ -98,7 +99,7 @@ class IdentityResolver:
             pems = context.auth_context().get("x509_pem_cert")
             if not pems:
                 raise Unauthenticated("no client certificate")
-            pem = pems[0]
+            pem = next(iter(pems))
             parsed = self._peers.get(pem)
             if parsed is None:
                 parsed = peer_identity(pem)

@@ -16,6 +16,7 @@ X-Road names member and subsystem. Keys are created by the ``cryptography`` pack
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import ipaddress
 import json
@@ -220,7 +221,7 @@ class CertificateAuthority:
             return []
         return [IssuedCert(**row) for row in json.loads(path.read_text())]
 
-    def _write_index(self, certs: list[IssuedCert]) -> None:
+    def _write_index(self, certs: builtins.list[IssuedCert]) -> None:  # builtins: this class has a list()
         _write(self.dir / "index.json", json.dumps([asdict(c) for c in certs], indent=2).encode())
 
     def revoke(self, serial: int, reason: str = "") -> IssuedCert:

@@ -14,6 +14,7 @@ import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -118,7 +119,7 @@ class ReceiptSigner:
         kid, key = self._keyring.signing_key()
         if self._header is None or self._header[0] != kid:
             header = canonical({"alg": ALG, "kid": kid, "typ": JWS_TYPE})
-            self._header = (kid, b64u(header), key.private_key)
+            self._header = (kid, b64u(header), cast(Ed25519PrivateKey, key.private_key))  # the keyring makes Ed25519
         _, header64, private = self._header
         signing_input = f"{header64}.{b64u(canonical(statement))}"
         # Compact JWS (RFC 7515) by hand: three base64url parts; joserfc would add ~30 µs a call.

@@ -28,12 +28,15 @@ import logging
 import time
 import uuid
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from confluent_kafka.admin import AdminClient
 
 from hub.childproc import ChildProcess, free_port, wait_for_tcp
 from hub.kafka.clients import admin_config
+
+if TYPE_CHECKING:  # imported where durable mode starts it
+    from hub.kafka.seaweedfs import SeaweedS3
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +73,7 @@ class EmbeddedBroker:
         self.mode = mode
         self.host = host
         self.port = port or free_port(host)
-        self._seaweed = None
+        self._seaweed: SeaweedS3 | None = None
         self._proc: ChildProcess | None = None
 
     @property

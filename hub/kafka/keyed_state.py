@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import orjson
 from confluent_kafka import Consumer, KafkaError, TopicPartition
@@ -85,11 +86,12 @@ def read_to_end(
         while time.monotonic() < deadline:
             batch, at_end = [], False
             for m in consumer.consume(5000, 0.2):
-                if m.error():
-                    if m.error().code() == KafkaError._PARTITION_EOF and m.offset() >= high:
+                if err := m.error():
+                    if err.code() == KafkaError._PARTITION_EOF and cast(int, m.offset()) >= high:
                         at_end = True
                     continue
-                batch.append(Change(m.key().decode(), m.value(), 0, m.offset()))
+                # A consumed message has its offset, and the state topic's are keyed; ignores, not casts, per message.
+                batch.append(Change(m.key().decode(), m.value(), 0, m.offset()))  # type: ignore[union-attr, arg-type]
             if batch:
                 target.apply(batch)
             if at_end:

@@ -18,9 +18,9 @@ from functools import partial
 
 from confluent_kafka import KafkaError, Message, Producer
 
-log = logging.getLogger(__name__)
+from hub.records.codec import Headers
 
-Headers = list[tuple[str, bytes]]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +46,8 @@ class _Pending:
         self.lock = threading.Lock()
 
     def on_delivery(self, index: int, err: KafkaError | None, msg: Message) -> None:
-        self._settle(index, [Delivery(msg.partition(), msg.offset() if err is None else -1, err)])
+        # A delivery report names its partition and, when delivered, its offset; an ignore, not casts, per record.
+        self._settle(index, [Delivery(msg.partition(), msg.offset() if err is None else -1, err)])  # type: ignore[arg-type]
 
     def refuse_from(self, index: int, err: KafkaError) -> None:
         """Records from ``index`` on were never queued: they will never call back."""

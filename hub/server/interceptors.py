@@ -63,7 +63,7 @@ def note_access(
 
 async def _abort(context: aio.ServicerContext, exc: BaseException, method: str) -> None:
     if isinstance(exc, HubError):
-        trailers = []
+        trailers: list[tuple[str, str | bytes]] = []
         if exc.retriable and hasattr(exc, "retry_after_s"):
             trailers.append(("retry-after-ms", str(int(exc.retry_after_s * 1000))))
         if isinstance(exc, InvalidArgument) and exc.violations:

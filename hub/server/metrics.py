@@ -32,6 +32,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
     from hub.cache.replica import ReplicaCache
     from hub.flows.stores import NoticeStore
     from hub.governance.audit import AuditLog
@@ -134,7 +136,7 @@ class HubMetrics:
         )
         self.registry.register(_PartsCollector(parts))
         self._children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
-        self._server = None
+        self._server: WSGIServer | None = None
         self.port: int | None = None
 
     def observe(self, method: str, code: str, seconds: float) -> None:

@@ -100,7 +100,9 @@ class RunningHub:
         assert self.server.cache.wait_ready(timeout), "cache did not catch up"
         # health flips to SERVING right after the cache is ready
         for _ in range(100):
-            if self.health.Check(health_pb2.HealthCheckRequest()).status == health_pb2.HealthCheckResponse.SERVING:
+            # types-grpcio-health-checking's HealthStub declares no RPC methods
+            reply = self.health.Check(health_pb2.HealthCheckRequest())  # type: ignore[attr-defined]
+            if reply.status == health_pb2.HealthCheckResponse.SERVING:
                 return
             threading.Event().wait(0.05)
         raise AssertionError("health never reported SERVING")
