@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from hub.datagen.city import credit_codes, resident_ids
+from hub.datagen.reference import ENTITY_TYPES
 from hub.governance.audit import subject_digest
 from hub.governance.keys import subject_key
 from hub.v1 import (
@@ -24,7 +25,7 @@ from hub.v1 import (
 from tests.hubtest import RunningHub, resident
 
 DATE = "2017-11-30"
-A, C, R, D, M, W, S, S2, OTHER = resident_ids(41, 9)
+A, C, R, D, W, M, S, S2, OTHER = resident_ids(41, 9)  # W a woman, M a man; A a mother
 E_GOOD, E_BLACK, E_REMOVED, E_ABNORMAL, E_TRANSPORT, E_EXPIRED = credit_codes(41, 6)
 DEPARTMENT = "approval_bureau"
 SAT, NOT, CANNOT = (
@@ -38,7 +39,7 @@ def _entity(code: str, scope=("general_trade",), status="active") -> dict:
     return {
         "credit_code": code,
         "name": f"企业{code[-4:]}",
-        "entity_type": "company",
+        "entity_type": ENTITY_TYPES[code[:2]][0],
         "district_code": code[2:8],
         "established_on": "2012-01-01",
         "status": status,

@@ -14,6 +14,7 @@ import pytest
 
 from hub.client import open_channel
 from hub.datagen.city import credit_codes, resident_ids
+from hub.datagen.reference import ENTITY_TYPES
 from hub.governance.audit import subject_digest
 from hub.governance.audit_verify import read_topic, verify_entries
 from hub.governance.keys import audit_public_key, subject_key
@@ -38,7 +39,7 @@ def _entity(code: str) -> dict:
     return {
         "credit_code": code,
         "name": "德阳鑫源食品有限公司",
-        "entity_type": "company",
+        "entity_type": ENTITY_TYPES[code[:2]][0],
         "district_code": code[2:8],
         "established_on": "2015-03-02",
         "status": "active",

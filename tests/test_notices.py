@@ -12,6 +12,7 @@ import grpc
 import pytest
 
 from hub.datagen.city import credit_codes
+from hub.datagen.reference import ENTITY_TYPES
 from hub.v1 import notices_pb2, notices_pb2_grpc
 from tests.hubtest import running_hub
 
@@ -22,7 +23,7 @@ def _entity(code: str, scope: list[str], status: str = "active") -> dict:
     return {
         "credit_code": code,
         "name": f"德阳{code[-4:]}餐饮管理有限公司",
-        "entity_type": "company",
+        "entity_type": ENTITY_TYPES[code[:2]][0],
         "district_code": code[2:8],
         "established_on": "2017-11-01",
         "status": status,
