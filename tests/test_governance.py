@@ -11,6 +11,7 @@ from pathlib import Path
 import grpc
 import orjson
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from hub.client import open_channel
 from hub.datagen.city import credit_codes, resident_ids
@@ -20,6 +21,7 @@ from hub.governance.audit_verify import read_topic, verify_entries
 from hub.governance.keys import audit_public_key, subject_key
 from hub.governance.pki import CertificateAuthority
 from hub.governance.workdays import add_working_days
+from hub.kafka.clients import consumer_config
 from hub.v1 import (
     audit_pb2,
     catalog_pb2,
@@ -418,6 +420,46 @@ async def _report_once(hub: RunningHub) -> None:
 
 def _audit_entries(hub: RunningHub, kafka_bootstrap: str) -> list[dict]:
     return read_topic(kafka_bootstrap, hub.server.topics.audit)
+
+
+def _entries_written_by_now(consumer: Consumer, topic: str) -> list[dict]:
+    """The audit topic up to the end the broker reports at this moment, through an open consumer."""
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    ends = {
+        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)[1] for p in partitions
+    }
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    entries, reached = [], {p: 0 for p in partitions}
+    while any(reached[p] < ends[p] for p in partitions):
+        for m in consumer.consume(1000, 1.0):
+            if not m.error() and m.offset() < ends[m.partition()]:
+                entries.extend(orjson.loads(m.value())["entries"])
+                reached[m.partition()] = m.offset() + 1
+    consumer.unassign()
+    return entries
+
+
+def test_an_answered_call_is_on_the_audit_topic_when_the_answer_arrives(hub: RunningHub, kafka_bootstrap: str) -> None:
+    """The answer is released only once Kafka acknowledged the call's entry, so the topic's end read at
+    the moment the answer arrives already holds it (before, entries were written ~20 ms later)."""
+    hub.publish("population.resident", [resident(RID)])
+    consumer = Consumer(consumer_config(kafka_bootstrap, "test-audit-now"))
+    topic = hub.server.topics.audit
+    try:
+        _entries_written_by_now(consumer, topic)  # metadata and connection, before the calls
+        for i in range(5):
+            ctx = common_pb2.CallContext(purpose=common_pb2.PURPOSE_LEGAL_BASIS, case_number=f"DY-NOW-{i}")
+            hub.client("public_security").verification.Verify(
+                verification_pb2.VerifyRequest(resource="population.resident", key=RID, context=ctx)
+            )
+            written = _entries_written_by_now(consumer, topic)
+            assert [e["outcome"] for e in written if e.get("case_number") == ctx.case_number] == ["OK"]
+        with pytest.raises(grpc.RpcError) as err:  # a refusal too
+            hub.verify("population.resident", RID, context=common_pb2.CallContext(case_number="DY-NOW-REFUSED"))
+        written = _entries_written_by_now(consumer, topic)
+        assert [e["outcome"] for e in written if e.get("case_number") == "DY-NOW-REFUSED"] == [err.value.code().name]
+    finally:
+        consumer.close()
 
 
 def test_tampering_is_detected(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
