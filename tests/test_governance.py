@@ -369,6 +369,98 @@ def test_masking_follows_the_grant(hub: RunningHub) -> None:
     assert orjson.loads(got.records[0])["legal_rep_name"] == "王*"
 
 
+def test_claims_on_fields_outside_the_grant_are_refused(hub: RunningHub) -> None:
+    """Verify and VerifyBatch answer only claims on fields the grant covers: single claims, claim
+    columns with one operand for every key, and columns with one operand per key."""
+    people = resident_ids(6, 3)
+    hub.verify(
+        "population.resident", people[0], after=hub.publish("population.resident", [resident(p) for p in people])
+    )
+    filed = (
+        hub.client("education")
+        .governance.RequestAccess(
+            governance_pb2.RequestAccessRequest(
+                resource="population.resident",
+                fields=["name", "district_code"],
+                purposes=[common_pb2.PURPOSE_LEGAL_BASIS],
+                legal_basis="basis",
+            )
+        )
+        .request
+    )
+    hub.client("public_security").governance.DecideAccess(
+        governance_pb2.DecideAccessRequest(request_id=filed.id, decision=governance_pb2.DECISION_APPROVE)
+    )
+    verification = hub.client("education").verification
+    born = [f"{p[6:10]}-{p[10:12]}-{p[12:14]}" for p in people]
+    inside = verification_pb2.ClaimColumn(field="district_code", values=["510603"])
+    calls = {
+        "Verify": lambda claims: verification.Verify(
+            verification_pb2.VerifyRequest(
+                resource="population.resident",
+                key=people[0],
+                claims=[verification_pb2.Claim(field=c.field, values=c.values[:1]) for c in claims],
+                context=CTX,
+            )
+        ),
+        "VerifyBatch": lambda claims: verification.VerifyBatch(
+            verification_pb2.VerifyBatchRequest(resource="population.resident", keys=people, claims=claims, context=CTX)
+        ),
+    }
+    outside = {
+        "one operand": verification_pb2.ClaimColumn(field="birth_date", values=[born[0]]),
+        "per-key operands": verification_pb2.ClaimColumn(field="birth_date", values=born),
+    }
+    for name, call in calls.items():
+        assert call([inside])  # covered by the grant: answered
+        for operands, column in outside.items():
+            for claims in ([column], [inside, column]):
+                with pytest.raises(grpc.RpcError) as err:
+                    call(claims)
+                assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED, (name, operands)
+                assert "does not cover field(s) birth_date" in err.value.details(), (name, operands)
+
+
+def test_lookup_by_key_returns_the_key_the_grant_does_not_list(hub: RunningHub) -> None:
+    """The caller supplied the key: getting it back tells nothing. By another field it would."""
+    written = hub.publish("population.resident", [resident(RID, household_id="H1")])
+    hub.verify("population.resident", RID, after=written)
+    filed = (
+        hub.client("education")
+        .governance.RequestAccess(
+            governance_pb2.RequestAccessRequest(
+                resource="population.resident",
+                fields=["name", "district_code", "household_id"],
+                purposes=[common_pb2.PURPOSE_LEGAL_BASIS],
+                legal_basis="basis",
+            )
+        )
+        .request
+    )
+    hub.client("public_security").governance.DecideAccess(
+        governance_pb2.DecideAccessRequest(request_id=filed.id, decision=governance_pb2.DECISION_APPROVE)
+    )
+    lookup = hub.client("education").lookup
+    masked_key = RID[:6] + "********" + RID[-4:]
+    for fields in (["resident_id", "name", "district_code"], []):
+        got = lookup.Get(lookup_pb2.GetRequest(resource="population.resident", key=RID, fields=fields, context=CTX))
+        record = orjson.loads(got.records[0])
+        assert record["resident_id"] == masked_key and record["district_code"] == "510603", fields
+        assert "resident_id" in got.masked_fields
+    by_household = lookup_pb2.GetRequest(
+        resource="population.resident", key="H1", key_field="household_id", fields=["resident_id", "name"], context=CTX
+    )
+    with pytest.raises(grpc.RpcError) as err:
+        lookup.Get(by_household)
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED and "resident_id" in err.value.details()
+    del by_household.fields[:]
+    got = lookup.Get(by_household)
+    assert "resident_id" not in orjson.loads(got.records[0])
+    with pytest.raises(grpc.RpcError) as err:  # other fields beyond the grant, by key
+        lookup.Get(lookup_pb2.GetRequest(resource="population.resident", key=RID, fields=["birth_date"], context=CTX))
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED and "birth_date" in err.value.details()
+
+
 # -- deadlines -----------------------------------------------------------------------------------------
 
 
