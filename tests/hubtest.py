@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -92,12 +93,11 @@ class RunningHub:
     def wait_ready(self, timeout: float = 60) -> None:
         assert self.server.cache is not None
         assert self.server.cache.wait_ready(timeout), "cache did not catch up"
-        # health flips to SERVING right after the cache is ready
-        for _ in range(100):
-            if self.health.Check(health_pb2.HealthCheckRequest()).status == health_pb2.HealthCheckResponse.SERVING:
-                return
+        # health flips to SERVING right after the cache is ready (on the hub's loop, however busy)
+        deadline = time.monotonic() + timeout
+        while self.health.Check(health_pb2.HealthCheckRequest()).status != health_pb2.HealthCheckResponse.SERVING:
+            assert time.monotonic() < deadline, "health never reported SERVING"
             threading.Event().wait(0.05)
-        raise AssertionError("health never reported SERVING")
 
     def stop(self) -> None:
         for client in self._clients.values():

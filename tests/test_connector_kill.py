@@ -102,6 +102,15 @@ class Churn(threading.Thread):
             time.sleep(0.002)
 
 
+def _churn_on(churn: Churn, changes: int, connector: subprocess.Popen) -> None:
+    """Waits until the department's application made ``changes`` more changes while ``connector`` runs."""
+    target = churn.changes + changes
+    deadline = time.monotonic() + 120  # a guard only: the count ends the wait
+    while churn.changes < target:
+        assert time.monotonic() < deadline and connector.poll() is None and churn.is_alive()
+        time.sleep(0.05)
+
+
 @pytest.mark.slow
 def test_sigkill_and_restart_leaves_cache_equal_to_table(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, postgres_dsn: str
@@ -128,11 +137,11 @@ def test_sigkill_and_restart_leaves_cache_equal_to_table(
         while cache.version("social_security.insured").live < ROWS - 1000:
             assert time.monotonic() < deadline and second.poll() is None
             time.sleep(0.05)
-        time.sleep(1.0)  # into the change stream
+        _churn_on(churn, 200, second)  # into the change stream
         second.send_signal(signal.SIGKILL)
         second.wait()
         third = _connector(postgres_dsn, hub.address, state)
-        time.sleep(2.0)
+        _churn_on(churn, max(0, 501 - churn.changes) + 200, third)  # counted in changes, not seconds
         churn.halt.set()
         churn.join()
         assert churn.changes > 500
@@ -161,7 +170,7 @@ def test_sigkill_and_restart_leaves_cache_equal_to_table(
             )
             for key, row in source.items()
         }
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # a guard only: the condition ends the wait
         while cache.version("social_security.insured").live != len(expected) and time.monotonic() < deadline:
             time.sleep(0.1)
         version = cache.version("social_security.insured")
