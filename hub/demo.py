@@ -330,7 +330,7 @@ class Demo:
         except grpc.RpcError as err:
             c.print(f"Lookup.Get for WORK_REFERENCE → [red]{err.code().name}[/red]: {err.details()}")
 
-        time.sleep(0.5)  # the audit writer batches; give it a moment to reach the topic
+        time.sleep(0.5)  # the entries are on the topic (answers wait for that); the audit index follows it
         provider_view = audit_pb2_grpc.AuditStub(self.channel("public_security")).QueryResource(
             audit_pb2.QueryResourceRequest(resource="population.resident", limit=3)
         )
