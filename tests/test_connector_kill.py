@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from hub.connect.registry import resolve_connector
+from hub.connect.testing import PublishInterceptor
 from hub.datagen import native
 from hub.datagen.city import City, CitySize
 from hub.datagen.departments import SI_CBRY_DDL, PostgresTable
@@ -102,6 +103,26 @@ class Churn(threading.Thread):
             time.sleep(0.002)
 
 
+class PublishCalls(PublishInterceptor):
+    """Counts the Publish calls the hub received."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def publish(self, inner, request, context):
+        self.count += 1
+        return await inner(request, context)
+
+
+def _publishing(calls: PublishCalls, connector: subprocess.Popen) -> None:
+    """Waits until ``connector`` (the only live one) publishes: it is running, its stop handler set."""
+    before = calls.count
+    deadline = time.monotonic() + 120  # a guard only: the call ends the wait
+    while calls.count == before:
+        assert time.monotonic() < deadline and connector.poll() is None
+        time.sleep(0.05)
+
+
 def _churn_on(churn: Churn, changes: int, connector: subprocess.Popen) -> None:
     """Waits until the department's application made ``changes`` more changes while ``connector`` runs."""
     target = churn.changes + changes
@@ -122,7 +143,8 @@ def test_sigkill_and_restart_leaves_cache_equal_to_table(
     spare = [native.insured(r) for r in City(10, CitySize(4000, 100)).insured()]
     connector = resolve_connector("social_security")()
     state = tmp_path / "state"
-    with running_hub(kafka_bootstrap, topic_prefix, tmp_path / "hub") as hub:
+    calls = PublishCalls()
+    with running_hub(kafka_bootstrap, topic_prefix, tmp_path / "hub", interceptors=[calls]) as hub:
         cache = hub.server.cache
         churn = Churn(table, rows, spare)
         churn.start()
@@ -141,6 +163,7 @@ def test_sigkill_and_restart_leaves_cache_equal_to_table(
         second.send_signal(signal.SIGKILL)
         second.wait()
         third = _connector(postgres_dsn, hub.address, state)
+        _publishing(calls, third)
         _churn_on(churn, max(0, 501 - churn.changes) + 200, third)  # counted in changes, not seconds
         churn.halt.set()
         churn.join()
