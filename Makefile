@@ -37,6 +37,7 @@ bench: $(INSTALLED)
 	./scripts/install-system-deps.sh
 	$(BIN)/python -m bench.cache
 	$(BIN)/python -m bench.rpc
+	$(BIN)/python -m bench.audit
 	$(BIN)/python -m bench.recovery
 	$(BIN)/python -m bench.connector_pg
 	$(BIN)/python -m bench.flows

@@ -205,12 +205,17 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "COLUMNS": "200"},
+        env={**os.environ, "COLUMNS": "250"},  # a table row per line
     )
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     assert "verifies, case" in out and "approved as grant" in out
-    assert "PERMISSION_DENIED" in out and "masked: name" in out
+    assert "masked: name" in out
+    # each refusal by its own line: a claim on a field outside the grant, and a purpose outside it
+    [field_refusal] = [line for line in out.splitlines() if "(field outside the grant)" in line]
+    assert "PERMISSION_DENIED: " in field_refusal and "does not cover field(s) address" in field_refusal
+    [purpose_refusal] = [line for line in out.splitlines() if line.startswith("Lookup.Get for WORK_REFERENCE")]
+    assert "PERMISSION_DENIED: " in purpose_refusal and "does not cover purpose WORK_REFERENCE" in purpose_refusal
     assert "asks who looked at their data" in out
     assert "INVALID_ARGUMENT" in out and "check digit" in out
     assert "records visible to Verify" in out

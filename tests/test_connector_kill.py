@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from hub.connect.registry import resolve_connector
+from hub.connect.testing import PublishInterceptor
 from hub.datagen import native
 from hub.datagen.city import City, CitySize
 from hub.datagen.departments import SI_CBRY_DDL, PostgresTable
@@ -102,6 +103,35 @@ class Churn(threading.Thread):
             time.sleep(0.002)
 
 
+class PublishCalls(PublishInterceptor):
+    """Counts the Publish calls the hub received."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def publish(self, inner, request, context):
+        self.count += 1
+        return await inner(request, context)
+
+
+def _publishing(calls: PublishCalls, connector: subprocess.Popen) -> None:
+    """Waits until ``connector`` (the only live one) publishes: it is running, its stop handler set."""
+    before = calls.count
+    deadline = time.monotonic() + 120  # a guard only: the call ends the wait
+    while calls.count == before:
+        assert time.monotonic() < deadline and connector.poll() is None
+        time.sleep(0.05)
+
+
+def _churn_on(churn: Churn, changes: int, connector: subprocess.Popen) -> None:
+    """Waits until the department's application made ``changes`` more changes while ``connector`` runs."""
+    target = churn.changes + changes
+    deadline = time.monotonic() + 120  # a guard only: the count ends the wait
+    while churn.changes < target:
+        assert time.monotonic() < deadline and connector.poll() is None and churn.is_alive()
+        time.sleep(0.05)
+
+
 @pytest.mark.slow
 def test_sigkill_and_restart_leaves_cache_equal_to_table(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, postgres_dsn: str
@@ -113,7 +143,8 @@ def test_sigkill_and_restart_leaves_cache_equal_to_table(
     spare = [native.insured(r) for r in City(10, CitySize(4000, 100)).insured()]
     connector = resolve_connector("social_security")()
     state = tmp_path / "state"
-    with running_hub(kafka_bootstrap, topic_prefix, tmp_path / "hub") as hub:
+    calls = PublishCalls()
+    with running_hub(kafka_bootstrap, topic_prefix, tmp_path / "hub", interceptors=[calls]) as hub:
         cache = hub.server.cache
         churn = Churn(table, rows, spare)
         churn.start()
@@ -128,11 +159,12 @@ def test_sigkill_and_restart_leaves_cache_equal_to_table(
         while cache.version("social_security.insured").live < ROWS - 1000:
             assert time.monotonic() < deadline and second.poll() is None
             time.sleep(0.05)
-        time.sleep(1.0)  # into the change stream
+        _churn_on(churn, 200, second)  # into the change stream
         second.send_signal(signal.SIGKILL)
         second.wait()
         third = _connector(postgres_dsn, hub.address, state)
-        time.sleep(2.0)
+        _publishing(calls, third)
+        _churn_on(churn, max(0, 501 - churn.changes) + 200, third)  # counted in changes, not seconds
         churn.halt.set()
         churn.join()
         assert churn.changes > 500
@@ -161,7 +193,7 @@ def test_sigkill_and_restart_leaves_cache_equal_to_table(
             )
             for key, row in source.items()
         }
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # a guard only: the condition ends the wait
         while cache.version("social_security.insured").live != len(expected) and time.monotonic() < deadline:
             time.sleep(0.1)
         version = cache.version("social_security.insured")

@@ -110,7 +110,10 @@ def test_runtime_retries_until_the_hub_is_up(kafka_bootstrap: str, topic_prefix:
     result: list = []
     worker = threading.Thread(target=lambda: result.append(runtime.run()))
     worker.start()
-    time.sleep(1.5)  # calls fail with UNAVAILABLE meanwhile
+    deadline = time.monotonic() + 60
+    while runtime.stats.retried == 0:  # calls fail with UNAVAILABLE meanwhile
+        assert time.monotonic() < deadline and worker.is_alive(), "the runtime never retried"
+        time.sleep(0.05)
     hub = RunningHub(
         HubSettings(
             bootstrap_servers=kafka_bootstrap,

@@ -22,7 +22,7 @@ from tests.hubtest import RunningHub
 CONSUMER = "approval_bureau"
 
 
-def _wait(predicate, timeout: float = 30) -> None:
+def _wait(predicate, timeout: float = 120) -> None:  # a guard only: the predicate ends the wait
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, "timed out"

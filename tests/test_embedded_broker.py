@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
+import subprocess
 from pathlib import Path
 
+import orjson
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from hub.datagen.city import resident_ids
 from hub.kafka.clients import admin_config, consumer_config, producer_config
 from hub.kafka.embedded import EmbeddedBroker
 from hub.kafka.topics import TopicSpec, ensure_topics
+from tests.hubtest import RunningHub, resident
+from tests.readme import blocks
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("HUB_BOOTSTRAP_SERVERS")), reason="tests the embedded broker only")
 
@@ -72,3 +79,20 @@ def test_durable_broker_keeps_acknowledged_records_across_kill9(tmp_path: Path) 
         assert _consume_all(bootstrap, "durable", 3) == acked
     finally:
         broker.stop()
+
+
+def test_the_readmes_kcat_command_reads_a_topic(hub: RunningHub, kafka_bootstrap: str, topic_prefix: str) -> None:
+    """Debian's kcat, as the README tells it, reads what Publish wrote to the embedded broker."""
+    assert shutil.which("kcat"), "kcat is not installed: run scripts/install-system-deps.sh"
+    people = resident_ids(12, 5)
+    hub.publish("population.resident", [resident(p) for p in people])
+    [(_, command)] = blocks("kcat")
+    argv = [
+        a.replace("HOST:PORT", kafka_bootstrap).replace("hub.population", f"{topic_prefix}population")
+        for a in shlex.split(command)
+    ]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    read = dict(line.split(" ", 1) for line in result.stdout.splitlines())
+    assert sorted(read) == sorted(people)
+    assert all(orjson.loads(read[p])["resident_id"] == p for p in people)

@@ -10,7 +10,8 @@ from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 
-from hub.records.identifiers import with_resident_check_digit
+from hub.records.identifiers import with_credit_check_char, with_resident_check_digit
+from hub.records.validation import Accepted, RecordValidator, Rejection
 from hub.v1 import catalog_pb2, common_pb2, exchange_pb2, lookup_pb2, verification_pb2
 from tests.hubtest import CTX, RunningHub, resident
 
@@ -26,7 +27,7 @@ def test_publish_then_verify_true(hub: RunningHub) -> None:
     )
     assert answer.found and answer.match and list(answer.claims) == [True, True]
     assert answer.watermark.offsets[published.offsets[0].partition] > published.offsets[0].offset
-    assert not answer.HasField("watermark") or answer.watermark.caught_up_at_ms > 0
+    assert answer.watermark.caught_up_at_ms > 0
 
 
 def test_update_is_reflected(hub: RunningHub) -> None:
@@ -283,3 +284,57 @@ def test_publish_rejects_empty_batch(hub: RunningHub) -> None:
     with pytest.raises(grpc.RpcError) as err:
         hub.exchange.Publish(exchange_pb2.PublishRequest(resource="population.resident"))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "records" in err.value.details()
+
+
+def test_records_contradicting_their_own_identifiers_are_refused(hub: RunningHub) -> None:
+    """GB 11643 encodes birth date and gender; GB 32100 the registering department and entity category."""
+    for over, named in (
+        ({"birth_date": "1990-01-02"}, "'birth_date'"),
+        ({"gender": "2"}, "'gender'"),
+        ({"birth_date": "1990-01-02", "gender": "2"}, "'gender'"),
+    ):
+        with pytest.raises(grpc.RpcError) as err:
+            hub.publish("population.resident", [resident(RID, **over)])
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert named in err.value.details() and "'resident_id'" in err.value.details(), err.value.details()
+    assert hub.publish("population.resident", [resident(RID)]).accepted == 1
+
+    man, woman, child = RID, RID2[:16] + "2", "2011-04-02"  # the 17th digit: odd for men, even for women
+    woman = with_resident_check_digit(woman)
+    code = with_credit_check_char("91510603MA6245678")
+    individual = with_credit_check_char("92510603MA6245678")
+    refused = [
+        ("civil_affairs.marriage", {"husband_id": woman, "wife_id": man}, "husband_id"),
+        ("civil_affairs.marriage", {"husband_id": man, "wife_id": man}, "wife_id"),
+        ("health.birth_certificate", {"mother_id": man}, "mother_id"),
+        ("health.birth_certificate", {"father_id": woman}, "father_id"),
+        ("health.birth_certificate", {"birth_date": "1985-03-15"}, "mother_id"),  # born before her child
+        ("market.entity", {"entity_type": "individual_business"}, "entity_type"),
+        ("market.entity", {"credit_code": individual}, "entity_type"),
+        ("market.entity", {"credit_code": with_credit_check_char("11510603MA6245678")}, "credit_code"),
+    ]
+    good = {
+        "civil_affairs.marriage": {
+            "record_no": "J1",
+            "kind": "marriage",
+            "husband_id": man,
+            "wife_id": woman,
+            "registered_on": "2015-10-01",
+            "status": "valid",
+        },
+        "health.birth_certificate": {"cert_no": "O1", "birth_date": child, "mother_id": woman, "father_id": man},
+        "market.entity": {
+            "credit_code": code,
+            "name": "德阳鑫源食品有限公司",
+            "entity_type": "company",
+            "district_code": "510603",
+            "established_on": "2015-03-02",
+            "status": "active",
+        },
+    }
+    validators = {name: RecordValidator(hub.server.catalogue.resource(name)) for name in good}
+    for name, record in good.items():
+        assert isinstance(validators[name].validate(0, "", orjson.dumps(record), False), Accepted), name
+    for name, over, field in refused:
+        outcome = validators[name].validate(0, "", orjson.dumps({**good[name], **over}), False)
+        assert isinstance(outcome, Rejection) and outcome.field == field, (name, over, outcome)

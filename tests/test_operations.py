@@ -25,6 +25,17 @@ HUB = [sys.executable, "-m", "hub.cli"]
 ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
 
 
+class _SlowCounter:
+    """A counter child that takes 0.2 s to count: a count made after the answer would be missed."""
+
+    def __init__(self, counter) -> None:
+        self._counter = counter
+
+    def inc(self) -> None:
+        time.sleep(0.2)
+        self._counter.inc()
+
+
 def test_metrics_status_and_debug_log(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -49,6 +60,14 @@ def test_metrics_status_and_debug_log(
         assert metrics.get("hub_consumed_records_total") >= len(PEOPLE)
         assert metrics.get("hub_cache_lag_seconds", resource="population.resident") < 5
         assert metrics.get("hub_cache_rejected_records_total", resource="population.resident") == 0
+        # Counted before the answer leaves: even a slow count is seen by a scrape right after the refusal.
+        children = hub.server.metrics._children
+        key = ("/hub.v1.Verification/Verify", "INVALID_ARGUMENT")
+        children[key] = (_SlowCounter(children[key][0]), children[key][1])
+        for i in range(2, 5):
+            with pytest.raises(grpc.RpcError):
+                hub.verify("population.resident", "not-an-id")
+            assert scrape(endpoint).get("hub_rpc_total", method="Verification/Verify", code="INVALID_ARGUMENT") == i
 
         status = subprocess.run(
             [*HUB, "status", "--hub", hub.address, "--metrics", endpoint],

@@ -20,13 +20,18 @@ class FailFirstLate(PublishInterceptor):
 
     def __init__(self) -> None:
         self.calls = 0
+        self._second_accepted = asyncio.Event()
 
     async def publish(self, inner, request, context):
         self.calls += 1
-        if self.calls == 1:
-            await asyncio.sleep(0.5)
+        call = self.calls
+        if call == 1:  # answered only once the second call's record is on Kafka
+            await asyncio.wait_for(self._second_accepted.wait(), 60)
             await context.abort(grpc.StatusCode.UNAVAILABLE, "a broker is changing leaders")
-        return await inner(request, context)
+        response = await inner(request, context)
+        if call == 2:
+            self._second_accepted.set()
+        return response
 
 
 class FailFirstRecord(PublishInterceptor):

@@ -15,13 +15,19 @@ audit subject key), so the citizen's question can be answered from their key and
 Entries drained together are written as one Kafka message ``{"entries": [...]}`` keyed by the
 chain; the chain itself is per entry.
 
-Recording must not slow the call down: ``record`` only enqueues; a writer thread computes digests
-and hashes and produces in batches. When the backlog is too long, the hub refuses new calls with
-RESOURCE_EXHAUSTED rather than leave them unaudited.
+An answered access must be audited, so the RPC layer releases an answer only once its entry is
+acknowledged by Kafka (:meth:`AuditLog.write`). That costs one produce round trip per call, not one
+produce per call: a writer thread wakes on the first queued entry, takes every entry queued by then
+(group commit), computes digests and hashes and produces them as one message; entries queued while
+that message is in flight go into the next one. A delivery thread settles the waiting calls.
+:meth:`AuditLog.record` enqueues without waiting, for entries made inside a call that itself waits.
+When the backlog is too long, the hub refuses new calls with RESOURCE_EXHAUSTED rather than leave
+them unaudited.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import collections
 import hashlib
@@ -36,6 +42,8 @@ from dataclasses import dataclass
 import orjson
 from confluent_kafka import Producer
 from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from hub.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -85,24 +93,26 @@ class AuditLog:
         *,
         checkpoint_every: int = 1000,
         checkpoint_interval_s: float = 5.0,
-        flush_interval_s: float = 0.02,
         chain: str | None = None,
     ) -> None:
         self.topic = topic
         self.chain = chain or f"{socket.gethostname()}-{os.getpid()}-{int(time.time() * 1000)}"
-        self._producer = Producer({**producer_config, "linger.ms": 20})
+        # No linger: callers wait for the acknowledgement, and batching comes from the group commit.
+        self._producer = Producer({**producer_config, "linger.ms": 0})
         self._signing_key = signing_key
         self._keyed = hashlib.blake2b(digest_size=16, key=subject_key[:64])
         self._every = checkpoint_every
         self._interval = checkpoint_interval_s
-        self._flush_interval_s = flush_interval_s
-        self._queue: collections.deque[AuditEvent] = collections.deque()
+        self._queue: collections.deque[tuple[AuditEvent, asyncio.Future | None]] = collections.deque()
+        self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+        self._poller = threading.Thread(target=self._poll, name="audit-delivery", daemon=True)
         self._seq = -1
         self._prev = ""
         self._batch: list[dict] = []
         self._batch_bytes = 0
+        self._waiting: list[asyncio.Future] = []  # calls whose entries are in ``_batch``
         self._since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
         self.written = 0
@@ -121,15 +131,28 @@ class AuditLog:
         self._append({"kind": "genesis", "detail": "chain started"})
         self._flush_batch()
         self._thread.start()
+        self._poller.start()
 
     def record(self, access: AuditEvent) -> None:
-        """Enqueues an entry. Must not block. Callers refuse new calls while ``backlog`` is too long
-        (see hub.server.interceptors); a call that already happened is always recorded."""
-        self._queue.append(access)
+        """Enqueues an entry without waiting for it. Must not block. Callers refuse new calls while
+        ``backlog`` is too long (see hub.server.interceptors); a call that already happened is always
+        recorded."""
+        self._queue.append((access, None))
+        self._wake.set()
+
+    async def write(self, access: AuditEvent) -> None:
+        """Records ``access`` and returns once Kafka acknowledged its entry (and every entry queued
+        before it); raises :class:`Unavailable` if the entry could not be written."""
+        done = asyncio.get_running_loop().create_future()
+        self._queue.append((access, done))
+        self._wake.set()
+        await done
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
+        self._wake.set()
         self._thread.join(timeout)
+        self._poller.join(timeout)
         self._drain()
         self._checkpoint(closing=True)
         self._flush_batch()
@@ -141,22 +164,27 @@ class AuditLog:
     # -- writer thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
-        # A fixed cadence, not a wake-up per entry: one Kafka message carries every entry of the last
-        # `flush_interval_s`, which is what keeps the trail's cost per call in microseconds.
-        while not self._stop.wait(self._flush_interval_s):
+        while not self._stop.is_set():
+            # Asleep until an entry comes, or until a pending checkpoint is due.
+            due = self._last_checkpoint + self._interval - time.monotonic() if self._since_checkpoint else None
+            self._wake.wait(None if due is None else max(0.0, due))
+            self._wake.clear()  # before draining: an entry queued from here on sets it again
             self._drain()
             if self._since_checkpoint and (
                 self._since_checkpoint >= self._every or time.monotonic() - self._last_checkpoint >= self._interval
             ):
                 self._checkpoint()
                 self._flush_batch()
-            self._producer.poll(0)
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self._producer.poll(0.1)
 
     def _drain(self) -> None:
         queue = self._queue
         while queue:
             for _ in range(min(len(queue), 500)):
-                a = queue.popleft()
+                a, done = queue.popleft()
                 subjects = [self.subject_digest(s) for s in a.subjects]
                 # A call about many subjects (a 100,000-key batch) becomes several entries, so that
                 # no Kafka message outgrows what a broker accepts (1 MB by default).
@@ -186,6 +214,8 @@ class AuditLog:
                         self._checkpoint()
                     if self._batch_bytes >= MESSAGE_BYTES:
                         self._flush_batch()
+                if done is not None:  # settled with the message that carries the entry's last part
+                    self._waiting.append(done)
             self._flush_batch()
 
     def _append(self, body: dict, size: int = 0) -> None:
@@ -203,11 +233,17 @@ class AuditLog:
         if not self._batch:
             return
         value = orjson.dumps({"entries": self._batch})
+        waiting = self._waiting
         self._batch = []
         self._batch_bytes = 0
+        self._waiting = []
+
+        def delivered(err, msg) -> None:
+            self._delivered(err, waiting)
+
         while True:
             try:
-                self._producer.produce(self.topic, value, self.chain.encode(), on_delivery=self._delivered)
+                self._producer.produce(self.topic, value, self.chain.encode(), on_delivery=delivered)
                 return
             except BufferError:
                 self._producer.poll(0.05)
@@ -229,7 +265,20 @@ class AuditLog:
         self._since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
 
-    def _delivered(self, err, msg) -> None:
+    def _delivered(self, err, waiting: list[asyncio.Future]) -> None:
         if err is not None:
             self.failed += 1
             log.error("audit entry not written: %s", err)
+        for loop in {f.get_loop() for f in waiting}:
+            if not loop.is_closed():  # else no call is left waiting
+                loop.call_soon_threadsafe(_settle, [f for f in waiting if f.get_loop() is loop], err)
+
+
+def _settle(waiting: list[asyncio.Future], err) -> None:
+    for done in waiting:
+        if done.done():  # the call was cancelled meanwhile
+            continue
+        if err is None:
+            done.set_result(None)
+        else:
+            done.set_exception(Unavailable(f"the call's audit entry could not be written: {err}"))

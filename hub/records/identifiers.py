@@ -8,6 +8,12 @@ address code of its first issue. 510603 (Jingyang district) was created in
 ``calc_check_digit`` expects all 18 characters and ignores the last one.
 
 Each check returns ``None`` for a valid identifier, or the reason it is not.
+
+Both identifiers also encode facts that records state again in other fields: a resident ID its
+holder's birth date (characters 7-14) and gender (the 17th digit: odd for men, even for women); a
+credit code the registration department (1st character) and the kind of entity (2nd character).
+The ``implied_*`` functions read them, so that validation can refuse a record contradicting its
+own identifiers.
 """
 
 from __future__ import annotations
@@ -106,6 +112,32 @@ def division_code_problem(value: str) -> str | None:
     if value[:2] not in PROVINCES:
         return f"{value[:2]} is not a province code"
     return None
+
+
+def implied_birth_date(resident_id: str) -> str:
+    """The birth date a valid resident ID encodes, as YYYY-MM-DD."""
+    return f"{resident_id[6:10]}-{resident_id[10:12]}-{resident_id[12:14]}"
+
+
+def implied_gender(resident_id: str) -> str:
+    """The gender a valid resident ID encodes, as a GB/T 2261.1 code: "1" male, "2" female."""
+    return "1" if int(resident_id[16]) % 2 else "2"
+
+
+# Catalogue fields holding the resident ID of a person whose gender the field's name states.
+GENDERED_ID_FIELDS = {"husband_id": "1", "father_id": "1", "wife_id": "2", "mother_id": "2"}
+
+# GB 32100: 1st character 9 = registered by market regulation (工商); 2nd character, within that
+# department, 1 = enterprise, 2 = individual business, 3 = farmers' specialised cooperative.
+MARKET_REGULATION = "9"
+ENTITY_CATEGORIES = {
+    "company": "1",
+    "branch": "1",
+    "partnership": "1",
+    "sole_proprietorship": "1",
+    "individual_business": "2",
+    "farmer_coop": "3",
+}
 
 
 def with_resident_check_digit(first17: str) -> str:

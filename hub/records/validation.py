@@ -2,8 +2,11 @@
 
 One validator is compiled per resource. It checks every field's type, the
 required fields, closed code sets and identifier formats, and rejects fields
-the schema does not declare. A rejection names the record, the field and the
-reason; one bad record never affects the others of its batch.
+the schema does not declare. Then it refuses a record that contradicts its own
+identifiers (a birth date or gender other than the resident ID encodes, a wife
+whose ID is a man's, an entity type other than the credit code's category).
+A rejection names the record, the field and the reason; one bad record never
+affects the others of its batch.
 """
 
 from __future__ import annotations
@@ -13,17 +16,29 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import cast
+from typing import Any, cast
 
 import orjson
 
 from hub.catalogue.model import FieldSpec, ResourceSpec
-from hub.records.identifiers import CHECKS
+from hub.records.identifiers import (
+    CHECKS,
+    ENTITY_CATEGORIES,
+    GENDERED_ID_FIELDS,
+    MARKET_REGULATION,
+    implied_birth_date,
+    implied_gender,
+)
 
 MAX_STRING = 2000
 
 # A check returns None when the value is acceptable, or the reason it is not.
 Check = Callable[[object], "str | None"]
+# A contradiction check gets a record whose fields are each valid: None, or the field and the reason.
+Contradiction = Callable[[dict[str, Any]], "tuple[str, str] | None"]
+
+_GENDERS = {"1": "male", "2": "female"}
+_PARENT_IDS = ("mother_id", "father_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +138,85 @@ def _type_check(spec: FieldSpec) -> Check:
     }[spec.type]
 
 
+def _holder_contradiction(record: dict[str, Any]) -> tuple[str, str] | None:
+    """A resident record's birth date and gender against its resident ID."""
+    rid, problems = record["resident_id"], []
+    born, gender = record.get("birth_date"), record.get("gender")
+    if born is not None and born != implied_birth_date(rid):
+        problems.append(
+            ("birth_date", f"{born!r} contradicts field 'resident_id', which encodes {implied_birth_date(rid)}")
+        )
+    if gender is not None and gender != implied_gender(rid):
+        implied = implied_gender(rid)
+        problems.append(
+            ("gender", f"{gender!r} contradicts field 'resident_id', which encodes {implied} ({_GENDERS[implied]})")
+        )
+    if not problems:
+        return None
+    return problems[0][0], "; and field ".join(
+        [problems[0][1], *(f"{field!r}: {reason}" for field, reason in problems[1:])]
+    )
+
+
+def _gender_contradiction(field: str, gender: str) -> Contradiction:
+    def check(record: dict[str, Any]) -> tuple[str, str] | None:
+        rid = record.get(field)
+        if rid is None or implied_gender(rid) == gender:
+            return None
+        return (
+            field,
+            f"the ID encodes a {_GENDERS[implied_gender(rid)]} (17th digit), but {field} is a {_GENDERS[gender]}'s",
+        )
+
+    return check
+
+
+def _parent_contradiction(field: str) -> Contradiction:
+    def check(record: dict[str, Any]) -> tuple[str, str] | None:
+        rid, born = record.get(field), record.get("birth_date")
+        if rid is None or born is None or implied_birth_date(rid) < born:
+            return None
+        return field, f"the ID encodes birth date {implied_birth_date(rid)}, not before field 'birth_date' {born}"
+
+    return check
+
+
+def _category_contradiction(record: dict[str, Any]) -> tuple[str, str] | None:
+    """A market entity's type against its credit code's registering department and category."""
+    code, kind = record["credit_code"], record.get("entity_type")
+    if kind not in ENTITY_CATEGORIES:
+        return None
+    if code[0] != MARKET_REGULATION:
+        return (
+            "credit_code",
+            f"starts {code[0]!r}: a market entity's code starts {MARKET_REGULATION!r} (market regulation)",
+        )
+    if code[1] != ENTITY_CATEGORIES[kind]:
+        return "entity_type", (
+            f"{kind!r} contradicts field 'credit_code', whose category character {code[1]!r} is not {kind}'s"
+            f" {ENTITY_CATEGORIES[kind]!r}"
+        )
+    return None
+
+
+def _contradictions(spec: ResourceSpec) -> tuple[Contradiction, ...]:
+    """The checks that apply to ``spec``, chosen by its fields' names and formats."""
+    fields = {f.name: f for f in spec.fields}
+
+    def has(name: str, fmt: str = "") -> bool:
+        return name in fields and fields[name].format == fmt
+
+    checks: list[Contradiction] = []
+    if has("resident_id", "resident_id") and ({"birth_date", "gender"} & fields.keys()):
+        checks.append(_holder_contradiction)
+    checks += [_gender_contradiction(f, g) for f, g in GENDERED_ID_FIELDS.items() if has(f, "resident_id")]
+    if has("birth_date"):
+        checks += [_parent_contradiction(f) for f in _PARENT_IDS if has(f, "resident_id")]
+    if has("credit_code", "credit_code") and "entity_type" in fields:
+        checks.append(_category_contradiction)
+    return tuple(checks)
+
+
 class RecordValidator:
     """Validates records of one resource. Thread-safe and reusable."""
 
@@ -131,6 +225,7 @@ class RecordValidator:
         self._checks = {f.name: _type_check(f) for f in spec.fields}
         self._required = tuple(f.name for f in spec.fields if f.required)
         self._key_check = self._checks[spec.key]
+        self._contradictions = _contradictions(spec)
 
     def validate(self, index: int, key: str, payload: bytes, delete: bool) -> Accepted | Rejection:
         spec = self.spec
@@ -160,4 +255,7 @@ class RecordValidator:
                 return Rejection(index, shown_key, name, problem)
         if key and key != record_key:
             return Rejection(index, key, spec.key, f"record key {record_key!r} differs from the key {key!r}")
+        for contradiction in self._contradictions:
+            if (found := contradiction(record)) is not None:
+                return Rejection(index, shown_key, *found)
         return Accepted(index, cast(str, record_key), orjson.dumps(record))  # required, type-checked above

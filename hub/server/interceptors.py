@@ -6,10 +6,13 @@ For every call except health and reflection:
    made available to the servicer as :data:`hub.governance.identity.current_caller`;
 2. the servicer notes what the call accesses with :func:`note_access`;
 3. whatever the outcome, including refusals, an audit entry with the status and the latency is
-   recorded when the call ends;
+   recorded when the call ends, and the answer is released only once Kafka acknowledged it (an
+   answered access is always on the trail; if the entry cannot be written the caller gets
+   UNAVAILABLE instead of the answer);
 4. :class:`hub.errors.HubError` becomes its status and message; anything else becomes INTERNAL
    with a log line, so a bug never shows a stack trace to a caller;
-5. the call is counted in the metrics, and at debug level logged as one JSON line.
+5. the call is counted in the metrics, and at debug level logged as one JSON line, also before the
+   answer is released (a scrape right after an answer counts it).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc import aio
 
-from hub.errors import HubError, InvalidArgument, ResourceExhausted
+from hub.errors import HubError, InvalidArgument, ResourceExhausted, Unavailable
 from hub.governance.audit import AuditEvent, AuditLog
 from hub.governance.identity import IdentityResolver, current_caller
 
@@ -124,10 +127,7 @@ class CallInterceptor(aio.ServerInterceptor):
         if self._identity is not None:
             current_caller.set(self._identity.resolve(context))
 
-    def _exit(self, method: str, started: float, outcome: str) -> None:
-        seconds = time.perf_counter() - started
-        if self._observe is not None:
-            self._observe(method, outcome, seconds)
+    def _event(self, method: str, outcome: str, seconds: float) -> AuditEvent | None:
         note = _note.get()
         if log.isEnabledFor(logging.DEBUG):
             caller = current_caller.get()
@@ -146,57 +146,90 @@ class CallInterceptor(aio.ServerInterceptor):
                 },
             )
         if note is None or self._audit is None:
-            return
+            return None
         caller = current_caller.get()
-        self._audit.record(
-            AuditEvent(
-                caller.department,
-                caller.subsystem,
-                note.action,
-                note.resource,
-                note.subjects,
-                note.fields,
-                note.purpose,
-                note.case_number,
-                outcome,
-                int(seconds * 1e6),
-                note.detail,
-            )
+        return AuditEvent(
+            caller.department,
+            caller.subsystem,
+            note.action,
+            note.resource,
+            note.subjects,
+            note.fields,
+            note.purpose,
+            note.case_number,
+            outcome,
+            int(seconds * 1e6),
+            note.detail,
         )
+
+    async def _finish(self, method: str, started: float, outcome: str) -> Unavailable | None:
+        """Everything that must happen before the answer is released: the audit entry, acknowledged
+        by Kafka, then the metrics (so a scrape after the answer counts the call). Returns the error
+        to answer with instead if the entry could not be written."""
+        event = self._event(method, outcome, time.perf_counter() - started)
+        failed = None
+        if event is not None and self._audit is not None:
+            try:
+                await self._audit.write(event)
+            except Unavailable as exc:
+                failed, outcome = exc, exc.code.name
+        if self._observe is not None:
+            self._observe(method, outcome, time.perf_counter() - started)
+        return failed
+
+    def _abandoned(self, method: str, started: float) -> None:
+        """A cancelled call: no answer leaves, so the entry is recorded without waiting for it."""
+        seconds = time.perf_counter() - started
+        event = self._event(method, "CANCELLED", seconds)
+        if event is not None and self._audit is not None:
+            self._audit.record(event)
+        if self._observe is not None:
+            self._observe(method, "CANCELLED", seconds)
+
+    async def _refuse(self, context: aio.ServicerContext, exc: Exception, method: str, started: float) -> None:
+        # A refusal answers nothing, so it is given even if its own entry could not be written.
+        await self._finish(method, started, exc.code.name if isinstance(exc, HubError) else "INTERNAL")
+        await _abort(context, exc, method)
 
     def _unary(self, behavior: Callable, method: str) -> Callable:
         async def handler(request, context):
             started = time.perf_counter()
-            outcome = "OK"
             try:
                 self._enter(context)
-                return await behavior(request, context)
-            except aio.AbortError:
-                outcome = "ABORTED"
+                answer = await behavior(request, context)
+            except aio.AbortError:  # the servicer aborted the call itself
+                await self._finish(method, started, "ABORTED")
                 raise
             except Exception as exc:
-                outcome = exc.code.name if isinstance(exc, HubError) else "INTERNAL"
-                await _abort(context, exc, method)
-            finally:
-                self._exit(method, started, outcome)
+                await self._refuse(context, exc, method, started)
+            except BaseException:
+                self._abandoned(method, started)
+                raise
+            failed = await self._finish(method, started, "OK")
+            if failed is not None:
+                await _abort(context, failed, method)
+            return answer
 
         return handler
 
     def _stream(self, behavior: Callable, method: str) -> Callable:
         async def handler(request, context):
             started = time.perf_counter()
-            outcome = "OK"
             try:
                 self._enter(context)
                 async for item in behavior(request, context):
                     yield item
             except aio.AbortError:
-                outcome = "ABORTED"
+                await self._finish(method, started, "ABORTED")
                 raise
             except Exception as exc:
-                outcome = exc.code.name if isinstance(exc, HubError) else "INTERNAL"
-                await _abort(context, exc, method)
-            finally:
-                self._exit(method, started, outcome)
+                await self._refuse(context, exc, method, started)
+            except BaseException:
+                self._abandoned(method, started)
+                raise
+            else:  # the stream's end (its status) waits for the entry
+                failed = await self._finish(method, started, "OK")
+                if failed is not None:
+                    await _abort(context, failed, method)
 
         return handler

@@ -26,11 +26,14 @@ class LookupService(lookup_pb2_grpc.LookupServicer):
             if name not in spec.by_name:
                 raise InvalidArgument(f"fields[{i}]: {name!r} is not a field of {spec.name}", field=f"fields[{i}]")
         asked = list(request.fields)
-        # Looking up by a field reads it: the grant must cover it even when no field list is given.
-        touched = asked + ([field] if asked or field != spec.key else [])
+        by_key = field == spec.key
+        # Looking up by a field reads it: the grant must cover it even when no field list is given. By
+        # the key, the caller supplied it and learns nothing from getting it back: no grant needs it.
+        free = {spec.key} if by_key else set()
+        touched = [n for n in asked if n not in free] + ([] if by_key else [field])
         _, access = authorize_read(deps, request, "lookup", (request.key,), touched)
-        # Without a field list, a grantee gets the fields its grant covers.
-        fields = asked or [f.name for f in spec.fields if f.name in access.fields]
+        # Without a field list, a grantee gets the fields its grant covers, and the key it looked up by.
+        fields = asked or [f.name for f in spec.fields if f.name in access.fields or f.name in free]
         version = await version_for(deps, request.resource, request.consistency, context)
         if field == spec.key:
             row = version.row(request.key)
@@ -43,6 +46,9 @@ class LookupService(lookup_pb2_grpc.LookupServicer):
                 raise InvalidArgument(f"key: {problem}", field="key")
             raise NotFound(f"{spec.name} has no record with {field} {request.key!r}", field="key")
         masks = {f: m for f, m in access.masks.items() if f in fields}
+        key_spec = spec.field(spec.key)
+        if by_key and spec.key in fields and spec.key not in access.fields and key_spec.sensitive:
+            masks[spec.key] = key_spec.mask  # shown as a grant listing it (masked) would show it
         return lookup_pb2.GetResponse(
             records=[orjson.dumps(mask_record(version.record(r, fields), masks)) for r in rows],
             watermark=watermark_to_pb(version.watermark),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -98,14 +99,12 @@ class RunningHub:
     def wait_ready(self, timeout: float = 60) -> None:
         assert self.server.cache is not None
         assert self.server.cache.wait_ready(timeout), "cache did not catch up"
-        # health flips to SERVING right after the cache is ready
-        for _ in range(100):
-            # types-grpcio-health-checking's HealthStub declares no RPC methods
-            reply = self.health.Check(health_pb2.HealthCheckRequest())  # type: ignore[attr-defined]
-            if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                return
+        # health flips to SERVING right after the cache is ready (on the hub's loop, however busy)
+        deadline = time.monotonic() + timeout
+        # types-grpcio-health-checking's HealthStub declares no RPC methods
+        while self.health.Check(health_pb2.HealthCheckRequest()).status != health_pb2.HealthCheckResponse.SERVING:  # type: ignore[attr-defined]
+            assert time.monotonic() < deadline, "health never reported SERVING"
             threading.Event().wait(0.05)
-        raise AssertionError("health never reported SERVING")
 
     def stop(self) -> None:
         for client in self._clients.values():
