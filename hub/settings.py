@@ -10,7 +10,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -70,6 +70,16 @@ class HubSettings(BaseSettings):
         default=True, description="Whether this process writes snapshots; of several workers only the first does."
     )
     log_level: str = "INFO"
+    # -- random inspections and the public site (hub.inspections, hub.public) --
+    public_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Public site (results feed) port; 0: a free one; off: none."
+    )
+    inspection_publish_working_days: int = Field(default=20, ge=1, description="Deadline to publish a result.")
+
+    @field_validator("public_port", mode="before")
+    @classmethod
+    def _off(cls, value: object) -> object:
+        return None if value in ("off", "") else value
 
     def kafka_extra(self) -> dict[str, str]:
         """librdkafka security settings for an external cluster."""

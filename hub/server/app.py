@@ -38,10 +38,13 @@ from hub.governance.audit_index import AuditIndex
 from hub.governance.identity import IdentityResolver
 from hub.governance.policy import AccessPolicy
 from hub.governance.state import GovernanceState
+from hub.inspections.store import InspectionStore
 from hub.kafka.clients import admin_config, producer_config
 from hub.kafka.keyed_state import read_to_end
 from hub.kafka.producer import AckingProducer
 from hub.kafka.topics import TopicSpec, ensure_topics, topic_identities
+from hub.public.inspections import InspectionFeed
+from hub.public.site import PublicSite
 from hub.server.audit import AuditService
 from hub.server.cases import CasesService
 from hub.server.catalog import CatalogService
@@ -49,6 +52,7 @@ from hub.server.corrections import CorrectionsService
 from hub.server.deps import Deps, Topics
 from hub.server.exchange import ExchangeService
 from hub.server.governance import GovernanceService
+from hub.server.inspections import InspectionsService, inspections_topic
 from hub.server.interceptors import CallInterceptor
 from hub.server.lookup import LookupService
 from hub.server.metrics import HubMetrics
@@ -69,6 +73,8 @@ from hub.v1 import (
     exchange_pb2_grpc,
     governance_pb2,
     governance_pb2_grpc,
+    inspections_pb2,
+    inspections_pb2_grpc,
     lookup_pb2,
     lookup_pb2_grpc,
     notices_pb2,
@@ -92,9 +98,10 @@ SERVICES = {
     "hub.v1.Notices": notices_pb2,
     "hub.v1.Cases": cases_pb2,
     "hub.v1.Corrections": corrections_pb2,
+    "hub.v1.Inspections": inspections_pb2,
 }
 # Not served before the cache is ready: they read resource data.
-_READY_FIRST = {"hub.v1.Verification", "hub.v1.Lookup", "hub.v1.Subscription", "hub.v1.Cases"}
+_READY_FIRST = {"hub.v1.Verification", "hub.v1.Lookup", "hub.v1.Subscription", "hub.v1.Cases", "hub.v1.Inspections"}
 MAX_MESSAGE = 64 << 20
 INSECURE_BANNER = """
 ************************************************************************************
@@ -134,6 +141,8 @@ class HubServer:
         self._server: aio.Server | None = None
         self._health = HealthServicer()
         self._tasks: list[asyncio.Task] = []
+        self.inspections = InspectionStore()  # random inspections (hub.inspections)
+        self.public_site: PublicSite | None = None
 
     # -- start-up --------------------------------------------------------------------------------
 
@@ -153,6 +162,7 @@ class HubServer:
                 TopicSpec(t.notices, 1),
                 TopicSpec(t.corrections, 1),
                 TopicSpec(t.cases, 3, compacted=False),
+                TopicSpec(inspections_topic(s.topic_prefix), 1),
             ],
         )
         await asyncio.to_thread(self._load_catalogue, kafka_extra)
@@ -191,6 +201,7 @@ class HubServer:
                 t.subscriptions: subscriptions,
                 t.notices: notices,
                 t.corrections: corrections,
+                inspections_topic(s.topic_prefix): self.inspections,
             },
         )
         self.catalogue.subscribe(lambda changed: self._on_catalogue_change(admin, changed))
@@ -248,6 +259,13 @@ class HubServer:
         ]
         if s.tls_dir:
             self._tasks.append(asyncio.create_task(self._watch_crl(s.tls_dir / "crl.pem")))
+        self._tasks.append(asyncio.create_task(self._inspections_service.raise_alerts()))
+        if s.public_port is not None:
+            self.public_site = PublicSite(s.host, s.public_port)
+            InspectionFeed(self.inspections, {d.code: d.name for d in self.catalogue.departments}).mount(
+                self.public_site
+            )
+            await self.public_site.start()
         return self.port
 
     def _load_catalogue(self, kafka_extra: dict) -> None:
@@ -309,6 +327,8 @@ class HubServer:
         corrections_pb2_grpc.add_CorrectionsServicer_to_server(
             CorrectionsService(deps, s.correction_working_days), server
         )
+        self._inspections_service = InspectionsService(deps, self.inspections, s.tls_dir or (s.data_dir / "dev-keys"))
+        inspections_pb2_grpc.add_InspectionsServicer_to_server(self._inspections_service, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         server.add_generic_rpc_handlers(self._extra_handlers)
         names = [pb.DESCRIPTOR.services_by_name[n.rsplit(".", 1)[1]].full_name for n, pb in SERVICES.items()]
@@ -408,6 +428,8 @@ class HubServer:
 
     async def stop(self, grace: float = 5.0) -> None:
         await self._health.enter_graceful_shutdown()
+        if self.public_site is not None:
+            await self.public_site.stop()
         for task in self._tasks:
             task.cancel()
         if self._server is not None:

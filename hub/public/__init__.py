@@ -1,0 +1,1 @@
+"""The hub's public HTTP site: pages and feeds anyone may read without a certificate."""
