@@ -215,6 +215,14 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _cmd_draws_verify(args: argparse.Namespace) -> int:
+    from hub.inspections import recheck
+
+    verified, lines = recheck.run(args.plan_id, args.site, args.file)
+    print("\n".join(lines))
+    return 0 if verified else 1
+
+
 def _cmd_governance(args: argparse.Namespace) -> int:
     import datetime as dt
 
@@ -538,6 +546,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--note", default="", help="Why; shown to the department that disputed.")
     _add_client_options(p)
     p.set_defaults(func=_cmd_corrections)
+
+    # -- random inspections (hub.inspections) --
+    draws = sub.add_parser("draws", help="Random-inspection draws.", description="Check random-inspection draws.")
+    p = draws.add_subparsers(dest="draws_command", required=True, metavar="ACTION", help="verify").add_parser(
+        "verify",
+        help="Re-run a draw from its published material and say what differs.",
+        description="Fetches the plan's material from the public site (or a saved file). Exit code 1 if it differs.",
+    )
+    p.add_argument("plan_id", help="The plan, e.g. DP-food_drug-20261128-1a2b3c4d.")
+    p.add_argument("--site", default=os.environ.get("HUB_PUBLIC_URL", "http://127.0.0.1:8080"), help="Public site.")
+    p.add_argument("--file", type=Path, help="Published material saved as JSON, instead of the site.")
+    p.set_defaults(func=_cmd_draws_verify)
 
     p = sub.add_parser(
         "codegen",
