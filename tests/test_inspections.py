@@ -266,3 +266,22 @@ def test_public_page_in_headless_chromium(round_):
             assert code in text and "通过登记的住所" in text and "SC-FD-" in text
         finally:
             browser.close()
+
+
+def test_draw_test_vector():
+    """The vector in docs/inspections.md, for independent implementations."""
+    from hub.inspections import draw
+
+    plan = {"count": 2, "id": "P", "officers_per_target": 2, "ratio_ppm": 0}
+    officers = [{"cert_no": f"X{i}", "department": "d", "level": "city", "field": "f"} for i in range(1, 5)]
+    key = draw.root(
+        draw.plan_digest(plan),
+        draw.target_pool_digest(["A", "B", "C", "D"]),
+        draw.officer_pool_digest(officers),
+        "00" * 32,
+        "11" * 32,
+    )
+    assert key.hex() == "43f51b24028c4cd356946e91a45488c0696671c6250d2f93f3be1df947dc184b"
+    targets = draw.select_targets(key, ["A", "B", "C", "D"], 2)
+    assigned = draw.assign_officers(key, targets, officers, 2, {})
+    assert [(a.credit_code, a.officers) for a in assigned] == [("C", ("X2", "X3")), ("D", ("X4", "X3"))]
