@@ -108,12 +108,13 @@ def main() -> None:
     )  # fmt: skip
 
     t = {k: 0.0 for k in ("pool", "pool_pd", "draw", "draw_pd", "assign", "assign_pd", "verify", "verify_pd")}
-    sizes, frames = [], []
+    sizes, frames, target_pools = [], [], []
     for _, f in plans:
         s = time.perf_counter()
         pool = pools.target_pool(versions, [item], f, ON)
         t["pool"] += time.perf_counter() - s
         sizes.append(len(pool))
+        target_pools.append(pool)
         s = time.perf_counter()
         mask = (frame["status"] == "active") & frame["district_code"].str.startswith(f.district_prefix or "")
         if f.scope_item:
@@ -124,9 +125,8 @@ def main() -> None:
         assert len(filtered) == len(pool), (len(filtered), len(pool))
     total = sum(sizes)
     published = []
-    for (d, f), size, filtered in zip(plans, sizes, frames, strict=True):
-        n = max(1, round(args.targets * size / total))
-        pool = pools.target_pool(versions, [item], f, ON)
+    for (d, _), pool, filtered in zip(plans, target_pools, frames, strict=True):
+        n = max(1, round(args.targets * len(pool) / total))
         officer_pool = pools.officer_pool(versions[pools.OFFICERS], d, [d], ("city", "county"), ON)
         plan = {"id": f"DP-{d}-{len(published)}", "count": n, "ratio_ppm": 0, "officers_per_target": 2}
         seed = f"{rng.getrandbits(256):064x}"

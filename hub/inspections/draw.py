@@ -1,6 +1,6 @@
 """The draw: which targets and officers a plan gets, from its published material alone.
 
-Pure on purpose (hashing only, no hub imports): ``docs/inspections.md`` specifies every step so an
+Pure on purpose (hashing and sorting only, no hub imports): ``docs/inspections.md`` specifies every step so an
 independent implementation in another language reproduces the same targets and officers, and
 ``hub draws verify`` runs this module on what the public feed published.
 """
@@ -12,6 +12,8 @@ import heapq
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 FORMAT = "hub.inspections.draw.v1"
 
@@ -74,14 +76,11 @@ class Assignment:
 
 def select_targets(root_bytes: bytes, credit_codes: Sequence[str], n: int) -> list[str]:
     """The ``n`` codes with the smallest SHA-256(root ‖ "target" ‖ 0x00 ‖ code), ties by code; in that order."""
-    prefix = hashlib.sha256(root_bytes + b"target\x00")
-    scored = []
-    for code in credit_codes:
-        h = prefix.copy()
-        raw = code.encode()
-        h.update(raw)
-        scored.append((h.digest(), raw, code))
-    return [code for _, _, code in heapq.nsmallest(n, scored)]
+    prefix = root_bytes + b"target\x00"
+    ordered = sorted(credit_codes, key=str.encode)  # a stable sort by score then keeps ties in code order
+    sha256 = hashlib.sha256
+    scores = np.frombuffer(b"".join([sha256(prefix + c.encode()).digest() for c in ordered]), dtype="S32")
+    return [ordered[i] for i in np.argsort(scores, kind="stable")[:n].tolist()]
 
 
 def assign_officers(
