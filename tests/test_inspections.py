@@ -116,6 +116,9 @@ def round_(kafka_bootstrap, tmp_path_factory):
 def test_readme_round_through_grpc_and_the_public_page(round_):
     h, site, ns, data = round_
     drawn, plan = ns["drawn"], ns["plan"]
+    items = inspections_pb2_grpc.InspectionsStub(open_channel(h.address, department="citizen_portal"))
+    listed = items.ListItems(ins.ListItemsRequest()).items
+    assert len(listed) >= 30 and len({i.department for i in listed}) >= 10
     assert plan.commitment.target_pool_size == 6  # Jingyang only, licence holders
     assert set(plan.commitment.watermark) >= {"market.entity", "inspection.officer"}
     assert len(drawn.targets) == 3 and all(len(t.officers) == 2 for t in drawn.targets)
@@ -285,3 +288,39 @@ def test_draw_test_vector():
     targets = draw.select_targets(key, ["A", "B", "C", "D"], 2)
     assigned = draw.assign_officers(key, targets, officers, 2, {})
     assert [(a.credit_code, a.officers) for a in assigned] == [("C", ("X2", "X3")), ("D", ("X4", "X3"))]
+
+
+def test_overdue_results_and_publications_raise_alerts():
+    """Drawn targets with no result N working days after the window, and results not published by
+    their due time, become alerts once (deterministic ids, so any replica may write them)."""
+    from hub.cache.table import Change
+    from hub.inspections.results import overdue_alerts
+    from hub.inspections.store import InspectionStore
+
+    store = InspectionStore()
+    plan = {"id": "P1", "department": "food_drug", "window_start": "2026-12-01", "window_end": "2026-12-04"}
+    drawn = {"targets": [{"credit_code": "A"}, {"credit_code": "B"}, {"credit_code": "C"}]}
+    results = {
+        "result:P1:B": {"credit_code": "B", "published_at_ms": 0, "publish_due_ms": 1_000, "recorded_at_ms": 1},
+        "result:P1:C": {"credit_code": "C", "published_at_ms": 5, "publish_due_ms": 1_000, "recorded_at_ms": 2},
+    }
+    values = {"plan:P1": {"plan": {**plan, "filed_at_ms": 0}, "state": "drawn"}, "draw:P1": drawn, **results}
+    store.apply([Change(k, json.dumps(v).encode(), 0, i, 1) for i, (k, v) in enumerate(values.items())])
+    # 2026-12-04 is a Friday: 20 working days later is 2026-12-31 (no holidays); 2 days: 2026-12-08.
+    alerts = overdue_alerts(
+        store, now_ms=int(time.mktime((2027, 1, 2, 0, 0, 0, 0, 0, 0)) * 1000), working_days=20, holidays=()
+    )
+    assert {(a["credit_code"], a["kind"]) for a in alerts} == {("A", "result_overdue"), ("B", "publication_overdue")}
+    early = overdue_alerts(
+        store, now_ms=int(time.mktime((2026, 12, 20, 0, 0, 0, 0, 0, 0)) * 1000), working_days=20, holidays=()
+    )
+    assert [(a["credit_code"], a["kind"]) for a in early] == [("B", "publication_overdue")]
+    store.apply([Change(f"alert:{a['id']}", json.dumps(a).encode(), 0, 10 + i, 2) for i, a in enumerate(alerts)])
+    assert overdue_alerts(store, now_ms=10**13, working_days=20, holidays=()) == []
+
+
+def test_natural_persons_are_masked():
+    from hub.public.inspections import public_name
+
+    assert public_name("92510603MA6XXXXXX1", "张三便利店") == "张****"  # an individual business: its owner
+    assert public_name("91510603MA6XXXXXX1", "德阳市某某有限公司") == "德阳市某某有限公司"
