@@ -287,7 +287,9 @@ def test_draw_test_vector():
     assert key.hex() == "43f51b24028c4cd356946e91a45488c0696671c6250d2f93f3be1df947dc184b"
     targets = draw.select_targets(key, ["A", "B", "C", "D"], 2)
     assigned = draw.assign_officers(key, targets, officers, 2, {})
-    assert [(a.credit_code, a.officers) for a in assigned] == [("C", ("X2", "X3")), ("D", ("X4", "X3"))]
+    assert [(a.credit_code, a.officers) for a in assigned] == [("A", ("X2", "X1")), ("B", ("X4", "X2"))]
+    assigned = draw.assign_officers(key, targets, officers, 2, draw.conflict_map([["A", "X2"]]))
+    assert [(a.credit_code, a.officers) for a in assigned] == [("A", ("X1", "X3")), ("B", ("X4", "X2"))]
 
 
 def test_overdue_results_and_publications_raise_alerts():

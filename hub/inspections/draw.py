@@ -1,6 +1,6 @@
 """The draw: which targets and officers a plan gets, from its published material alone.
 
-Pure on purpose (hashing and sorting only, no hub imports): ``docs/inspections.md`` specifies every step so an
+Pure on purpose (hashing only, no hub imports): ``docs/inspections.md`` specifies every step so an
 independent implementation in another language reproduces the same targets and officers, and
 ``hub draws verify`` runs this module on what the public feed published.
 """
@@ -8,12 +8,9 @@ independent implementation in another language reproduces the same targets and o
 from __future__ import annotations
 
 import hashlib
-import heapq
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-
-import numpy as np
 
 FORMAT = "hub.inspections.draw.v1"
 
@@ -74,13 +71,22 @@ class Assignment:
     officers: tuple[str, ...]
 
 
+def _shuffled_prefix(root_bytes: bytes, label: bytes, items: list[str], n: int) -> list[str]:
+    """The first ``n`` items of a partial Fisher–Yates shuffle driven by SHA-256(root ‖ label ‖ i):
+    for i in 0..n-1, j = i + (the hash as a big-endian integer mod (len - i)), swap items i and j.
+    Hashes only n values, so a draw of 300 from 300,000 costs 300 hashes."""
+    out = list(items)
+    n = min(n, len(out))
+    for i in range(n):
+        h = int.from_bytes(hashlib.sha256(root_bytes + label + i.to_bytes(8, "big")).digest(), "big")
+        j = i + h % (len(out) - i)
+        out[i], out[j] = out[j], out[i]
+    return out[:n]
+
+
 def select_targets(root_bytes: bytes, credit_codes: Sequence[str], n: int) -> list[str]:
-    """The ``n`` codes with the smallest SHA-256(root ‖ "target" ‖ 0x00 ‖ code), ties by code; in that order."""
-    prefix = root_bytes + b"target\x00"
-    ordered = sorted(credit_codes, key=str.encode)  # a stable sort by score then keeps ties in code order
-    sha256 = hashlib.sha256
-    scores = np.frombuffer(b"".join([sha256(prefix + c.encode()).digest() for c in ordered]), dtype="S32")
-    return [ordered[i] for i in np.argsort(scores, kind="stable")[:n].tolist()]
+    """``n`` codes of the pool (in ascending byte order), shuffled with the label "target" ‖ 0x00; in draw order."""
+    return _shuffled_prefix(root_bytes, b"target\x00", sorted(credit_codes, key=str.encode), n)
 
 
 def assign_officers(
@@ -90,24 +96,15 @@ def assign_officers(
     per_target: int,
     conflicts: Mapping[str, frozenset[str]],
 ) -> list[Assignment]:
-    """For each target, the ``per_target`` officers (not in conflict with it) with the smallest
-    SHA-256(root ‖ "officer" ‖ 0x00 ‖ code ‖ 0x00 ‖ certificate), ties by certificate."""
-    certs = [o["cert_no"] for o in officers]
-    prefix = hashlib.sha256(root_bytes + b"officer\x00")
+    """For each target, ``per_target`` officers not in conflict with it (in ascending certificate order),
+    shuffled with the label "officer" ‖ 0x00 ‖ code ‖ 0x00; fewer if fewer are eligible."""
+    certs = sorted((o["cert_no"] for o in officers), key=str.encode)
     out = []
     for code in targets:
         excluded = conflicts.get(code, frozenset())
-        base = prefix.copy()
-        base.update(code.encode() + b"\x00")
-        scored = []
-        for cert in certs:
-            if cert in excluded:
-                continue
-            h = base.copy()
-            raw = cert.encode()
-            h.update(raw)
-            scored.append((h.digest(), raw, cert))
-        out.append(Assignment(code, tuple(cert for _, _, cert in heapq.nsmallest(per_target, scored))))
+        eligible = [c for c in certs if c not in excluded] if excluded else certs
+        label = b"officer\x00" + code.encode() + b"\x00"
+        out.append(Assignment(code, tuple(_shuffled_prefix(root_bytes, label, eligible, per_target))))
     return out
 
 
@@ -132,9 +129,8 @@ def run(material: Mapping) -> tuple[str, list[Assignment]]:
     pool = material["target_pool"]
     n = sample_size(len(pool), plan["ratio_ppm"], plan["count"])
     targets = select_targets(key, pool, n)
-    officers = sorted(material["officer_pool"], key=lambda o: o["cert_no"].encode())
     return key.hex(), assign_officers(
-        key, targets, officers, plan["officers_per_target"], conflict_map(draw["conflicts"])
+        key, targets, material["officer_pool"], plan["officers_per_target"], conflict_map(draw["conflicts"])
     )
 
 
