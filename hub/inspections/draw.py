@@ -29,8 +29,9 @@ def plan_digest(plan: Mapping) -> str:
 
 
 def target_pool_digest(credit_codes: Iterable[str]) -> str:
-    """SHA-256 of each code followed by a newline, codes in ascending byte order."""
-    return sha256_hex(b"".join(c.encode() + b"\n" for c in sorted(credit_codes, key=str.encode)))
+    """SHA-256 of each code followed by a newline, codes in ascending byte order (= code-point order in UTF-8)."""
+    codes = sorted(credit_codes)
+    return sha256_hex(("\n".join(codes) + "\n").encode() if codes else b"")
 
 
 def officer_line(officer: Mapping) -> str:
@@ -39,7 +40,7 @@ def officer_line(officer: Mapping) -> str:
 
 def officer_pool_digest(officers: Iterable[Mapping]) -> str:
     """SHA-256 of one tab-separated line per officer (certificate, department, level, field), by certificate."""
-    ordered = sorted(officers, key=lambda o: o["cert_no"].encode())
+    ordered = sorted(officers, key=lambda o: o["cert_no"])
     return sha256_hex(b"".join(officer_line(o).encode() + b"\n" for o in ordered))
 
 
@@ -86,7 +87,7 @@ def _shuffled_prefix(root_bytes: bytes, label: bytes, items: list[str], n: int) 
 
 def select_targets(root_bytes: bytes, credit_codes: Sequence[str], n: int) -> list[str]:
     """``n`` codes of the pool (in ascending byte order), shuffled with the label "target" ‖ 0x00; in draw order."""
-    return _shuffled_prefix(root_bytes, b"target\x00", sorted(credit_codes, key=str.encode), n)
+    return _shuffled_prefix(root_bytes, b"target\x00", sorted(credit_codes), n)
 
 
 def assign_officers(
@@ -98,7 +99,7 @@ def assign_officers(
 ) -> list[Assignment]:
     """For each target, ``per_target`` officers not in conflict with it (in ascending certificate order),
     shuffled with the label "officer" ‖ 0x00 ‖ code ‖ 0x00; fewer if fewer are eligible."""
-    certs = sorted((o["cert_no"] for o in officers), key=str.encode)
+    certs = sorted(o["cert_no"] for o in officers)
     out = []
     for code in targets:
         excluded = conflicts.get(code, frozenset())
@@ -116,16 +117,19 @@ def conflict_map(pairs: Iterable[Sequence[str]]) -> dict[str, frozenset[str]]:
     return {code: frozenset(certs) for code, certs in out.items()}
 
 
-def run(material: Mapping) -> tuple[str, list[Assignment]]:
-    """Re-runs the draw of published material: (root hex, assignments in draw order)."""
-    plan, draw = material["plan"], material["draw"]
-    key = root(
-        plan_digest(plan),
+def digests(material: Mapping) -> tuple[str, str, str]:
+    """(plan, target pool, officer pool) digests of published material."""
+    return (
+        plan_digest(material["plan"]),
         target_pool_digest(material["target_pool"]),
         officer_pool_digest(material["officer_pool"]),
-        draw["seed"],
-        draw["beacon"],
     )
+
+
+def run(material: Mapping, digested: tuple[str, str, str] | None = None) -> tuple[str, list[Assignment]]:
+    """Re-runs the draw of published material: (root hex, assignments in draw order)."""
+    plan, draw = material["plan"], material["draw"]
+    key = root(*(digested or digests(material)), draw["seed"], draw["beacon"])
     pool = material["target_pool"]
     n = sample_size(len(pool), plan["ratio_ppm"], plan["count"])
     targets = select_targets(key, pool, n)
@@ -138,12 +142,11 @@ def verify(material: Mapping) -> list[str]:
     """What differs between the published draw and a re-run from the published material; empty if nothing."""
     plan, commitment, draw = material["plan"], material["commitment"], material.get("draw")
     problems = []
-    checks = (
-        ("plan", plan_digest(plan), commitment["plan_digest"]),
-        ("target pool", target_pool_digest(material["target_pool"]), commitment["target_pool_digest"]),
-        ("officer pool", officer_pool_digest(material["officer_pool"]), commitment["officer_pool_digest"]),
-    )
-    for what, actual, committed in checks:
+    digested = digests(material)
+    committed_digests = (commitment["plan_digest"], commitment["target_pool_digest"], commitment["officer_pool_digest"])
+    for what, actual, committed in zip(
+        ("plan", "target pool", "officer pool"), digested, committed_digests, strict=True
+    ):
         if actual != committed:
             problems.append(
                 f"{what}: digest {actual[:16]}… differs from the one committed before the draw ({committed[:16]}…)"
@@ -152,7 +155,7 @@ def verify(material: Mapping) -> list[str]:
         return [*problems, "draw: the plan has not been drawn yet"]
     if seed_commitment(plan["id"], draw["seed"]) != commitment["seed_commitment"]:
         problems.append("seed: the revealed seed does not match the commitment published before the draw")
-    key_hex, rerun = run(material)
+    key_hex, rerun = run(material, digested)
     if key_hex != draw["root"]:
         problems.append(
             f"root: re-computed {key_hex[:16]}… from plan, pools, seed and beacon; published {draw['root'][:16]}…"
