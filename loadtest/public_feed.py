@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 import time
 
-from locust import HttpUser, between, events, task
+from locust import FastHttpUser, between, events, task
 from locust.env import Environment
 
 from hub.inspections.draw import verify
@@ -31,19 +31,34 @@ def _options(parser) -> None:
     g = parser.add_argument_group("public results feed")
     g.add_argument("--public-site", default="http://127.0.0.1:8080", help="The hub's public site.")
     g.add_argument("--plans", default="", help="Comma-separated drawn plan ids for DrawChecker.")
+    g.add_argument("--verifiers", type=int, default=8, help="Verifier users (a fixed count, not a weight).")
+    g.add_argument("--checkers", type=int, default=2, help="DrawChecker users.")
+    g.add_argument("--citizens", type=int, default=40, help="Citizen users.")
 
 
 @events.init.add_listener
-def _hosts(environment: Environment, **_: object) -> None:
-    if environment.parsed_options is not None:  # HTTP users read the site; gRPC users the hub (--host)
-        Citizen.host = DrawChecker.host = environment.parsed_options.public_site
+def _counts(environment: Environment, **_: object) -> None:
+    """Fixed user counts, so runs with and without citizens have the same verifiers."""
+    o = environment.parsed_options
+    if o is not None:
+        Verifier.fixed_count, DrawChecker.fixed_count, Citizen.fixed_count = o.verifiers, o.checkers, o.citizens
 
 
-class Citizen(HttpUser):
+class _SiteUser(FastHttpUser):
+    """Reads the public site (--public-site); --host names the hub, for the gRPC users."""
+
+    abstract = True
+
+    def on_start(self) -> None:
+        self.client.base_url = self.environment.parsed_options.public_site
+
+
+class Citizen(_SiteUser):
     weight = 4
     wait_time = between(0.2, 1.0)
 
     def on_start(self) -> None:
+        super().on_start()
         self.rng = random.Random(id(self))
         self.items = self.client.get("/feed.json", name="/feed.json").json()["items"] or [{}]
 
@@ -68,11 +83,12 @@ class Citizen(HttpUser):
         self.client.get("/feed.atom", name="/feed.atom")
 
 
-class DrawChecker(HttpUser):
+class DrawChecker(_SiteUser):
     weight = 1
     wait_time = between(0.5, 1.5)
 
     def on_start(self) -> None:
+        super().on_start()
         self.plans = [p for p in self.environment.parsed_options.plans.split(",") if p]
         self.rng = random.Random(id(self))
 

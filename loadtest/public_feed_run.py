@@ -28,7 +28,14 @@ from hub.datagen.city import City, CitySize
 from hub.datagen.produce import produce_city
 from hub.kafka.embedded import EmbeddedBroker
 from hub.server.served import ServedHub
-from hub.v1 import exchange_pb2, exchange_pb2_grpc, inspections_pb2_grpc
+from hub.v1 import (
+    common_pb2,
+    exchange_pb2,
+    exchange_pb2_grpc,
+    inspections_pb2_grpc,
+    verification_pb2,
+    verification_pb2_grpc,
+)
 from hub.v1 import inspections_pb2 as ins
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,9 +63,21 @@ def _officers(size: CitySize) -> list[dict]:
 
 def _round(address: str, size: CitySize) -> str:
     """One plan, drawn, every result recorded and published: what citizens will read."""
-    records = [exchange_pb2.Record(json=orjson.dumps(o)) for o in _officers(size)]
-    justice = exchange_pb2_grpc.ExchangeStub(open_channel(address, department="justice"))
-    justice.Publish(exchange_pb2.PublishRequest(resource="inspection.officer", records=records), timeout=30)
+    officers = _officers(size)
+    records = [exchange_pb2.Record(json=orjson.dumps(o)) for o in officers]
+    channel = open_channel(address, department="justice")
+    written = exchange_pb2_grpc.ExchangeStub(channel).Publish(
+        exchange_pb2.PublishRequest(resource="inspection.officer", records=records), timeout=30
+    )
+    verification_pb2_grpc.VerificationStub(channel).Verify(  # read our writes: the pool is in the cache
+        verification_pb2.VerifyRequest(
+            resource="inspection.officer",
+            key=officers[-1]["cert_no"],
+            consistency=common_pb2.Consistency(min_offsets=written.offsets),
+            context=common_pb2.CallContext(purpose=common_pb2.PURPOSE_LEGAL_BASIS, case_number="SF-LOAD-0001"),
+        ),
+        timeout=30,
+    )
     market = inspections_pb2_grpc.InspectionsStub(open_channel(address, department="market_regulation"))
     draw_at = int(time.time() * 1000) + 2000
     plan = market.FilePlan(
@@ -92,23 +111,30 @@ def _round(address: str, size: CitySize) -> str:
 
 def _locust(args, hub: ServedHub, site: str, plan: str, users: dict[str, int], out: Path) -> dict[str, dict]:
     total = sum(users.values())
-    subprocess.run(
+    done = subprocess.run(
         [
             *(sys.executable, "-m", "locust", "-f", str(ROOT / "loadtest" / "public_feed.py"), "--headless"),
             *("--users", str(total), "--spawn-rate", str(total), "--run-time", f"{args.run_time}s"),
             *("--host", hub.address, "--public-site", site, "--plans", plan, "--stop-timeout", "3"),
             *("--residents", str(args.residents), "--entities", str(args.entities), "--city-seed", str(SEED)),
-            *("--only-summary", "--csv", str(out)),
+            *("--verifiers", str(users.get("Verifier", 0)), "--checkers", str(users.get("DrawChecker", 0))),
+            *("--citizens", str(users.get("Citizen", 0)), "--only-summary", "--csv", str(out)),
             *(f"{name}" for name in users),
         ],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
-        check=True,
         capture_output=True,
+        text=True,
         timeout=args.run_time + 120,
     )
+    if not Path(f"{out}_stats.csv").exists():
+        raise RuntimeError(f"locust failed: {done.stderr[-3000:]}")
     with Path(f"{out}_stats.csv").open() as f:
-        return {r["Name"]: r for r in csv.DictReader(f)}
+        stats = {r["Name"]: r for r in csv.DictReader(f)}
+    print(f"{' + '.join(users)}: {sorted(stats)}", flush=True)
+    if done.returncode:
+        print(done.stderr[-2000:], flush=True)
+    return stats
 
 
 def main() -> int:

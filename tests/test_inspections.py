@@ -4,6 +4,7 @@ re-run checks that name what changed, bad input, and the page in Debian's headle
 from __future__ import annotations
 
 import copy
+import csv
 import json
 import os
 import shutil
@@ -326,3 +327,26 @@ def test_natural_persons_are_masked():
 
     assert public_name("92510603MA6XXXXXX1", "张三便利店") == "张****"  # an individual business: its owner
     assert public_name("91510603MA6XXXXXX1", "德阳市某某有限公司") == "德阳市某某有限公司"
+
+
+def test_locust_citizens_and_draw_checkers_on_the_feed(round_, tmp_path):
+    """loadtest/public_feed.py's HTTP users, briefly, against the round's site: no failures."""
+    h, site, ns, _ = round_
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "locust", "-f", str(ROOT / "loadtest" / "public_feed.py"), "--headless"),
+            *("--users", "4", "--spawn-rate", "4", "--run-time", "4s", "--stop-timeout", "2", "--only-summary"),
+            *("--host", h.address, "--public-site", site, "--plans", ns["plan"].plan.id),
+            *("--verifiers", "0", "--checkers", "1", "--citizens", "3", "--csv", str(tmp_path / "run")),
+            *("Citizen", "DrawChecker"),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {r["Name"]: r for r in csv.DictReader((tmp_path / "run_stats.csv").open())}
+    assert int(rows["draws verify"]["Request Count"]) > 0 and int(rows["/"]["Request Count"]) > 0
+    assert int(rows["Aggregated"]["Failure Count"]) == 0

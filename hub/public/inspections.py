@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import re
+from collections import OrderedDict
 from xml.sax.saxutils import escape as xml_escape
 
 import orjson
@@ -14,9 +15,10 @@ from aiohttp import web
 from hub.governance.masking import mask_value
 from hub.inspections.results import CITY, OUTCOME_TEXT
 from hub.inspections.store import InspectionStore, material
-from hub.public.site import PublicSite
+from hub.public.site import Handler, PublicSite
 
 PAGE = 50
+RENDERED = 2048  # pages kept rendered (search results by credit code included)
 _CODE = re.compile(r"^[0-9A-Z]{18}$")
 _STYLE = """
 body{font-family:system-ui,-apple-system,"PingFang SC","Noto Sans CJK SC",sans-serif;margin:0;color:#222;
@@ -34,6 +36,13 @@ dl{background:#fff;border-radius:8px;padding:12px}dt{color:#666;font-size:14px;m
 def public_name(credit_code: str, name: str) -> str:
     """An individual business (GB 32100 type 92) usually bears its owner's name: masked like a person."""
     return str(mask_value("name", name)) if credit_code.startswith("92") else name
+
+
+def _copy(response: web.Response) -> web.Response:
+    """A fresh response with the same body (an aiohttp response object is sent once)."""
+    return web.Response(
+        body=response.body, status=response.status, content_type=response.content_type, charset=response.charset
+    )
 
 
 def _dumps(value: object) -> str:
@@ -76,13 +85,35 @@ class InspectionFeed:
     def __init__(self, store: InspectionStore, department_names: dict[str, str]) -> None:
         self._store = store
         self._departments = department_names
+        self._rendered: OrderedDict[str, tuple[tuple[int, ...], web.Response]] = OrderedDict()
 
     def mount(self, site: PublicSite) -> None:
-        site.add_get("/", self.index)
-        site.add_get("/results/{plan_id}/{code}", self.detail)
-        site.add_get("/feed.json", self.feed_json)
-        site.add_get("/feed.atom", self.feed_atom)
-        site.add_get("/plans/{plan_id}.json", self.plan_json)
+        for path, handler in (
+            ("/", self.index),
+            ("/results/{plan_id}/{code}", self.detail),
+            ("/feed.json", self.feed_json),
+            ("/feed.atom", self.feed_atom),
+            ("/plans/{plan_id}.json", self.plan_json),
+        ):
+            site.add_get(path, self._cached(handler))
+
+    def _cached(self, handler: Handler) -> Handler:
+        """Pages change only when the announcement topic does: a page is rendered once per store
+        position, so citizens reading the feed cost the hub's event loop (and its verifications) little."""
+
+        async def cached(request: web.Request) -> web.Response:
+            position, key = self._store.positions(), request.path_qs
+            hit = self._rendered.get(key)
+            if hit is not None and hit[0] == position:
+                self._rendered.move_to_end(key)
+                return _copy(hit[1])
+            response = await handler(request)
+            self._rendered[key] = (position, response)
+            if len(self._rendered) > RENDERED:
+                self._rendered.popitem(last=False)
+            return _copy(response)
+
+        return cached
 
     def _department(self, code: str) -> str:
         return self._departments.get(code, code)
