@@ -1,8 +1,9 @@
 """The announcement topic (``_inspections``) held in memory on every replica.
 
 Keys: ``plan:<id>`` (plan, commitment, officer pool), ``pool:<id>:<part>`` (the committed target pool
-in parts), ``draw:<id>``, ``result:<plan>:<credit code>`` and ``alert:<id>``. Every record's digest
-and timestamp is kept too: the draw's beacon is the last record before the draw time.
+in parts), ``drawing:<id>`` (the draw began: every earlier record is applied), ``draw:<id>``,
+``result:<plan>:<credit code>`` and ``alert:<id>``. Every record's digest and timestamp is kept too:
+the draw's beacon is the last record before the draw time.
 """
 
 from __future__ import annotations
