@@ -43,12 +43,13 @@ def watermark(version: TableVersion) -> str:
 
 
 def _matching(version: TableVersion, claims: Sequence[Claim], prefix: str) -> np.ndarray:
-    """Live rows of ``version`` where every claim holds."""
+    """Live rows of ``version`` where every claim holds. Each claim is tested only on the rows the
+    ones before it kept, so the cheap code-column claims (listed first) narrow what the costly
+    string and list claims read."""
     rows = version.live_rows()
-    keep = np.ones(len(rows), dtype=bool)
     for c in compile_claims(version.spec, claims, prefix=prefix):
-        keep &= c.test_rows(version.columns[c.field], rows)
-    return rows[keep]
+        rows = rows[c.test_rows(version.columns[c.field], rows)]
+    return rows
 
 
 def _values(version: TableVersion, field: str, rows: np.ndarray) -> pa.Array:
