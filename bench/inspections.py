@@ -6,8 +6,9 @@ In process, on the hub's own cache tables (hub.cache.table, fed the generated re
 would): for every department's plans, the target pool by filters (status, district, business scope),
 the draw, officer assignment with the conflict-of-interest check against the population registry,
 and verification by re-running from the published material. ~10,000 targets in all (3% of 340,000).
-Same-run baselines: pandas boolean filtering of the same frame, and pandas ``sample`` of the filtered
-frame (targets) and of the officer frame (officers per target), which prove nothing to anyone.
+Same-run baselines: pandas boolean filtering of the same frame into the same sorted list of credit
+codes, and pandas ``sample`` of the filtered frame (targets) and of the officer frame (officers per
+target), which prove nothing to anyone.
 """
 
 from __future__ import annotations
@@ -120,9 +121,10 @@ def main() -> None:
         if f.scope_item:
             mask &= frame["business_scope"].map(lambda scope, item=f.scope_item: item in (scope or ()))
         filtered = frame[mask]
+        listed = sorted(filtered["credit_code"].tolist())  # the same output: the pool as published
         t["pool_pd"] += time.perf_counter() - s
         frames.append(filtered)
-        assert len(filtered) == len(pool), (len(filtered), len(pool))
+        assert listed == pool
     total = sum(sizes)
     published = []
     for (d, _), pool, filtered in zip(plans, target_pools, frames, strict=True):
