@@ -226,6 +226,11 @@ class InspectionsService(inspections_pb2_grpc.InspectionsServicer):
             beacon_offset, beacon = self._store.beacon_before(plan["draw_at_ms"]) or (-1, algorithm.sha256_hex(b""))
             pool = self._store.target_pool(plan["id"], entry["pool_parts"]) or []
             seed = self._seed(plan["id"])
+            if algorithm.seed_commitment(plan["id"], seed) != entry["commitment"]["seed_commitment"]:
+                raise FailedPrecondition(
+                    f"plan {plan['id']} was committed by a replica with another inspection-seed.key: "
+                    "every replica needs the same key (copy it from the PKI directory)"
+                )
             key = algorithm.root(
                 entry["commitment"]["plan_digest"],
                 entry["commitment"]["target_pool_digest"],
