@@ -101,6 +101,17 @@ class HubSettings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
+    # -- random inspections and the public site (hub.inspections, hub.public) --
+    public_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Public site (results feed) port; 0: a free one; off: none."
+    )
+    inspection_publish_working_days: int = Field(default=20, ge=1, description="Deadline to publish a result.")
+
+    @field_validator("public_port", mode="before")
+    @classmethod
+    def _off(cls, value: object) -> object:
+        return None if value in ("off", "") else value
+
     def kafka_extra(self) -> dict[str, str]:
         """librdkafka security settings for an external cluster."""
         extra: dict[str, str] = {"security.protocol": self.kafka_security_protocol}

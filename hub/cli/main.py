@@ -19,6 +19,7 @@ from hub.cli import (
     connector,
     corrections,
     demo,
+    draws,
     governance,
     receipts,
     serve,
@@ -29,7 +30,7 @@ from hub.cli.errors import Parser, UsageError, run_guarded
 from hub.settings import HubSettings
 
 LOG_LEVELS = get_args(HubSettings.model_fields["log_level"].annotation)
-GROUPS = (serve, status, demo, connector, certs, audit, governance, subscribe, corrections, receipts, codegen)
+GROUPS = (serve, status, demo, connector, certs, audit, governance, subscribe, corrections, receipts, draws, codegen)
 
 
 def _name_commands(parser: argparse.ArgumentParser) -> None:

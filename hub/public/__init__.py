@@ -1,1 +1,1 @@
-"""The hub's public HTTP endpoint: pages anyone may read without a certificate."""
+"""The hub's public HTTP site: pages and feeds anyone may read without a certificate."""

@@ -44,10 +44,14 @@ from hub.governance.policy import AccessPolicy
 from hub.governance.receipt_keys import ReceiptKeyring
 from hub.governance.receipts import ReceiptSigner
 from hub.governance.state import GovernanceState
+from hub.inspections.store import InspectionStore
 from hub.kafka.clients import admin_config, producer_config
 from hub.kafka.keyed_state import read_to_end
 from hub.kafka.producer import AckingProducer
 from hub.kafka.topics import TopicSpec, ensure_topics, topic_identities
+from hub.public.inspections import InspectionFeed
+from hub.public.jwks import JWKS_PATH, jwks_handler
+from hub.public.site import PublicSite
 from hub.server.audit import AuditService
 from hub.server.cases import CasesService
 from hub.server.catalog import CatalogService
@@ -55,6 +59,7 @@ from hub.server.corrections import CorrectionsService
 from hub.server.deps import Deps, Topics
 from hub.server.exchange import ExchangeService
 from hub.server.governance import GovernanceService
+from hub.server.inspections import InspectionsService, inspections_topic
 from hub.server.interceptors import CallInterceptor
 from hub.server.lookup import LookupService
 from hub.server.metrics import HubMetrics, HubParts
@@ -76,6 +81,8 @@ from hub.v1 import (
     exchange_pb2_grpc,
     governance_pb2,
     governance_pb2_grpc,
+    inspections_pb2,
+    inspections_pb2_grpc,
     lookup_pb2,
     lookup_pb2_grpc,
     notices_pb2,
@@ -102,9 +109,10 @@ SERVICES = {
     "hub.v1.Cases": cases_pb2,
     "hub.v1.Corrections": corrections_pb2,
     "hub.v1.Receipts": receipts_pb2,
+    "hub.v1.Inspections": inspections_pb2,
 }
 # Not served before the cache is ready: they read resource data.
-_READY_FIRST = {"hub.v1.Verification", "hub.v1.Lookup", "hub.v1.Subscription", "hub.v1.Cases"}
+_READY_FIRST = {"hub.v1.Verification", "hub.v1.Lookup", "hub.v1.Subscription", "hub.v1.Cases", "hub.v1.Inspections"}
 MAX_MESSAGE = 64 << 20
 INSECURE_BANNER = """
 ************************************************************************************
@@ -136,6 +144,7 @@ class _StateStores:
     subscriptions: SubscriptionStore = field(default_factory=SubscriptionStore)
     notices: NoticeStore = field(default_factory=NoticeStore)
     corrections: CorrectionStore = field(default_factory=CorrectionStore)
+    inspections: InspectionStore = field(default_factory=InspectionStore)
 
 
 class HubServer:
@@ -178,6 +187,8 @@ class HubServer:
         self._server: aio.Server | None = None
         self._health = HealthServicer()
         self._tasks: list[asyncio.Task] = []
+        self.inspections: InspectionsService | None = None
+        self.public_site: PublicSite | None = None
 
     # -- start-up --------------------------------------------------------------------------------
 
@@ -213,8 +224,9 @@ class HubServer:
         )
         self.notice_engine = self._build_notice_engine(notices=stores.notices)
         self.resolver = CaseResolver(load_case_types(), self.catalogue, self.cache, policy, stores.corrections)
-        await self._start_server(subject_key=subject_key)
+        await self._start_server(subject_key=subject_key, inspections=stores.inspections)
         self._start_loops()
+        await self._start_public_site(stores.inspections)
         return self.port
 
     def _create_topics(self, admin: AdminClient) -> dict[str, int]:
@@ -230,6 +242,7 @@ class HubServer:
                 TopicSpec(t.notices, 1),
                 TopicSpec(t.corrections, 1),
                 TopicSpec(t.cases, 3, compacted=False),
+                TopicSpec(inspections_topic(t.prefix), 1),
             ],
         )
 
@@ -292,6 +305,7 @@ class HubServer:
                 t.subscriptions: stores.subscriptions,
                 t.notices: stores.notices,
                 t.corrections: stores.corrections,
+                inspections_topic(t.prefix): stores.inspections,
             },
         )
         self.catalogue.subscribe(lambda changed: self._on_catalogue_change(admin, changed))
@@ -361,9 +375,24 @@ class HubServer:
             OverdueReporter(self.governance, self.catalogue).run(),
             raise_alerts(deps.notices, write_alert, every_s=every),
         ]
+        if self.inspections is not None:
+            loops.append(self.inspections.raise_alerts())
         if s.tls_dir:
             loops.append(watch_crl(s.tls_dir / "crl.pem", self.identity.load_crl))
         self._tasks = [asyncio.create_task(loop) for loop in loops]
+
+    async def _start_public_site(self, inspections: InspectionStore) -> None:
+        """The public site (no credentials), when a port is set: the inspection results feed and the
+        receipt keys' JWKS."""
+        port = self.settings.public_port
+        if port is None:
+            return
+        assert self.deps is not None and self.deps.receipts is not None
+        site = PublicSite(self.settings.host, port)
+        InspectionFeed(inspections, {d.code: d.name for d in self.catalogue.departments}).mount(site)
+        site.add_get(JWKS_PATH, jwks_handler(self.deps.receipts.jwks))
+        await site.start()
+        self.public_site = site
 
     def _on_catalogue_change(self, admin: AdminClient, keys_changed: Iterable[str]) -> None:  # feeder thread
         if self.cache is None:
@@ -378,7 +407,7 @@ class HubServer:
             identity = topic_identities(admin, [topic])[topic]
             self.cache.add_resource(spec, counts[topic], identity)
 
-    async def _start_server(self, *, subject_key: bytes) -> None:
+    async def _start_server(self, *, subject_key: bytes, inspections: InspectionStore) -> None:
         s = self.settings
         assert self.deps is not None and self.resolver is not None
         if s.metrics_port is not None:
@@ -410,6 +439,8 @@ class HubServer:
         receipts_pb2_grpc.add_ReceiptsServicer_to_server(
             ReceiptsService(deps, self.bootstrap, self._kafka_extra), server
         )
+        self.inspections = InspectionsService(deps, inspections, self._key_dir())
+        inspections_pb2_grpc.add_InspectionsServicer_to_server(self.inspections, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         server.add_generic_rpc_handlers(self._extra_handlers)
         names = [pb.DESCRIPTOR.services_by_name[n.rsplit(".", 1)[1]].full_name for n, pb in SERVICES.items()]
@@ -476,6 +507,8 @@ class HubServer:
 
     async def stop(self, grace: float = 5.0) -> None:
         await self._health.enter_graceful_shutdown()
+        if self.public_site is not None:
+            await self.public_site.stop()
         for task in self._tasks:
             task.cancel()
         if self._server is not None:

@@ -1,0 +1,1 @@
+"""Random inspections (双随机、一公开): items, pools, plans, the draw, results and their publication."""
