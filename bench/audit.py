@@ -22,10 +22,9 @@ from pathlib import Path
 
 from bench.common import Report
 from hub.childproc import free_port
-from hub.client import open_aio_channel, open_channel
+from hub.client import open_aio_channel, open_channel, wait_serving
 from hub.datagen.city import CitySize, resident_ids
 from hub.datagen.produce import produce_city
-from hub.demo import wait_serving
 from hub.kafka.embedded import EmbeddedBroker
 from hub.v1 import common_pb2, verification_pb2, verification_pb2_grpc
 

@@ -22,12 +22,13 @@ import orjson
 import pandas as pd
 
 from bench.common import Report
-from hub.cache.table import Change, ResourceTable
+from hub.cache.table import ResourceTable
 from hub.catalogue.model import load_builtin
 from hub.datagen.city import City, CitySize
-from hub.datagen.reference import SCOPE_ITEMS
 from hub.inspections import draw, pools
 from hub.inspections.items import InspectionItem
+from hub.records.change import Change
+from hub.records.reference import SCOPE_ITEMS
 
 SEED = 20261129
 ON = dt.date(2026, 12, 1)

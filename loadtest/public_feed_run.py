@@ -22,13 +22,13 @@ import time
 from pathlib import Path
 
 import orjson
-from hub.server.served import ServedHub
 
 from hub.childproc import free_port
 from hub.client import open_channel
 from hub.datagen.city import City, CitySize
 from hub.datagen.produce import produce_city
 from hub.kafka.embedded import EmbeddedBroker
+from hub.testing.served import ServedHub
 from hub.v1 import (
     common_pb2,
     exchange_pb2,

@@ -10,9 +10,9 @@ import orjson
 import pytest
 
 from hub.datagen.city import credit_codes, resident_ids
-from hub.datagen.reference import ENTITY_TYPES
 from hub.governance.audit import subject_digest
 from hub.governance.keys import subject_key
+from hub.records.reference import ENTITY_TYPES
 from hub.v1 import (
     cases_pb2,
     cases_pb2_grpc,

@@ -9,10 +9,10 @@ from typing import Any
 import orjson
 import pytest
 
-from hub.cache.table import Change
 from hub.flows.model import Alert, CorrectionRequest, Notice
 from hub.flows.notices import overdue_alerts
 from hub.flows.stores import CorrectionStore, NoticeStore
+from hub.records.change import Change
 from hub.server.convert import (
     CORRECTION_STATES,
     FEEDBACK_KINDS,

@@ -296,9 +296,9 @@ def test_draw_test_vector():
 def test_overdue_results_and_publications_raise_alerts():
     """Drawn targets with no result N working days after the window, and results not published by
     their due time, become alerts once (deterministic ids, so any replica may write them)."""
-    from hub.cache.table import Change
     from hub.inspections.results import overdue_alerts
     from hub.inspections.store import InspectionStore
+    from hub.records.change import Change
 
     store = InspectionStore()
     plan = {"id": "P1", "department": "food_drug", "window_start": "2026-12-01", "window_end": "2026-12-04"}

@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 from hub.datagen.city import credit_codes
-from hub.datagen.reference import ENTITY_TYPES
+from hub.records.reference import ENTITY_TYPES
 from hub.v1 import notices_pb2, notices_pb2_grpc
 from tests.hubtest import running_hub
 
