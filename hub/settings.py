@@ -62,6 +62,13 @@ class HubSettings(BaseSettings):
     notice_claim_limit_s: float = Field(default=2 * 86400, gt=0, description="Time to claim a notice.")
     notice_feedback_limit_s: float = Field(default=20 * 86400, gt=0, description="Time to feed back on a notice.")
     correction_working_days: int = Field(default=5, ge=1, description="Deadline of a correction request.")
+    # Supervision of the administrative-power platform (hub.supervision).
+    supervision_answer_days: int = Field(default=5, ge=1, description="Working days to answer a supervision alert.")
+    supervising_office: str = Field(default="supervision_office", description="Department that receives every alert.")
+    publicity_retention_days: int = Field(default=1826, ge=1, description="Days a decision stays on the feed.")
+    publicity_natural_person_days: int = Field(
+        default=183, ge=1, description="Days a decision about a natural person stays on the publicity feed."
+    )
     metrics_port: int | None = Field(
         default=9464, ge=0, le=65535, description="Prometheus metrics port (0: pick a free one; unset: none)."
     )

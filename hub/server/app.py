@@ -55,8 +55,10 @@ from hub.server.lookup import LookupService
 from hub.server.metrics import HubMetrics
 from hub.server.notices import NoticesService
 from hub.server.subscription import SubscriptionService
+from hub.server.supervision import SupervisionService
 from hub.server.verification import VerificationService
 from hub.settings import HubSettings
+from hub.supervision.platform import STEP_PARTITIONS, SupervisionPlatform
 from hub.v1 import (
     audit_pb2,
     audit_pb2_grpc,
@@ -76,6 +78,8 @@ from hub.v1 import (
     notices_pb2_grpc,
     subscription_pb2,
     subscription_pb2_grpc,
+    supervision_pb2,
+    supervision_pb2_grpc,
     verification_pb2,
     verification_pb2_grpc,
 )
@@ -93,9 +97,10 @@ SERVICES = {
     "hub.v1.Notices": notices_pb2,
     "hub.v1.Cases": cases_pb2,
     "hub.v1.Corrections": corrections_pb2,
+    "hub.v1.Supervision": supervision_pb2,
 }
 # Not served before the cache is ready: they read resource data.
-_READY_FIRST = {"hub.v1.Verification", "hub.v1.Lookup", "hub.v1.Subscription", "hub.v1.Cases"}
+_READY_FIRST = {"hub.v1.Verification", "hub.v1.Lookup", "hub.v1.Subscription", "hub.v1.Cases", "hub.v1.Supervision"}
 MAX_MESSAGE = 64 << 20
 INSECURE_BANNER = """
 ************************************************************************************
@@ -131,6 +136,7 @@ class HubServer:
         self.audit: AuditLog | None = None
         self.deps: Deps | None = None
         self.notice_engine: NoticeEngine | None = None
+        self.supervision = SupervisionPlatform.build(settings)
         self.metrics = HubMetrics(lambda: (self.cache, self.producer, self.audit))
         self._server: aio.Server | None = None
         self._health = HealthServicer()
@@ -154,6 +160,8 @@ class HubServer:
                 TopicSpec(t.notices, 1),
                 TopicSpec(t.corrections, 1),
                 TopicSpec(t.cases, 3, compacted=False),
+                TopicSpec(t.steps, STEP_PARTITIONS, compacted=False),
+                TopicSpec(t.supervision, 1),
             ],
         )
         await asyncio.to_thread(self._load_catalogue, kafka_extra)
@@ -192,6 +200,8 @@ class HubServer:
                 t.subscriptions: subscriptions,
                 t.notices: notices,
                 t.corrections: corrections,
+                t.steps: self.supervision.book,
+                t.supervision: self.supervision.answers,
             },
         )
         self.catalogue.subscribe(lambda changed: self._on_catalogue_change(admin, changed))
@@ -246,6 +256,7 @@ class HubServer:
             asyncio.create_task(self._serve_when_ready()),
             asyncio.create_task(self._report_overdue()),
             asyncio.create_task(self._raise_alerts()),
+            asyncio.create_task(self.supervision.sweep_forever()),
         ]
         if s.tls_dir:
             self._tasks.append(asyncio.create_task(self._watch_crl(s.tls_dir / "crl.pem")))
@@ -310,6 +321,7 @@ class HubServer:
         corrections_pb2_grpc.add_CorrectionsServicer_to_server(
             CorrectionsService(deps, s.correction_working_days), server
         )
+        supervision_pb2_grpc.add_SupervisionServicer_to_server(SupervisionService(deps, self.supervision), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         server.add_generic_rpc_handlers(self._extra_handlers)
         names = [pb.DESCRIPTOR.services_by_name[n.rsplit(".", 1)[1]].full_name for n, pb in SERVICES.items()]
