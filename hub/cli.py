@@ -14,6 +14,7 @@ from pathlib import Path
 
 from hub import logs
 from hub.settings import HubSettings
+from hub.supervision.commands import add_commands as add_supervise_commands
 
 
 def _add_hub_options(p: argparse.ArgumentParser) -> None:
@@ -538,6 +539,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--note", default="", help="Why; shown to the department that disputed.")
     _add_client_options(p)
     p.set_defaults(func=_cmd_corrections)
+
+    add_supervise_commands(sub, _add_client_options, _tls)
 
     p = sub.add_parser(
         "codegen",
