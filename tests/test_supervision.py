@@ -12,60 +12,25 @@ import pytest
 from hub.governance.audit import subject_digest
 from hub.governance.keys import subject_key
 from hub.governance.workdays import WorkCalendar
-from hub.supervision.powers import load_seed
 from hub.supervision.steps import CaseState, StepEvent
 from hub.v1 import supervision_pb2 as sv
-from hub.v1 import supervision_pb2_grpc
 from tests.hubtest import RunningHub
-
-CST = dt.timezone(dt.timedelta(hours=8))
-MARKET, APPROVAL = "market_regulation", "approval_bureau"
-GOOD, EXPIRED, REVOKED, APPROVER = "DY-ZF-0001", "DY-ZF-0002", "DY-ZF-0003", "DY-ZF-0101"
-PENALTY = "market_regulation.CF001"  # 对无照经营的处罚: not major unless the decision says so
-MAJOR_PENALTY = "market_regulation.CF002"  # 对虚假宣传的处罚: always major
-LICENCE = "approval_bureau.XK001"  # 食品经营许可, 20 working days
-
-
-def ms(day: str, hour: int = 10) -> int:
-    return int(dt.datetime.fromisoformat(day).replace(hour=hour, tzinfo=CST).timestamp() * 1000)
-
-
-def officer(cert: str, name: str, department: str, valid_to: str = "2030-12-31", status: str = "valid") -> dict:
-    return {"certificate_no": cert, "name": name, "department": department, "valid_to": valid_to, "status": status}
-
-
-def load_power_list(hub: RunningHub) -> None:
-    """What the Justice Bureau publishes: the power list and the officers' certificates."""
-    items = hub.publish("power.item", [i.record() for i in load_seed()], department="legal_affairs")
-    officers = hub.publish(
-        "enforcement.officer",
-        [
-            officer(GOOD, "王建国", MARKET),
-            officer(EXPIRED, "李明", MARKET, valid_to="2016-12-31"),
-            officer(REVOKED, "赵强", MARKET, status="revoked"),
-            officer(APPROVER, "陈静", APPROVAL),
-        ],
-        department="legal_affairs",
-    )
-    hub.verify("power.item", PENALTY, after=items, department="legal_affairs")
-    hub.verify("enforcement.officer", GOOD, after=officers, department="legal_affairs")
-
-
-@pytest.fixture
-def platform(hub: RunningHub) -> RunningHub:
-    load_power_list(hub)
-    return hub
-
-
-def stub(hub: RunningHub, department: str) -> supervision_pb2_grpc.SupervisionStub:
-    return supervision_pb2_grpc.SupervisionStub(hub.client(department).channel)
-
-
-def step(hub: RunningHub, case: str, item: str, name: str, at: int, cert: str = GOOD, department: str = MARKET, **kw):
-    return stub(hub, department).ReportStep(
-        sv.ReportStepRequest(case_number=case, item_code=item, step=name, officer_certificate=cert, at_ms=at, **kw),
-        timeout=30,
-    )
+from tests.supervision_kit import (
+    APPROVAL,
+    APPROVER,
+    CST,
+    DECIDE,
+    EXPIRED,
+    LICENCE,
+    MAJOR_PENALTY,
+    MARKET,
+    PENALTY,
+    REVOKED,
+    load_power_list,
+    ms,
+    step,
+    stub,
+)
 
 
 def refused(hub: RunningHub, *args, **kw) -> grpc.RpcError:
@@ -74,17 +39,8 @@ def refused(hub: RunningHub, *args, **kw) -> grpc.RpcError:
     return err.value
 
 
-DECIDE = {
-    "outcome": "penalised",
-    "target_name": "张三",
-    "target_id": "510603199001011231",
-    "target_kind": sv.TARGET_KIND_NATURAL,
-    "decision": "罚款5000元",
-}
-
-
-def test_refusals_are_clear_and_audited(platform: RunningHub) -> None:
-    hub = platform
+def test_refusals_are_clear_and_audited(hub: RunningHub) -> None:
+    load_power_list(hub)
     err = refused(hub, "CF-R1", PENALTY, "investigate", ms("2017-11-01"))
     assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and "starts with 'accept'" in err.details()
     step(hub, "CF-R1", PENALTY, "accept", ms("2017-11-01"))
@@ -131,8 +87,8 @@ def test_refusals_are_clear_and_audited(platform: RunningHub) -> None:
     assert outcomes.count("INVALID_ARGUMENT") == 2 and outcomes.count("PERMISSION_DENIED") == 1
 
 
-def test_each_alert_kind_answers_and_escalation(platform: RunningHub) -> None:
-    hub = platform
+def test_each_alert_kind_answers_and_escalation(hub: RunningHub) -> None:
+    load_power_list(hub)
     # A licence (20 working days; review 12): review late (yellow), decided refused with no reason
     # (red), published late (yellow), delivered late (yellow) and past the promised limit (red).
     step(hub, "XK-1", LICENCE, "accept", ms("2017-10-09"), cert=APPROVER, department=APPROVAL)
@@ -178,8 +134,8 @@ def test_each_alert_kind_answers_and_escalation(platform: RunningHub) -> None:
     assert len(still) == 6
 
 
-def test_decision_published_then_withdrawn_and_retention(platform: RunningHub) -> None:
-    hub = platform
+def test_decision_published_then_withdrawn_and_retention(hub: RunningHub) -> None:
+    load_power_list(hub)
     feed = hub.server.supervision.feed
     for n, name in enumerate(("accept", "investigate", "inform")):
         step(hub, "CF-P1", PENALTY, name, ms(f"2017-11-0{n + 1}"))
@@ -220,8 +176,8 @@ def read_all(hub: RunningHub, case_number: str) -> list[bytes]:
     return out
 
 
-def test_monthly_report(platform: RunningHub) -> None:
-    hub = platform
+def test_monthly_report(hub: RunningHub) -> None:
+    load_power_list(hub)
     step(hub, "XK-9", LICENCE, "accept", ms("2017-11-01"), cert=APPROVER, department=APPROVAL)
     step(hub, "XK-9", LICENCE, "review", ms("2017-11-06"), cert=APPROVER, department=APPROVAL)
     step(

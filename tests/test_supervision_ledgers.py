@@ -17,7 +17,7 @@ from hub.datagen.supervision import Ledger, ledger
 from hub.supervision.powers import load_seed
 from hub.v1 import supervision_pb2 as sv
 from tests.hubtest import RunningHub
-from tests.test_supervision import DECIDE, MARKET, PENALTY, load_power_list, ms, step, stub
+from tests.supervision_kit import DECIDE, MARKET, PENALTY, load_power_list, ms, step, stub
 
 CASES = 12
 

@@ -1,0 +1,1 @@
+"""Pages the hub serves to the public, without credentials."""
