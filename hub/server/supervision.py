@@ -97,7 +97,7 @@ class SupervisionService(supervision_pb2_grpc.SupervisionServicer):
             event = next_event(item, case, report, platform.calendar, int(time.time() * 1000))
             deps = self._deps
             [delivery] = await deps.producer.send(
-                deps.topics.steps, [(report.case_number.encode(), orjson.dumps(asdict(event)))], []
+                deps.topics.steps, [(report.case_number.encode(), orjson.dumps(event))], []
             )
             if delivery.error is not None:
                 raise Unavailable(f"the step was not acknowledged by Kafka ({delivery.error.str()}); report it again")
