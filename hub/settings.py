@@ -64,6 +64,7 @@ class HubSettings(BaseSettings):
     correction_working_days: int = Field(default=5, ge=1, description="Deadline of a correction request.")
     # Supervision of the administrative-power platform (hub.supervision).
     supervision_answer_days: int = Field(default=5, ge=1, description="Working days to answer a supervision alert.")
+    supervision_sweep_s: float = Field(default=30.0, gt=0, description="Seconds between deadline sweeps.")
     supervising_office: str = Field(default="supervision_office", description="Department that receives every alert.")
     publicity_retention_days: int = Field(default=1826, ge=1, description="Days a decision stays on the feed.")
     publicity_natural_person_days: int = Field(

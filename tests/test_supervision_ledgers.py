@@ -27,7 +27,9 @@ def decided(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory):
     """A hub where the market regulator decided CASES penalty cases, and its ledger."""
     from tests.hubtest import running_hub
 
-    with running_hub(kafka_bootstrap, f"l{uuid.uuid4().hex[:10]}.", tmp_path_factory.mktemp("hub")) as hub:
+    # No sweep of its own: the test sweeps as of a date in 2017, not as of today.
+    prefix = f"l{uuid.uuid4().hex[:10]}."
+    with running_hub(kafka_bootstrap, prefix, tmp_path_factory.mktemp("hub"), supervision_sweep_s=86400) as hub:
         load_power_list(hub)
         for n in range(CASES):
             case = f"CF-L{n:03d}"

@@ -92,7 +92,7 @@ class SupervisionService(supervision_pb2_grpc.SupervisionServicer):
             raise FailedPrecondition(f"officer_certificate: {problem}", field="officer_certificate")
         async with self._deps.exclusive(f"case:{report.case_number}"):
             case = platform.book.case(report.case_number)
-            if case is not None and (case.last_step, case.last_at_ms) == (report.step, report.at_ms):
+            if case is not None and case.last_reported == (report.step, report.at_ms):
                 return _response(case.seq - 1, -1, -1, case)  # a retry of the step last written
             event = next_event(item, case, report, platform.calendar, int(time.time() * 1000))
             deps = self._deps

@@ -26,6 +26,7 @@ class SupervisionPlatform:
     feed: PublicityFeed
     book: CaseBook
     supervising_office: str
+    sweep_s: float
 
     @classmethod
     def build(cls, settings: HubSettings) -> SupervisionPlatform:
@@ -35,7 +36,7 @@ class SupervisionPlatform:
         )
         engine = AlertEngine(calendar, settings.supervision_answer_days)
         book = CaseBook(STEP_PARTITIONS, engine, feed, on_alert=_log_alert)
-        return cls(calendar, AnswerStore(), feed, book, settings.supervising_office)
+        return cls(calendar, AnswerStore(), feed, book, settings.supervising_office, settings.supervision_sweep_s)
 
     def alerts_table(self) -> pa.Table:
         alerts = self.book.alerts()
@@ -47,11 +48,11 @@ class SupervisionPlatform:
             schema=ALERT_SCHEMA,
         )
 
-    async def sweep_forever(self, every_s: float = 30.0) -> None:
+    async def sweep_forever(self) -> None:
         """Deadlines passed with no step reported become alerts."""
         while True:
+            await asyncio.sleep(self.sweep_s)
             await asyncio.to_thread(self.book.sweep)
-            await asyncio.sleep(every_s)
 
 
 def _log_alert(alert: SupervisionAlert) -> None:

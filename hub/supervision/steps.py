@@ -104,6 +104,7 @@ class CaseState:
     published_at_ms: int = 0
     revoked: bool = False
     closed: bool = False
+    last_reported: tuple[str, int] = ("", 0)  # (step, at_ms) of the latest event, publish and revoke too
 
     @classmethod
     def opened(cls, e: StepEvent) -> CaseState:
@@ -111,6 +112,7 @@ class CaseState:
 
     def advance(self, e: StepEvent) -> None:
         self.seq = e.seq + 1
+        self.last_reported = (e.step, e.at_ms)
         if e.step == PUBLISH:
             self.published_at_ms = e.at_ms
             return
