@@ -192,6 +192,8 @@ def test_monthly_report(hub: RunningHub) -> None:
     assert approval.average_step_days == pytest.approx(5 / 3)  # review 3 working days, decide 1, deliver 1
     assert approval.unused_items == 13 and LICENCE not in report.unused_items and len(report.unused_items) == 200
     assert rows[("county", "510600")].cases == 1
+    steps = {(s.department, s.step): (s.steps, s.average_days) for s in report.steps}
+    assert steps == {(APPROVAL, "review"): (1, 3.0), (APPROVAL, "decide"): (1, 1.0), (APPROVAL, "deliver"): (1, 1.0)}
     with pytest.raises(grpc.RpcError) as err:
         stub(hub, APPROVAL).MonthlyReport(sv.MonthlyReportRequest(month="2017-13"), timeout=30)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and err.value.details().startswith("month:")

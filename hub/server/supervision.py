@@ -169,6 +169,7 @@ class SupervisionService(supervision_pb2_grpc.SupervisionServicer):
             rows=[supervision_pb2.ReportRow(**row) for row in report.rows.to_pylist()],
             unused_items=report.unused,
             seconds=time.perf_counter() - started,
+            steps=[supervision_pb2.StepAverage(**row) for row in report.steps.to_pylist()],
         )
 
     async def ListDecisions(

@@ -127,10 +127,15 @@ def _report(stub, args: argparse.Namespace) -> int:
     response = stub.MonthlyReport(sv.MonthlyReportRequest(month=args.month), timeout=120)
     fields = [f.name for f in sv.ReportRow.DESCRIPTOR.fields]
     rows = pa.Table.from_pylist([{f: getattr(r, f) for f in fields} for r in response.rows])
-    print_table(rows, args.month, len(response.unused_items), response.seconds)
+    steps = pa.Table.from_pylist(
+        [{"department": s.department, "step": s.step, "steps": s.steps, "average_days": s.average_days}
+         for s in response.steps]
+    )  # fmt: skip
+    print_table(rows, steps, args.month, len(response.unused_items), response.seconds)
     if args.csv:
         write_csv(rows, args.csv)
-        print(f"CSV: {args.csv}")
+        write_csv(steps, args.csv.with_name(f"{args.csv.stem}-steps.csv"))
+        print(f"CSV: {args.csv} and {args.csv.stem}-steps.csv")
     if args.chart:
         write_chart(rows, args.month, args.chart)
         print(f"chart: {args.chart}")

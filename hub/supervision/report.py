@@ -47,6 +47,7 @@ class MonthlyReport:
     month: str
     rows: pa.Table  # ROW_SCHEMA: department rows, then county rows
     unused: list[str]  # item codes
+    steps: pa.Table  # department, step, steps, average_days: the average time of each step
 
 
 def month_bounds(month: str) -> tuple[int, int]:
@@ -80,7 +81,14 @@ def monthly_report(events: pa.Table, alerts: pa.Table, item_codes: pa.Table, mon
     by_department = _grouped(closed, timed, raised, "department").join(unused_by, "department", join_type="full outer")
     by_county = _grouped(closed, timed, raised, "division")
     rows = pa.concat_tables([_rows(by_department, "department", "department"), _rows(by_county, "county", "division")])
-    return MonthlyReport(month, rows, sorted(unused["code"].to_pylist()))
+    steps = (
+        timed.group_by(["department", "step"])
+        .aggregate([("step_days", "count"), ("step_days", "mean")])
+        .rename_columns({"step_days_count": "steps", "step_days_mean": "average_days"})
+        .select(["department", "step", "steps", "average_days"])
+        .sort_by([("department", "ascending"), ("step", "ascending")])
+    )
+    return MonthlyReport(month, rows, sorted(unused["code"].to_pylist()), steps)
 
 
 def _grouped(closed: pa.Table, timed: pa.Table, raised: pa.Table, key: str) -> pa.Table:

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 
-def print_table(rows: pa.Table, month: str, unused: int, seconds: float) -> None:
+def print_table(rows: pa.Table, steps: pa.Table, month: str, unused: int, seconds: float) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -21,8 +21,12 @@ def print_table(rows: pa.Table, month: str, unused: int, seconds: float) -> None
             r["group"], r["name"], f"{r['cases']:,}", f"{r['on_time_rate']:.1%}", f"{r['alerts_raised']:,}",
             f"{r['alerts_answered']:,}", f"{r['average_step_days']:.2f}", f"{r['unused_items']:,}",
         )  # fmt: skip
+    per_step = Table("department", "step", "steps", "average working days", title="各环节平均用时 Time per step")
+    for r in steps.to_pylist():
+        per_step.add_row(r["department"], r["step"], f"{r['steps']:,}", f"{r['average_days']:.2f}")
     console = Console(width=160)
     console.print(table)
+    console.print(per_step)
     console.print(f"{unused:,} items unused this month; computed in {seconds * 1000:.0f} ms")
 
 
