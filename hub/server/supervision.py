@@ -109,6 +109,8 @@ class SupervisionService(supervision_pb2_grpc.SupervisionServicer):
     async def ListAlerts(
         self, request: supervision_pb2.SupervisionListAlertsRequest, context: aio.ServicerContext
     ) -> supervision_pb2.SupervisionListAlertsResponse:
+        if request.status not in _STATUSES.values() and request.status:
+            raise InvalidArgument(f"status: {request.status} is not an AlertStatus", field="status")
         caller = current_caller.get().department
         wanted = request.department or ("" if self._oversees("") else caller)
         if wanted and not self._oversees(wanted):

@@ -135,7 +135,7 @@ def check_report(r: StepReport) -> None:
         if not getattr(r, name).strip():
             raise InvalidArgument(f"{name}: required", field=name)
     if r.at_ms <= 0:
-        raise InvalidArgument("at: required (when the step happened)", field="at")
+        raise InvalidArgument("at_ms: required (when the step happened)", field="at_ms")
     if r.outcome and r.outcome not in OUTCOMES:
         raise InvalidArgument(f"outcome: {r.outcome!r} is not one of {', '.join(OUTCOMES)}", field="outcome")
     if r.target_kind not in ("", "natural", "legal"):
@@ -179,7 +179,7 @@ def next_event(
                 field="step",
             )
         if r.at_ms < case.last_at_ms:
-            raise InvalidArgument(f"at: before the case's previous step ({case.last_step})", field="at")
+            raise InvalidArgument(f"at_ms: before the case's previous step ({case.last_step})", field="at_ms")
         accepted, prev, last = case.accepted_at_ms, case.last_at_ms, case.last_index
     if r.step == DECIDE and (item.major or r.major) and not (case is not None and case.reviewed):
         raise FailedPrecondition(
@@ -233,7 +233,7 @@ def _outside_process(item: PowerItem, case: CaseState | None, r: StepReport, now
     elif case.revoked:
         raise FailedPrecondition(f"step: the decision of {r.case_number} is already revoked", field="step")
     if r.at_ms < case.decided_at_ms:
-        raise InvalidArgument(f"at: before the decision ({r.step})", field="at")
+        raise InvalidArgument(f"at_ms: before the decision ({r.step})", field="at_ms")
     return StepEvent(
         case_number=r.case_number,
         item_code=item.code,
