@@ -21,6 +21,7 @@ from tests.supervision_kit import (
     CST,
     DECIDE,
     EXPIRED,
+    GOOD,
     LICENCE,
     MAJOR_PENALTY,
     MARKET,
@@ -208,3 +209,41 @@ def test_working_calendar_agrees_with_add_working_days() -> None:
     for days in range(0, 15):
         expected = add_working_days(start, days, holidays)
         assert calendar.add(int(start.timestamp() * 1000), days) == int(expected.timestamp() * 1000)
+
+
+def test_report_steps_in_bulk(hub: RunningHub) -> None:
+    load_power_list(hub)
+
+    def req(case: str, name: str, day: str, cert: str = GOOD, **kw) -> sv.ReportStepRequest:
+        return sv.ReportStepRequest(
+            case_number=case, item_code=PENALTY, step=name, officer_certificate=cert, at_ms=ms(day), **kw
+        )
+
+    steps = [
+        req("CF-B1", "accept", "2017-11-01"),
+        req("CF-B2", "inform", "2017-11-01"),  # a case starts with accept
+        req("CF-B1", "investigate", "2017-11-02"),
+        req("CF-B1", "inform", "2017-11-03", cert=EXPIRED),
+        req("CF-B1", "inform", "2017-11-03"),
+        req("CF-B1", "decide", "2017-11-06", **DECIDE),
+        req("CF-B1", "decide", "2017-11-06", **DECIDE),  # repeated: a no-op
+    ]
+    stub_ = stub(hub, MARKET)
+    results = stub_.ReportSteps(sv.ReportStepsRequest(steps=steps), timeout=30).results
+    assert [(r.code, r.seq) for r in results] == [
+        ("OK", 0), ("FAILED_PRECONDITION", 0), ("OK", 1), ("FAILED_PRECONDITION", 0), ("OK", 2), ("OK", 3), ("OK", 3)
+    ]  # fmt: skip
+    assert results[3].error.startswith("steps[3]: officer_certificate: certificate DY-ZF-0002 expired")
+    case = hub.server.supervision.book.case("CF-B1")
+    assert case is not None and case.last_step == "decide" and case.seq == 4
+    assert hub.server.supervision.book.case("CF-B2") is None
+    digest = subject_digest(subject_key(hub.settings.data_dir / "dev-keys"), "CF-B2")
+    deadline = time.monotonic() + 30
+    while not hub.server.deps.audit_index.by_subject(digest, 10) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    refused = [e for e in hub.server.deps.audit_index.by_subject(digest, 10) if e["action"] == "supervision.step"]
+    assert [e["outcome"] for e in refused] == ["FAILED_PRECONDITION"]
+    with pytest.raises(grpc.RpcError) as err:
+        stub_.ReportSteps(sv.ReportStepsRequest(steps=steps * 143), timeout=30)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details().startswith("steps: at most 1000")

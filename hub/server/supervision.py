@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import copy
 import time
 from dataclasses import asdict
 
@@ -10,17 +12,20 @@ import orjson
 import pyarrow as pa
 from grpc import aio
 
-from hub.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unavailable
+from hub.errors import FailedPrecondition, HubError, InvalidArgument, NotFound, PermissionDenied, Unavailable
+from hub.governance.audit import AuditEvent
 from hub.governance.identity import HUB_ADMIN, current_caller
 from hub.server.deps import Deps
 from hub.server.interceptors import note_access
 from hub.supervision.alerts import AlertAnswer, SupervisionAlert, status
 from hub.supervision.platform import SupervisionPlatform
+from hub.supervision.powers import PowerItem
 from hub.supervision.registry import CachedOfficers, CachedPowerList
 from hub.supervision.report import month_bounds, monthly_report
-from hub.supervision.steps import StepReport, check_report, next_event
+from hub.supervision.steps import CaseState, StepEvent, StepReport, check_report, next_event
 from hub.v1 import supervision_pb2, supervision_pb2_grpc
 
+MAX_STEPS = 1000
 _TARGET_KINDS = {
     supervision_pb2.TARGET_KIND_UNSPECIFIED: "",
     supervision_pb2.TARGET_KIND_NATURAL: "natural",
@@ -65,6 +70,37 @@ class SupervisionService(supervision_pb2_grpc.SupervisionServicer):
         caller = current_caller.get().department
         return caller in (HUB_ADMIN, self._platform.supervising_office) or caller == department
 
+    def _admit(self, report: StepReport, department: str) -> PowerItem:
+        """The step's item, after the checks that need no case state; raises HubError."""
+        check_report(report)
+        item = self._powers.item(report.item_code)
+        if item is None:
+            raise NotFound(f"item_code: {report.item_code!r} is not on the power list", field="item_code")
+        if item.department != department:
+            raise PermissionDenied(f"item_code: {item.code} is an item of {item.department}, not {department}")
+        if item.status != "active":
+            raise FailedPrecondition(f"item_code: {item.code} is {item.status}", field="item_code")
+        on = self._platform.calendar.date(report.at_ms)
+        problem = self._officers.problem(report.officer_certificate, department, on)
+        if problem is not None:
+            raise FailedPrecondition(f"officer_certificate: {problem}", field="officer_certificate")
+        return item
+
+    async def _write(self, events: list[StepEvent]) -> list[tuple[int, int]]:
+        """Writes the events and waits until this replica's case book has them; (partition, offset) each."""
+        deps = self._deps
+        deliveries = await deps.producer.send(
+            deps.topics.steps, [(e.case_number.encode(), orjson.dumps(e)) for e in events], []
+        )
+        failed = next((d.error for d in deliveries if d.error is not None), None)
+        if failed is not None:
+            raise Unavailable(f"the steps were not acknowledged by Kafka ({failed.str()}); report them again")
+        highest: dict[int, int] = {}
+        for d in deliveries:
+            highest[d.partition] = max(highest.get(d.partition, -1), d.offset)
+        await deps.cache.reached(deps.topics.steps, list(highest.items()), 30)
+        return [(d.partition, d.offset) for d in deliveries]
+
     async def ReportStep(
         self, request: supervision_pb2.ReportStepRequest, context: aio.ServicerContext
     ) -> supervision_pb2.ReportStepResponse:
@@ -77,34 +113,70 @@ class SupervisionService(supervision_pb2_grpc.SupervisionServicer):
             detail=f"{request.step} by {request.officer_certificate}",
         )
         report = _report(request)
-        check_report(report)
-        item = self._powers.item(report.item_code)
-        if item is None:
-            raise NotFound(f"item_code: {report.item_code!r} is not on the power list", field="item_code")
-        department = current_caller.get().department
-        if item.department != department:
-            raise PermissionDenied(f"item_code: {item.code} is an item of {item.department}, not {department}")
-        if item.status != "active":
-            raise FailedPrecondition(f"item_code: {item.code} is {item.status}", field="item_code")
-        platform = self._platform
-        problem = self._officers.problem(report.officer_certificate, department, platform.calendar.date(report.at_ms))
-        if problem is not None:
-            raise FailedPrecondition(f"officer_certificate: {problem}", field="officer_certificate")
+        item = self._admit(report, current_caller.get().department)
+        book = self._platform.book
         async with self._deps.exclusive(f"case:{report.case_number}"):
-            case = platform.book.case(report.case_number)
+            case = book.case(report.case_number)
             if case is not None and case.last_reported == (report.step, report.at_ms):
                 return _response(case.seq - 1, -1, -1, case)  # a retry of the step last written
-            event = next_event(item, case, report, platform.calendar, int(time.time() * 1000))
-            deps = self._deps
-            [delivery] = await deps.producer.send(
-                deps.topics.steps, [(report.case_number.encode(), orjson.dumps(event))], []
-            )
-            if delivery.error is not None:
-                raise Unavailable(f"the step was not acknowledged by Kafka ({delivery.error.str()}); report it again")
-            await deps.cache.reached(deps.topics.steps, [(delivery.partition, delivery.offset)], 30)
-            case = platform.book.case(report.case_number)
+            event = next_event(item, case, report, self._platform.calendar, int(time.time() * 1000))
+            [(partition, offset)] = await self._write([event])
+            case = book.case(report.case_number)
         assert case is not None
-        return _response(event.seq, delivery.partition, delivery.offset, case)
+        return _response(event.seq, partition, offset, case)
+
+    async def ReportSteps(
+        self, request: supervision_pb2.ReportStepsRequest, context: aio.ServicerContext
+    ) -> supervision_pb2.ReportStepsResponse:
+        if len(request.steps) > MAX_STEPS:
+            raise InvalidArgument(f"steps: at most {MAX_STEPS} per call, got {len(request.steps)}", field="steps")
+        note_access(
+            "supervision.steps",
+            "",
+            subjects=[s.case_number for s in request.steps],
+            detail=f"{len(request.steps)} steps",
+        )
+        caller = current_caller.get()
+        book, calendar, now = self._platform.book, self._platform.calendar, int(time.time() * 1000)
+        results: list[supervision_pb2.StepResult] = []
+        events: list[StepEvent] = []
+        async with contextlib.AsyncExitStack() as locks:
+            for number in sorted({s.case_number.strip() for s in request.steps}):  # sorted: no deadlock
+                await locks.enter_async_context(self._deps.exclusive(f"case:{number}"))
+            ahead: dict[str, CaseState] = {}  # the cases as this call's earlier steps leave them
+            for i, pb in enumerate(request.steps):
+                try:
+                    report = _report(pb)
+                    item = self._admit(report, caller.department)
+                    case = ahead.get(report.case_number) or book.case(report.case_number)
+                    if case is not None and case.last_reported == (report.step, report.at_ms):
+                        results.append(supervision_pb2.StepResult(seq=case.seq - 1, code="OK"))
+                        continue
+                    event = next_event(item, case, report, calendar, now)
+                except HubError as exc:
+                    results.append(supervision_pb2.StepResult(code=exc.code.name, error=f"steps[{i}]: {exc.message}"))
+                    self._audit_refusal(pb, exc)
+                    continue
+                following = copy.copy(case) if case is not None else CaseState.opened(event)
+                following.advance(event)
+                ahead[report.case_number] = following
+                events.append(event)
+                results.append(supervision_pb2.StepResult(seq=event.seq, code="OK"))
+            if events:
+                await self._write(events)
+        return supervision_pb2.ReportStepsResponse(results=results)
+
+    def _audit_refusal(self, pb: supervision_pb2.ReportStepRequest, exc: HubError) -> None:
+        """A refused step of a batch, audited as a refused ReportStep call is."""
+        audit = self._deps.audit
+        if audit is not None:
+            caller = current_caller.get()
+            audit.record(
+                AuditEvent(
+                    caller.department, caller.subsystem, "supervision.step", pb.item_code, (pb.case_number,), (),
+                    "", pb.case_number, exc.code.name, 0, f"{pb.step} by {pb.officer_certificate}",
+                )
+            )  # fmt: skip
 
     async def ListAlerts(
         self, request: supervision_pb2.SupervisionListAlertsRequest, context: aio.ServicerContext
