@@ -1,6 +1,6 @@
 """Supervision benchmark: the monthly report over a city year against PostgreSQL, and alert latency.
 
-    python -m bench.supervision [--cases 566547] [--per-second 6000] [--seconds 10]
+    python -m bench.supervision [--cases 566547] [--per-second 6000] [--seconds 10] [--grpc-cases 10000]
 
 1. A year of cases from the generator (566,547 cases, about 2.3M step events, 2,686 items of 27
    departments). The eleven monthly reports (January–November) by Arrow group-bys and joins
@@ -11,6 +11,10 @@
    alert engine raises alerts as the events arrive. Latency is from the event's ``reported_at_ms``
    (set just before produce) to the alert, for every alert raised on arrival; the run keeps up if
    the book has applied every event within a second of the last one produced.
+3. Ingestion through gRPC: ``--grpc-cases`` cases reported with ``Supervision.ReportSteps`` (1,000
+   steps a call, 4 calls in flight, each step checked against the power list, the officer's
+   certificate and its case's order, written with acks=all and applied before the call returns)
+   into ``hub serve`` with one worker.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
 import numpy as np
 import orjson
 import pyarrow as pa
@@ -38,7 +43,7 @@ from confluent_kafka.admin import AdminClient
 from bench.common import Report
 from hub.cache.feeder import CacheFeeder
 from hub.cache.table import Change
-from hub.datagen.supervision import power_list, step_events
+from hub.datagen.supervision import EXTRA_DEPARTMENTS, power_list, step_events
 from hub.devservices import PostgresServer
 from hub.governance.workdays import WorkCalendar
 from hub.kafka.clients import admin_config, producer_config
@@ -120,9 +125,9 @@ def postgres_year(dsn: str, events: pa.Table, alerts: pa.Table, items: pa.Table)
         return time.perf_counter() - started
 
 
-def prepared_cases(items: list[PowerItem], n: int, seed: int = 7) -> list[list[dict]]:
-    """Each case's step events, through the same rules as ReportStep (a few steps late, a few refusals
-    without a reason); ``reported_at_ms`` is set when produced."""
+def case_reports(items: list[PowerItem], n: int, seed: int = 7) -> list[tuple[PowerItem, list[StepReport]]]:
+    """Each case's steps as its department reports them: a few late, a few refusals without a reason.
+    Officers' certificates are ``DY-ZF-<department>``."""
     rng = np.random.default_rng(seed)
     calendar = WorkCalendar()
     common = [i for i in items if i.category not in ("penalty", "coercive")]
@@ -130,22 +135,115 @@ def prepared_cases(items: list[PowerItem], n: int, seed: int = 7) -> list[list[d
     cases = []
     for k in range(n):
         item = common[int(rng.integers(len(common)))]
-        at, case, events = start + int(rng.integers(0, 200)) * 86_400_000, None, []
+        at, reports = start + int(rng.integers(0, 200)) * 86_400_000, []
         for s in [s for s in item.steps if not s.optional]:
             took = s.limit_days + 2 if rng.random() < 0.02 else int(rng.integers(0, s.limit_days + 1))
-            at = calendar.add(at, took) if case is not None else at
+            at = calendar.add(at, took) if reports else at
             refused = s.name == DECIDE and rng.random() < 0.01
-            report = StepReport(
-                case_number=f"B{k:07d}", item_code=item.code, step=s.name, officer_certificate="DY-ZF-0001", at_ms=at,
-                outcome=("refused" if refused else "approved") if s.name == DECIDE else "",
-                target_name="某公司" if s.name == DECIDE else "", target_kind="legal" if s.name == DECIDE else "",
+            reports.append(
+                StepReport(
+                    case_number=f"B{k:07d}", item_code=item.code, step=s.name,
+                    officer_certificate=f"DY-ZF-{item.department}", at_ms=at,
+                    outcome=("refused" if refused else "approved") if s.name == DECIDE else "",
+                    target_name="某公司" if s.name == DECIDE else "", target_kind="legal" if s.name == DECIDE else "",
+                )
             )  # fmt: skip
+        cases.append((item, reports))
+    return cases
+
+
+def prepared_cases(items: list[PowerItem], n: int) -> list[list[dict]]:
+    """Each case's step events, through the same rules as ReportStep; ``reported_at_ms`` is set when produced."""
+    calendar = WorkCalendar()
+    cases = []
+    for item, reports in case_reports(items, n):
+        case, events = None, []
+        for report in reports:
             event = next_event(item, case, report, calendar, 0)
             case = case or CaseState.opened(event)
             case.advance(event)
             events.append(orjson.loads(orjson.dumps(event)))
         cases.append(events)
     return cases
+
+
+def grpc_ingestion(bootstrap: str, data_dir: Path, items: list[PowerItem], n_cases: int, in_flight: int) -> float:
+    """Cases a second through ``Supervision.ReportSteps`` (1,000 steps a call) into ``hub serve``."""
+    import asyncio
+
+    from hub.client import identity_headers, open_channel
+    from hub.server.served import ServedHub
+    from hub.v1 import (
+        catalog_pb2,
+        catalog_pb2_grpc,
+        exchange_pb2,
+        exchange_pb2_grpc,
+        supervision_pb2,
+        supervision_pb2_grpc,
+    )
+
+    hub = ServedHub(bootstrap, data_dir, 1)
+    try:
+        departments = sorted({i.department for i in items})
+        officers = [
+            {"certificate_no": f"DY-ZF-{d}", "name": "王建国", "department": d, "valid_to": "2030-12-31"}
+            | {"status": "valid"}
+            for d in departments
+        ]
+        exchange = exchange_pb2_grpc.ExchangeStub(open_channel(hub.address, department="legal_affairs"))
+        hub.wait_loaded({})
+        catalog = catalog_pb2_grpc.CatalogStub(open_channel(hub.address, department="hub_admin"))
+        for code, name in EXTRA_DEPARTMENTS.items():
+            descriptor = catalog_pb2.DepartmentDescriptor(code=code, name=name, title=name)
+            catalog.RegisterDepartment(catalog_pb2.RegisterDepartmentRequest(department=descriptor), timeout=30)
+        for resource, records in (("power.item", [i.record() for i in items]), ("enforcement.officer", officers)):
+            pb = [exchange_pb2.Record(json=orjson.dumps(r)) for r in records]
+            exchange.Publish(exchange_pb2.PublishRequest(resource=resource, records=pb), timeout=120)
+        hub.wait_loaded({"power.item": len(items), "enforcement.officer": len(officers)})
+        by_department: dict[str, list[supervision_pb2.ReportStepRequest]] = {}
+        for item, reports in case_reports(items, n_cases, seed=11):
+            by_department.setdefault(item.department, []).extend(
+                supervision_pb2.ReportStepRequest(
+                    case_number=r.case_number, item_code=r.item_code, step=r.step,
+                    officer_certificate=r.officer_certificate, at_ms=r.at_ms, outcome=r.outcome,
+                    target_name=r.target_name, target_kind=supervision_pb2.TARGET_KIND_LEGAL if r.target_kind else 0,
+                )
+                for r in reports
+            )  # fmt: skip
+
+        async def run() -> float:
+            calls = []
+            for department, steps in by_department.items():
+                channel = grpc.aio.insecure_channel(hub.address)
+                stub = supervision_pb2_grpc.SupervisionStub(channel)
+                metadata = identity_headers(department)
+                # a call's steps end on a case boundary, so no case is split across calls in flight
+                batch: list = []
+                for step in steps:
+                    if len(batch) >= 1000 - 8 and step.step == "accept":
+                        calls.append((stub, metadata, batch))
+                        batch = []
+                    batch.append(step)
+                calls.append((stub, metadata, batch))
+            gate = asyncio.Semaphore(in_flight)
+
+            async def send(stub, metadata, batch) -> None:
+                async with gate:
+                    results = (
+                        await stub.ReportSteps(
+                            supervision_pb2.ReportStepsRequest(steps=batch), metadata=metadata, timeout=120
+                        )
+                    ).results
+                    refused = [r.error for r in results if r.code != "OK"]
+                    assert not refused, refused[:3]
+
+            started = time.perf_counter()
+            await asyncio.gather(*(send(*c) for c in calls))
+            return time.perf_counter() - started
+
+        return n_cases / asyncio.run(run())
+    finally:
+        hub.stop()
 
 
 def _produce(bootstrap: str, topic: str, n_cases: int, per_second: int, ready, go, result) -> None:
@@ -225,6 +323,7 @@ def main() -> int:
     parser.add_argument("--cases", type=int, default=566_547, help="Cases in the year (report).")
     parser.add_argument("--per-second", type=int, default=6000, help="Cases a second (alert latency).")
     parser.add_argument("--seconds", type=int, default=10, help="How long to produce at that pace.")
+    parser.add_argument("--grpc-cases", type=int, default=10_000, help="Cases reported through ReportSteps.")
     args = parser.parse_args()
 
     items = power_list()
@@ -248,7 +347,9 @@ def main() -> int:
         print(f"PostgreSQL: the same 11 months of GROUP BY in {pg_s:.2f}s", flush=True)
         broker = EmbeddedBroker(Path(tmp) / "broker")
         try:
-            lat = alert_latency(broker.start(), n_cases, args.per_second)
+            bootstrap = broker.start()
+            lat = alert_latency(bootstrap, n_cases, args.per_second)
+            ingested = grpc_ingestion(bootstrap, Path(tmp) / "hub", items, args.grpc_cases, in_flight=4)
         finally:
             broker.stop()
     alerts_p, applied_p = percentiles(lat.alerts), percentiles(lat.applied)
@@ -262,6 +363,7 @@ def main() -> int:
     report = Report(f"supervision: a city year ({year.n_cases:,} cases, {year.events.num_rows:,} step events)")
     report.add("11 monthly reports, Arrow", arrow_s, "PostgreSQL GROUP BY", pg_s, "s")
     report.add("cases/s with alerts computed", n_cases / lat.producing_s, "target", args.per_second, "cases/s")
+    report.add("cases/s through gRPC ReportSteps", ingested, "target", args.per_second, "cases/s")
     report.print_summary()
     print(f"alert latency from the step event: p50 {alerts_p[0]:.0f} ms, p99 {alerts_p[1]:.0f} ms")
     return 0
