@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from pathlib import Path
 
 import grpc
 import orjson
@@ -247,3 +248,18 @@ def test_report_steps_in_bulk(hub: RunningHub) -> None:
         stub_.ReportSteps(sv.ReportStepsRequest(steps=steps * 143), timeout=30)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert err.value.details().startswith("steps: at most 1000")
+
+
+def test_a_case_reported_through_two_replicas(
+    hub: RunningHub, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """Each replica reads a case as of the steps topic's end, not only as of its own writes."""
+    from tests.hubtest import running_hub
+
+    load_power_list(hub)
+    with running_hub(kafka_bootstrap, topic_prefix, tmp_path / "second") as second:
+        for n, name in enumerate(("accept", "investigate", "inform", "decide")):
+            replica = (hub, second)[n % 2]
+            step(replica, "CF-2R", PENALTY, name, ms(f"2017-11-0{n + 1}"), **(DECIDE if name == "decide" else {}))
+        case = second.server.supervision.book.case("CF-2R")
+        assert case is not None and case.last_step == "decide"

@@ -10,6 +10,8 @@ from dataclasses import asdict
 
 import orjson
 import pyarrow as pa
+from confluent_kafka import TopicPartition
+from confluent_kafka.admin import OffsetSpec
 from grpc import aio
 
 from hub.errors import FailedPrecondition, HubError, InvalidArgument, NotFound, PermissionDenied, Unavailable
@@ -18,7 +20,7 @@ from hub.governance.identity import HUB_ADMIN, current_caller
 from hub.server.deps import Deps
 from hub.server.interceptors import note_access
 from hub.supervision.alerts import AlertAnswer, SupervisionAlert, status
-from hub.supervision.platform import SupervisionPlatform
+from hub.supervision.platform import STEP_PARTITIONS, SupervisionPlatform
 from hub.supervision.powers import PowerItem
 from hub.supervision.registry import CachedOfficers, CachedPowerList
 from hub.supervision.report import month_bounds, monthly_report
@@ -65,6 +67,21 @@ class SupervisionService(supervision_pb2_grpc.SupervisionServicer):
         self._platform = platform
         self._powers = CachedPowerList(deps.cache)
         self._officers = CachedOfficers(deps.cache)
+
+    async def _caught_up(self) -> None:
+        """Steps written through other workers and replicas applied here too, so a case's state is read
+        as of now: up to the steps topic's ends. (tansu reports an end at the last batch's first record,
+        so there another replica's very latest steps may still be missing.)"""
+        topic = self._deps.topics.steps
+        ends = await asyncio.to_thread(self._ends, topic)
+        wanted = [(p, end - 1) for p, end in enumerate(ends) if end > 0]
+        if wanted:
+            await self._deps.cache.reached(topic, wanted, 30)
+
+    def _ends(self, topic: str) -> list[int]:
+        asked = {TopicPartition(topic, p): OffsetSpec.latest() for p in range(STEP_PARTITIONS)}
+        futures = self._deps.admin.list_offsets(asked, request_timeout=10)
+        return [futures[tp].result(10).offset for tp in asked]
 
     def _oversees(self, department: str) -> bool:
         caller = current_caller.get().department
@@ -116,6 +133,7 @@ class SupervisionService(supervision_pb2_grpc.SupervisionServicer):
         item = self._admit(report, current_caller.get().department)
         book = self._platform.book
         async with self._deps.exclusive(f"case:{report.case_number}"):
+            await self._caught_up()
             case = book.case(report.case_number)
             if case is not None and case.last_reported == (report.step, report.at_ms):
                 return _response(case.seq - 1, -1, -1, case)  # a retry of the step last written
@@ -143,6 +161,7 @@ class SupervisionService(supervision_pb2_grpc.SupervisionServicer):
         async with contextlib.AsyncExitStack() as locks:
             for number in sorted({s.case_number.strip() for s in request.steps}):  # sorted: no deadlock
                 await locks.enter_async_context(self._deps.exclusive(f"case:{number}"))
+            await self._caught_up()
             ahead: dict[str, CaseState] = {}  # the cases as this call's earlier steps leave them
             for i, pb in enumerate(request.steps):
                 try:
