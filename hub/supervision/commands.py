@@ -19,15 +19,17 @@ def add_commands(sub, add_client_options: Callable, tls: Callable) -> None:
         help="The administrative-power platform: power list, alerts, monthly report, ledgers.",
         description="Electronic supervision of the administrative-power platform.",
     )
-    ssub = sup.add_subparsers(dest="supervise_command", required=True, metavar="ACTION")
+    ssub = sup.add_subparsers(
+        dest="supervise_command", required=True, metavar="ACTION", help="load-powers, alerts, answer, report, reconcile"
+    )
     p = ssub.add_parser("load-powers", help="Publish the power list (as the Justice Bureau).")
     p.add_argument("--generated", action="store_true", help="The generated 2,686 items instead of the seeded list.")
     p = ssub.add_parser("alerts", help="List alerts (the caller's; the supervising office sees all).")
     p.add_argument("--status", choices=["open", "answered", "escalated"], help="Only alerts in this state.")
     p.add_argument("--of", dest="of_department", default="", help="Only this department's alerts.")
     p = ssub.add_parser("answer", help="Answer one of the department's alerts.")
-    p.add_argument("alert_id")
-    p.add_argument("answer")
+    p.add_argument("alert_id", help="The alert's id, e.g. 510600-CF-2017-0815::case_overrun.")
+    p.add_argument("answer", help="What the department did about it.")
     p = ssub.add_parser("report", help="The monthly report: a table, and optionally CSV and a chart.")
     p.add_argument("--month", required=True, help="YYYY-MM.")
     p.add_argument("--csv", type=Path, help="Write the rows to this CSV file.")
