@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 
 import pyarrow as pa
 
 from hub.governance.workdays import WorkCalendar
 from hub.settings import HubSettings
-from hub.supervision.alerts import AlertEngine, AnswerStore, SupervisionAlert
+from hub.supervision.alerts import AlertEngine, AnswerStore, SupervisionAlert, status
 from hub.supervision.casebook import CaseBook
 from hub.supervision.publicity import PublicityFeed, Retention
 from hub.supervision.report import ALERT_SCHEMA
@@ -49,11 +50,23 @@ class SupervisionPlatform:
         )
 
     async def sweep_forever(self) -> None:
-        """Deadlines passed with no step reported become alerts."""
+        """Deadlines passed with no step reported become alerts; unanswered alerts past their answer
+        deadline are escalated (ListAlerts shows them so; the log says so once each)."""
+        escalated: set[str] = set()
         while True:
             await asyncio.sleep(self.sweep_s)
             await asyncio.to_thread(self.book.sweep)
+            now = int(time.time() * 1000)
+            for alert in self.book.alerts():
+                if alert.id not in escalated and status(alert, self.answers.answer(alert.id), now) == "escalated":
+                    escalated.add(alert.id)
+                    log.warning(
+                        "supervision alert %s of %s unanswered past its deadline: escalated to %s",
+                        alert.id,
+                        alert.department,
+                        self.supervising_office,
+                    )
 
 
 def _log_alert(alert: SupervisionAlert) -> None:
-    log.info("supervision alert %s (%s) for %s", alert.id, alert.level, alert.department)
+    log.debug("supervision alert %s (%s) for %s", alert.id, alert.level, alert.department)
