@@ -82,6 +82,14 @@ class HubSettings(BaseSettings):
     correction_working_days: int = Field(
         default=5, ge=1, description="Working days a provider has to answer a correction request."
     )
+    # Supervision of the administrative-power platform (hub.supervision).
+    supervision_answer_days: int = Field(default=5, ge=1, description="Working days to answer a supervision alert.")
+    supervision_sweep_s: float = Field(default=30.0, gt=0, description="Seconds between deadline sweeps.")
+    supervising_office: str = Field(default="supervision_office", description="Department that receives every alert.")
+    publicity_retention_days: int = Field(default=1826, ge=1, description="Days a decision stays on the feed.")
+    publicity_natural_person_days: int = Field(
+        default=183, ge=1, description="Days a decision about a natural person stays on the publicity feed."
+    )
     metrics_port: int | None = Field(
         default=9464, ge=0, le=65535, description="Prometheus metrics port (0: pick a free one; unset: none)."
     )

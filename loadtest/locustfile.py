@@ -6,7 +6,9 @@ One user class per kind of department, each with its own task mix:
   by several verifications in the hub; ``--cases-per-call`` > 1 sends back-office batches;
 - :class:`Verifier` (human resources): single Verify calls, some Lookups, and invalid input;
 - :class:`Publisher` (public security's connector): Publish batches of resident updates;
-- :class:`Listener` (civil affairs): a change subscription, reporting each event's delivery lag.
+- :class:`Listener` (civil affairs): a change subscription, reporting each event's delivery lag;
+- :class:`StepReporter` (the approval bureau's case system): every step of its licence cases, in
+  ``Supervision.ReportSteps`` calls, on the power list the Justice Bureau publishes at test start.
 
 Keys come from the seeded city generator (``--city-seed``, ``--residents``, ``--entities``, the same
 as ``hub demo`` or ``python -m loadtest.city_year`` loaded), with ``--miss-share`` unknown and
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from functools import cache
 from pathlib import Path
 
@@ -40,6 +43,8 @@ from hub.v1 import (
     lookup_pb2_grpc,
     subscription_pb2,
     subscription_pb2_grpc,
+    supervision_pb2,
+    supervision_pb2_grpc,
     verification_pb2,
     verification_pb2_grpc,
 )
@@ -72,6 +77,35 @@ def _grants(environment: Environment, **_: object) -> None:
         return  # the master (or a local run) sets them up once
     pki = environment.parsed_options.pki if environment.parsed_options else ""
     ensure_grants(environment.host, GRANTS, (lambda d: _credentials(Path(pki), d)) if pki else None)
+    _publish_power_list(environment.host, _credentials(Path(pki), "legal_affairs") if pki else None)
+
+
+STEP_OFFICER = "DY-ZF-LOADTEST"
+
+
+def _publish_power_list(address: str, tls: tuple[Path, Path, Path] | None) -> None:
+    """The seeded power list and the step reporter's officer, as the Justice Bureau publishes them."""
+    from hub.client import open_channel
+    from hub.supervision.powers import load_seed
+
+    officer = {"certificate_no": STEP_OFFICER, "name": "压测员", "department": StepReporter.department}
+    officer |= {"valid_to": "2099-12-31", "status": "valid"}
+    channel = open_channel(address, department="legal_affairs", tls=tls)
+    exchange = exchange_pb2_grpc.ExchangeStub(channel)
+    for resource, records in (("power.item", [i.record() for i in load_seed()]), ("enforcement.officer", [officer])):
+        pb = [exchange_pb2.Record(json=orjson.dumps(r)) for r in records]
+        written = exchange.Publish(exchange_pb2.PublishRequest(resource=resource, records=pb), timeout=60)
+        # read your writes: the step reporters' first calls must find them
+        verification_pb2_grpc.VerificationStub(channel).Verify(
+            verification_pb2.VerifyRequest(
+                resource=resource,
+                key=records[0]["code" if resource == "power.item" else "certificate_no"],
+                consistency=common_pb2.Consistency(min_offsets=written.offsets),
+                context=_context(common_pb2.PURPOSE_DATA_CHECK, "LT-POWER-LIST"),
+            ),
+            timeout=60,
+        )
+    channel.close()
 
 
 @cache
@@ -201,6 +235,45 @@ class Publisher(GrpcUser):
             ),
             timeout=30,
         )
+
+
+class StepReporter(GrpcUser):
+    """The approval bureau's case system: ten licence cases a call, each accepted, reviewed, decided and
+    delivered (40 steps in one ReportSteps call), with step times a working day apart."""
+
+    department = "approval_bureau"
+    weight = 1
+    wait_time = between(0.5, 2.0)
+    STEPS = ("accept", "review", "decide", "deliver")
+
+    def on_start(self) -> None:
+        super().on_start()
+        self.supervision = supervision_pb2_grpc.SupervisionStub(self.channel)
+        self.prefix = f"LT-{uuid.uuid4().hex[:10]}"
+        self.next_case = 0
+
+    @task
+    def report(self) -> None:
+        day = 86_400_000
+        start = int(time.time() * 1000) - 30 * day
+        steps = []
+        for _ in range(10):
+            case = f"{self.prefix}-{self.next_case:06d}"
+            self.next_case += 1
+            for n, name in enumerate(self.STEPS):
+                decided = name == "decide"
+                steps.append(
+                    supervision_pb2.ReportStepRequest(
+                        case_number=case, item_code="approval_bureau.XK001", step=name,
+                        officer_certificate=STEP_OFFICER, at_ms=start + n * day, outcome="approved" if decided else "",
+                        target_name="德阳市某某餐饮有限公司" if decided else "",
+                        target_kind=supervision_pb2.TARGET_KIND_LEGAL if decided else 0,
+                    )
+                )  # fmt: skip
+        results = self.supervision.ReportSteps(supervision_pb2.ReportStepsRequest(steps=steps), timeout=60).results
+        refused = [r.error for r in results if r.code != "OK"]
+        if refused:
+            raise RuntimeError(f"{len(refused)} steps refused: {refused[0]}")
 
 
 class Listener(GrpcUser):

@@ -45,7 +45,7 @@ def test_locustfile_headless(kafka_bootstrap: str, topic_prefix: str, tmp_path: 
     assert done.returncode == 0, done.stderr[-4000:]
     with (tmp_path / "run_stats.csv").open() as f:
         rows = {r["Name"]: r for r in csv.DictReader(f)}
-    for name in ("Cases/Submit", "Verification/Verify", "Lookup/Get", "Exchange/Publish"):
+    for name in ("Cases/Submit", "Verification/Verify", "Lookup/Get", "Exchange/Publish", "Supervision/ReportSteps"):
         assert int(rows[name]["Request Count"]) > 0, name
         assert int(rows[name]["Failure Count"]) == 0, name
     assert int(rows["Verification/Verify [INVALID_ARGUMENT]"]["Request Count"]) > 0

@@ -25,12 +25,27 @@ from hub.cli import (
     serve,
     status,
     subscribe,
+    supervise,
 )
 from hub.cli.errors import Parser, UsageError, run_guarded
 from hub.settings import HubSettings
 
 LOG_LEVELS = get_args(HubSettings.model_fields["log_level"].annotation)
-GROUPS = (serve, status, demo, connector, certs, audit, governance, subscribe, corrections, receipts, draws, codegen)
+GROUPS = (
+    serve,
+    status,
+    demo,
+    connector,
+    certs,
+    audit,
+    governance,
+    subscribe,
+    corrections,
+    receipts,
+    draws,
+    supervise,
+    codegen,
+)
 
 
 def _name_commands(parser: argparse.ArgumentParser) -> None:

@@ -51,6 +51,7 @@ from hub.kafka.producer import AckingProducer
 from hub.kafka.topics import TopicSpec, ensure_topics, topic_identities
 from hub.public.inspections import InspectionFeed
 from hub.public.jwks import JWKS_PATH, jwks_handler
+from hub.public.publicity import hub_pages
 from hub.public.site import PublicSite
 from hub.server.audit import AuditService
 from hub.server.cases import CasesService
@@ -66,8 +67,10 @@ from hub.server.metrics import HubMetrics, HubParts
 from hub.server.notices import NoticesService
 from hub.server.receipts import ReceiptsService
 from hub.server.subscription import SubscriptionService
+from hub.server.supervision import SupervisionService
 from hub.server.verification import VerificationService
 from hub.settings import HubSettings, SettingsError
+from hub.supervision.platform import STEP_PARTITIONS, SupervisionPlatform
 from hub.v1 import (
     audit_pb2,
     audit_pb2_grpc,
@@ -91,6 +94,8 @@ from hub.v1 import (
     receipts_pb2_grpc,
     subscription_pb2,
     subscription_pb2_grpc,
+    supervision_pb2,
+    supervision_pb2_grpc,
     verification_pb2,
     verification_pb2_grpc,
 )
@@ -110,9 +115,17 @@ SERVICES = {
     "hub.v1.Corrections": corrections_pb2,
     "hub.v1.Receipts": receipts_pb2,
     "hub.v1.Inspections": inspections_pb2,
+    "hub.v1.Supervision": supervision_pb2,
 }
 # Not served before the cache is ready: they read resource data.
-_READY_FIRST = {"hub.v1.Verification", "hub.v1.Lookup", "hub.v1.Subscription", "hub.v1.Cases", "hub.v1.Inspections"}
+_READY_FIRST = {
+    "hub.v1.Verification",
+    "hub.v1.Lookup",
+    "hub.v1.Subscription",
+    "hub.v1.Cases",
+    "hub.v1.Inspections",
+    "hub.v1.Supervision",
+}
 MAX_MESSAGE = 64 << 20
 INSECURE_BANNER = """
 ************************************************************************************
@@ -174,6 +187,7 @@ class HubServer:
         self.audit: AuditLog | None = None
         self.deps: Deps | None = None
         self.notice_engine: NoticeEngine | None = None
+        self.supervision = SupervisionPlatform.build(settings)
         self.resolver: CaseResolver | None = None
         self.metrics = HubMetrics(
             lambda: HubParts(
@@ -243,6 +257,8 @@ class HubServer:
                 TopicSpec(t.corrections, 1),
                 TopicSpec(t.cases, 3, compacted=False),
                 TopicSpec(inspections_topic(t.prefix), 1),
+                TopicSpec(t.steps, STEP_PARTITIONS, compacted=False),
+                TopicSpec(t.supervision, 1),
             ],
         )
 
@@ -306,6 +322,8 @@ class HubServer:
                 t.notices: stores.notices,
                 t.corrections: stores.corrections,
                 inspections_topic(t.prefix): stores.inspections,
+                t.steps: self.supervision.book,
+                t.supervision: self.supervision.answers,
             },
         )
         self.catalogue.subscribe(lambda changed: self._on_catalogue_change(admin, changed))
@@ -377,13 +395,14 @@ class HubServer:
         ]
         if self.inspections is not None:
             loops.append(self.inspections.raise_alerts())
+        loops.append(self.supervision.sweep_forever())
         if s.tls_dir:
             loops.append(watch_crl(s.tls_dir / "crl.pem", self.identity.load_crl))
         self._tasks = [asyncio.create_task(loop) for loop in loops]
 
     async def _start_public_site(self, inspections: InspectionStore) -> None:
-        """The public site (no credentials), when a port is set: the inspection results feed and the
-        receipt keys' JWKS."""
+        """The public site (no credentials), when a port is set: the inspection results feed, enforcement
+        publicity and the receipt keys' JWKS."""
         port = self.settings.public_port
         if port is None:
             return
@@ -391,6 +410,8 @@ class HubServer:
         site = PublicSite(self.settings.host, port)
         InspectionFeed(inspections, {d.code: d.name for d in self.catalogue.departments}).mount(site)
         site.add_get(JWKS_PATH, jwks_handler(self.deps.receipts.jwks))
+        for path, handler in hub_pages(self.deps.cache, self.catalogue, self.supervision).routes():
+            site.add_get(path, handler)
         await site.start()
         self.public_site = site
 
@@ -439,6 +460,7 @@ class HubServer:
         receipts_pb2_grpc.add_ReceiptsServicer_to_server(
             ReceiptsService(deps, self.bootstrap, self._kafka_extra), server
         )
+        supervision_pb2_grpc.add_SupervisionServicer_to_server(SupervisionService(deps, self.supervision), server)
         self.inspections = InspectionsService(deps, inspections, self._key_dir())
         inspections_pb2_grpc.add_InspectionsServicer_to_server(self.inspections, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)

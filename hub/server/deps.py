@@ -58,6 +58,14 @@ class Topics:
     def cases(self) -> str:
         return f"{self.prefix}_cases"
 
+    @property
+    def steps(self) -> str:
+        return f"{self.prefix}_steps"
+
+    @property
+    def supervision(self) -> str:
+        return f"{self.prefix}_supervision"
+
     def resource(self, name: str) -> str:
         return codec.topic_for(self.prefix, name)
 

@@ -1,0 +1,72 @@
+"""The supervision parts one hub process holds, built from its settings."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from hub.governance.workdays import WorkCalendar
+from hub.settings import HubSettings
+from hub.supervision.alerts import AlertEngine, AnswerStore, SupervisionAlert, status
+from hub.supervision.casebook import CaseBook
+from hub.supervision.publicity import PublicityFeed, Retention
+from hub.supervision.report import ALERT_SCHEMA
+
+log = logging.getLogger(__name__)
+STEP_PARTITIONS = 3
+
+
+@dataclass
+class SupervisionPlatform:
+    calendar: WorkCalendar
+    answers: AnswerStore
+    feed: PublicityFeed
+    book: CaseBook
+    supervising_office: str
+    sweep_s: float
+
+    @classmethod
+    def build(cls, settings: HubSettings) -> SupervisionPlatform:
+        calendar = WorkCalendar(settings.holidays)
+        feed = PublicityFeed(
+            calendar, Retention(settings.publicity_retention_days, settings.publicity_natural_person_days)
+        )
+        engine = AlertEngine(calendar, settings.supervision_answer_days)
+        book = CaseBook(STEP_PARTITIONS, engine, feed, on_alert=_log_alert)
+        return cls(calendar, AnswerStore(), feed, book, settings.supervising_office, settings.supervision_sweep_s)
+
+    def alerts_table(self) -> pa.Table:
+        alerts = self.book.alerts()
+        return pa.table(
+            {
+                **{name: [getattr(a, name) for a in alerts] for name in ALERT_SCHEMA.names if name != "answered"},
+                "answered": [self.answers.answer(a.id) is not None for a in alerts],
+            },
+            schema=ALERT_SCHEMA,
+        )
+
+    async def sweep_forever(self) -> None:
+        """Deadlines passed with no step reported become alerts; unanswered alerts past their answer
+        deadline are escalated (ListAlerts shows them so; the log says so once each)."""
+        escalated: set[str] = set()
+        while True:
+            await asyncio.sleep(self.sweep_s)
+            await asyncio.to_thread(self.book.sweep)
+            now = int(time.time() * 1000)
+            for alert in self.book.alerts():
+                if alert.id not in escalated and status(alert, self.answers.answer(alert.id), now) == "escalated":
+                    escalated.add(alert.id)
+                    log.warning(
+                        "supervision alert %s of %s unanswered past its deadline: escalated to %s",
+                        alert.id,
+                        alert.department,
+                        self.supervising_office,
+                    )
+
+
+def _log_alert(alert: SupervisionAlert) -> None:
+    log.debug("supervision alert %s (%s) for %s", alert.id, alert.level, alert.department)
