@@ -21,6 +21,7 @@ import locust.stats
 import orjson
 from locust.exception import StopUser
 from locust.html import get_html_report
+from locust.runners import STATE_INIT, STATE_SPAWNING
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSVFileWriter, stats_history
 
 from hub.datagen.city import CitySize
@@ -79,7 +80,9 @@ def drive(args: argparse.Namespace, address: str, workload: Workload) -> tuple[E
     greenlets = [gevent.spawn(stats_history, runner), gevent.spawn(csv_writer.stats_writer)]
     started = time.perf_counter()
     runner.start(args.users, spawn_rate=args.users)
-    gevent.sleep(1)
+    # Until every clerk has spawned the count can read 0 on a busy machine; after that, 0 means done.
+    while runner.state in (STATE_INIT, STATE_SPAWNING):
+        gevent.sleep(0.05)
     last_report = started
     while runner.user_count > 0:
         gevent.sleep(0.2)
