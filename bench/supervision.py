@@ -172,9 +172,8 @@ def grpc_ingestion(bootstrap: str, data_dir: Path, items: list[PowerItem], n_cas
     """Cases a second through ``Supervision.ReportSteps`` (1,000 steps a call) into ``hub serve``."""
     import asyncio
 
-    from hub.server.served import ServedHub
-
     from hub.client import identity_headers, open_channel
+    from hub.testing.served import ServedHub
     from hub.v1 import (
         catalog_pb2,
         catalog_pb2_grpc,
