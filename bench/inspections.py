@@ -60,7 +60,7 @@ def officers(residents: list[dict], departments: list[str], per_department: int)
                     "field": d,
                     "valid_from": "2020-01-01",
                     "valid_to": "2029-12-31" if i % 10 else "2025-12-31",  # one in ten expired
-                    "status": "active",
+                    "status": "valid",
                 }
             )
     return out

@@ -43,6 +43,7 @@ from confluent_kafka.admin import AdminClient
 from bench.common import Report
 from hub.cache.feeder import CacheFeeder
 from hub.cache.table import Change
+from hub.datagen.city import resident_ids
 from hub.datagen.supervision import EXTRA_DEPARTMENTS, power_list, step_events
 from hub.devservices import PostgresServer
 from hub.governance.workdays import WorkCalendar
@@ -171,9 +172,8 @@ def grpc_ingestion(bootstrap: str, data_dir: Path, items: list[PowerItem], n_cas
     """Cases a second through ``Supervision.ReportSteps`` (1,000 steps a call) into ``hub serve``."""
     import asyncio
 
-    from hub.server.served import ServedHub
-
     from hub.client import identity_headers, open_channel
+    from hub.testing.served import ServedHub
     from hub.v1 import (
         catalog_pb2,
         catalog_pb2_grpc,
@@ -187,11 +187,12 @@ def grpc_ingestion(bootstrap: str, data_dir: Path, items: list[PowerItem], n_cas
     try:
         departments = sorted({i.department for i in items})
         officers = [
-            {"certificate_no": f"DY-ZF-{d}", "name": "王建国", "department": d, "valid_to": "2030-12-31"}
+            {"cert_no": f"DY-ZF-{d}", "resident_id": rid, "name": "王建国", "department": d, "level": "city"}
+            | {"district_code": "510600", "field": d, "valid_from": "2015-01-01", "valid_to": "2030-12-31"}
             | {"status": "valid"}
-            for d in departments
+            for d, rid in zip(departments, resident_ids(11, len(departments)), strict=True)
         ]
-        exchange = exchange_pb2_grpc.ExchangeStub(open_channel(hub.address, department="legal_affairs"))
+        exchange = exchange_pb2_grpc.ExchangeStub(open_channel(hub.address, department="justice"))
         hub.wait_loaded({})
         catalog = catalog_pb2_grpc.CatalogStub(open_channel(hub.address, department="hub_admin"))
         for code, name in EXTRA_DEPARTMENTS.items():

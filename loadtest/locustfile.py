@@ -32,7 +32,7 @@ from locust.exception import StopUser
 from locust.runners import WorkerRunner
 
 from hub.client import ensure_grants
-from hub.datagen.city import City, CitySize
+from hub.datagen.city import City, CitySize, resident_ids
 from hub.v1 import (
     cases_pb2,
     cases_pb2_grpc,
@@ -77,7 +77,7 @@ def _grants(environment: Environment, **_: object) -> None:
         return  # the master (or a local run) sets them up once
     pki = environment.parsed_options.pki if environment.parsed_options else ""
     ensure_grants(environment.host, GRANTS, (lambda d: _credentials(Path(pki), d)) if pki else None)
-    _publish_power_list(environment.host, _credentials(Path(pki), "legal_affairs") if pki else None)
+    _publish_power_list(environment.host, _credentials(Path(pki), "justice") if pki else None)
 
 
 STEP_OFFICER = "DY-ZF-LOADTEST"
@@ -88,9 +88,11 @@ def _publish_power_list(address: str, tls: tuple[Path, Path, Path] | None) -> No
     from hub.client import open_channel
     from hub.supervision.powers import load_seed
 
-    officer = {"certificate_no": STEP_OFFICER, "name": "压测员", "department": StepReporter.department}
-    officer |= {"valid_to": "2099-12-31", "status": "valid"}
-    channel = open_channel(address, department="legal_affairs", tls=tls)
+    [rid] = resident_ids(2017, 1)
+    officer = {"cert_no": STEP_OFFICER, "resident_id": rid, "name": "压测员", "department": StepReporter.department}
+    officer |= {"level": "city", "district_code": "510600", "field": "licensing"}
+    officer |= {"valid_from": "2017-01-01", "valid_to": "2099-12-31", "status": "valid"}
+    channel = open_channel(address, department="justice", tls=tls)
     exchange = exchange_pb2_grpc.ExchangeStub(channel)
     for resource, records in (("power.item", [i.record() for i in load_seed()]), ("enforcement.officer", [officer])):
         pb = [exchange_pb2.Record(json=orjson.dumps(r)) for r in records]
@@ -99,7 +101,7 @@ def _publish_power_list(address: str, tls: tuple[Path, Path, Path] | None) -> No
         verification_pb2_grpc.VerificationStub(channel).Verify(
             verification_pb2.VerifyRequest(
                 resource=resource,
-                key=records[0]["code" if resource == "power.item" else "certificate_no"],
+                key=records[0]["code" if resource == "power.item" else "cert_no"],
                 consistency=common_pb2.Consistency(min_offsets=written.offsets),
                 context=_context(common_pb2.PURPOSE_DATA_CHECK, "LT-POWER-LIST"),
             ),

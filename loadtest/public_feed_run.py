@@ -56,7 +56,7 @@ def _officers(size: CitySize) -> list[dict]:
             "field": "market",
             "valid_from": "2020-01-01",
             "valid_to": "2030-12-31",
-            "status": "active",
+            "status": "valid",
         }
         for i, p in enumerate(people)
     ]
@@ -68,11 +68,11 @@ def _round(address: str, size: CitySize) -> str:
     records = [exchange_pb2.Record(json=orjson.dumps(o)) for o in officers]
     channel = open_channel(address, department="justice")
     written = exchange_pb2_grpc.ExchangeStub(channel).Publish(
-        exchange_pb2.PublishRequest(resource="inspection.officer", records=records), timeout=30
+        exchange_pb2.PublishRequest(resource="enforcement.officer", records=records), timeout=30
     )
     verification_pb2_grpc.VerificationStub(channel).Verify(  # read our writes: the pool is in the cache
         verification_pb2.VerifyRequest(
-            resource="inspection.officer",
+            resource="enforcement.officer",
             key=officers[-1]["cert_no"],
             consistency=common_pb2.Consistency(min_offsets=written.offsets),
             context=common_pb2.CallContext(purpose=common_pb2.PURPOSE_LEGAL_BASIS, case_number="SF-LOAD-0001"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from hub.datagen.city import resident_ids
 from hub.supervision.powers import load_seed
 from hub.v1 import supervision_pb2 as sv
 from hub.v1 import supervision_pb2_grpc
@@ -21,25 +22,39 @@ def ms(day: str, hour: int = 10) -> int:
     return int(dt.datetime.fromisoformat(day).replace(hour=hour, tzinfo=CST).timestamp() * 1000)
 
 
-def officer(cert: str, name: str, department: str, valid_to: str = "2030-12-31", status: str = "valid") -> dict:
-    return {"certificate_no": cert, "name": name, "department": department, "valid_to": valid_to, "status": status}
+def officer(
+    cert: str, rid: str, name: str, department: str, valid_to: str = "2030-12-31", status: str = "valid"
+) -> dict:
+    """A city-level officer of ``department``, in the resource random inspections draw from too."""
+    return {
+        "cert_no": cert,
+        "resident_id": rid,
+        "name": name,
+        "department": department,
+        "level": "city",
+        "district_code": "510600",
+        "field": "market" if department == MARKET else "licensing",
+        "valid_from": "2014-01-01",
+        "valid_to": valid_to,
+        "status": status,
+    }
 
 
 def load_power_list(hub: RunningHub) -> RunningHub:
     """What the Justice Bureau publishes: the power list and the officers' certificates."""
-    items = hub.publish("power.item", [i.record() for i in load_seed()], department="legal_affairs")
+    items = hub.publish("power.item", [i.record() for i in load_seed()])
+    ids = resident_ids(13, 4)
     officers = hub.publish(
         "enforcement.officer",
         [
-            officer(GOOD, "王建国", MARKET),
-            officer(EXPIRED, "李明", MARKET, valid_to="2016-12-31"),
-            officer(REVOKED, "赵强", MARKET, status="revoked"),
-            officer(APPROVER, "陈静", APPROVAL),
+            officer(GOOD, ids[0], "王建国", MARKET),
+            officer(EXPIRED, ids[1], "李明", MARKET, valid_to="2016-12-31"),
+            officer(REVOKED, ids[2], "赵强", MARKET, status="revoked"),
+            officer(APPROVER, ids[3], "陈静", APPROVAL),
         ],
-        department="legal_affairs",
     )
-    hub.verify("power.item", PENALTY, after=items, department="legal_affairs")
-    hub.verify("enforcement.officer", GOOD, after=officers, department="legal_affairs")
+    hub.verify("power.item", PENALTY, after=items)
+    hub.verify("enforcement.officer", GOOD, after=officers)
     return hub
 
 

@@ -43,7 +43,7 @@ def _officer(cert: str, rid: str, department: str, level: str, field: str, valid
         "field": field,
         "valid_from": "2020-01-01",
         "valid_to": valid_to,
-        "status": "active",
+        "status": "valid",
     }
 
 
@@ -92,7 +92,7 @@ def _seed(h) -> dict:
         ("population.resident", people, "resident_id"),
         ("market.entity", entities, "credit_code"),
         ("approval.licence", licences, "licence_no"),
-        ("inspection.officer", officers, "cert_no"),
+        ("enforcement.officer", officers, "cert_no"),
     ):
         response = h.publish(resource, records)
         assert response.rejected == 0, response
@@ -121,7 +121,7 @@ def test_readme_round_through_grpc_and_the_public_page(round_):
     listed = items.ListItems(ins.ListItemsRequest()).items
     assert len(listed) >= 30 and len({i.department for i in listed}) >= 10
     assert plan.commitment.target_pool_size == 6  # Jingyang only, licence holders
-    assert set(plan.commitment.watermark) >= {"market.entity", "inspection.officer"}
+    assert set(plan.commitment.watermark) >= {"market.entity", "enforcement.officer"}
     assert len(drawn.targets) == 3 and all(len(t.officers) == 2 for t in drawn.targets)
     pool = {o["cert_no"] for o in data["officers"] if o["department"] == "food_drug"} - {"SC-FD-0009"}
     assert {o for t in drawn.targets for o in t.officers} <= pool  # the expired certificate is never drawn

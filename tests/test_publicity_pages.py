@@ -64,7 +64,8 @@ def test_officers_and_power_list(hub: RunningHub) -> None:
     got = fetch(hub, ["/publicity/officers", "/publicity/officers.json", "/publicity/powers", "/publicity/powers.json"])
     officers = got["/publicity/officers.json"][1]["officers"]
     assert {"name": "王建国", "certificate_no": "DY-ZF-0001", "enforcing_body": "德阳市市场监督管理局"} in officers
-    assert "赵强" not in got["/publicity/officers"][1]  # a revoked certificate is not listed
+    assert "赵强" not in got["/publicity/officers"][1]  # a revoked certificate is not listed,
+    assert "李明" not in got["/publicity/officers"][1]  # nor one expired before today (the same rule as the steps)
     items = got["/publicity/powers.json"][1]["items"]
     assert len(items) == 201 and "权力清单（201 项）" in got["/publicity/powers"][1]
     penalty = next(i for i in items if i["code"] == "market_regulation.CF002")

@@ -43,7 +43,7 @@ def test_ledger_plants_off_platform_penalties() -> None:
 def test_generated_power_list_loads_through_the_cli(hub: RunningHub) -> None:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        main(["supervise", "load-powers", "--generated", "--hub", hub.address, "--department", "legal_affairs"])
+        main(["supervise", "load-powers", "--generated", "--hub", hub.address, "--department", "justice"])
     assert out.getvalue().strip() == "published 2,686 power items of 27 departments"
     powers = CachedPowerList(hub.server.cache)
     deadline = time.monotonic() + 30

@@ -139,6 +139,16 @@ class Catalogue(_Frozen):
 
     @model_validator(mode="after")
     def _check(self) -> Catalogue:
+        # One department or resource declared twice splits its data between two topics and two providers.
+        for kind, values in (
+            ("department code", [d.code for d in self.departments]),
+            ("department name", [d.name for d in self.departments]),
+            ("resource name", [r.name for r in self.resources]),
+            ("resource code", [r.code for r in self.resources]),
+        ):
+            repeated = sorted({v for v in values if values.count(v) > 1})
+            if repeated:
+                raise ValueError(f"{kind}s must be unique: {', '.join(repeated)} appear more than once")
         codes = {d.code for d in self.departments}
         for r in self.resources:
             if r.provider not in codes:

@@ -1,4 +1,5 @@
-"""The two pools of a draw, read from the cache: targets by filters, officers by certificate; and the
+"""The two pools of a draw, read from the cache: targets by filters, officers (the Justice Bureau's
+``enforcement.officer``) by department, field, level and a certificate valid on the draw date; and the
 conflict-of-interest check against the population registry, by the hub's own verification.
 
 Targets are never copied out by hand: the plan's filters are compiled as verification claims and
@@ -16,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hub import officers
 from hub.cache.claims import Claim, Op, compile_claims
 from hub.cache.table import TableVersion
 from hub.cache.verify import verify_many
@@ -24,7 +26,7 @@ from hub.inspections.items import InspectionItem
 TARGETS = "market.entity"
 CREDIT = "credit.list_entry"
 LICENCES = "approval.licence"
-OFFICERS = "inspection.officer"
+OFFICERS = officers.RESOURCE
 RESIDENTS = "population.resident"
 
 
@@ -105,20 +107,16 @@ def officer_pool(
     version: TableVersion, department: str, fields: Iterable[str], levels: Sequence[str], on: dt.date
 ) -> OfficerPool:
     """Officers of the department in the items' fields and the plan's levels, certificate valid on ``on``."""
-    day = on.isoformat()
     rows = _matching(
         version,
         [
             Claim("department", Op.EQUALS, (department,)),
             Claim("field", Op.IN, tuple(sorted(set(fields)))),
             Claim("level", Op.IN, tuple(levels)),
-            Claim("status", Op.EQUALS, ("active",)),
-            Claim("valid_from", Op.AT_MOST, (day,)),
-            Claim("valid_to", Op.AT_LEAST, (day,)),
         ],
         "officers",
     )
-    records = [version.record(int(r), ["cert_no", "resident_id", "department", "level", "field"]) for r in rows]
+    records = officers.valid_on(version, on, rows)
     records.sort(key=lambda o: o["cert_no"].encode())
     return OfficerPool(
         [{k: o[k] for k in ("cert_no", "department", "level", "field")} for o in records],

@@ -16,10 +16,12 @@ from aiohttp import web
 
 from hub.cache.replica import ReplicaCache
 from hub.governance.catalogue import CatalogueStore
+from hub.officers import RESOURCE as OFFICERS
+from hub.officers import valid_on
 from hub.supervision.platform import SupervisionPlatform
 from hub.supervision.powers import PowerItem
 from hub.supervision.publicity import PublicityFeed
-from hub.supervision.registry import CachedOfficers, CachedPowerList
+from hub.supervision.registry import CachedPowerList
 
 CATEGORY_NAMES = {
     "licence": "行政许可",
@@ -59,14 +61,17 @@ def hub_pages(
         department = catalogue.department(code)
         return department.name if department is not None else code
 
-    return PublicityPages(platform.feed, CachedOfficers(cache).officers, CachedPowerList(cache).items, name, **options)
+    def valid_officers(on: dt.date) -> list[dict]:
+        return valid_on(cache.version(OFFICERS), on)
+
+    return PublicityPages(platform.feed, valid_officers, CachedPowerList(cache).items, name, **options)
 
 
 class PublicityPages:
     def __init__(
         self,
         feed: PublicityFeed,
-        officers: Callable[[], list[dict]],
+        officers: Callable[[dt.date], list[dict]],  # those with a certificate valid on the date
         powers: Callable[[], list[PowerItem]],
         department_name: Callable[[str], str],
         today: Callable[[], dt.date] = lambda: dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date(),
@@ -92,8 +97,8 @@ class PublicityPages:
 
     def _officer_rows(self) -> list[dict]:
         rows = [
-            {"name": o["name"], "certificate_no": o["certificate_no"], "enforcing_body": self._name(o["department"])}
-            for o in self._officers()
+            {"name": o["name"], "certificate_no": o["cert_no"], "enforcing_body": self._name(o["department"])}
+            for o in self._officers(self._today())
         ]
         return sorted(rows, key=lambda o: (o["enforcing_body"], o["certificate_no"]))
 

@@ -14,6 +14,7 @@ from confluent_kafka import TopicPartition
 from confluent_kafka.admin import OffsetSpec
 from grpc import aio
 
+from hub import officers
 from hub.errors import FailedPrecondition, HubError, InvalidArgument, NotFound, PermissionDenied, Unavailable
 from hub.governance.audit import AuditEvent
 from hub.governance.identity import HUB_ADMIN, current_caller
@@ -22,7 +23,7 @@ from hub.server.interceptors import note_access
 from hub.supervision.alerts import AlertAnswer, SupervisionAlert, status
 from hub.supervision.platform import STEP_PARTITIONS, SupervisionPlatform
 from hub.supervision.powers import PowerItem
-from hub.supervision.registry import CachedOfficers, CachedPowerList
+from hub.supervision.registry import CachedPowerList
 from hub.supervision.report import month_bounds, monthly_report
 from hub.supervision.steps import CaseState, StepEvent, StepReport, check_report, next_event
 from hub.v1 import supervision_pb2, supervision_pb2_grpc
@@ -66,7 +67,6 @@ class SupervisionService(supervision_pb2_grpc.SupervisionServicer):
         self._deps = deps
         self._platform = platform
         self._powers = CachedPowerList(deps.cache)
-        self._officers = CachedOfficers(deps.cache)
 
     async def _caught_up(self) -> None:
         """Steps written through other workers and replicas applied here too, so a case's state is read
@@ -98,7 +98,8 @@ class SupervisionService(supervision_pb2_grpc.SupervisionServicer):
         if item.status != "active":
             raise FailedPrecondition(f"item_code: {item.code} is {item.status}", field="item_code")
         on = self._platform.calendar.date(report.at_ms)
-        problem = self._officers.problem(report.officer_certificate, department, on)
+        registry = self._deps.cache.version(officers.RESOURCE)
+        problem = officers.acting_problem(registry, report.officer_certificate, department, on)
         if problem is not None:
             raise FailedPrecondition(f"officer_certificate: {problem}", field="officer_certificate")
         return item

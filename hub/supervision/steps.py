@@ -2,7 +2,7 @@
 
 A step is refused (and nothing is written) when it comes out of the item's order, when the case is
 closed, or when it is a major decision with no legal review before it; the officer's certificate is
-checked by :mod:`hub.supervision.officers`. Everything a later reader needs is in the event itself
+checked by :mod:`hub.officers`. Everything a later reader needs is in the event itself
 (limits, working days taken, deadlines), so a case's full record replays from its events alone and
 the monthly report is a group-by over them.
 """
