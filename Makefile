@@ -23,7 +23,7 @@ $(INSTALLED): pyproject.toml setup.py
 demo: $(INSTALLED)
 	$(BIN)/hub demo $(ARGS)
 
-## Lint (ruff, buf, the import contracts) and run the test suite against the embedded broker (or HUB_BOOTSTRAP_SERVERS).
+## Lint (ruff, buf, mypy, the import contracts) and run the test suite against the embedded broker (or HUB_BOOTSTRAP_SERVERS).
 test: $(INSTALLED)
 	./scripts/install-system-deps.sh
 	$(BIN)/ruff check .
@@ -54,7 +54,7 @@ compare: $(INSTALLED)
 	./scripts/install-system-deps.sh
 	$(BIN)/python -m bench.compare $(ARGS)
 
-## Lint only: ruff and buf.
+## Lint only: ruff, buf, mypy and the import contracts.
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/buf lint
@@ -63,4 +63,4 @@ lint: $(INSTALLED)
 
 ## Remove the virtualenv, hub data, caches and generated stubs.
 clean:
-	rm -rf $(VENV) .hub-data .pytest_cache .ruff_cache .import_linter_cache hub/v1/*_pb2*.py hub/v1/*_pb2*.pyi hub/v1/.stamp
+	rm -rf $(VENV) .hub-data .pytest_cache .ruff_cache .mypy_cache .import_linter_cache hub/v1/*_pb2*.py hub/v1/*_pb2*.pyi hub/v1/.stamp
