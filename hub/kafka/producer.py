@@ -46,7 +46,9 @@ class _Pending:
         self.lock = threading.Lock()
 
     def on_delivery(self, index: int, err: KafkaError | None, msg: Message) -> None:
-        self._settle(index, [Delivery(msg.partition(), msg.offset() if err is None else -1, err)])
+        # A retried batch the broker already had is acknowledged without an offset (None).
+        offset = msg.offset() if err is None else None
+        self._settle(index, [Delivery(msg.partition(), -1 if offset is None else offset, err)])
 
     def refuse_from(self, index: int, err: KafkaError) -> None:
         """Records from ``index`` on were never queued: they will never call back."""

@@ -44,6 +44,7 @@ from hub.kafka.keyed_state import read_to_end
 from hub.kafka.producer import AckingProducer
 from hub.kafka.topics import TopicSpec, ensure_topics, topic_identities
 from hub.server.audit import AuditService
+from hub.server.broker_watch import BrokerWatch
 from hub.server.cases import CasesService
 from hub.server.catalog import CatalogService
 from hub.server.corrections import CorrectionsService
@@ -134,6 +135,8 @@ class HubServer:
         self.metrics = HubMetrics(lambda: (self.cache, self.producer, self.audit))
         self._server: aio.Server | None = None
         self._health = HealthServicer()
+        self._cache_ready = False
+        self.broker: BrokerWatch | None = None
         self._tasks: list[asyncio.Task] = []
 
     # -- start-up --------------------------------------------------------------------------------
@@ -241,9 +244,11 @@ class HubServer:
             )
             self.notice_engine.start()
         self.resolver = CaseResolver(load_case_types(), self.catalogue, self.cache, policy, corrections)
+        self.broker = BrokerWatch(admin, self.bootstrap)
         await self._start_server(subject_key)
         self._tasks = [
             asyncio.create_task(self._serve_when_ready()),
+            asyncio.create_task(self.broker.run(self._set_serving)),
             asyncio.create_task(self._report_overdue()),
             asyncio.create_task(self._raise_alerts()),
         ]
@@ -286,7 +291,9 @@ class HubServer:
         assert self.deps is not None
         if s.metrics_port is not None:
             self.metrics.serve(s.metrics_port)
-        interceptor = CallInterceptor(self.identity, self.audit, s.audit_backlog_limit, self.metrics.observe)
+        interceptor = CallInterceptor(
+            self.identity, self.audit, s.audit_backlog_limit, self.metrics.observe, self.broker.refusal
+        )
         server = aio.server(
             interceptors=[*self._interceptors, interceptor],
             options=[
@@ -355,11 +362,18 @@ class HubServer:
         # them all (100s of ms at city scale, straight into the latency tail). Frozen, it skips them.
         await asyncio.to_thread(gc.collect)
         gc.freeze()
-        serving = health_pb2.HealthCheckResponse.SERVING
-        for name in _READY_FIRST:
-            await self._health.set(name, serving)
-        await self._health.set("", serving)
-        log.info("cache caught up: SERVING")
+        self._cache_ready = True
+        log.info("cache caught up")
+        await self._set_serving(self.broker is None or self.broker.outage is None)
+
+    async def _set_serving(self, reachable: bool) -> None:
+        """Health follows the cache (caught up once) and Kafka (answering now)."""
+        serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in SERVICES:
+            ok = reachable and (self._cache_ready or name not in _READY_FIRST)
+            await self._health.set(name, serving if ok else not_serving)
+        await self._health.set("", serving if reachable and self._cache_ready else not_serving)
+        log.info("health: %s", "SERVING" if reachable and self._cache_ready else "NOT_SERVING")
 
     async def _report_overdue(self, every_s: float = 60.0) -> None:
         """Overdue access requests are reported (logged once each) as well as listed by Governance.ListOverdue."""

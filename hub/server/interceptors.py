@@ -90,11 +90,13 @@ class CallInterceptor(aio.ServerInterceptor):
         audit: AuditLog | None = None,
         audit_backlog_limit: int = 200_000,
         observe: Callable[[str, str, float], None] | None = None,
+        outage: Callable[[], HubError | None] | None = None,
     ) -> None:
         self._identity = identity
         self._audit = audit
         self._limit = audit_backlog_limit
         self._observe = observe  # metrics: (method, status, seconds); must not block
+        self._outage = outage  # what to refuse every call with while Kafka is out
         self._cache: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(self, continuation, handler_call_details):
@@ -119,6 +121,9 @@ class CallInterceptor(aio.ServerInterceptor):
         return wrapped
 
     def _enter(self, context: aio.ServicerContext) -> None:
+        refusal = self._outage() if self._outage is not None else None
+        if refusal is not None:
+            raise refusal
         if self._audit is not None and self._audit.backlog >= self._limit:
             raise ResourceExhausted("the audit trail is behind; retry shortly", retry_after_s=1.0)
         if self._identity is not None:
