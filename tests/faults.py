@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 
 import grpc
 import orjson
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from hub.kafka.clients import consumer_config
 from hub.v1 import exchange_pb2, exchange_pb2_grpc
 from tests.hubtest import resident
 
@@ -33,6 +36,27 @@ def health(channel: grpc.Channel, service: str = "") -> str:
     except grpc.RpcError as err:
         return err.code().name
     return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+
+def count_by_key(bootstrap: str, topic: str) -> Counter[str]:
+    """How many records each key has in ``topic`` (every record, not the last value per key)."""
+    consumer = Consumer(consumer_config(bootstrap, "fault-counter", {"enable.partition.eof": True}))
+    try:
+        partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        counts: Counter[str] = Counter()
+        at_end: set[int] = set()
+        while len(at_end) < len(partitions):
+            for m in consumer.consume(1000, 1.0):
+                if m.error():
+                    if m.error().code() == KafkaError._PARTITION_EOF:
+                        at_end.add(m.partition())
+                    continue
+                at_end.discard(m.partition())
+                counts[m.key().decode()] += 1
+        return counts
+    finally:
+        consumer.close()
 
 
 class PublishStream:

@@ -32,7 +32,7 @@ from hub.catalogue.model import Catalogue
 from hub.catalogue.store import CatalogueStore
 from hub.flows.cases import CaseResolver, load_case_types
 from hub.flows.notices import NoticeEngine, load_rules, overdue_alerts
-from hub.flows.stores import CorrectionStore, NoticeStore, SubscriptionStore
+from hub.flows.stores import CaseLedger, CorrectionStore, NoticeStore, SubscriptionStore
 from hub.governance import keys
 from hub.governance.audit import AuditLog
 from hub.governance.audit_index import AuditIndex
@@ -173,6 +173,7 @@ class HubServer:
         self.governance = GovernanceState(on_crl=self.identity.load_crl)
         audit_index = AuditIndex(internal[t.audit])
         subscriptions, notices, corrections = SubscriptionStore(), NoticeStore(), CorrectionStore()
+        self.case_ledger = CaseLedger(internal[t.cases])
         snapshots = None
         if s.snapshot_interval_s > 0:
             snapshots = SnapshotPolicy(
@@ -195,6 +196,7 @@ class HubServer:
                 t.subscriptions: subscriptions,
                 t.notices: notices,
                 t.corrections: corrections,
+                t.cases: self.case_ledger,
             },
         )
         self.catalogue.subscribe(lambda changed: self._on_catalogue_change(admin, changed))
@@ -313,7 +315,7 @@ class HubServer:
         audit_pb2_grpc.add_AuditServicer_to_server(AuditService(deps, subject_key), server)
         subscription_pb2_grpc.add_SubscriptionServicer_to_server(SubscriptionService(deps), server)
         notices_pb2_grpc.add_NoticesServicer_to_server(NoticesService(deps, s.notice_feedback_limit_s), server)
-        cases_pb2_grpc.add_CasesServicer_to_server(CasesService(deps, self.resolver), server)
+        cases_pb2_grpc.add_CasesServicer_to_server(CasesService(deps, self.resolver, self.case_ledger), server)
         corrections_pb2_grpc.add_CorrectionsServicer_to_server(
             CorrectionsService(deps, s.correction_working_days), server
         )

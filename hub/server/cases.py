@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import time
 
 import orjson
 from grpc import aio
 
-from hub.errors import HubError, InvalidArgument, Unavailable
+from hub.errors import AlreadyExists, HubError, InvalidArgument, Unavailable
 from hub.flows.cases import CaseOutcome, CaseRequest, CaseResolver
+from hub.flows.stores import CaseLedger
 from hub.governance.audit import AuditEvent
 from hub.governance.identity import current_caller
 from hub.governance.policy import purpose_name
@@ -63,7 +66,14 @@ def outcome_to_pb(outcome: CaseOutcome) -> cases_pb2.CaseResult:
     )
 
 
-def _event(outcome: CaseOutcome, caller: str, request: CaseRequest) -> bytes:
+def _digest(caller: str, request: CaseRequest) -> str:
+    """What makes a submission the same case: who submitted what (not when)."""
+    parts = (caller, request.case_type, request.applicant, request.date, sorted(request.params.items()))
+    content = orjson.dumps([*parts, request.purpose, request.proof_shown])
+    return hashlib.blake2b(content, digest_size=16).hexdigest()
+
+
+def _event(outcome: CaseOutcome, caller: str, request: CaseRequest, digest: str, result: bytes) -> bytes:
     return orjson.dumps(
         {
             "case_number": outcome.case_number,
@@ -75,14 +85,22 @@ def _event(outcome: CaseOutcome, caller: str, request: CaseRequest) -> bytes:
             "evidence": {e.evidence.name: e.outcome for e in outcome.evidence},
             "restrictions": [r.measure for r in outcome.restrictions],
             "at_ms": int(time.time() * 1000),
+            "request_digest": digest,
+            "result": base64.b64encode(result).decode(),
         }
     )
 
 
 class CasesService(cases_pb2_grpc.CasesServicer):
-    def __init__(self, deps: Deps, resolver: CaseResolver) -> None:
+    """A case number is recorded once: a resubmission with the same content (a client retrying after
+    a lost answer) gets the recorded result and writes no second event; different content under a
+    recorded number is ALREADY_EXISTS. Across replicas this holds once the other replica has read the
+    first event (milliseconds after it was acknowledged)."""
+
+    def __init__(self, deps: Deps, resolver: CaseResolver, ledger: CaseLedger) -> None:
         self._deps = deps
         self._resolver = resolver
+        self._ledger = ledger
 
     def _resolve(self, request: CaseRequest) -> CaseOutcome:
         caller = current_caller.get()
@@ -109,20 +127,43 @@ class CasesService(cases_pb2_grpc.CasesServicer):
                 )
         return outcome
 
-    async def _publish(self, items: list[tuple[CaseOutcome, CaseRequest]]) -> None:
+    def _recorded(self, request: CaseRequest, digest: str) -> cases_pb2.CaseResult | None:
+        recorded = self._ledger.recorded.get(request.case_number)
+        if recorded is None:
+            return None
+        if recorded[0] != digest:
+            raise AlreadyExists(
+                f"case_number: {request.case_number} is already recorded with different content "
+                "(department, type, applicant, date, params, purpose or proof); use a new case number",
+                field="case_number",
+            )
+        return cases_pb2.CaseResult.FromString(recorded[1])
+
+    async def _publish(self, items: list[tuple[CaseOutcome, CaseRequest, str, cases_pb2.CaseResult]]) -> None:
         caller = current_caller.get().department
+        events = [(o.case_number, d, r.SerializeToString()) for o, _, d, r in items]
         deliveries = await self._deps.producer.send(
-            self._deps.topics.cases, [(o.case_number.encode(), _event(o, caller, r)) for o, r in items], []
+            self._deps.topics.cases,
+            [(n.encode(), _event(o, caller, q, d, r)) for (o, q, _, _), (n, d, r) in zip(items, events, strict=True)],
+            [],
         )
         if any(d.error is not None for d in deliveries):
             raise Unavailable("the case events were not acknowledged by Kafka; resubmit (it is idempotent)")
+        for number, digest, result in events:
+            self._ledger.record(number, digest, result)
 
     async def Submit(self, request: cases_pb2.SubmitRequest, context: aio.ServicerContext) -> cases_pb2.SubmitResponse:
         note_access("case.submit", request.case_type, subjects=(request.applicant,), case_number=request.case_number)
         case = _request(request)
-        outcome = self._resolve(case)
-        await self._publish([(outcome, case)])
-        return cases_pb2.SubmitResponse(result=outcome_to_pb(outcome))
+        digest = _digest(current_caller.get().department, case)
+        async with self._deps.exclusive(f"case:{case.case_number}"):  # two clicks on Submit: one event
+            recorded = self._recorded(case, digest)
+            if recorded is not None:
+                return cases_pb2.SubmitResponse(result=recorded)
+            outcome = self._resolve(case)
+            result = outcome_to_pb(outcome)
+            await self._publish([(outcome, case, digest, result)])
+        return cases_pb2.SubmitResponse(result=result)
 
     async def SubmitBatch(
         self, request: cases_pb2.SubmitBatchRequest, context: aio.ServicerContext
@@ -132,19 +173,29 @@ class CasesService(cases_pb2_grpc.CasesServicer):
         note_access(
             "case.submit_batch", "", subjects=[c.applicant for c in request.cases], detail=f"{len(request.cases)} cases"
         )
+        department = current_caller.get().department
         response = cases_pb2.SubmitBatchResponse()
         resolved = []
+        in_batch: dict[str, tuple[str, cases_pb2.CaseResult]] = {}
         for i, pb in enumerate(request.cases):
             try:
                 case = _request(pb)
-                outcome = self._resolve(case)
+                digest = _digest(department, case)
+                earlier = in_batch.get(case.case_number)
+                if earlier is not None and earlier[0] != digest:
+                    raise AlreadyExists(f"case_number: {case.case_number} appears twice with different content")
+                recorded = earlier[1] if earlier is not None else self._recorded(case, digest)
+                if recorded is None:
+                    outcome = self._resolve(case)
+                    recorded = outcome_to_pb(outcome)
+                    resolved.append((outcome, case, digest, recorded))
+                    in_batch[case.case_number] = (digest, recorded)
             except HubError as exc:
                 response.results.add(
                     case_number=pb.case_number, case_type=pb.case_type, error=f"cases[{i}]: {exc.message}"
                 )
                 continue
-            resolved.append((outcome, case))
-            response.results.append(outcome_to_pb(outcome))
+            response.results.append(recorded)
         if resolved:
             await self._publish(resolved)
         return response
