@@ -26,7 +26,7 @@ from typing import Protocol
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from hub.cache.table import Change
+from hub.cache.table import Change, ResourceTable
 from hub.kafka.clients import consume_ready, consumer_config
 
 log = logging.getLogger(__name__)
@@ -159,14 +159,20 @@ class CacheFeeder:
                 else:
                     log.warning("cache consumer: %s", err)
                 continue
-            key = m.key()
-            if key is None:
-                log.error("%s[%d]@%d has no key; hub topics are keyed", m.topic(), m.partition(), m.offset())
+            try:
+                key = m.key().decode()  # type: ignore[union-attr]
+            except (AttributeError, UnicodeDecodeError):  # a record some other producer wrote
+                log.error(
+                    "%s[%d]@%d has no UTF-8 key; hub topics are keyed: skipped", m.topic(), m.partition(), m.offset()
+                )
+                target = self._targets[m.topic()]
+                if isinstance(target, ResourceTable):
+                    target.rejected += 1
                 continue
             batch = batches.get(m.topic())
             if batch is None:
                 batch = batches[m.topic()] = []
-            batch.append(Change(key.decode(), m.value(), m.partition(), m.offset(), m.timestamp()[1]))
+            batch.append(Change(key, m.value(), m.partition(), m.offset(), m.timestamp()[1]))
         if messages:
             self._broker_down = False
         for topic, changes in batches.items():

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,9 @@ class _Pending:
         # A retried batch the broker already had is acknowledged without an offset (None).
         offset = msg.offset() if err is None else None
         self._settle(index, [Delivery(msg.partition(), -1 if offset is None else offset, err)])
+
+    def refuse(self, index: int, err: KafkaError) -> None:
+        self._settle(index, [Delivery(-1, -1, err)])
 
     def refuse_from(self, index: int, err: KafkaError) -> None:
         """Records from ``index`` on were never queued: they will never call back."""
@@ -112,6 +115,9 @@ class AckingProducer:
                         produce(topic, value, key, headers=headers, on_delivery=callback)
                     else:
                         produce(topic, value, key, partition=partition_hint, headers=headers, on_delivery=callback)
+                    break
+                except KafkaException as exc:  # refused before queueing (too large): this record only
+                    pending.refuse(i, exc.args[0])
                     break
                 except BufferError:
                     deadline = deadline or time.monotonic() + self._queue_wait_s

@@ -20,6 +20,7 @@ from hub.catalogue.model import FieldSpec, ResourceSpec
 from hub.records.identifiers import CHECKS
 
 MAX_STRING = 2000
+MAX_RECORD_BYTES = 900_000  # a Kafka message holds at most 1 MB by default, headers included
 
 # A check returns None when the value is acceptable, or the reason it is not.
 Check = Callable[[object], "str | None"]
@@ -139,6 +140,8 @@ class RecordValidator:
             if (problem := self._key_check(key)) is not None:
                 return Rejection(index, key, spec.key, problem)
             return Accepted(index, key, None)
+        if len(payload) > MAX_RECORD_BYTES:
+            return Rejection(index, key, "", f"json is {len(payload):,} bytes; at most {MAX_RECORD_BYTES:,}")
         try:
             record = orjson.loads(payload)
         except orjson.JSONDecodeError as exc:

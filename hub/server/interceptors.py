@@ -61,22 +61,30 @@ def note_access(
     _note.set(AccessNote(action, resource, subjects, fields, purpose, case_number, detail))
 
 
+def _clip(text: str, limit: int = 1000) -> str:
+    """Messages echo what the caller sent; a status travels in headers, which gRPC caps (16 KB)."""
+    return text if len(text) <= limit else f"{text[:limit]}…({len(text):,} chars)"
+
+
 async def _abort(context: aio.ServicerContext, exc: BaseException, method: str) -> None:
     if isinstance(exc, HubError):
         trailers = []
+        message = _clip(exc.message)
         if exc.retriable and hasattr(exc, "retry_after_s"):
             trailers.append(("retry-after-ms", str(int(exc.retry_after_s * 1000))))
         if isinstance(exc, InvalidArgument) and exc.violations:
+            shown = exc.violations[:20]
             bad = error_details_pb2.BadRequest(
                 field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in exc.violations
+                    error_details_pb2.BadRequest.FieldViolation(field=_clip(f, 200), description=_clip(d, 200))
+                    for f, d in shown
                 ]
             )
             detail = any_pb2.Any()
             detail.Pack(bad)
-            status = status_pb2.Status(code=exc.code.value[0], message=exc.message, details=[detail])
+            status = status_pb2.Status(code=exc.code.value[0], message=message, details=[detail])
             trailers.append(("grpc-status-details-bin", status.SerializeToString()))
-        await context.abort(exc.code, exc.message, trailing_metadata=tuple(trailers))
+        await context.abort(exc.code, message, trailing_metadata=tuple(trailers))
     log.exception("unexpected error in %s", method)
     await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}: {type(exc).__name__}")
 
