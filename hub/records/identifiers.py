@@ -68,6 +68,16 @@ def _birth_date_ok(yyyymmdd: str) -> bool:
     return dt.date(1880, 1, 1) <= born <= dt.date.today()
 
 
+def quoted(format_name: str | None, value: str) -> str:
+    """A value as an error message may repeat it: a resident ID names a person even with a wrong digit,
+    so it is masked as for a caller without a grant (510603********1234)."""
+    if format_name == "resident_id":
+        from hub.governance.masking import mask_value
+
+        return repr(mask_value("id", value))
+    return repr(value)
+
+
 def resident_id_problem(value: str) -> str | None:
     """Why ``value`` is not a valid 18-character resident ID, or None."""
     if len(value) != 18:

@@ -17,7 +17,7 @@ from functools import lru_cache
 import orjson
 
 from hub.catalogue.model import FieldSpec, ResourceSpec
-from hub.records.identifiers import CHECKS
+from hub.records.identifiers import CHECKS, quoted
 
 MAX_STRING = 2000
 MAX_RECORD_BYTES = 900_000  # a Kafka message holds at most 1 MB by default, headers included
@@ -77,7 +77,7 @@ def _type_check(spec: FieldSpec) -> Check:
         if not value.strip():
             return "must not be blank"
         if fmt is not None and (problem := fmt(value)) is not None:
-            return f"{value!r} is not a valid {spec.format.replace('_', ' ')}: {problem}"
+            return f"{quoted(spec.format, value)} is not a valid {spec.format.replace('_', ' ')}: {problem}"
         if allowed and value not in allowed:
             return f"{value!r} is not one of {', '.join(sorted(allowed))}"
         return None
@@ -161,5 +161,11 @@ class RecordValidator:
             if value is not None and (problem := check(value)) is not None:
                 return Rejection(index, shown_key, name, problem)
         if key and key != record_key:
-            return Rejection(index, key, spec.key, f"record key {record_key!r} differs from the key {key!r}")
+            fmt = spec.field(spec.key).format
+            return Rejection(
+                index,
+                key,
+                spec.key,
+                f"record key {quoted(fmt, str(record_key))} differs from the key {quoted(fmt, key)}",
+            )
         return Accepted(index, record_key, orjson.dumps(record))
