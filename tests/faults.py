@@ -11,12 +11,15 @@ from collections.abc import Callable
 
 import grpc
 import orjson
+import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from hub.kafka.clients import consumer_config
-from hub.v1 import exchange_pb2, exchange_pb2_grpc
-from tests.hubtest import resident
+from hub.v1 import exchange_pb2, exchange_pb2_grpc, verification_pb2, verification_pb2_grpc
+from tests.hubtest import CTX, resident
+
+RESOURCE = "population.resident"
 
 OK = grpc.StatusCode.OK.value[0]
 
@@ -57,6 +60,19 @@ def count_by_key(bootstrap: str, topic: str) -> Counter[str]:
         return counts
     finally:
         consumer.close()
+
+
+def verify(channel: grpc.Channel, key: str) -> verification_pb2.VerifyResponse:
+    stub = verification_pb2_grpc.VerificationStub(channel)
+    return stub.Verify(verification_pb2.VerifyRequest(resource=RESOURCE, key=key, context=CTX), timeout=10)
+
+
+def refused_with_retry_advice(channel: grpc.Channel, key: str) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        verify(channel, key)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE, caught.value
+    assert "Kafka" in caught.value.details()
+    assert int(dict(caught.value.trailing_metadata())["retry-after-ms"]) > 0
 
 
 class PublishStream:

@@ -15,8 +15,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import grpc
-import pytest
 from confluent_kafka.admin import AdminClient
 
 from hub.childproc import free_port
@@ -24,25 +22,9 @@ from hub.client import open_channel
 from hub.datagen.city import resident_ids
 from hub.governance.audit_verify import read_topic as read_audit
 from hub.kafka.embedded import EmbeddedBroker
-from hub.v1 import verification_pb2, verification_pb2_grpc
-from tests.faults import PublishStream, health, wait_for
-from tests.hubtest import CTX, running_hub
+from tests.faults import RESOURCE, PublishStream, health, refused_with_retry_advice, verify, wait_for
+from tests.hubtest import running_hub
 from tests.test_restart import read_topic
-
-RESOURCE = "population.resident"
-
-
-def _verify(channel: grpc.Channel, key: str) -> verification_pb2.VerifyResponse:
-    stub = verification_pb2_grpc.VerificationStub(channel)
-    return stub.Verify(verification_pb2.VerifyRequest(resource=RESOURCE, key=key, context=CTX), timeout=10)
-
-
-def _refused_with_retry_advice(channel: grpc.Channel, key: str) -> None:
-    with pytest.raises(grpc.RpcError) as caught:
-        _verify(channel, key)
-    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE, caught.value
-    assert "Kafka" in caught.value.details()
-    assert int(dict(caught.value.trailing_metadata())["retry-after-ms"]) > 0
 
 
 def test_durable_broker_killed_mid_stream_loses_nothing_acknowledged(tmp_path: Path) -> None:
@@ -57,7 +39,7 @@ def test_durable_broker_killed_mid_stream_loses_nothing_acknowledged(tmp_path: P
             before = len(stream.acknowledged)
             broker.kill()
             wait_for(lambda: health(hub.channel) == "NOT_SERVING", "NOT_SERVING while the broker is gone")
-            _refused_with_retry_advice(hub.channel, ids[0])
+            refused_with_retry_advice(hub.channel, ids[0])
             broker.start()
             wait_for(lambda: health(hub.channel) == "SERVING", "SERVING once the broker is back")
             stream.join()
@@ -101,17 +83,17 @@ def test_memory_broker_restarted_empty_is_not_served_from_the_old_cache(tmp_path
         wait_for(lambda: health(channel) == "SERVING", "the hub serving")
         first = PublishStream(channel, ids[:300])
         first.join()
-        wait_for(lambda: _verify(channel, ids[299]).found, "the first records in the cache")
+        wait_for(lambda: verify(channel, ids[299]).found, "the first records in the cache")
         broker.kill()
         wait_for(lambda: health(channel) == "NOT_SERVING", "NOT_SERVING while the broker is gone")
-        _refused_with_retry_advice(channel, ids[0])
+        refused_with_retry_advice(channel, ids[0])
         broker.start()  # same address, empty log, new cluster id
         wait_for(lambda: health(channel) == "SERVING", "SERVING on the new log")
         # the 300 records died with the broker: the hub must not answer from them
-        assert not _verify(channel, ids[0]).found
+        assert not verify(channel, ids[0]).found
         second = PublishStream(channel, ids[300:])
         second.join()
-        wait_for(lambda: all(_verify(channel, k).found for k in ids[300::50]), "the new records in the cache")
+        wait_for(lambda: all(verify(channel, k).found for k in ids[300::50]), "the new records in the cache")
         # the old hub's consumer, still connected, may have auto-created the topic with the broker's default count
         topic = f"fault.{RESOURCE}"
         partitions = (
