@@ -37,9 +37,7 @@ class Rejection:
 
     @property
     def message(self) -> str:
-        where = f"records[{self.index}]"
-        if self.key:
-            where += f" (key {self.key})"
+        where = f"records[{self.index}]"  # not the key: a resident ID does not belong in a message
         if self.field:
             where += f": field {self.field!r}"
         return f"{where}: {self.reason}"
