@@ -24,6 +24,9 @@ def main() -> int:
     for module, counts in sorted(by_module.items()):
         killed = counts["killed"] + counts["timeout"]
         total = sum(counts.values())
+        if counts["not checked"] == total:
+            print(f"{module:<28} {total:>8}   not run (mutmut run NAME-PATTERN ran other modules only)")
+            continue
         print(
             f"{module:<28} {total:>8} {killed:>8} {counts['survived']:>9} {counts['no tests']:>9} "
             f"{killed / total * 100:>8.0f}%"
