@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import time
@@ -156,14 +157,19 @@ class CasesService(cases_pb2_grpc.CasesServicer):
         note_access("case.submit", request.case_type, subjects=(request.applicant,), case_number=request.case_number)
         case = _request(request)
         digest = _digest(current_caller.get().department, case)
+        # Shielded: a caller's deadline that cancels the call must not cut between producing the event
+        # and recording it, or the caller's retry would resolve the case again.
+        return cases_pb2.SubmitResponse(result=await asyncio.shield(self._submit_once(case, digest)))
+
+    async def _submit_once(self, case: CaseRequest, digest: str) -> cases_pb2.CaseResult:
         async with self._deps.exclusive(f"case:{case.case_number}"):  # two clicks on Submit: one event
             recorded = self._recorded(case, digest)
             if recorded is not None:
-                return cases_pb2.SubmitResponse(result=recorded)
+                return recorded
             outcome = self._resolve(case)
             result = outcome_to_pb(outcome)
             await self._publish([(outcome, case, digest, result)])
-        return cases_pb2.SubmitResponse(result=result)
+        return result
 
     async def SubmitBatch(
         self, request: cases_pb2.SubmitBatchRequest, context: aio.ServicerContext
