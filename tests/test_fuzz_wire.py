@@ -25,7 +25,7 @@ RIDS = resident_ids(51, 5)
 CODES = credit_codes(51, 3)
 NEVER = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 FD = descriptor.FieldDescriptor
-EXAMPLES = 20
+EXAMPLES = 10
 RESOURCES = st.sampled_from(["population.resident", "market.entity", "credit.list_entry", "approval.licence"])
 
 _json_values = st.recursive(
