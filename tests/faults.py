@@ -41,8 +41,9 @@ def health(channel: grpc.Channel, service: str = "") -> str:
     return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
 
 
-def count_by_key(bootstrap: str, topic: str) -> Counter[str]:
-    """How many records each key has in ``topic`` (every record, not the last value per key)."""
+def count_by_key(bootstrap: str, topic: str, values: dict[str, set[bytes]] | None = None) -> Counter[str]:
+    """How many records each key has in ``topic`` (every record, not the last value per key); the
+    distinct values per key go into ``values`` if given."""
     consumer = Consumer(consumer_config(bootstrap, "fault-counter", {"enable.partition.eof": True}))
     try:
         partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
@@ -57,6 +58,8 @@ def count_by_key(bootstrap: str, topic: str) -> Counter[str]:
                     continue
                 at_end.discard(m.partition())
                 counts[m.key().decode()] += 1
+                if values is not None:
+                    values.setdefault(m.key().decode(), set()).add(m.value())
         return counts
     finally:
         consumer.close()
