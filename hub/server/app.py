@@ -137,6 +137,7 @@ class HubServer:
         self._health = HealthServicer()
         self._cache_ready = False
         self.broker: BrokerWatch | None = None
+        self.case_ledger: CaseLedger | None = None
         self._tasks: list[asyncio.Task] = []
 
     # -- start-up --------------------------------------------------------------------------------
@@ -173,7 +174,7 @@ class HubServer:
         self.governance = GovernanceState(on_crl=self.identity.load_crl)
         audit_index = AuditIndex(internal[t.audit])
         subscriptions, notices, corrections = SubscriptionStore(), NoticeStore(), CorrectionStore()
-        self.case_ledger = CaseLedger(internal[t.cases])
+        self.case_ledger = case_ledger = CaseLedger(internal[t.cases])
         snapshots = None
         if s.snapshot_interval_s > 0:
             snapshots = SnapshotPolicy(
@@ -196,7 +197,7 @@ class HubServer:
                 t.subscriptions: subscriptions,
                 t.notices: notices,
                 t.corrections: corrections,
-                t.cases: self.case_ledger,
+                t.cases: case_ledger,
             },
         )
         self.catalogue.subscribe(lambda changed: self._on_catalogue_change(admin, changed))
@@ -290,7 +291,7 @@ class HubServer:
 
     async def _start_server(self, subject_key: bytes) -> None:
         s = self.settings
-        assert self.deps is not None
+        assert self.deps is not None and self.case_ledger is not None
         if s.metrics_port is not None:
             self.metrics.serve(s.metrics_port)
         interceptor = CallInterceptor(
