@@ -85,6 +85,10 @@ class NotFound(HubError):
     code = grpc.StatusCode.NOT_FOUND
 
 
+class AlreadyExists(HubError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
 class FailedPrecondition(HubError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import time
 
 import grpc
@@ -237,6 +238,9 @@ def loaded(hub: RunningHub) -> RunningHub:
     return hub
 
 
+_NUMBERS = itertools.count(1)  # each submission is its own case: a number is recorded once
+
+
 def _submit(
     hub: RunningHub,
     case_type: str,
@@ -250,7 +254,7 @@ def _submit(
         cases_pb2_grpc.CasesStub(hub.client(department).channel)
         .Submit(
             cases_pb2.SubmitRequest(
-                case_number=f"DY-2017-{case_type}-{applicant[-6:]}",
+                case_number=f"DY-2017-{case_type}-{applicant[-6:]}-{next(_NUMBERS)}",
                 case_type=case_type,
                 applicant=applicant,
                 date=date,

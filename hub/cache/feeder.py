@@ -26,6 +26,7 @@ from typing import Any, Protocol, cast
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
+from hub.cache.table import ResourceTable
 from hub.kafka.clients import consume_ready, consumer_config
 from hub.records.change import Change
 
@@ -160,15 +161,21 @@ class CacheFeeder:
                 else:
                     log.warning("cache consumer: %s", err)
                 continue
-            key = m.key()
-            if key is None:
-                log.error("%s[%d]@%d has no key; hub topics are keyed", m.topic(), m.partition(), m.offset())
+            try:
+                key = m.key().decode()  # type: ignore[union-attr]
+            except (AttributeError, UnicodeDecodeError):  # a record some other producer wrote
+                log.error(
+                    "%s[%d]@%d has no UTF-8 key; hub topics are keyed: skipped", m.topic(), m.partition(), m.offset()
+                )
+                target = self._targets[m.topic()]  # type: ignore[index]
+                if isinstance(target, ResourceTable):
+                    target.rejected += 1
                 continue
             # A consumed message has its topic, partition and offset; ignores, not casts, on this hot path.
             batch = batches.get(m.topic())  # type: ignore[arg-type]
             if batch is None:
                 batch = batches[m.topic()] = []  # type: ignore[index]
-            batch.append(Change(key.decode(), m.value(), m.partition(), m.offset(), m.timestamp()[1]))  # type: ignore[arg-type]
+            batch.append(Change(key, m.value(), m.partition(), m.offset(), m.timestamp()[1]))  # type: ignore[arg-type]
         if messages:
             self._broker_down = False
         for topic, changes in batches.items():

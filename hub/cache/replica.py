@@ -122,7 +122,10 @@ class ReplicaCache:
             self._snapshotter.join()
         self.feeder.stop()
         if final_snapshot and self._snapshots is not None and self._snapshots.write and self.ready:
-            self.snapshot_all()
+            try:
+                self.snapshot_all()
+            except OSError:  # a full disk must not stop the hub from stopping; a restart replays more
+                log.exception("final snapshot failed; the previous one stays valid")
 
     @property
     def ready(self) -> bool:

@@ -18,7 +18,7 @@ from hub.cache.claims import Compiled
 from hub.cache.table import TableVersion
 from hub.catalogue.model import ResourceSpec
 from hub.errors import InvalidArgument
-from hub.records.identifiers import CHECKS
+from hub.records.identifiers import CHECKS, quoted
 
 
 class Outcome(NamedTuple):
@@ -56,11 +56,8 @@ def key_problem(spec: ResourceSpec, field_name: str, key: str) -> str | None:
     if check is None:
         return None
     problem = check(key)
-    return (
-        None
-        if problem is None
-        else f"{key!r} is not a valid {spec.field(field_name).format.replace('_', ' ')}: {problem}"
-    )
+    fmt = spec.field(field_name).format
+    return None if problem is None else f"{quoted(fmt, key)} is not a valid {fmt.replace('_', ' ')}: {problem}"
 
 
 def verify_one(v: TableVersion, field_name: str, key: str, claims: Sequence[Compiled]) -> Outcome:

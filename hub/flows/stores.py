@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
+
+import orjson
 
 from hub.flows.model import Alert, CorrectionRequest, Notice
 from hub.kafka.keyed_state import KeyedState
+from hub.records.change import Change
 
 log = logging.getLogger(__name__)
 
@@ -117,3 +121,32 @@ def _put(records: dict[str, R], ident: str, record: R | None) -> None:
         records.pop(ident, None)
     else:
         records[ident] = record
+
+
+class CaseLedger(KeyedState):
+    """Recorded cases (the cases topic, keyed by case number, several partitions): what was submitted
+    (a digest) and the result answered, so a resubmitted case is answered from its record instead of
+    being resolved and counted again."""
+
+    def __init__(self, partitions: int) -> None:
+        super().__init__("cases")
+        self.partitions = partitions
+        self.recorded: dict[str, tuple[str, bytes]] = {}
+        self._next = [0] * partitions
+
+    def positions(self) -> tuple[int, ...]:
+        return tuple(self._next)
+
+    def record(self, case_number: str, digest: str, result: bytes) -> None:
+        """This replica's own acknowledged write, known before the feeder brings it back."""
+        self.recorded[case_number] = (digest, result)
+
+    def apply(self, changes: Sequence[Change]) -> None:
+        for c in changes:
+            if c.value is not None:
+                try:
+                    event = orjson.loads(c.value)
+                    self.recorded[c.key] = (event["request_digest"], base64.b64decode(event["result"]))
+                except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                    pass  # an event written before cases recorded their digest: not resubmittable
+            self._next[c.partition] = max(self._next[c.partition], c.offset + 1)

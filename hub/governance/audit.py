@@ -49,7 +49,12 @@ log = logging.getLogger(__name__)
 
 # Subject digests per entry (36 bytes each in JSON), and the size at which a batch becomes a message.
 SUBJECTS_PER_ENTRY = 5_000
+MAX_TEXT = 256  # a caller's junk (a megabyte "case number") is audited clipped, so an entry always fits a message
 MESSAGE_BYTES = 512 * 1024
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_TEXT else f"{text[:MAX_TEXT]}…({len(text):,} chars)"
 
 
 def subject_digest(subject_key: bytes, subject: str) -> str:
@@ -197,15 +202,15 @@ class AuditLog:
                             "caller": a.caller,
                             "subsystem": a.subsystem,
                             "action": a.action,
-                            "resource": a.resource,
+                            "resource": _clip(a.resource),
                             "subjects": part,
-                            "fields": list(a.fields),
-                            "purpose": a.purpose,
-                            "case_number": a.case_number,
+                            "fields": [_clip(f) for f in a.fields[:100]],
+                            "purpose": _clip(a.purpose),
+                            "case_number": _clip(a.case_number),
                             "outcome": a.outcome,
                             "latency_us": a.latency_us,
                             "count": len(part),
-                            "detail": a.detail,
+                            "detail": _clip(a.detail),
                         },
                         size=len(part) * 36,
                     )

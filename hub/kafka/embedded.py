@@ -68,11 +68,19 @@ def wait_until_ready(bootstrap: str, timeout: float = 30.0) -> None:
 class EmbeddedBroker:
     """A tansu broker on a free loopback port. Use as a context manager."""
 
-    def __init__(self, data_dir: Path, mode: Mode = "memory", host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        mode: Mode = "memory",
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        advertised_port: int | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.mode = mode
         self.host = host
         self.port = port or free_port(host)
+        self.advertised_port = advertised_port or self.port  # another port: clients connect through a proxy there
         self._seaweed: SeaweedS3 | None = None
         self._proc: ChildProcess | None = None
 
@@ -98,6 +106,7 @@ class EmbeddedBroker:
             storage = self._seaweed.storage_url
             env.update(self._seaweed.client_env())
         url = f"tcp://{self.bootstrap}"
+        advertised = url.rsplit(":", 1)[0] + f":{self.advertised_port}"
         # A new cluster id for each memory broker, a stable one for a durable broker: snapshots of a
         # vanished memory broker's topics are then recognised as foreign.
         id_file = self.data_dir / "cluster-id"
@@ -117,7 +126,7 @@ class EmbeddedBroker:
                 "--listener-url",
                 url,
                 "--advertised-listener-url",
-                url,
+                advertised,
                 "--storage-engine",
                 storage,
             ],
@@ -147,6 +156,15 @@ class EmbeddedBroker:
         if self._proc is not None:
             self._proc.kill()
             self._proc = None
+
+    def kill_object_store(self) -> None:
+        """SIGKILL SeaweedFS under a durable broker (the broker keeps running): for fault tests."""
+        assert self._seaweed is not None, "only a durable broker has an object store"
+        self._seaweed.kill()
+
+    def start_object_store(self, timeout: float = 60.0) -> None:
+        assert self._seaweed is not None, "only a durable broker has an object store"
+        self._seaweed.start(timeout)
 
     def __enter__(self) -> EmbeddedBroker:
         self.start()

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from hub.records.codec import Headers
 
@@ -46,8 +46,12 @@ class _Pending:
         self.lock = threading.Lock()
 
     def on_delivery(self, index: int, err: KafkaError | None, msg: Message) -> None:
-        # A delivery report names its partition and, when delivered, its offset; an ignore, not casts, per record.
-        self._settle(index, [Delivery(msg.partition(), msg.offset() if err is None else -1, err)])  # type: ignore[arg-type]
+        # A retried batch the broker already had is acknowledged without an offset (None).
+        offset = msg.offset() if err is None else None
+        self._settle(index, [Delivery(msg.partition(), -1 if offset is None else offset, err)])  # type: ignore[arg-type]
+
+    def refuse(self, index: int, err: KafkaError) -> None:
+        self._settle(index, [Delivery(-1, -1, err)])
 
     def refuse_from(self, index: int, err: KafkaError) -> None:
         """Records from ``index`` on were never queued: they will never call back."""
@@ -70,7 +74,9 @@ class AckingProducer:
     """Wraps one librdkafka producer. ``send`` may be called from any event loop."""
 
     def __init__(self, config: dict, queue_wait_s: float = 10.0) -> None:
-        self._producer = Producer({**config, "error_cb": self._on_error})
+        self._config = {**config, "error_cb": self._on_error}
+        self._producer = Producer(self._config)
+        self._fatal = threading.Event()
         self._queue_wait_s = queue_wait_s
         self._stopping = threading.Event()
         self._poller = threading.Thread(target=self._poll_loop, name="producer-poll", daemon=True)
@@ -79,10 +85,24 @@ class AckingProducer:
 
     def _on_error(self, err: KafkaError) -> None:
         log.warning("kafka producer: %s", err)
+        if err.fatal():  # e.g. PRODUCER_FENCED after the broker's storage came back: never recovers by itself
+            self._fatal.set()
 
     def _poll_loop(self) -> None:
         while not self._stopping.is_set():
+            if self._fatal.is_set():
+                self._replace()
             self._producer.poll(0.05)
+
+    def _replace(self) -> None:
+        """A fresh producer (a new producer id) for what comes next; what the old one held fails its
+        callers as retriable, so nothing it was not sure of is reported acknowledged."""
+        old, self._producer = self._producer, Producer(self._config)
+        self._fatal.clear()
+        log.error("kafka producer hit a fatal error; replaced it")
+        old.purge()
+        old.flush(0)
+        old.close()
 
     async def send(
         self,
@@ -112,6 +132,9 @@ class AckingProducer:
                     else:
                         produce(topic, value, key, partition=partition_hint, headers=headers, on_delivery=callback)
                     break
+                except KafkaException as exc:  # refused before queueing (too large): this record only
+                    pending.refuse(i, exc.args[0])
+                    break
                 except BufferError:
                     deadline = deadline or time.monotonic() + self._queue_wait_s
                     if time.monotonic() < deadline:
@@ -125,7 +148,10 @@ class AckingProducer:
                     self.produced += i
                     return await pending.future
         self.produced += len(records)
-        return await pending.future
+        deliveries = await pending.future
+        if any(d.error is not None and d.error.code() == KafkaError.PRODUCER_FENCED for d in deliveries):
+            self._fatal.set()  # fenced records come back one by one, not through error_cb
+        return deliveries
 
     def close(self, timeout: float = 10.0) -> None:
         remaining = self._producer.flush(timeout)

@@ -151,6 +151,12 @@ class SeaweedS3:
         if status not in (200, 409):
             raise RuntimeError(f"creating bucket {BUCKET}: HTTP {status} {body[:200]!r}")
 
+    def kill(self) -> None:
+        """SIGKILL, for fault tests; ``start`` brings it back on the same ports and data."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc = None
+
     def stop(self, grace: float = 3.0) -> None:
         if self._proc is not None:
             self._proc.stop(grace)

@@ -12,10 +12,10 @@ from xml.sax.saxutils import escape as xml_escape
 import orjson
 from aiohttp import web
 
-from hub.governance.masking import mask_value
 from hub.inspections.results import CITY, OUTCOME_TEXT
 from hub.inspections.store import InspectionStore, material
 from hub.public.site import Handler, PublicSite
+from hub.records.masking import mask_value
 
 PAGE = 50
 RENDERED = 2048  # pages kept rendered (search results by credit code included)

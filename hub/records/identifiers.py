@@ -23,6 +23,8 @@ from functools import lru_cache
 
 from stdnum.cn import ric, uscc
 
+from hub.records.masking import mask_value
+
 # GB/T 2260 province-level codes: the first two digits of a division code.
 PROVINCES = frozenset(
     [
@@ -72,6 +74,14 @@ def _birth_date_ok(yyyymmdd: str) -> bool:
     except ValueError:
         return False
     return dt.date(1880, 1, 1) <= born <= dt.date.today()
+
+
+def quoted(format_name: str | None, value: str) -> str:
+    """A value as an error message may repeat it: a resident ID names a person even with a wrong digit,
+    so it is masked as for a caller without a grant (510603********1234)."""
+    if format_name == "resident_id":
+        return repr(mask_value("id", value))
+    return repr(value)
 
 
 def resident_id_problem(value: str) -> str | None:

@@ -28,9 +28,11 @@ from hub.records.identifiers import (
     MARKET_REGULATION,
     implied_birth_date,
     implied_gender,
+    quoted,
 )
 
 MAX_STRING = 2000
+MAX_RECORD_BYTES = 900_000  # a Kafka message holds at most 1 MB by default, headers included
 
 # A check returns None when the value is acceptable, or the reason it is not.
 Check = Callable[[object], "str | None"]
@@ -52,9 +54,7 @@ class Rejection:
 
     @property
     def message(self) -> str:
-        where = f"records[{self.index}]"
-        if self.key:
-            where += f" (key {self.key})"
+        where = f"records[{self.index}]"  # not the key: a resident ID does not belong in a message
         if self.field:
             where += f": field {self.field!r}"
         return f"{where}: {self.reason}"
@@ -92,7 +92,7 @@ def _type_check(spec: FieldSpec) -> Check:
         if not value.strip():
             return "must not be blank"
         if fmt is not None and (problem := fmt(value)) is not None:
-            return f"{value!r} is not a valid {spec.format.replace('_', ' ')}: {problem}"
+            return f"{quoted(spec.format, value)} is not a valid {spec.format.replace('_', ' ')}: {problem}"
         if allowed and value not in allowed:
             return f"{value!r} is not one of {', '.join(sorted(allowed))}"
         return None
@@ -235,6 +235,8 @@ class RecordValidator:
             if (problem := self._key_check(key)) is not None:
                 return Rejection(index, key, spec.key, problem)
             return Accepted(index, key, None)
+        if len(payload) > MAX_RECORD_BYTES:
+            return Rejection(index, key, "", f"json is {len(payload):,} bytes; at most {MAX_RECORD_BYTES:,}")
         try:
             record = orjson.loads(payload)
         except orjson.JSONDecodeError as exc:
@@ -254,7 +256,13 @@ class RecordValidator:
             if value is not None and (problem := check(value)) is not None:
                 return Rejection(index, shown_key, name, problem)
         if key and key != record_key:
-            return Rejection(index, key, spec.key, f"record key {record_key!r} differs from the key {key!r}")
+            fmt = spec.field(spec.key).format
+            return Rejection(
+                index,
+                key,
+                spec.key,
+                f"record key {quoted(fmt, str(record_key))} differs from the key {quoted(fmt, key)}",
+            )
         for contradiction in self._contradictions:
             if (found := contradiction(record)) is not None:
                 return Rejection(index, shown_key, *found)

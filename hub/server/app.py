@@ -32,7 +32,7 @@ from hub.catalogue.model import Catalogue
 from hub.flows.alert_loop import alert_interval, raise_alerts
 from hub.flows.cases import CaseResolver, load_case_types
 from hub.flows.notices import NoticeEngine, load_rules
-from hub.flows.stores import CorrectionStore, NoticeStore, SubscriptionStore
+from hub.flows.stores import CaseLedger, CorrectionStore, NoticeStore, SubscriptionStore
 from hub.governance import keys
 from hub.governance.audit import AuditLog
 from hub.governance.audit_index import AuditIndex
@@ -54,6 +54,7 @@ from hub.public.jwks import JWKS_PATH, jwks_handler
 from hub.public.publicity import hub_pages
 from hub.public.site import PublicSite
 from hub.server.audit import AuditService
+from hub.server.broker_watch import BrokerWatch
 from hub.server.cases import CasesService
 from hub.server.catalog import CatalogService
 from hub.server.corrections import CorrectionsService
@@ -154,6 +155,7 @@ class _StateStores:
 
     governance: GovernanceState
     audit_index: AuditIndex
+    cases: CaseLedger
     subscriptions: SubscriptionStore = field(default_factory=SubscriptionStore)
     notices: NoticeStore = field(default_factory=NoticeStore)
     corrections: CorrectionStore = field(default_factory=CorrectionStore)
@@ -200,6 +202,8 @@ class HubServer:
         )
         self._server: aio.Server | None = None
         self._health = HealthServicer()
+        self._cache_ready = False
+        self.broker: BrokerWatch | None = None
         self._tasks: list[asyncio.Task] = []
         self.inspections: InspectionsService | None = None
         self.public_site: PublicSite | None = None
@@ -214,7 +218,11 @@ class HubServer:
         partitions, identities = await asyncio.to_thread(self._create_resource_topics, admin)
         self.identity = self._build_identity()
         self.governance = GovernanceState(on_crl=self.identity.load_crl)
-        stores = _StateStores(governance=self.governance, audit_index=AuditIndex(internal[self.topics.audit]))
+        stores = _StateStores(
+            governance=self.governance,
+            audit_index=AuditIndex(internal[self.topics.audit]),
+            cases=CaseLedger(internal[self.topics.cases]),
+        )
         self.cache = self._build_cache(admin=admin, partitions=partitions, identities=identities, stores=stores)
         self.producer = AckingProducer(producer_config(self.bootstrap, self._kafka_extra))
         subject_key = self._subject_key()
@@ -238,7 +246,8 @@ class HubServer:
         )
         self.notice_engine = self._build_notice_engine(notices=stores.notices)
         self.resolver = CaseResolver(load_case_types(), self.catalogue, self.cache, policy, stores.corrections)
-        await self._start_server(subject_key=subject_key, inspections=stores.inspections)
+        self.broker = BrokerWatch(admin, self.bootstrap)
+        await self._start_server(subject_key=subject_key, stores=stores)
         self._start_loops()
         await self._start_public_site(stores.inspections)
         return self.port
@@ -321,6 +330,7 @@ class HubServer:
                 t.subscriptions: stores.subscriptions,
                 t.notices: stores.notices,
                 t.corrections: stores.corrections,
+                t.cases: stores.cases,
                 inspections_topic(t.prefix): stores.inspections,
                 t.steps: self.supervision.book,
                 t.supervision: self.supervision.answers,
@@ -388,8 +398,10 @@ class HubServer:
             await deps.write_state(self.topics.notices, key, value)
 
         every = alert_interval(s.notice_claim_limit_s, s.notice_feedback_limit_s)
+        assert self.broker is not None
         loops = [
             self._serve_when_ready(),
+            self.broker.run(self._set_serving),
             OverdueReporter(self.governance, self.catalogue).run(),
             raise_alerts(deps.notices, write_alert, every_s=every),
         ]
@@ -428,12 +440,14 @@ class HubServer:
             identity = topic_identities(admin, [topic])[topic]
             self.cache.add_resource(spec, counts[topic], identity)
 
-    async def _start_server(self, *, subject_key: bytes, inspections: InspectionStore) -> None:
+    async def _start_server(self, *, subject_key: bytes, stores: _StateStores) -> None:
         s = self.settings
-        assert self.deps is not None and self.resolver is not None
+        assert self.deps is not None and self.resolver is not None and self.broker is not None
         if s.metrics_port is not None:
             self.metrics.serve(s.metrics_port, s.metrics_host)
-        interceptor = CallInterceptor(self.identity, self.audit, s.audit_backlog_limit, self.metrics.observe)
+        interceptor = CallInterceptor(
+            self.identity, self.audit, s.audit_backlog_limit, self.metrics.observe, self.broker.refusal
+        )
         server = aio.server(
             interceptors=[*self._interceptors, interceptor],
             options=[
@@ -453,7 +467,7 @@ class HubServer:
         audit_pb2_grpc.add_AuditServicer_to_server(AuditService(deps, subject_key), server)
         subscription_pb2_grpc.add_SubscriptionServicer_to_server(SubscriptionService(deps), server)
         notices_pb2_grpc.add_NoticesServicer_to_server(NoticesService(deps, s.notice_feedback_limit_s), server)
-        cases_pb2_grpc.add_CasesServicer_to_server(CasesService(deps, self.resolver), server)
+        cases_pb2_grpc.add_CasesServicer_to_server(CasesService(deps, self.resolver, stores.cases), server)
         corrections_pb2_grpc.add_CorrectionsServicer_to_server(
             CorrectionsService(deps, s.correction_working_days), server
         )
@@ -461,7 +475,7 @@ class HubServer:
             ReceiptsService(deps, self.bootstrap, self._kafka_extra), server
         )
         supervision_pb2_grpc.add_SupervisionServicer_to_server(SupervisionService(deps, self.supervision), server)
-        self.inspections = InspectionsService(deps, inspections, self._key_dir())
+        self.inspections = InspectionsService(deps, stores.inspections, self._key_dir())
         inspections_pb2_grpc.add_InspectionsServicer_to_server(self.inspections, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         server.add_generic_rpc_handlers(self._extra_handlers)
@@ -515,11 +529,18 @@ class HubServer:
         # them all (100s of ms at city scale, straight into the latency tail). Frozen, it skips them.
         await asyncio.to_thread(gc.collect)
         gc.freeze()
-        serving = health_pb2.HealthCheckResponse.SERVING
-        for name in _READY_FIRST:
-            await self._health.set(name, serving)
-        await self._health.set("", serving)
-        log.info("cache caught up: SERVING")
+        self._cache_ready = True
+        log.info("cache caught up")
+        await self._set_serving(self.broker is None or self.broker.outage is None)
+
+    async def _set_serving(self, reachable: bool) -> None:
+        """Health follows the cache (caught up once) and Kafka (answering now)."""
+        serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in SERVICES:
+            ok = reachable and (self._cache_ready or name not in _READY_FIRST)
+            await self._health.set(name, serving if ok else not_serving)
+        await self._health.set("", serving if reachable and self._cache_ready else not_serving)
+        log.info("health: %s", "SERVING" if reachable and self._cache_ready else "NOT_SERVING")
 
     # -- stopping --------------------------------------------------------------------------------
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import hashlib
 import time
+from dataclasses import dataclass
 
 import orjson
 from grpc import aio
 
-from hub.errors import HubError, InvalidArgument, Unavailable
+from hub.errors import AlreadyExists, HubError, InvalidArgument, Unavailable
 from hub.flows.cases import CaseOutcome, CaseRequest, CaseResolver
+from hub.flows.stores import CaseLedger
 from hub.governance.audit import AuditEvent
 from hub.governance.identity import current_caller
 from hub.governance.policy import purpose_name
@@ -65,13 +70,22 @@ def outcome_to_pb(outcome: CaseOutcome) -> cases_pb2.CaseResult:
     )
 
 
+def _digest(caller: str, request: CaseRequest) -> str:
+    """What makes a submission the same case: who submitted what (not when)."""
+    parts = (caller, request.case_type, request.applicant, request.date, sorted(request.params.items()))
+    content = orjson.dumps([*parts, request.purpose, request.proof_shown])
+    return hashlib.blake2b(content, digest_size=16).hexdigest()
+
+
 def _with_receipt(result: cases_pb2.CaseResult, receipt: Signed | None) -> cases_pb2.CaseResult:
     if receipt is not None:
         result.receipt.jws, result.receipt.salt = receipt.jws, receipt.salt
     return result
 
 
-def _event(outcome: CaseOutcome, caller: str, request: CaseRequest, receipt: Signed | None) -> bytes:
+def _event(
+    outcome: CaseOutcome, caller: str, request: CaseRequest, receipt: Signed | None, digest: str, result: bytes
+) -> bytes:
     event = {
         "case_number": outcome.case_number,
         "case_type": outcome.case_type.code,
@@ -82,16 +96,35 @@ def _event(outcome: CaseOutcome, caller: str, request: CaseRequest, receipt: Sig
         "evidence": {e.evidence.name: e.outcome for e in outcome.evidence},
         "restrictions": [r.measure for r in outcome.restrictions],
         "at_ms": int(time.time() * 1000),
+        "request_digest": digest,
+        "result": base64.b64encode(result).decode(),
     }
     if receipt is not None:  # stored with the case, so a reviewer can ask for it by case number
         event["receipt"] = stored(receipt)
     return orjson.dumps(event)
 
 
+@dataclass(frozen=True)
+class _Resolved:
+    """A case resolved now, with its receipt if asked for: what its event and its answer carry."""
+
+    outcome: CaseOutcome
+    request: CaseRequest
+    receipt: Signed | None
+    digest: str
+    result: cases_pb2.CaseResult
+
+
 class CasesService(cases_pb2_grpc.CasesServicer):
-    def __init__(self, deps: Deps, resolver: CaseResolver) -> None:
+    """A case number is recorded once: a resubmission with the same content (a client retrying after
+    a lost answer) gets the recorded result and writes no second event; different content under a
+    recorded number is ALREADY_EXISTS. Across replicas this holds once the other replica has read the
+    first event (milliseconds after it was acknowledged)."""
+
+    def __init__(self, deps: Deps, resolver: CaseResolver, ledger: CaseLedger) -> None:
         self._deps = deps
         self._resolver = resolver
+        self._ledger = ledger
 
     def _resolve(self, request: CaseRequest) -> CaseOutcome:
         caller = current_caller.get()
@@ -118,21 +151,55 @@ class CasesService(cases_pb2_grpc.CasesServicer):
                 )
         return outcome
 
-    async def _publish(self, items: list[tuple[CaseOutcome, CaseRequest, Signed | None]]) -> None:
+    def _recorded(self, request: CaseRequest, digest: str) -> cases_pb2.CaseResult | None:
+        recorded = self._ledger.recorded.get(request.case_number)
+        if recorded is None:
+            return None
+        if recorded[0] != digest:
+            raise AlreadyExists(
+                f"case_number: {request.case_number} is already recorded with different content "
+                "(department, type, applicant, date, params, purpose or proof); use a new case number",
+                field="case_number",
+            )
+        return cases_pb2.CaseResult.FromString(recorded[1])
+
+    async def _publish(self, items: list[_Resolved]) -> None:
         caller = current_caller.get().department
+        events = [(i.outcome.case_number, i.digest, i.result.SerializeToString()) for i in items]
         deliveries = await self._deps.producer.send(
-            self._deps.topics.cases, [(o.case_number.encode(), _event(o, caller, r, s)) for o, r, s in items], []
+            self._deps.topics.cases,
+            [
+                (number.encode(), _event(i.outcome, caller, i.request, i.receipt, digest, result))
+                for i, (number, digest, result) in zip(items, events, strict=True)
+            ],
+            [],
         )
         if any(d.error is not None for d in deliveries):
             raise Unavailable("the case events were not acknowledged by Kafka; resubmit (it is idempotent)")
+        for number, digest, result in events:
+            self._ledger.record(number, digest, result)
 
     async def Submit(self, request: cases_pb2.SubmitRequest, context: aio.ServicerContext) -> cases_pb2.SubmitResponse:
         note_access("case.submit", request.case_type, subjects=(request.applicant,), case_number=request.case_number)
         case = _request(request)
+        digest = _digest(current_caller.get().department, case)
+        # Shielded: a caller's deadline that cancels the call must not cut between producing the event
+        # and recording it, or the caller's retry would resolve the case again.
+        return cases_pb2.SubmitResponse(result=await asyncio.shield(self._submit_once(case, digest, request.receipt)))
+
+    async def _submit_once(self, case: CaseRequest, digest: str, receipt: bool) -> cases_pb2.CaseResult:
+        async with self._deps.exclusive(f"case:{case.case_number}"):  # two clicks on Submit: one event
+            recorded = self._recorded(case, digest)
+            if recorded is not None:
+                return recorded
+            resolved = self._resolved(case, digest, receipt)
+            await self._publish([resolved])
+        return resolved.result
+
+    def _resolved(self, case: CaseRequest, digest: str, receipt: bool) -> _Resolved:
         outcome = self._resolve(case)
-        receipt = receipt_for_case(self._deps, case, outcome) if request.receipt else None
-        await self._publish([(outcome, case, receipt)])
-        return cases_pb2.SubmitResponse(result=_with_receipt(outcome_to_pb(outcome), receipt))
+        signed = receipt_for_case(self._deps, case, outcome) if receipt else None
+        return _Resolved(outcome, case, signed, digest, _with_receipt(outcome_to_pb(outcome), signed))
 
     async def SubmitBatch(
         self, request: cases_pb2.SubmitBatchRequest, context: aio.ServicerContext
@@ -142,20 +209,29 @@ class CasesService(cases_pb2_grpc.CasesServicer):
         note_access(
             "case.submit_batch", "", subjects=[c.applicant for c in request.cases], detail=f"{len(request.cases)} cases"
         )
+        department = current_caller.get().department
         response = cases_pb2.SubmitBatchResponse()
-        resolved = []
+        resolved: list[_Resolved] = []
+        in_batch: dict[str, tuple[str, cases_pb2.CaseResult]] = {}
         for i, pb in enumerate(request.cases):
             try:
                 case = _request(pb)
-                outcome = self._resolve(case)
+                digest = _digest(department, case)
+                earlier = in_batch.get(case.case_number)
+                if earlier is not None and earlier[0] != digest:
+                    raise AlreadyExists(f"case_number: {case.case_number} appears twice with different content")
+                recorded = earlier[1] if earlier is not None else self._recorded(case, digest)
+                if recorded is None:
+                    fresh = self._resolved(case, digest, pb.receipt)
+                    recorded = fresh.result
+                    resolved.append(fresh)
+                    in_batch[case.case_number] = (digest, recorded)
             except HubError as exc:
                 response.results.add(
                     case_number=pb.case_number, case_type=pb.case_type, error=f"cases[{i}]: {exc.message}"
                 )
                 continue
-            receipt = receipt_for_case(self._deps, case, outcome) if pb.receipt else None
-            resolved.append((outcome, case, receipt))
-            response.results.append(_with_receipt(outcome_to_pb(outcome), receipt))
+            response.results.append(recorded)
         if resolved:
             await self._publish(resolved)
         return response

@@ -83,8 +83,7 @@ class ExchangeService(exchange_pb2_grpc.ExchangeServicer):
                 results.add(
                     code=UNAVAILABLE,
                     key=outcome.key,
-                    message=f"records[{outcome.index}] (key {outcome.key}): Kafka did not acknowledge: "
-                    f"{d.error.str()}; safe to retry",
+                    message=f"records[{outcome.index}]: Kafka did not acknowledge: {d.error.str()}; safe to retry",
                 )
         response.accepted = ok
         response.rejected = len(outcomes) - ok

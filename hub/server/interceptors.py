@@ -64,22 +64,30 @@ def note_access(
     _note.set(AccessNote(action, resource, subjects, fields, purpose, case_number, detail))
 
 
+def _clip(text: str, limit: int = 1000) -> str:
+    """Messages echo what the caller sent; a status travels in headers, which gRPC caps (16 KB)."""
+    return text if len(text) <= limit else f"{text[:limit]}…({len(text):,} chars)"
+
+
 async def _abort(context: aio.ServicerContext, exc: BaseException, method: str) -> None:
     if isinstance(exc, HubError):
         trailers: list[tuple[str, str | bytes]] = []
+        message = _clip(exc.message)
         if exc.retriable and hasattr(exc, "retry_after_s"):
             trailers.append(("retry-after-ms", str(int(exc.retry_after_s * 1000))))
         if isinstance(exc, InvalidArgument) and exc.violations:
+            shown = exc.violations[:20]
             bad = error_details_pb2.BadRequest(
                 field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in exc.violations
+                    error_details_pb2.BadRequest.FieldViolation(field=_clip(f, 200), description=_clip(d, 200))
+                    for f, d in shown
                 ]
             )
             detail = any_pb2.Any()
             detail.Pack(bad)
-            status = status_pb2.Status(code=exc.code.value[0], message=exc.message, details=[detail])
+            status = status_pb2.Status(code=exc.code.value[0], message=message, details=[detail])
             trailers.append(("grpc-status-details-bin", status.SerializeToString()))
-        await context.abort(exc.code, exc.message, trailing_metadata=tuple(trailers))
+        await context.abort(exc.code, message, trailing_metadata=tuple(trailers))
     log.exception("unexpected error in %s", method)
     await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}: {type(exc).__name__}")
 
@@ -93,11 +101,13 @@ class CallInterceptor(aio.ServerInterceptor):
         audit: AuditLog | None = None,
         audit_backlog_limit: int = 200_000,
         observe: Callable[[str, str, float], None] | None = None,
+        outage: Callable[[], HubError | None] | None = None,
     ) -> None:
         self._identity = identity
         self._audit = audit
         self._limit = audit_backlog_limit
         self._observe = observe  # metrics: (method, status, seconds); must not block
+        self._outage = outage  # what to refuse every call with while Kafka is out
         self._cache: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(self, continuation, handler_call_details):
@@ -122,6 +132,9 @@ class CallInterceptor(aio.ServerInterceptor):
         return wrapped
 
     def _enter(self, context: aio.ServicerContext) -> None:
+        refusal = self._outage() if self._outage is not None else None
+        if refusal is not None:
+            raise refusal
         if self._audit is not None and self._audit.backlog >= self._limit:
             raise ResourceExhausted("the audit trail is behind; retry shortly", retry_after_s=1.0)
         if self._identity is not None:

@@ -7,7 +7,7 @@ from grpc import aio
 
 from hub.cache.verify import key_field_of, key_problem
 from hub.errors import InvalidArgument, NotFound
-from hub.governance.masking import mask_record
+from hub.records.masking import mask_record
 from hub.server.convert import watermark_to_pb
 from hub.server.deps import Deps
 from hub.server.verification import authorize_read, version_for

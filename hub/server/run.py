@@ -35,15 +35,24 @@ def load_catalogue(settings: HubSettings) -> Catalogue:
 
 
 async def _serve(settings: HubSettings, bootstrap: str) -> None:
-    hub = HubServer(settings, bootstrap, load_catalogue(settings))
+    """Until SIGTERM or SIGINT; a hub whose broker lost its log is replaced by one built from the new log."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await hub.start()
-    await stop.wait()
-    log.info("stopping: finishing in-flight calls")
-    await hub.stop()
+    while True:
+        hub = HubServer(settings, bootstrap, load_catalogue(settings))
+        await hub.start()
+        assert hub.broker is not None
+        stopping, lost = asyncio.create_task(stop.wait()), asyncio.create_task(hub.broker.lost_log.wait())
+        await asyncio.wait([stopping, lost], return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        lost.cancel()
+        log.info("stopping: finishing in-flight calls")
+        await hub.stop()
+        if stop.is_set():
+            return
+        log.warning("starting afresh on the broker's new log")
 
 
 def serve(settings: HubSettings) -> None:

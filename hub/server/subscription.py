@@ -9,7 +9,7 @@ from hub.cache.changes import ChangeRing
 from hub.errors import InvalidArgument, Unavailable
 from hub.flows.changefeed import ChangeStream, TopicReader, decode_cursor
 from hub.governance.identity import current_caller
-from hub.governance.masking import mask_record
+from hub.records.masking import mask_record
 from hub.server.deps import Deps
 from hub.server.interceptors import note_access
 from hub.v1 import subscription_pb2, subscription_pb2_grpc

@@ -10,8 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from hub.governance.masking import mask_value
 from hub.governance.workdays import WorkCalendar
+from hub.records.masking import mask_value
 from hub.supervision.powers import PUBLISH, REVOKE
 from hub.supervision.steps import CaseState, StepEvent
 

@@ -27,7 +27,7 @@ def mask_value(style: str, value: object) -> object:
     return "****"
 
 
-def mask_record(record: dict, masks: dict[str, str]) -> dict:
+def mask_record(record: dict[str, object], masks: dict[str, str]) -> dict[str, object]:
     """A copy of ``record`` with each field in ``masks`` (field → style) masked."""
     if not masks:
         return record

@@ -1,0 +1,63 @@
+"""SeaweedFS, the durable broker's storage, killed (SIGKILL) under a publish stream and started again.
+Whatever the hub acknowledged is in Kafka afterwards, read through a broker restarted from storage,
+and in the cache; a Publish while storage is gone is refused as retriable or acknowledged, never lost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+import orjson
+
+from hub.datagen.city import resident_ids
+from hub.kafka.embedded import EmbeddedBroker
+from hub.v1 import exchange_pb2
+from tests.faults import RESOURCE, PublishStream, wait_for
+from tests.hubtest import resident, running_hub
+from tests.test_restart import read_topic
+
+OK = grpc.StatusCode.OK.value[0]
+
+
+def test_object_store_killed_under_the_durable_broker(tmp_path: Path) -> None:
+    broker = EmbeddedBroker(tmp_path / "broker", "durable")
+    bootstrap = broker.start()
+    ids = resident_ids(91, 2000)
+    try:
+        with running_hub(bootstrap, "store.", tmp_path / "hub") as hub:
+            stream = PublishStream(hub.channel, ids[:1000])
+            wait_for(lambda: len(stream.acknowledged) >= 300, "acknowledged records before the kill")
+            broker.kill_object_store()
+            # one call while storage is gone: acknowledged (then it must survive) or refused as retriable
+            probe = ids[1000:1010]
+            try:
+                answer = hub.exchange.Publish(
+                    exchange_pb2.PublishRequest(
+                        resource=RESOURCE, records=[exchange_pb2.Record(json=orjson.dumps(resident(r))) for r in probe]
+                    ),
+                    timeout=90,
+                )
+                during = {r.key for r in answer.results if r.code == OK}
+                refused = [r.message for r in answer.results if r.code != OK]
+            except grpc.RpcError as err:
+                assert err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED), err
+                during, refused = set(), [err.details()]
+            broker.start_object_store()
+            stream.join()
+            tail = PublishStream(hub.channel, ids[1010:])
+            tail.join()
+            acknowledged = stream.acknowledged | during | tail.acknowledged
+            keys = sorted(acknowledged)
+            wait_for(lambda: (hub.server.cache.version(RESOURCE).rows(keys) >= 0).all(), "acknowledged in the cache")
+        broker.kill()  # what Kafka holds now comes from storage alone
+        broker.start()
+        in_kafka = read_topic(bootstrap, f"store.{RESOURCE}", 6)
+        lost = acknowledged - in_kafka.keys()
+        print(
+            f"object store kill: {len(acknowledged)} acknowledged ({len(during)} while it was down, "
+            f"{len(refused)} refused then: {refused[:1]}), {len(in_kafka)} in Kafka after a broker restart, "
+            f"{len(lost)} lost"
+        )
+        assert not lost
+    finally:
+        broker.stop()
