@@ -184,7 +184,7 @@ def test_every_rpc_answers_random_requests_with_a_clear_status(hub: RunningHub, 
     tried = {path: _fuzz(channel, path, m) for path, m in _methods()}
     for path, codes in tried.items():
         print(f"{department} {path}: {sum(codes.values())} cases, {dict(codes)}")
-    assert len(tried) == 31 and all(sum(c.values()) > 0 for c in tried.values())
+    assert set(tried) == {path for path, _ in _methods()} and all(sum(c.values()) > 0 for c in tried.values())
 
 
 def test_requests_at_and_over_the_size_limit(hub: RunningHub) -> None:
