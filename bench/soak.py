@@ -21,13 +21,13 @@ from pathlib import Path
 
 import grpc
 import orjson
-from hub.server.served import ServedHub
 
 from bench.common import rss_mib
 from hub.client import open_channel
 from hub.datagen.city import City, CitySize
 from hub.datagen.produce import produce_city
 from hub.kafka.embedded import EmbeddedBroker
+from hub.testing.served import ServedHub
 from hub.v1 import (
     cases_pb2,
     cases_pb2_grpc,

@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 import psutil
-from hub.server.served import ServedHub
 
 from hub.datagen.city import CitySize
 from hub.datagen.produce import produce_city
+from hub.testing.served import ServedHub
 from tests.faults import count_by_key, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,11 +9,11 @@ from dataclasses import asdict, replace
 
 import orjson
 import pytest
-from hub.catalogue.store import CatalogueStore, entry, resource_key
 
 from hub.cache.table import Change
 from hub.catalogue.model import ResourceSpec, load_builtin
 from hub.errors import InvalidArgument, PermissionDenied
+from hub.governance.catalogue import CatalogueStore, entry, resource_key
 from hub.governance.identity import Caller
 from hub.governance.policy import AccessPolicy, purpose_name
 from hub.governance.state import PURPOSES, GovernanceState, Grant
