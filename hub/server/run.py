@@ -20,7 +20,7 @@ import time
 
 import orjson
 
-from hub.catalogue.model import Catalogue, load_builtin
+from hub.catalogue.model import load_catalogue
 from hub.childproc import free_port
 from hub.governance import keys
 from hub.kafka.embedded import EmbeddedBroker
@@ -30,12 +30,8 @@ from hub.settings import HubSettings, secret_fields
 log = logging.getLogger(__name__)
 
 
-def load_catalogue(settings: HubSettings) -> Catalogue:
-    return Catalogue.from_toml(settings.catalogue_path) if settings.catalogue_path else load_builtin()
-
-
 async def _serve(settings: HubSettings, bootstrap: str) -> None:
-    hub = HubServer(settings, bootstrap, load_catalogue(settings))
+    hub = HubServer(settings, bootstrap, load_catalogue(settings.catalogue_path))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
