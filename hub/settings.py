@@ -143,3 +143,16 @@ def secret_fields(model: type[BaseModel]) -> tuple[str, ...]:
         for name, field in model.model_fields.items()
         if field.annotation is SecretStr or SecretStr in get_args(field.annotation)
     )
+
+
+def require_transport(settings: HubSettings) -> None:
+    """Serving needs mutual TLS from a complete PKI directory, or insecure_dev asked for explicitly."""
+    if settings.tls_dir is None:
+        if not settings.insecure_dev:
+            raise SettingsError("set tls_dir (HUB_TLS_DIR, --tls-dir) for mutual TLS, or insecure_dev for a demo")
+        return
+    missing = [name for name in ("ca.crt", "server.crt", "server.key") if not (settings.tls_dir / name).is_file()]
+    if missing:
+        raise SettingsError(
+            f"the TLS directory {settings.tls_dir} lacks {', '.join(missing)} (create it with 'hub certs init')"
+        )

@@ -10,6 +10,9 @@
 - :class:`Verifier` (from ``loadtest/locustfile.py``): the departments' gRPC verification calls, the
   ones citizens' reading must not slow. ``python -m loadtest.public_feed_run`` compares runs with and
   without citizens.
+
+``--iterations N`` bounds the run by work instead of time: each Citizen and DrawChecker runs N tasks
+and stops, and Locust quits once they all have, however slow the machine (the test uses this).
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from __future__ import annotations
 import random
 import time
 
+import gevent
 from locust import FastHttpUser, between, events, task
 from locust.env import Environment
+from locust.exception import StopUser
 
 from hub.inspections.draw import verify
 from loadtest.locustfile import Verifier
@@ -34,6 +39,7 @@ def _options(parser) -> None:
     g.add_argument("--verifiers", type=int, default=8, help="Verifier users (a fixed count, not a weight).")
     g.add_argument("--checkers", type=int, default=2, help="DrawChecker users.")
     g.add_argument("--citizens", type=int, default=40, help="Citizen users.")
+    g.add_argument("--iterations", type=int, default=0, help="Tasks per site user, then quit (0: no bound).")
 
 
 @events.init.add_listener
@@ -42,24 +48,38 @@ def _counts(environment: Environment, **_: object) -> None:
     o = environment.parsed_options
     if o is not None:
         Verifier.fixed_count, DrawChecker.fixed_count, Citizen.fixed_count = o.verifiers, o.checkers, o.citizens
+        _SiteUser.unfinished = o.checkers + o.citizens
 
 
 class _SiteUser(FastHttpUser):
-    """Reads the public site (--public-site); --host names the hub, for the gRPC users."""
+    """Reads the public site (--public-site); --host names the hub, for the gRPC users. Subclasses set
+    ``pause`` (Locust calls ``wait_time`` after every task, which is where --iterations is counted)."""
 
     abstract = True
+    unfinished = 0  # bounded site users still running, set by _counts
 
     def on_start(self) -> None:
         self.client.base_url = self.environment.parsed_options.public_site
+        self.tasks_run = 0
+
+    def wait_time(self) -> float:
+        self.tasks_run += 1
+        if self.tasks_run == self.environment.parsed_options.iterations:
+            _SiteUser.unfinished -= 1
+            if _SiteUser.unfinished == 0:
+                gevent.spawn(self.environment.runner.quit)  # not from this user's greenlet: quit kills it
+            raise StopUser
+        return self.pause()
 
 
 class Citizen(_SiteUser):
     weight = 4
-    wait_time = between(0.2, 1.0)
+    pause = between(0.2, 1.0)
 
     def on_start(self) -> None:
         super().on_start()
         self.rng = random.Random(id(self))
+        self.client.get("/", name="/")  # a citizen lands on the feed page first
         self.items = self.client.get("/feed.json", name="/feed.json").json()["items"] or [{}]
 
     @task(4)
@@ -85,7 +105,7 @@ class Citizen(_SiteUser):
 
 class DrawChecker(_SiteUser):
     weight = 1
-    wait_time = between(0.5, 1.5)
+    pause = between(0.5, 1.5)
 
     def on_start(self) -> None:
         super().on_start()

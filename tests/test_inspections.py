@@ -4,7 +4,6 @@ re-run checks that name what changed, bad input, and the page in Debian's headle
 from __future__ import annotations
 
 import copy
-import csv
 import json
 import os
 import shutil
@@ -330,23 +329,26 @@ def test_natural_persons_are_masked():
 
 
 def test_locust_citizens_and_draw_checkers_on_the_feed(round_, tmp_path):
-    """loadtest/public_feed.py's HTTP users, briefly, against the round's site: no failures."""
+    """loadtest/public_feed.py's HTTP users against the round's site: no failures. Bounded by work
+    (--iterations), not by a run time a busy machine might spend before the first request."""
     h, site, ns, _ = round_
     done = subprocess.run(
         [
             *(sys.executable, "-m", "locust", "-f", str(ROOT / "loadtest" / "public_feed.py"), "--headless"),
-            *("--users", "4", "--spawn-rate", "4", "--run-time", "4s", "--stop-timeout", "2", "--only-summary"),
+            *("--users", "4", "--spawn-rate", "4", "--iterations", "3", "--only-summary"),
             *("--host", h.address, "--public-site", site, "--plans", ns["plan"].plan.id),
-            *("--verifiers", "0", "--checkers", "1", "--citizens", "3", "--csv", str(tmp_path / "run")),
+            *("--verifiers", "0", "--checkers", "1", "--citizens", "3", "--json-file", str(tmp_path / "run")),
             *("Citizen", "DrawChecker"),
         ],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,  # a guard only: the run ends when the users have done their tasks
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    rows = {r["Name"]: r for r in csv.DictReader((tmp_path / "run_stats.csv").open())}
-    assert int(rows["draws verify"]["Request Count"]) > 0 and int(rows["/"]["Request Count"]) > 0
-    assert int(rows["Aggregated"]["Failure Count"]) == 0
+    # The JSON file is written from the final stats at exit; the CSV files lag up to a second behind.
+    stats = {e["name"]: e for e in json.loads((tmp_path / "run.json").read_text())}
+    assert stats["draws verify"]["num_requests"] == 3  # one checker, three tasks
+    assert stats["/"]["num_requests"] >= 3  # each citizen lands on the feed page
+    assert sum(e["num_failures"] for e in stats.values()) == 0

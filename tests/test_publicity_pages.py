@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import uuid
+from collections.abc import Iterator
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from hub.public.publicity import hub_pages
-from tests.hubtest import RunningHub
+from tests.hubtest import RunningHub, running_hub
 from tests.supervision_kit import DECIDE, PENALTY, load_power_list, ms, step
+
+
+@pytest.fixture(scope="module")
+def hub(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub]:
+    """One hub for the module, the power list loaded: the tests read pages of different registers."""
+    with running_hub(kafka_bootstrap, f"p{uuid.uuid4().hex[:10]}.", tmp_path_factory.mktemp("hub")) as h:
+        yield load_power_list(h)
 
 
 def fetch(hub: RunningHub, paths: list[str]) -> dict[str, tuple[str, object]]:
@@ -38,7 +48,6 @@ def fetch(hub: RunningHub, paths: list[str]) -> dict[str, tuple[str, object]]:
 
 
 def test_decision_published_then_withdrawn(hub: RunningHub) -> None:
-    load_power_list(hub)
     for n, name in enumerate(("accept", "investigate", "inform")):
         step(hub, "CF-W1", PENALTY, name, ms(f"2017-11-0{n + 1}"))
     step(hub, "CF-W1", PENALTY, "decide", ms("2017-11-06"), **DECIDE)
@@ -60,7 +69,6 @@ def test_decision_published_then_withdrawn(hub: RunningHub) -> None:
 
 
 def test_officers_and_power_list(hub: RunningHub) -> None:
-    load_power_list(hub)
     got = fetch(hub, ["/publicity/officers", "/publicity/officers.json", "/publicity/powers", "/publicity/powers.json"])
     officers = got["/publicity/officers.json"][1]["officers"]
     assert {"name": "王建国", "certificate_no": "DY-ZF-0001", "enforcing_body": "德阳市市场监督管理局"} in officers

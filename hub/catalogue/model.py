@@ -183,3 +183,8 @@ class Catalogue(_Frozen):
 def load_builtin() -> Catalogue:
     """The catalogue shipped with the hub: the city's base resources."""
     return Catalogue.from_toml(BUILTIN_PATH)
+
+
+def load_catalogue(path: Path | None) -> Catalogue:
+    """The catalogue TOML at ``path`` (the catalogue_path setting), or the built-in one."""
+    return Catalogue.from_toml(path) if path else load_builtin()

@@ -6,8 +6,9 @@ from __future__ import annotations
 import socket
 import time
 
+from hub.catalogue.model import load_catalogue
 from hub.cli.errors import CommandError
-from hub.settings import HubSettings
+from hub.settings import HubSettings, require_transport
 
 
 def port_free(host: str, port: int, what: str, *, reuse_port: bool = False) -> None:
@@ -46,12 +47,10 @@ def kafka_reachable(bootstrap: str, timeout: float = 5.0) -> None:
 
 def ready_to_serve(settings: HubSettings) -> None:
     """What ``hub serve`` needs before it starts a broker or a worker. (A metrics port in use is
-    not among them: the hub logs it and serves without metrics.)"""
-    from hub.server.app import require_transport
-    from hub.server.run import load_catalogue
-
+    not among them: the hub logs it and serves without metrics.) Nothing here imports the server, so
+    a mistake is reported in the time it takes to read the settings."""
     require_transport(settings)
-    load_catalogue(settings)
+    load_catalogue(settings.catalogue_path)
     port_free(settings.host, settings.port, "gRPC", reuse_port=True)
     if settings.bootstrap_servers:
         kafka_reachable(settings.bootstrap_servers)

@@ -9,10 +9,10 @@ from hub.cli.options import COMMON_HUB_OPTIONS, add_hub_options, settings_from
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from hub.server.run import serve
-
     settings = settings_from(args)
     checks.ready_to_serve(settings)
+    from hub.server.run import serve  # after the checks: a mistake is reported without importing the server
+
     serve(settings)
     return 0
 

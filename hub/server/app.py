@@ -70,7 +70,7 @@ from hub.server.receipts import ReceiptsService
 from hub.server.subscription import SubscriptionService
 from hub.server.supervision import SupervisionService
 from hub.server.verification import VerificationService
-from hub.settings import HubSettings, SettingsError
+from hub.settings import HubSettings, require_transport
 from hub.supervision.platform import STEP_PARTITIONS, SupervisionPlatform
 from hub.v1 import (
     audit_pb2,
@@ -134,19 +134,6 @@ INSECURE_BANNER = """
 *  setting the x-hub-department header. Never run a hub like this with real data.   *
 *  For production: hub certs init, then hub serve --tls-dir PKI_DIR.                *
 ************************************************************************************"""
-
-
-def require_transport(settings: HubSettings) -> None:
-    """Serving needs mutual TLS from a complete PKI directory, or insecure_dev asked for explicitly."""
-    if settings.tls_dir is None:
-        if not settings.insecure_dev:
-            raise SettingsError("set tls_dir (HUB_TLS_DIR, --tls-dir) for mutual TLS, or insecure_dev for a demo")
-        return
-    missing = [name for name in ("ca.crt", "server.crt", "server.key") if not (settings.tls_dir / name).is_file()]
-    if missing:
-        raise SettingsError(
-            f"the TLS directory {settings.tls_dir} lacks {', '.join(missing)} (create it with 'hub certs init')"
-        )
 
 
 @dataclass(frozen=True)

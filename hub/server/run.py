@@ -20,7 +20,7 @@ import time
 
 import orjson
 
-from hub.catalogue.model import Catalogue, load_builtin
+from hub.catalogue.model import load_catalogue
 from hub.childproc import free_port
 from hub.governance import keys
 from hub.kafka.embedded import EmbeddedBroker
@@ -30,10 +30,6 @@ from hub.settings import HubSettings, secret_fields
 log = logging.getLogger(__name__)
 
 
-def load_catalogue(settings: HubSettings) -> Catalogue:
-    return Catalogue.from_toml(settings.catalogue_path) if settings.catalogue_path else load_builtin()
-
-
 async def _serve(settings: HubSettings, bootstrap: str) -> None:
     """Until SIGTERM or SIGINT; a hub whose broker lost its log is replaced by one built from the new log."""
     stop = asyncio.Event()
@@ -41,7 +37,7 @@ async def _serve(settings: HubSettings, bootstrap: str) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     while True:
-        hub = HubServer(settings, bootstrap, load_catalogue(settings))
+        hub = HubServer(settings, bootstrap, load_catalogue(settings.catalogue_path))
         await hub.start()
         assert hub.broker is not None
         stopping, lost = asyncio.create_task(stop.wait()), asyncio.create_task(hub.broker.lost_log.wait())
