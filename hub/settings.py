@@ -92,6 +92,16 @@ class HubSettings(BaseSettings):
     snapshot_writer: bool = Field(
         default=True, description="Whether this process writes snapshots; of several workers only the first does."
     )
+    shard: str = Field(
+        default="",
+        pattern=r"^(\d+/\d+)?$",
+        description="I/N: hold only shard I of N (numbered from 0) of every resource topic's partitions "
+        "(partition p is shard p mod N's). Empty: the whole cache.",
+    )
+    advertise_address: str = Field(
+        default="",
+        description="HOST:PORT other replicas and routing clients reach this one at (sharded hubs). Empty: host:port.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Least severe log level written to stderr."
     )

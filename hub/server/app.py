@@ -28,7 +28,9 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from hub.cache.replica import ReplicaCache, SnapshotPolicy
+from hub.cache.shards import ShardRegistry, announcement
 from hub.catalogue.model import Catalogue
+from hub.errors import HubError
 from hub.flows.alert_loop import alert_interval, raise_alerts
 from hub.flows.cases import CaseResolver, load_case_types
 from hub.flows.notices import NoticeEngine, load_rules
@@ -48,6 +50,7 @@ from hub.kafka.clients import admin_config, producer_config
 from hub.kafka.keyed_state import read_to_end
 from hub.kafka.producer import AckingProducer
 from hub.kafka.topics import TopicSpec, ensure_topics, topic_identities
+from hub.records.shards import WHOLE, ShardAssignment
 from hub.server.audit import AuditService
 from hub.server.cases import CasesService
 from hub.server.catalog import CatalogService
@@ -60,6 +63,7 @@ from hub.server.lookup import LookupService
 from hub.server.metrics import HubMetrics, HubParts
 from hub.server.notices import NoticesService
 from hub.server.receipts import ReceiptsService
+from hub.server.shards import ShardRouter
 from hub.server.subscription import SubscriptionService
 from hub.server.verification import VerificationService
 from hub.settings import HubSettings, SettingsError
@@ -136,6 +140,7 @@ class _StateStores:
     subscriptions: SubscriptionStore = field(default_factory=SubscriptionStore)
     notices: NoticeStore = field(default_factory=NoticeStore)
     corrections: CorrectionStore = field(default_factory=CorrectionStore)
+    shards: ShardRegistry = field(default_factory=ShardRegistry)
 
 
 class HubServer:
@@ -148,6 +153,10 @@ class HubServer:
         interceptors: list[aio.ServerInterceptor] | None = None,
     ) -> None:
         require_transport(settings)
+        try:
+            self.shard = ShardAssignment.parse(settings.shard) if settings.shard else WHOLE
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
         self.settings = settings
         self.bootstrap = bootstrap
         self.seed = seed
@@ -210,6 +219,7 @@ class HubServer:
             corrections=stores.corrections,
             audit=self.audit,
             receipts=self._build_receipt_signer(),
+            shards=ShardRouter(self.shard, stores.shards, forwarding=self.settings.tls_dir is None),
         )
         self.notice_engine = self._build_notice_engine(notices=stores.notices)
         self.resolver = CaseResolver(load_case_types(), self.catalogue, self.cache, policy, stores.corrections)
@@ -230,6 +240,7 @@ class HubServer:
                 TopicSpec(t.notices, 1),
                 TopicSpec(t.corrections, 1),
                 TopicSpec(t.cases, 3, compacted=False),
+                TopicSpec(t.shards, 1),
             ],
         )
 
@@ -272,9 +283,10 @@ class HubServer:
         s, t = self.settings, self.topics
         snapshots = None
         if s.snapshot_interval_s > 0:
-            snapshots = SnapshotPolicy(
-                s.data_dir / "snapshots" / s.topic_prefix.rstrip("."), s.snapshot_interval_s, write=s.snapshot_writer
-            )
+            directory = s.data_dir / "snapshots" / s.topic_prefix.rstrip(".")
+            if self.shard != WHOLE:  # replicas of another layout (during a reshard) keep their own
+                directory /= f"shard-{self.shard.index}-of-{self.shard.count}"
+            snapshots = SnapshotPolicy(directory, s.snapshot_interval_s, write=s.snapshot_writer)
         cache = ReplicaCache(
             self.catalogue.resources,
             self.bootstrap,
@@ -285,6 +297,7 @@ class HubServer:
             snapshots=snapshots,
             feeds=[t.notices, t.corrections],
             ring_capacity=s.change_ring_capacity,
+            shard=self.shard,
             internal={
                 t.catalogue: self.catalogue,
                 t.governance: stores.governance,
@@ -292,6 +305,7 @@ class HubServer:
                 t.subscriptions: stores.subscriptions,
                 t.notices: stores.notices,
                 t.corrections: stores.corrections,
+                t.shards: stores.shards,
             },
         )
         self.catalogue.subscribe(lambda changed: self._on_catalogue_change(admin, changed))
@@ -437,6 +451,7 @@ class HubServer:
             log.warning("INSECURE DEVELOPMENT MODE: no TLS; departments are taken from a header")
         await server.start()
         self._server = server
+        deps.shards.address = self.advertised
         not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
         await self._health.set("", not_serving)
         for name in SERVICES:
@@ -467,6 +482,15 @@ class HubServer:
             await self._health.set(name, serving)
         await self._health.set("", serving)
         log.info("cache caught up: SERVING")
+        if self.shard != WHOLE:
+            assert self.deps is not None
+            await self.deps.write_state(self.topics.shards, self.advertised, announcement(self.shard))
+            log.info("announced %s as shard %s", self.advertised, self.shard)
+
+    @property
+    def advertised(self) -> str:
+        """Where other replicas and routing clients reach this one."""
+        return self.settings.advertise_address or f"{self.settings.host}:{self.port}"
 
     # -- stopping --------------------------------------------------------------------------------
 
@@ -476,6 +500,11 @@ class HubServer:
 
     async def stop(self, grace: float = 5.0) -> None:
         await self._health.enter_graceful_shutdown()
+        if self.shard != WHOLE and self.deps is not None and self.advertised in self.deps.shards.registry.values:
+            try:  # a replica that stops cleanly leaves the shard map at once
+                await self.deps.write_state(self.topics.shards, self.advertised, None, timeout=5)
+            except (HubError, TimeoutError) as exc:
+                log.warning("could not withdraw %s from the shard map: %s", self.advertised, exc)
         for task in self._tasks:
             task.cancel()
         if self._server is not None:
@@ -488,6 +517,8 @@ class HubServer:
             await asyncio.to_thread(self.producer.close)
         if self.cache is not None:
             await asyncio.to_thread(self.cache.stop)
+        if self.deps is not None:
+            await self.deps.shards.close()
         self.metrics.close()
         self.deps = None  # drops the admin client, which has no close() of its own
         # What _serve_when_ready froze (this hub's parts among it) becomes collectable again; else a

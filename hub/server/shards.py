@@ -1,0 +1,148 @@
+"""Forwarding and scatter-gather between the shards of a sharded hub.
+
+A replica started with ``--shard I/N`` holds only its shard's partitions of each resource topic
+(:mod:`hub.records.shards`). A call about a key it does not hold is forwarded to a replica of the
+owning shard, found in the shard registry (:mod:`hub.cache.shards`); calls that span keys of every
+shard (VerifyBatch, lookups by an indexed field, Subscribe) are sent to every shard and the answers
+gathered. A forwarded call carries :data:`~hub.headers.FORWARDED_HEADER`: its receiver answers from
+its own partitions only, and refuses (UNAVAILABLE) a key it does not hold instead of forwarding
+again. A shard with no reachable replica makes the call UNAVAILABLE, never NOT_FOUND.
+
+Forwarding passes the caller's department in the development-mode identity headers, so it needs
+insecure development mode; under mutual TLS a replica answers only for keys it holds (clients route).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import grpc
+from grpc import aio
+
+from hub.cache.shards import ShardRegistry
+from hub.client import DEFAULT_OPTIONS, identity_headers
+from hub.errors import HubError, Unavailable
+from hub.governance.identity import current_caller
+from hub.headers import FORWARDED_HEADER
+from hub.records.shards import WHOLE, ShardAssignment, shard_of
+from hub.v1 import common_pb2
+
+log = logging.getLogger(__name__)
+
+
+class Relayed(HubError):
+    """The owning shard's refusal, passed on to the caller with its status."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code  # type: ignore[misc]  # the owner's status, per instance
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a call is answered: here (``local``) and/or on the ``remote`` shards."""
+
+    local: bool
+    remote: tuple[int, ...]
+
+
+class ShardRouter:
+    """This replica's shard, the registry of the others, and channels to them."""
+
+    def __init__(self, shard: ShardAssignment, registry: ShardRegistry, forwarding: bool) -> None:
+        self.shard = shard
+        self.registry = registry
+        self._forwarding = forwarding
+        self.address = ""  # this replica's advertised address, once it listens
+        self._channels: dict[str, aio.Channel] = {}
+
+    @property
+    def sharded(self) -> bool:
+        return self.shard != WHOLE
+
+    def replicas(self, index: int) -> list[str]:
+        return self.registry.replicas(self.shard.count).get(index, [])
+
+    def route(self, key: str | None, partitions: int, context: aio.ServicerContext) -> Route:
+        """A key's shard (``key``), or every shard (None: an indexed field or a stream)."""
+        if not self.sharded:
+            return Route(True, ())
+        forwarded = is_forwarded(context)
+        if key is None:
+            others = tuple(i for i in range(self.shard.count) if i != self.shard.index)
+            return Route(True, () if forwarded else others)
+        owner = shard_of(key, partitions, self.shard.count)
+        if owner == self.shard.index:
+            return Route(True, ())
+        if forwarded:
+            raise Unavailable(f"shard {self.shard} does not hold this key (shard {owner}/{self.shard.count} does)")
+        return Route(False, (owner,))
+
+    def _channel(self, address: str) -> aio.Channel:
+        channel = self._channels.get(address)
+        if channel is None:
+            channel = self._channels[address] = aio.insecure_channel(address, options=DEFAULT_OPTIONS)
+        return channel
+
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        caller = current_caller.get()
+        return (*identity_headers(caller.department, caller.subsystem), (FORWARDED_HEADER, "1"))
+
+    def _unavailable(self, index: int, why: str) -> Unavailable:
+        return Unavailable(f"shard {index}/{self.shard.count} is unavailable: {why}; its keys cannot be answered")
+
+    async def call(
+        self,
+        index: int,
+        method: Callable[[aio.Channel], Callable[..., Awaitable]],
+        request,
+        context: aio.ServicerContext,
+    ):
+        """``method`` of a replica of shard ``index``: the first that answers; UNAVAILABLE if none does."""
+        if not self._forwarding:
+            raise self._unavailable(index, "forwarding needs insecure development mode; route by Catalog.Shards")
+        replicas = self.replicas(index)
+        if not replicas:
+            raise self._unavailable(index, "no replica is registered")
+        problems = []
+        for address in replicas:
+            try:
+                return await method(self._channel(address))(
+                    request, metadata=self.metadata(), timeout=context.time_remaining()
+                )
+            except aio.AioRpcError as err:
+                if err.code() != grpc.StatusCode.UNAVAILABLE:
+                    raise Relayed(err.code(), err.details() or "") from None
+                problems.append(f"{address}: {err.details()}")
+        raise self._unavailable(index, "; ".join(problems))
+
+    def stream(self, index: int, method: Callable[[aio.Channel], Callable], request) -> list:
+        """Streaming calls to shard ``index``'s replicas, one per replica, for the caller to try in turn."""
+        if not self._forwarding:
+            raise self._unavailable(index, "forwarding needs insecure development mode; route by Catalog.Shards")
+        replicas = self.replicas(index)
+        if not replicas:
+            raise self._unavailable(index, "no replica is registered")
+        return [lambda a=address: method(self._channel(a))(request, metadata=self.metadata()) for address in replicas]
+
+    async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close()
+        self._channels.clear()
+
+
+def is_forwarded(context: aio.ServicerContext) -> bool:
+    return any(k == FORWARDED_HEADER for k, _ in context.invocation_metadata() or ())
+
+
+def merge_watermarks(marks: Sequence[common_pb2.Watermark]) -> common_pb2.Watermark:
+    """Shards hold disjoint partitions: per partition the furthest offset, the oldest catch-up."""
+    size = max(len(m.offsets) for m in marks)
+    offsets = [max((m.offsets[p] if p < len(m.offsets) else 0) for m in marks) for p in range(size)]
+    return common_pb2.Watermark(
+        offsets=offsets,
+        caught_up_at_ms=min(m.caught_up_at_ms for m in marks),
+        last_record_at_ms=max(m.last_record_at_ms for m in marks),
+    )
