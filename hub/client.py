@@ -236,13 +236,16 @@ class ShardRoutes:
         partitions, owners = self._owner[resource]
         return owners[partition_for(key, partitions)]
 
-    def channel(self, resource: str, key: str) -> grpc.Channel:
-        """A channel to a replica holding ``key`` of ``resource`` (the shard's first listed replica)."""
-        index = self.shard_of(resource, key)
+    def channel_address(self, index: int) -> str:
+        """The address calls for shard ``index`` go to (its first listed replica)."""
         replicas = self._replicas.get(index) or []
         if not replicas:
             raise LookupError(f"shard {index} of {self.count} has no replica registered")
-        address = replicas[0]
+        return replicas[0]
+
+    def channel(self, resource: str, key: str) -> grpc.Channel:
+        """A channel to a replica holding ``key`` of ``resource``."""
+        address = self.channel_address(self.shard_of(resource, key))
         if address not in self._channels:
             self._channels[address] = self._open(address)
         return self._channels[address]
