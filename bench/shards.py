@@ -24,13 +24,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from bench.common import rss_mib
 from hub.childproc import free_port
 from hub.client import ShardRoutes, open_aio_channel, open_channel, wait_serving
 from hub.datagen.city import CitySize, resident_ids
 from hub.datagen.produce import produce_city
 from hub.kafka.embedded import EmbeddedBroker
-from hub.records.shards import shard_of
+from hub.records.shards import shard_of, shards_of
 from hub.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, verification_pb2, verification_pb2_grpc
 
 SEED = 2017
@@ -128,10 +130,8 @@ async def throughput(addresses: list[str], count: int, keys: list[str], seconds:
         routes.close()
 
         def split(batch: list[str]) -> list:
-            parts: dict[int, list[str]] = {}
-            for key in batch:
-                parts.setdefault(shard_of(key, 6, count), []).append(key)
-            return [(owner[i], part) for i, part in parts.items()]
+            shards = shards_of(batch, 6, count)
+            return [(owner[i], [batch[j] for j in np.flatnonzero(shards == i)]) for i in range(count)]
 
         figures["routed single"] = await singles(lambda key: owner[shard_of(key, 6, count)], keys, seconds, concurrency)
         figures["routed batch"] = await batches(split, keys, seconds, concurrency)

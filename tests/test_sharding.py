@@ -1,5 +1,5 @@
 """Sharding by Kafka partition: placement as the producer's, what each shard holds, forwarding both
-ways, the routing client, a shard that is down, and resharding (1 shard → 2) with snapshots."""
+ways, the routing client, a shard that is down, and resharding (1 shard → 4) with snapshots."""
 
 from __future__ import annotations
 
@@ -96,20 +96,21 @@ def test_two_shards_hold_their_share_forward_route_and_fail_unavailable(
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
-def test_reshard_one_to_two_keeps_answers_and_snapshots_per_shard(
+def test_reshard_one_to_four_keeps_answers_and_snapshots_per_shard(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
     with running_hub(kafka_bootstrap, topic_prefix, tmp_path) as whole:
         published = whole.publish(RES, [resident(r, district_code="510681") for r in RIDS])
         assert all(whole.verify(RES, k, {"district_code": "510681"}, after=published).match for k in RIDS)
-    # The whole cache's snapshot is not a shard's: each new shard replays its partitions, then snapshots them.
-    with running_shards(kafka_bootstrap, topic_prefix, tmp_path, 2) as shards:
+    # The whole cache's snapshot is not a shard's: each new shard replays its partitions, then snapshots
+    # them. Shard 3 of 4 holds no partition of the 3-partition topics, and is ready all the same.
+    with running_shards(kafka_bootstrap, topic_prefix, tmp_path, 4) as shards:
         for hub in shards:
             assert hub.server.cache is not None and not hub.server.cache.loaded_from_snapshot
-        assert all(shards[1].verify(RES, k, {"district_code": "510681"}).match for k in RIDS)
+        assert all(shards[3].verify(RES, k, {"district_code": "510681"}).match for k in RIDS)
         held = [h.server.cache.version(RES).live for h in shards if h.server.cache]
         assert sum(held) == len(RIDS)
-    with running_shards(kafka_bootstrap, topic_prefix, tmp_path, 2) as shards:
+    with running_shards(kafka_bootstrap, topic_prefix, tmp_path, 4) as shards:
         loaded = [h.server.cache.loaded_from_snapshot.get(RES, 0) for h in shards if h.server.cache]
         assert loaded == held  # each recovered only its own share
         assert all(shards[0].verify(RES, k, {"district_code": "510681"}).match for k in RIDS)

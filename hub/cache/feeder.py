@@ -119,6 +119,7 @@ class CacheFeeder:
                 self._before_assign()  # e.g. load snapshots: positions come from the targets
             consumer.assign(self._partitions(consumer, self._targets))
             log.info("cache assigned %d partitions of %d topics", len(self._parts), len(self._targets))
+            self._refresh_freshness(self._targets)  # a shard may hold no partition of a topic: complete at once
             while not self._stop.is_set():
                 self._take_added(consumer)
                 self._step(consumer)
@@ -148,6 +149,7 @@ class CacheFeeder:
             self._targets.update(targets)
             consumer.incremental_assign(assignment)
             log.info("cache now also consumes %s", ", ".join(targets))
+            self._refresh_freshness(targets)
 
     def _step(self, consumer: Consumer) -> None:
         messages = consume_ready(consumer, self._batch_max, 0.05)

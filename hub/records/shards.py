@@ -9,9 +9,12 @@ and its routing client agree without coordinating.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hub.records.partitioner import partition_for
+import numpy as np
+
+from hub.records.partitioner import partition_for, partitions_for
 
 FORM = r"^\d+/\d+$"
 
@@ -49,3 +52,8 @@ WHOLE = ShardAssignment(0, 1)
 def shard_of(key: str, partitions: int, count: int) -> int:
     """The shard (of ``count``) holding ``key`` of a topic with ``partitions`` partitions."""
     return partition_for(key, partitions) % count
+
+
+def shards_of(keys: Sequence[str], partitions: int, count: int) -> np.ndarray:
+    """:func:`shard_of` for many keys, vectorised."""
+    return partitions_for(keys, partitions) % count

@@ -16,7 +16,7 @@ from hub.flows.restrictions import check_context, restrictions_of
 from hub.governance.identity import current_caller
 from hub.governance.policy import Access
 from hub.records.identifiers import credit_code_problem
-from hub.records.shards import shard_of
+from hub.records.shards import shards_of
 from hub.server.convert import claims_from_pb, wanted_offsets, watermark_to_pb
 from hub.server.deps import Deps
 from hub.server.interceptors import note_access
@@ -147,7 +147,7 @@ class VerificationService(verification_pb2_grpc.VerificationServicer):
         deps, n, here = self._deps, len(request.keys), self._deps.shards.shard.index
         partitions = spec_partitions(deps, request.resource)
         if field == spec.key:
-            owners = np.array([shard_of(k, partitions, deps.shards.shard.count) for k in request.keys], dtype=np.int64)
+            owners = shards_of(request.keys, partitions, deps.shards.shard.count)
             if is_forwarded(context) and np.any(owners != here):
                 raise Unavailable(f"shard {deps.shards.shard} was sent keys it does not hold")
         else:
