@@ -183,8 +183,8 @@ def main() -> None:
     base = results[0]
     print(f"\n== bench.shards: {args.residents:,} residents, ratios to the unsharded hub in the same run ==")
     print(
-        f"{'layout':<10} {'RSS/proc MiB':>13} {'SERVING s':>10} {'routed 1':>10} {'fwd 1':>10} "
-        f"{'routed batch':>13} {'fwd batch':>10}"
+        f"{'layout':<10} {'max RSS MiB':>12} {'sum RSS MiB':>12} {'SERVING s':>10} {'routed single':>16} "
+        f"{'fwd single':>16} {'routed batch':>16} {'fwd batch':>16}"
     )
     for count, r in results.items():
         cells = [
@@ -192,9 +192,11 @@ def main() -> None:
             for k in ("routed single", "forwarded single", "routed batch", "forwarded batch")
         ]
         name = f"{count} shards" if count else "unsharded"
-        mem = f"{max(r['memory']):,.0f}"
-        print(f"{name:<10} {mem:>13} {r['serving_s']:>10.1f} " + " ".join(f"{c:>16}" for c in cells))
-    print("(single: Verify calls/s; batch: keys/s in 1,000-key VerifyBatch; RSS: the largest process)")
+        print(
+            f"{name:<10} {max(r['memory']):>12,.0f} {sum(r['memory']):>12,.0f} {r['serving_s']:>10.1f} "
+            + " ".join(f"{c:>16}" for c in cells)
+        )
+    print("(single: Verify calls/s; batch: keys/s in 1,000-key VerifyBatch; RSS per process after SERVING)")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from hub.headers import DEPARTMENT_HEADER, SUBSYSTEM_HEADER
+from hub.records.partitioner import partition_for
 
 DEFAULT_OPTIONS = (
     ("grpc.max_receive_message_length", 64 << 20),
@@ -231,8 +232,6 @@ class ShardRoutes:
                     owners[p] = s.index
 
     def shard_of(self, resource: str, key: str) -> int:
-        from hub.records.partitioner import partition_for
-
         partitions, owners = self._owner[resource]
         return owners[partition_for(key, partitions)]
 

@@ -11,6 +11,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from hub.client import ShardRoutes, open_channel
+from hub.governance.pki import CertificateAuthority
 from hub.kafka.clients import admin_config, producer_config
 from hub.kafka.topics import TopicSpec, ensure_topics
 from hub.records.identifiers import with_resident_check_digit
@@ -114,3 +115,23 @@ def test_reshard_one_to_four_keeps_answers_and_snapshots_per_shard(
         loaded = [h.server.cache.loaded_from_snapshot.get(RES, 0) for h in shards if h.server.cache]
         assert loaded == held  # each recovered only its own share
         assert all(shards[0].verify(RES, k, {"district_code": "510681"}).match for k in RIDS)
+
+
+def test_forwarding_under_mutual_tls(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
+    """A replica forwards with the hub's server certificate (O=hub, OU=replica), naming the caller;
+    that certificate alone, naming no caller, is refused."""
+    ca = CertificateAuthority(tmp_path / "pki")
+    ca.init()
+    with running_shards(kafka_bootstrap, topic_prefix, tmp_path / "data", 2, tls_dir=ca.dir) as shards:
+        published = shards[0].publish(RES, [resident(r) for r in RIDS])
+        assert all(shards[0].verify(RES, k, after=published).found for k in RIDS)
+        batch = shards[1].verification.VerifyBatch(
+            verification_pb2.VerifyBatchRequest(resource=RES, keys=RIDS, context=CTX), timeout=30
+        )
+        assert all(batch.found)
+        replica = open_channel(shards[0].address, tls=(ca.dir / "ca.crt", ca.dir / "server.crt", ca.dir / "server.key"))
+        with pytest.raises(grpc.RpcError) as err:
+            verification_pb2_grpc.VerificationStub(replica).Verify(
+                verification_pb2.VerifyRequest(resource=RES, key=RIDS[0], context=CTX), timeout=30
+            )
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED

@@ -219,7 +219,7 @@ class HubServer:
             corrections=stores.corrections,
             audit=self.audit,
             receipts=self._build_receipt_signer(),
-            shards=ShardRouter(self.shard, stores.shards, forwarding=self.settings.tls_dir is None),
+            shards=ShardRouter(self.shard, stores.shards, self.settings.tls_dir),
         )
         self.notice_engine = self._build_notice_engine(notices=stores.notices)
         self.resolver = CaseResolver(load_case_types(), self.catalogue, self.cache, policy, stores.corrections)

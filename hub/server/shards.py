@@ -8,15 +8,16 @@ gathered. A forwarded call carries :data:`~hub.headers.FORWARDED_HEADER`: its re
 its own partitions only, and refuses (UNAVAILABLE) a key it does not hold instead of forwarding
 again. A shard with no reachable replica makes the call UNAVAILABLE, never NOT_FOUND.
 
-Forwarding passes the caller's department in the development-mode identity headers, so it needs
-insecure development mode; under mutual TLS a replica answers only for keys it holds (clients route).
+The caller's department travels in the identity headers. Under mutual TLS the forwarding replica
+presents the hub's server certificate (O=hub, OU=replica), and only such a peer is believed about
+whom it calls for (:mod:`hub.governance.identity`).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from grpc import aio
@@ -28,8 +29,6 @@ from hub.governance.identity import current_caller
 from hub.headers import FORWARDED_HEADER
 from hub.records.shards import WHOLE, ShardAssignment, shard_of
 from hub.v1 import common_pb2
-
-log = logging.getLogger(__name__)
 
 
 class Relayed(HubError):
@@ -51,10 +50,16 @@ class Route:
 class ShardRouter:
     """This replica's shard, the registry of the others, and channels to them."""
 
-    def __init__(self, shard: ShardAssignment, registry: ShardRegistry, forwarding: bool) -> None:
+    def __init__(self, shard: ShardAssignment, registry: ShardRegistry, tls_dir: Path | None) -> None:
         self.shard = shard
         self.registry = registry
-        self._forwarding = forwarding
+        self._credentials = None
+        if tls_dir is not None:  # the replica's own certificate; any replica's address matches "localhost"
+            self._credentials = grpc.ssl_channel_credentials(
+                (tls_dir / "ca.crt").read_bytes(),
+                (tls_dir / "server.key").read_bytes(),
+                (tls_dir / "server.crt").read_bytes(),
+            )
         self.address = ""  # this replica's advertised address, once it listens
         self._channels: dict[str, aio.Channel] = {}
 
@@ -83,7 +88,12 @@ class ShardRouter:
     def _channel(self, address: str) -> aio.Channel:
         channel = self._channels.get(address)
         if channel is None:
-            channel = self._channels[address] = aio.insecure_channel(address, options=DEFAULT_OPTIONS)
+            if self._credentials is None:
+                channel = aio.insecure_channel(address, options=DEFAULT_OPTIONS)
+            else:
+                options = (*DEFAULT_OPTIONS, ("grpc.ssl_target_name_override", "localhost"))
+                channel = aio.secure_channel(address, self._credentials, options=options)
+            self._channels[address] = channel
         return channel
 
     def metadata(self) -> tuple[tuple[str, str], ...]:
@@ -101,8 +111,6 @@ class ShardRouter:
         context: aio.ServicerContext,
     ):
         """``method`` of a replica of shard ``index``: the first that answers; UNAVAILABLE if none does."""
-        if not self._forwarding:
-            raise self._unavailable(index, "forwarding needs insecure development mode; route by Catalog.Shards")
         replicas = self.replicas(index)
         if not replicas:
             raise self._unavailable(index, "no replica is registered")
@@ -120,8 +128,6 @@ class ShardRouter:
 
     def stream(self, index: int, method: Callable[[aio.Channel], Callable], request) -> list:
         """Streaming calls to shard ``index``'s replicas, one per replica, for the caller to try in turn."""
-        if not self._forwarding:
-            raise self._unavailable(index, "forwarding needs insecure development mode; route by Catalog.Shards")
         replicas = self.replicas(index)
         if not replicas:
             raise self._unavailable(index, "no replica is registered")
