@@ -8,6 +8,7 @@ is generated from them (:mod:`hub.cli.options`).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -94,7 +95,6 @@ class HubSettings(BaseSettings):
     )
     shard: str = Field(
         default="",
-        pattern=r"^(\d+/\d+)?$",
         description="I/N: hold only shard I of N (numbered from 0) of every resource topic's partitions "
         "(partition p is shard p mod N's). Empty: the whole cache.",
     )
@@ -105,6 +105,13 @@ class HubSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Least severe log level written to stderr."
     )
+
+    @field_validator("shard")
+    @classmethod
+    def _shard_form(cls, value: str) -> str:
+        if value and not re.fullmatch(r"\d+/\d+", value):
+            raise ValueError(f"{value!r} is not I/N (shard I of N, numbered from 0, e.g. 0/4)")
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod
