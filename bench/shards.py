@@ -172,7 +172,9 @@ def main() -> None:
             started = time.monotonic()
             produce_city(bootstrap, "hub.", CitySize(args.residents, 1), SEED)
             print(f"produced {args.residents:,} residents in {time.monotonic() - started:.0f}s", flush=True)
-            keys = resident_ids(SEED, min(args.residents, 200_000))
+            everyone = resident_ids(SEED, args.residents)  # the IDs depend on the city's size
+            keys = random.Random(SEED).sample(everyone, min(args.residents, 200_000))
+            del everyone
             results = {}
             for count in (0, *(int(c) for c in args.layouts.split(","))):
                 results[count] = measure(bootstrap, tmp, count, keys, args)
