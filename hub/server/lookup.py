@@ -3,6 +3,8 @@ the key's shard, or from every shard for an indexed field."""
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 import orjson
 from grpc import aio
@@ -47,7 +49,7 @@ class LookupService(lookup_pb2_grpc.LookupServicer):
         records = [orjson.dumps(mask_record(version.record(r, fields), masks)) for r in rows]
         watermark = watermark_to_pb(version.watermark)
         if route.remote:  # an indexed field: matching records may be on every shard
-            answers = [await _get_or_none(deps, i, request, context) for i in route.remote]
+            answers = await asyncio.gather(*(_get_or_none(deps, i, request, context) for i in route.remote))
             records += [r for a in answers if a is not None for r in a.records]
             watermark = merge_watermarks([watermark, *(a.watermark for a in answers if a is not None)])
         if not records:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import numpy as np
@@ -79,7 +80,7 @@ class VerificationService(verification_pb2_grpc.VerificationServicer):
             remote = verification_pb2.VerifyRequest()
             remote.CopyFrom(request)
             remote.receipt = False
-            answers = [await deps.shards.call(i, _verify, remote, context) for i in route.remote]
+            answers = await asyncio.gather(*(deps.shards.call(i, _verify, remote, context) for i in route.remote))
             outcome = Outcome(
                 outcome.found or any(a.found for a in answers),
                 outcome.match or any(a.match for a in answers),
@@ -152,31 +153,33 @@ class VerificationService(verification_pb2_grpc.VerificationServicer):
                 raise Unavailable(f"shard {deps.shards.shard} was sent keys it does not hold")
         else:
             owners = np.full(n, -1, dtype=np.int64)  # -1: every shard
+        route = deps.shards.route(None, partitions, context)
+        picks = {i: np.flatnonzero((owners == i) | (owners == -1)) for i in (here, *route.remote)}
+        picks = {i: p for i, p in picks.items() if len(p)}
+
+        async def remote(index: int) -> tuple:
+            answer = await deps.shards.call(index, _verify_batch, _sub_batch(request, picks[index]), context)
+            columns = [np.array(c.matched, dtype=bool) for c in answer.claims]
+            invalid = [(k.index, k.message) for k in answer.invalid_keys]
+            found, match = np.array(answer.found, dtype=bool), np.array(answer.match, dtype=bool)
+            return found, match, columns, invalid, answer.watermark
+
+        others = [i for i in picks if i != here]
+        pending = asyncio.gather(*(remote(i) for i in others))  # the other shards work meanwhile
+        answers = []
+        if here in picks:
+            part = _sub_batch(request, picks[here])
+            local = verify_many(
+                version, field, list(part.keys), compile_claims(spec, claims_from_pb(part.claims), len(part.keys))
+            )
+            answers.append((local.found, local.match, local.claims, local.invalid, watermark_to_pb(version.watermark)))
+        answers += await pending
         found, match = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
         claims = [np.zeros(n, dtype=bool) for _ in request.claims]
         invalid: dict[int, str] = {}
-        marks = []
-        route = deps.shards.route(None, partitions, context)
-        for index in (here, *route.remote):
-            picked = np.flatnonzero((owners == index) | (owners == -1))
-            if len(picked) == 0:
-                continue
-            part = _sub_batch(request, picked)
-            if index == here:
-                compiled = compile_claims(spec, claims_from_pb(part.claims), n_keys=len(part.keys))
-                local = verify_many(version, field, list(part.keys), compiled)
-                answer = (local.found, local.match, local.claims, local.invalid)
-                marks.append(watermark_to_pb(version.watermark))
-            else:
-                remote = await deps.shards.call(index, _verify_batch, part, context)
-                answer = (
-                    np.array(remote.found, dtype=bool),
-                    np.array(remote.match, dtype=bool),
-                    [np.array(c.matched, dtype=bool) for c in remote.claims],
-                    [(k.index, k.message) for k in remote.invalid_keys],
-                )
-                marks.append(remote.watermark)
-            part_found, part_match, part_claims, part_invalid = answer
+        order = ([here] if here in picks else []) + others
+        for index, (part_found, part_match, part_claims, part_invalid, _) in zip(order, answers, strict=True):
+            picked = picks[index]
             found[picked] |= part_found
             match[picked] |= part_match
             for column, part_column in zip(claims, part_claims, strict=True):
@@ -184,8 +187,8 @@ class VerificationService(verification_pb2_grpc.VerificationServicer):
             for i, message in part_invalid:
                 original = int(picked[i])
                 invalid[original] = message.replace(f"keys[{i}]", f"keys[{original}]", 1)
-        outcome = BatchOutcome(found, match, claims, sorted(invalid.items()))
-        return outcome, merge_watermarks(marks)
+        marks = [a[4] for a in answers]
+        return BatchOutcome(found, match, claims, sorted(invalid.items())), merge_watermarks(marks)
 
 
 def _verify(channel):
