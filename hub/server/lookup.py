@@ -27,12 +27,12 @@ class LookupService(lookup_pb2_grpc.LookupServicer):
         deps = self._deps
         spec = deps.catalogue.resource(request.resource)
         field = key_field_of(spec, request.key_field)
-        route = deps.shards.route(request.key if field == spec.key else None, spec_partitions(deps, spec.name), context)
-        if not route.local:  # the owning shard checks, audits and answers
-            return await deps.shards.call(route.remote[0], _get, request, context)
         for i, name in enumerate(request.fields):
             if name not in spec.by_name:
                 raise InvalidArgument(f"fields[{i}]: {name!r} is not a field of {spec.name}", field=f"fields[{i}]")
+        route = deps.shards.route(request.key if field == spec.key else None, spec_partitions(deps, spec.name), context)
+        if not route.local:  # the owning shard checks the policy, audits and answers
+            return await deps.shards.call(route.remote[0], _get, request, context)
         asked = list(request.fields)
         # Looking up by a field reads it: the grant must cover it even when no field list is given.
         touched = asked + ([field] if asked or field != spec.key else [])

@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from google.rpc import error_details_pb2, status_pb2
 from grpc import aio
 
 from hub.cache.shards import ShardRegistry
 from hub.client import DEFAULT_OPTIONS, identity_headers
-from hub.errors import HubError, Unavailable
+from hub.errors import HubError, InvalidArgument, Unavailable
 from hub.governance.identity import current_caller
 from hub.headers import FORWARDED_HEADER
 from hub.records.shards import WHOLE, ShardAssignment, shard_of
@@ -37,6 +38,21 @@ class Relayed(HubError):
     def __init__(self, code: grpc.StatusCode, message: str) -> None:
         super().__init__(message)
         self.code = code  # type: ignore[misc]  # the owner's status, per instance
+
+
+def relayed(err: aio.AioRpcError) -> HubError:
+    """The error to raise for another shard's refusal: the same status and message, and for
+    INVALID_ARGUMENT the same field violations."""
+    if err.code() == grpc.StatusCode.INVALID_ARGUMENT:
+        for key, value in err.trailing_metadata() or ():
+            if key == "grpc-status-details-bin":
+                violations = []
+                for detail in status_pb2.Status.FromString(value).details:
+                    bad = error_details_pb2.BadRequest()
+                    if detail.Unpack(bad):
+                        violations += [(v.field, v.description) for v in bad.field_violations]
+                return InvalidArgument(err.details() or "", violations=violations)
+    return Relayed(err.code(), err.details() or "")
 
 
 @dataclass(frozen=True)
@@ -122,7 +138,7 @@ class ShardRouter:
                 )
             except aio.AioRpcError as err:
                 if err.code() != grpc.StatusCode.UNAVAILABLE:
-                    raise Relayed(err.code(), err.details() or "") from None
+                    raise relayed(err) from None
                 problems.append(f"{address}: {err.details()}")
         raise self._unavailable(index, "; ".join(problems))
 

@@ -20,7 +20,7 @@ from hub.governance.identity import current_caller
 from hub.governance.masking import mask_record
 from hub.server.deps import Deps
 from hub.server.interceptors import note_access
-from hub.server.shards import Relayed
+from hub.server.shards import relayed
 from hub.v1 import subscription_pb2, subscription_pb2_grpc
 
 MAX_FILTERS = 16
@@ -149,7 +149,7 @@ class SubscriptionService(subscription_pb2_grpc.SubscriptionServicer):
                 return
             except aio.AioRpcError as err:
                 if err.code() != grpc.StatusCode.UNAVAILABLE:
-                    raise Relayed(err.code(), err.details() or "") from None
+                    raise relayed(err) from None
                 if delivered:
                     raise Unavailable(
                         f"the stream of shard {index} broke: {err.details()}; resume from the cursor"
