@@ -17,7 +17,7 @@ from hub.kafka.topics import TopicSpec, ensure_topics
 from hub.records.identifiers import with_resident_check_digit
 from hub.records.partitioner import partition_for
 from hub.records.shards import ShardAssignment, shard_of
-from hub.v1 import catalog_pb2, verification_pb2, verification_pb2_grpc
+from hub.v1 import cases_pb2, cases_pb2_grpc, catalog_pb2, common_pb2, verification_pb2, verification_pb2_grpc
 from tests.hubtest import CTX, RunningHub, resident, running_hub, running_shards
 
 RES = "population.resident"
@@ -80,6 +80,15 @@ def test_two_shards_hold_their_share_forward_route_and_fail_unavailable(
             verification_pb2.VerifyBatchRequest(resource=RES, keys=RIDS, context=CTX), timeout=30
         )
         assert all(batch.found)
+
+        with pytest.raises(grpc.RpcError) as err:  # cases need every resource whole: not on a shard
+            cases_pb2_grpc.CasesStub(shards[0].channel).Submit(
+                cases_pb2.SubmitRequest(
+                    case_type="x", case_number="C-1", applicant=RIDS[0], purpose=common_pb2.PURPOSE_LEGAL_BASIS
+                ),
+                timeout=30,
+            )
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
         shards[1].stop()  # every replica of shard 1 gone: its keys are UNAVAILABLE, never NOT_FOUND
         shards.pop()

@@ -7,7 +7,7 @@ import time
 import orjson
 from grpc import aio
 
-from hub.errors import HubError, InvalidArgument, Unavailable
+from hub.errors import FailedPrecondition, HubError, InvalidArgument, Unavailable
 from hub.flows.cases import CaseOutcome, CaseRequest, CaseResolver
 from hub.governance.audit import AuditEvent
 from hub.governance.identity import current_caller
@@ -94,6 +94,11 @@ class CasesService(cases_pb2_grpc.CasesServicer):
         self._resolver = resolver
 
     def _resolve(self, request: CaseRequest) -> CaseOutcome:
+        if self._deps.shards.sharded:  # evidence spans resources and keys of every shard
+            raise FailedPrecondition(
+                "cases read every resource whole, which a sharded replica does not hold; "
+                "submit cases to an unsharded replica"
+            )
         caller = current_caller.get()
         started = time.perf_counter()
         outcome = self._resolver.resolve(caller, request)
