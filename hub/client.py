@@ -16,6 +16,7 @@ from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from hub.headers import DEPARTMENT_HEADER, SUBSYSTEM_HEADER
+from hub.records.partitioner import partition_for
 
 if TYPE_CHECKING:
     from hub.v1 import common_pb2
@@ -205,3 +206,58 @@ def verify_receipt(
 
     subjects = {**({APPLICANT: subject} if subject else {}), **roles}
     return check_receipt(document, jwks, subjects, claims)
+
+
+# -- sharded hubs: sending each key to a replica that holds it -------------------------------------
+
+
+class ShardRoutes:
+    """Routes keys to the shard that holds them, from a hub's ``Catalog.Shards`` answer.
+
+    A key's partition is Kafka's murmur2 of the key modulo the topic's partition count (as the hub's
+    producer places it); the shard map says which shard holds that partition and which replicas
+    serve it. Calls for a key go straight there, saving the forwarding hop; any replica would also
+    forward. Re-read the map (:meth:`refresh`) when a replica is unreachable or after a reshard.
+    """
+
+    def __init__(self, channel: grpc.Channel, open_replica: Callable[[str], grpc.Channel]) -> None:
+        self._catalog_channel = channel
+        self._open = open_replica
+        self._channels: dict[str, grpc.Channel] = {}
+        self.refresh()
+
+    def refresh(self) -> None:
+        from hub.v1 import catalog_pb2, catalog_pb2_grpc
+
+        shards = catalog_pb2_grpc.CatalogStub(self._catalog_channel).Shards(catalog_pb2.ShardsRequest(), timeout=30)
+        self.count = shards.count
+        self._owner: dict[str, tuple[int, list[int]]] = {}  # resource → (partitions, shard of each)
+        self._replicas = {s.index: list(s.replicas) for s in shards.shards}
+        for s in shards.shards:
+            for r in s.partitions:
+                owners = self._owner.setdefault(r.resource, (r.topic_partitions, [-1] * r.topic_partitions))[1]
+                for p in r.partitions:
+                    owners[p] = s.index
+
+    def shard_of(self, resource: str, key: str) -> int:
+        partitions, owners = self._owner[resource]
+        return owners[partition_for(key, partitions)]
+
+    def channel_address(self, index: int) -> str:
+        """The address calls for shard ``index`` go to (its first listed replica)."""
+        replicas = self._replicas.get(index) or []
+        if not replicas:
+            raise LookupError(f"shard {index} of {self.count} has no replica registered")
+        return replicas[0]
+
+    def channel(self, resource: str, key: str) -> grpc.Channel:
+        """A channel to a replica holding ``key`` of ``resource``."""
+        address = self.channel_address(self.shard_of(resource, key))
+        if address not in self._channels:
+            self._channels[address] = self._open(address)
+        return self._channels[address]
+
+    def close(self) -> None:
+        for channel in self._channels.values():
+            channel.close()
+        self._channels.clear()

@@ -7,3 +7,6 @@ both, so a connector's client does not load the hub's governance code.
 
 DEPARTMENT_HEADER = "x-hub-department"
 SUBSYSTEM_HEADER = "x-hub-subsystem"
+# Set by a sharded replica on a call it forwards to the shard that holds the key: the receiver
+# answers from its own data only and never forwards again.
+FORWARDED_HEADER = "x-hub-forwarded"

@@ -8,6 +8,7 @@ is generated from them (:mod:`hub.cli.options`).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -100,9 +101,25 @@ class HubSettings(BaseSettings):
     snapshot_writer: bool = Field(
         default=True, description="Whether this process writes snapshots; of several workers only the first does."
     )
+    shard: str = Field(
+        default="",
+        description="I/N: hold only shard I of N (numbered from 0) of every resource topic's partitions "
+        "(partition p is shard p mod N's). Empty: the whole cache.",
+    )
+    advertise_address: str = Field(
+        default="",
+        description="HOST:PORT other replicas and routing clients reach this one at (sharded hubs). Empty: host:port.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Least severe log level written to stderr."
     )
+
+    @field_validator("shard")
+    @classmethod
+    def _shard_form(cls, value: str) -> str:
+        if value and not re.fullmatch(r"\d+/\d+", value):
+            raise ValueError(f"{value!r} is not I/N (shard I of N, numbered from 0, e.g. 0/4)")
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -36,7 +36,10 @@ class Scrape:
     values: dict[tuple[str, tuple[tuple[str, str], ...]], float] = field(default_factory=dict)
 
     def get(self, name: str, **labels: str) -> float:
-        return self.values.get((name, tuple(sorted(labels.items()))), 0.0)
+        """The samples of ``name`` with these labels, summed over the labels not named (a cache
+        series also carries the process's ``shard``)."""
+        wanted = set(labels.items())
+        return sum(v for (n, series), v in self.values.items() if n == name and wanted <= set(series))
 
     def series(self, name: str) -> dict[tuple[tuple[str, str], ...], float]:
         return {labels: v for (n, labels), v in self.values.items() if n == name}

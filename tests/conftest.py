@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hub.kafka.embedded import EmbeddedBroker
-from tests.hubtest import RunningHub, running_hub
+from tests.hubtest import RunningHub, running_hub, running_shards
 
 
 @pytest.fixture(scope="session")
@@ -50,3 +50,15 @@ def topic_prefix() -> str:
 def hub(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> Iterator[RunningHub]:
     with running_hub(kafka_bootstrap, topic_prefix, tmp_path) as h:
         yield h
+
+
+@pytest.fixture(params=[1, 2], ids=["whole", "2-shards"])
+def layout_hub(request: pytest.FixtureRequest, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path):
+    """The behaviour tests' hub, unsharded and as two shards (calls go to shard 0, which forwards
+    and gathers): a module runs its tests on both with ``hub = layout_hub`` as its ``hub`` fixture."""
+    if request.param == 1:
+        with running_hub(kafka_bootstrap, topic_prefix, tmp_path) as h:
+            yield h
+    else:
+        with running_shards(kafka_bootstrap, topic_prefix, tmp_path, request.param) as shards:
+            yield shards[0]

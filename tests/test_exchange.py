@@ -11,9 +11,17 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 
 from hub.records.identifiers import with_credit_check_char, with_resident_check_digit
+from hub.records.partitioner import partition_for
 from hub.records.validation import Accepted, RecordValidator, Rejection
 from hub.v1 import catalog_pb2, common_pb2, exchange_pb2, lookup_pb2, verification_pb2
 from tests.hubtest import CTX, RunningHub, resident
+
+
+@pytest.fixture
+def hub(layout_hub: RunningHub) -> RunningHub:
+    """Every test here runs on an unsharded hub and on two shards (the gRPC behaviour is the same)."""
+    return layout_hub
+
 
 RID = "510603199001011231"
 RID2 = with_resident_check_digit("51060319850315002")
@@ -239,13 +247,16 @@ def test_lookup_returns_fields(hub: RunningHub) -> None:
 
 
 def test_consistency_deadline(hub: RunningHub) -> None:
+    partition = partition_for(RID, 6)  # the key's own partition: the one its answer depends on
     with pytest.raises(grpc.RpcError) as err:
         hub.verification.Verify(
             verification_pb2.VerifyRequest(
                 resource="population.resident",
                 key=RID,
                 context=CTX,
-                consistency=common_pb2.Consistency(min_offsets=[common_pb2.PartitionOffset(partition=0, offset=10**9)]),
+                consistency=common_pb2.Consistency(
+                    min_offsets=[common_pb2.PartitionOffset(partition=partition, offset=10**9)]
+                ),
             ),
             timeout=0.5,
         )

@@ -49,6 +49,12 @@ def _take(stream, n: int) -> list:
     return events
 
 
+@pytest.fixture
+def hub(layout_hub: RunningHub) -> RunningHub:
+    """The subscription tests that take ``hub`` run unsharded and on two shards (streams gathered)."""
+    return layout_hub
+
+
 def test_subscribe_delivers_masked_filtered_upserts_and_deletes(hub: RunningHub) -> None:
     _grant(hub, "human_resources", fields=["resident_id", "name", "district_code", "status"])
     stub = hub.client("human_resources").channel

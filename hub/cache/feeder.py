@@ -1,7 +1,7 @@
-"""Consumes every partition of every resource topic into the tables.
+"""Consumes the partitions of every resource topic into the tables: all, or a shard's share.
 
 One consumer, one thread. Partitions are assign()ed, not joined through a
-consumer group: every replica needs every partition, and the embedded
+consumer group: every replica needs every partition (of its shard), and the embedded
 broker's JoinGroup is slow. Positions come from the tables (a snapshot's
 offsets, or 0), so a restart replays only what the cache lacks.
 
@@ -71,8 +71,10 @@ class CacheFeeder:
         before_assign: Callable[[], None] | None = None,
         on_changes: Callable[[str, Sequence[Change]], None] | None = None,
         consumer_extra: dict[str, Any] | None = None,
+        owned: Callable[[str, int], Sequence[int]] | None = None,
     ) -> None:
         self._targets = dict(targets)  # by topic
+        self._owned = owned or (lambda topic, partitions: range(partitions))  # a shard's share of a topic
         self._config = consumer_config(
             bootstrap,
             "hub-cache-unused",
@@ -118,6 +120,7 @@ class CacheFeeder:
                 self._before_assign()  # e.g. load snapshots: positions come from the targets
             consumer.assign(self._partitions(consumer, self._targets))
             log.info("cache assigned %d partitions of %d topics", len(self._parts), len(self._targets))
+            self._refresh_freshness(self._targets)  # a shard may hold no partition of a topic: complete at once
             while not self._stop.is_set():
                 self._take_added(consumer)
                 self._step(consumer)
@@ -131,7 +134,7 @@ class CacheFeeder:
         assignment = []
         for topic, target in targets.items():
             positions = target.positions()
-            for p in range(target.partitions):
+            for p in self._owned(topic, target.partitions):
                 # On tansu `high` may be below the true end, even below a snapshot's offset: EOF settles it.
                 _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30, cached=False)
                 self._parts[(topic, p)] = _PartitionState(target=high)
@@ -147,6 +150,7 @@ class CacheFeeder:
             self._targets.update(targets)
             consumer.incremental_assign(assignment)
             log.info("cache now also consumes %s", ", ".join(targets))
+            self._refresh_freshness(targets)
 
     def _step(self, consumer: Consumer) -> None:
         messages = consume_ready(consumer, self._batch_max, 0.05)

@@ -1,5 +1,8 @@
 """One hub replica's state, fed from Kafka: a table per resource, plus the hub's own stores.
 
+A sharded replica (``shard``) consumes, caches and snapshots only its shard's partitions of each
+resource topic; the hub's own stores are always whole.
+
 Start-up: the feeder thread first loads each resource's snapshot (if it matches the topic), then
 consumes from the snapshot's offsets. A snapshotter thread writes a snapshot of every resource
 that changed, every ``snapshot_interval_s`` and once more on a clean stop. Resources registered
@@ -25,6 +28,7 @@ from hub.catalogue.model import ResourceSpec
 from hub.errors import DeadlineExceeded, InvalidArgument, UnknownResource
 from hub.records.change import Change
 from hub.records.codec import topic_for
+from hub.records.shards import WHOLE, ShardAssignment
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +56,11 @@ class ReplicaCache:
         snapshots: SnapshotPolicy | None = None,
         feeds: Iterable[str] = (),
         ring_capacity: int = 20_000,
+        shard: ShardAssignment = WHOLE,
     ) -> None:
         self._topic_prefix = topic_prefix
+        self.shard = shard
+        self._resource_topics: set[str] = set()
         self.bootstrap = bootstrap
         self.consumer_extra = consumer_extra or {}
         self._identities = dict(identities or {})
@@ -81,12 +88,18 @@ class ReplicaCache:
             before_assign=self._prepare,
             on_changes=self._changes,
             consumer_extra=consumer_extra,
+            owned=self.owned,
         )
+
+    def owned(self, topic: str, partitions: int) -> tuple[int, ...]:
+        """The partitions of ``topic`` this replica holds: its shard's of a resource topic, else all."""
+        return self.shard.partitions(partitions) if topic in self._resource_topics else tuple(range(partitions))
 
     def _add_table(self, spec: ResourceSpec, partitions: int) -> tuple[str, ResourceTable]:
         table = ResourceTable(spec, partitions)
         self.tables[spec.name] = table
         topic = topic_for(self._topic_prefix, spec.name)
+        self._resource_topics.add(topic)
         self._targets[topic] = table
         return topic, table
 
@@ -158,7 +171,9 @@ class ReplicaCache:
             return
         for name, table in self.tables.items():
             started = time.perf_counter()
-            loaded = read_snapshot(self._snapshots.directory, table.spec, self._identity(name), table.partitions)
+            loaded = read_snapshot(
+                self._snapshots.directory, table.spec, self._identity(name), table.partitions, str(self.shard)
+            )
             if loaded is None:
                 continue
             arrow_table, watermark = loaded
@@ -182,7 +197,7 @@ class ReplicaCache:
             if self._written.get(name) == version.watermark.offsets:
                 continue
             started = time.perf_counter()
-            info = write_snapshot(self._snapshots.directory, version, self._identity(name))
+            info = write_snapshot(self._snapshots.directory, version, self._identity(name), str(self.shard))
             self._written[name] = info.offsets
             written.append(info)
             log.info(
@@ -225,7 +240,10 @@ class ReplicaCache:
                     f"consistency.min_offsets: partition {p} does not exist ({resource} has {table.partitions})",
                     field="consistency.min_offsets",
                 )
-        await self.reached(topic_for(self._topic_prefix, resource), wanted, timeout)
+        # Another shard's partitions never reach this replica, and hold none of the keys it answers for;
+        # a scattered call asks their shards to wait for them.
+        held = [(p, o) for p, o in wanted if self.shard.owns(p)]
+        await self.reached(topic_for(self._topic_prefix, resource), held, timeout)
         return table.version
 
     async def reached(self, topic: str, wanted: Sequence[tuple[int, int]], timeout: float | None) -> None:

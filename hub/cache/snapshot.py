@@ -11,7 +11,8 @@ offsets. Replaying from a snapshot's offsets is idempotent (records are
 keyed upserts and tombstones), so the cache ends equal to the topic.
 
 A snapshot is used only if it matches: the same format, the same resource
-schema, and the same topic identity (cluster id and topic id). A snapshot of
+schema, the same shard (a sharded replica's snapshot holds only its shard's
+partitions), and the same topic identity (cluster id and topic id). A snapshot of
 a topic that was deleted and recreated, or of another cluster (an embedded
 memory broker that restarted), is ignored and the topic is replayed in full.
 """
@@ -59,7 +60,7 @@ def snapshot_path(directory: Path, resource: str) -> Path:
     return directory / f"{resource}.arrow"
 
 
-def write_snapshot(directory: Path, version: TableVersion, identity: str) -> SnapshotInfo:
+def write_snapshot(directory: Path, version: TableVersion, identity: str, shard: str = "0/1") -> SnapshotInfo:
     """Writes ``version`` atomically; returns what was written."""
     spec = version.spec
     directory.mkdir(parents=True, exist_ok=True)
@@ -70,6 +71,7 @@ def write_snapshot(directory: Path, version: TableVersion, identity: str) -> Sna
         "resource": spec.name,
         "schema": schema_fingerprint(spec),
         "identity": identity,
+        "shard": shard,
         "offsets": list(version.watermark.offsets),
         "last_record_at_ms": version.watermark.last_record_at_ms,
         "rows": version.live,
@@ -102,7 +104,7 @@ def write_snapshot(directory: Path, version: TableVersion, identity: str) -> Sna
 
 
 def read_snapshot(
-    directory: Path, spec: ResourceSpec, identity: str, partitions: int
+    directory: Path, spec: ResourceSpec, identity: str, partitions: int, shard: str = "0/1"
 ) -> tuple[pa.Table, Watermark] | None:
     """The snapshot's table and watermark, or None if there is none or it does not match."""
     path = snapshot_path(directory, spec.name)
@@ -118,6 +120,8 @@ def read_snapshot(
             problem = "the resource's schema changed"
         elif meta.get("identity") != identity:
             problem = f"it belongs to topic {meta.get('identity')}, not {identity}"
+        elif meta.get("shard", "0/1") != shard:
+            problem = f"it holds shard {meta.get('shard', '0/1')}, this replica shard {shard}"
         elif len(meta["offsets"]) != partitions:
             problem = f"it has {len(meta['offsets'])} partitions, the topic {partitions}"
         if problem:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
@@ -41,6 +41,17 @@ def decode_cursor(cursor: str, partitions: int) -> list[int]:
             f"cursor: has {len(positions)} positions, the topic has {partitions} partitions", field="cursor"
         )
     return positions
+
+
+def topic_ends(
+    bootstrap: str, topic: str, partitions: Sequence[int], consumer_extra: dict | None = None
+) -> dict[int, int]:
+    """The end offsets of ``partitions`` (where "from now on" starts for partitions this replica does not hold)."""
+    consumer = Consumer({**consumer_config(bootstrap, "hub-subscriber-unused"), **(consumer_extra or {})})
+    try:
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+    finally:
+        consumer.close()
 
 
 class TopicReader:
@@ -80,16 +91,19 @@ class TopicReader:
 class ChangeStream:
     """One subscriber's position over a topic: ring while it can, Kafka while it must."""
 
-    def __init__(self, ring: ChangeRing, positions: list[int], reader_factory) -> None:
+    def __init__(
+        self, ring: ChangeRing, positions: list[int], reader_factory, owned: Collection[int] | None = None
+    ) -> None:
         self.ring = ring
         self.positions = positions
+        self._owned = set(range(ring.partitions) if owned is None else owned)  # a sharded replica's partitions
         self._reader_factory = reader_factory
         self._reader: TopicReader | None = None
 
     async def next_batch(self, limit: int = 500, wait_s: float = 1.0) -> list[Change]:
         """The next changes after the positions; empty after ``wait_s`` of quiet. The caller hands
         each change on and then calls :meth:`advance`, so a cursor never runs ahead of delivery."""
-        behind = self.ring.behind(self.positions)
+        behind = [p for p in self.ring.behind(self.positions) if p in self._owned]
         if behind:
             if self._reader is None:
                 self._reader = self._reader_factory()

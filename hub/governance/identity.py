@@ -25,7 +25,7 @@ from typing import Literal, cast
 from grpc import aio
 
 from hub.errors import Unauthenticated
-from hub.governance.pki import peer_identity, revoked_serials
+from hub.governance.pki import REPLICA_DEPARTMENT, REPLICA_SUBSYSTEM, peer_identity, revoked_serials
 from hub.headers import DEPARTMENT_HEADER, SUBSYSTEM_HEADER
 
 log = logging.getLogger(__name__)
@@ -82,13 +82,7 @@ class IdentityResolver:
 
     def resolve(self, context: aio.ServicerContext) -> Caller:
         if self.mode == "insecure":
-            department = subsystem = ""
-            for key, value in context.invocation_metadata() or ():
-                # str values: only -bin headers carry bytes
-                if key == DEPARTMENT_HEADER:
-                    department = cast(str, value)
-                elif key == SUBSYSTEM_HEADER:
-                    subsystem = cast(str, value)
+            department, subsystem = _header_identity(context)
             if not department:
                 raise Unauthenticated(
                     f"no identity: this hub runs in insecure development mode and reads the "
@@ -112,6 +106,28 @@ class IdentityResolver:
             if not_after < dt.datetime.now(dt.UTC):
                 raise Unauthenticated(f"certificate {serial:x} of {department} expired at {not_after:%Y-%m-%d %H:%M}")
             caller = Caller(department, subsystem, serial)
+            if (department, subsystem) == (REPLICA_DEPARTMENT, REPLICA_SUBSYSTEM):
+                caller = _forwarded_caller(context)
         if not self._is_registered(caller.department):
             raise Unauthenticated(f"department {caller.department!r} is not registered with the hub")
         return caller
+
+
+def _header_identity(context: aio.ServicerContext) -> tuple[str, str]:
+    department = subsystem = ""
+    for key, value in context.invocation_metadata() or ():
+        # str values: only -bin headers carry bytes
+        if key == DEPARTMENT_HEADER:
+            department = cast(str, value)
+        elif key == SUBSYSTEM_HEADER:
+            subsystem = cast(str, value)
+    return department, subsystem
+
+
+def _forwarded_caller(context: aio.ServicerContext) -> Caller:
+    """The caller a replica forwards a call for (a sharded hub): the forwarding replica checked its
+    certificate and names it in the identity headers."""
+    department, subsystem = _header_identity(context)
+    if not department:
+        raise Unauthenticated(f"a hub replica calls only on a caller's behalf, named in {DEPARTMENT_HEADER!r}")
+    return Caller(department, subsystem)

@@ -31,6 +31,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from hub.governance.keys import audit_signing_key, subject_key
 
+# The server certificate names the hub's replicas (O=hub, OU=replica): with it a replica of a sharded
+# hub calls another on a caller's behalf (hub.governance.identity trusts the caller it names).
+REPLICA_DEPARTMENT, REPLICA_SUBSYSTEM = "hub", "replica"
+
 CA_DAYS = 3650
 LEAF_DAYS = 397
 
@@ -179,15 +183,19 @@ class CertificateAuthority:
                     alt.append(x509.IPAddress(ipaddress.ip_address(n)))
                 except ValueError:
                     alt.append(x509.DNSName(n))
+            # Client too: a replica of a sharded hub forwards calls to another shard with this certificate.
             builder = builder.add_extension(x509.SubjectAlternativeName(alt), critical=False).add_extension(
-                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+                critical=False,
             )
         else:
             builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         return key, builder.sign(ca_key, hashes.SHA256())
 
     def issue_server(self, server_names: list[str]) -> None:
-        key, cert = self._leaf(_name("exchange hub"), LEAF_DAYS, server_names=server_names)
+        key, cert = self._leaf(
+            _name("exchange hub", REPLICA_DEPARTMENT, REPLICA_SUBSYSTEM), LEAF_DAYS, server_names=server_names
+        )
         _write(self.dir / "server.key", _key_pem(key), private=True)
         _write(self.dir / "server.crt", cert.public_bytes(serialization.Encoding.PEM))
 

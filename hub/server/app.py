@@ -28,7 +28,9 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from hub.cache.replica import ReplicaCache, SnapshotPolicy
+from hub.cache.shards import ShardRegistry, announcement
 from hub.catalogue.model import Catalogue
+from hub.errors import HubError
 from hub.flows.alert_loop import alert_interval, raise_alerts
 from hub.flows.cases import CaseResolver, load_case_types
 from hub.flows.notices import NoticeEngine, load_rules
@@ -53,6 +55,7 @@ from hub.public.inspections import InspectionFeed
 from hub.public.jwks import JWKS_PATH, jwks_handler
 from hub.public.publicity import hub_pages
 from hub.public.site import PublicSite
+from hub.records.shards import WHOLE, ShardAssignment
 from hub.server.audit import AuditService
 from hub.server.broker_watch import BrokerWatch
 from hub.server.cases import CasesService
@@ -67,10 +70,11 @@ from hub.server.lookup import LookupService
 from hub.server.metrics import HubMetrics, HubParts
 from hub.server.notices import NoticesService
 from hub.server.receipts import ReceiptsService
+from hub.server.shards import ShardRouter
 from hub.server.subscription import SubscriptionService
 from hub.server.supervision import SupervisionService
 from hub.server.verification import VerificationService
-from hub.settings import HubSettings, require_transport
+from hub.settings import HubSettings, SettingsError, require_transport
 from hub.supervision.platform import STEP_PARTITIONS, SupervisionPlatform
 from hub.v1 import (
     audit_pb2,
@@ -147,6 +151,7 @@ class _StateStores:
     notices: NoticeStore = field(default_factory=NoticeStore)
     corrections: CorrectionStore = field(default_factory=CorrectionStore)
     inspections: InspectionStore = field(default_factory=InspectionStore)
+    shards: ShardRegistry = field(default_factory=ShardRegistry)
 
 
 class HubServer:
@@ -159,6 +164,10 @@ class HubServer:
         interceptors: list[aio.ServerInterceptor] | None = None,
     ) -> None:
         require_transport(settings)
+        try:
+            self.shard = ShardAssignment.parse(settings.shard) if settings.shard else WHOLE
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
         self.settings = settings
         self.bootstrap = bootstrap
         self.seed = seed
@@ -230,6 +239,7 @@ class HubServer:
             corrections=stores.corrections,
             audit=self.audit,
             receipts=self._build_receipt_signer(),
+            shards=ShardRouter(self.shard, stores.shards, self.settings.tls_dir),
         )
         self.notice_engine = self._build_notice_engine(notices=stores.notices)
         self.resolver = CaseResolver(load_case_types(), self.catalogue, self.cache, policy, stores.corrections)
@@ -255,6 +265,7 @@ class HubServer:
                 TopicSpec(inspections_topic(t.prefix), 1),
                 TopicSpec(t.steps, STEP_PARTITIONS, compacted=False),
                 TopicSpec(t.supervision, 1),
+                TopicSpec(t.shards, 1),
             ],
         )
 
@@ -297,9 +308,10 @@ class HubServer:
         s, t = self.settings, self.topics
         snapshots = None
         if s.snapshot_interval_s > 0:
-            snapshots = SnapshotPolicy(
-                s.data_dir / "snapshots" / s.topic_prefix.rstrip("."), s.snapshot_interval_s, write=s.snapshot_writer
-            )
+            directory = s.data_dir / "snapshots" / s.topic_prefix.rstrip(".")
+            if self.shard != WHOLE:  # replicas of another layout (during a reshard) keep their own
+                directory /= f"shard-{self.shard.index}-of-{self.shard.count}"
+            snapshots = SnapshotPolicy(directory, s.snapshot_interval_s, write=s.snapshot_writer)
         cache = ReplicaCache(
             self.catalogue.resources,
             self.bootstrap,
@@ -310,6 +322,7 @@ class HubServer:
             snapshots=snapshots,
             feeds=[t.notices, t.corrections],
             ring_capacity=s.change_ring_capacity,
+            shard=self.shard,
             internal={
                 t.catalogue: self.catalogue,
                 t.governance: stores.governance,
@@ -321,6 +334,7 @@ class HubServer:
                 inspections_topic(t.prefix): stores.inspections,
                 t.steps: self.supervision.book,
                 t.supervision: self.supervision.answers,
+                t.shards: stores.shards,
             },
         )
         self.catalogue.subscribe(lambda changed: self._on_catalogue_change(admin, changed))
@@ -491,6 +505,7 @@ class HubServer:
             log.warning("INSECURE DEVELOPMENT MODE: no TLS; departments are taken from a header")
         await server.start()
         self._server = server
+        deps.shards.address = self.advertised
         not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
         await self._health.set("", not_serving)
         for name in SERVICES:
@@ -519,6 +534,10 @@ class HubServer:
         self._cache_ready = True
         log.info("cache caught up")
         await self._set_serving(self.broker is None or self.broker.outage is None)
+        if self.shard != WHOLE:
+            assert self.deps is not None
+            await self.deps.write_state(self.topics.shards, self.advertised, announcement(self.shard))
+            log.info("announced %s as shard %s", self.advertised, self.shard)
 
     async def _set_serving(self, reachable: bool) -> None:
         """Health follows the cache (caught up once) and Kafka (answering now)."""
@@ -529,6 +548,11 @@ class HubServer:
         await self._health.set("", serving if reachable and self._cache_ready else not_serving)
         log.info("health: %s", "SERVING" if reachable and self._cache_ready else "NOT_SERVING")
 
+    @property
+    def advertised(self) -> str:
+        """Where other replicas and routing clients reach this one."""
+        return self.settings.advertise_address or f"{self.settings.host}:{self.port}"
+
     # -- stopping --------------------------------------------------------------------------------
 
     async def wait(self) -> None:
@@ -537,6 +561,11 @@ class HubServer:
 
     async def stop(self, grace: float = 5.0) -> None:
         await self._health.enter_graceful_shutdown()
+        if self.shard != WHOLE and self.deps is not None and self.advertised in self.deps.shards.registry.values:
+            try:  # a replica that stops cleanly leaves the shard map at once
+                await self.deps.write_state(self.topics.shards, self.advertised, None, timeout=5)
+            except (HubError, TimeoutError) as exc:
+                log.warning("could not withdraw %s from the shard map: %s", self.advertised, exc)
         if self.public_site is not None:
             await self.public_site.stop()
         for task in self._tasks:
@@ -551,6 +580,8 @@ class HubServer:
             await asyncio.to_thread(self.producer.close)
         if self.cache is not None:
             await asyncio.to_thread(self.cache.stop)
+        if self.deps is not None:
+            await self.deps.shards.close()
         self.metrics.close()
         self.deps = None  # drops the admin client, which has no close() of its own
         # What _serve_when_ready froze (this hub's parts among it) becomes collectable again; else a

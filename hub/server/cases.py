@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import orjson
 from grpc import aio
 
-from hub.errors import AlreadyExists, HubError, InvalidArgument, Unavailable
+from hub.errors import AlreadyExists, FailedPrecondition, HubError, InvalidArgument, Unavailable
 from hub.flows.cases import CaseOutcome, CaseRequest, CaseResolver
 from hub.flows.stores import CaseLedger
 from hub.governance.audit import AuditEvent
@@ -127,6 +127,11 @@ class CasesService(cases_pb2_grpc.CasesServicer):
         self._ledger = ledger
 
     def _resolve(self, request: CaseRequest) -> CaseOutcome:
+        if self._deps.shards.sharded:  # evidence spans resources and keys of every shard
+            raise FailedPrecondition(
+                "cases read every resource whole, which a sharded replica does not hold; "
+                "submit cases to an unsharded replica"
+            )
         caller = current_caller.get()
         started = time.perf_counter()
         outcome = self._resolver.resolve(caller, request)

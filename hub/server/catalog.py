@@ -13,6 +13,7 @@ from hub.errors import InvalidArgument, PermissionDenied, Unavailable
 from hub.governance.catalogue import department_key, entry, resource_key
 from hub.governance.identity import HUB_ADMIN, current_caller
 from hub.kafka.topics import TopicSpec, ensure_topics
+from hub.records.shards import ShardAssignment
 from hub.server.convert import department_to_pb, resource_from_pb, resource_to_pb
 from hub.server.deps import Deps
 from hub.server.interceptors import note_access
@@ -54,6 +55,25 @@ class CatalogService(catalog_pb2_grpc.CatalogServicer):
         self, request: catalog_pb2.DescribeRequest, context: aio.ServicerContext
     ) -> catalog_pb2.DescribeResponse:
         return catalog_pb2.DescribeResponse(resource=self._describe(request.resource))
+
+    async def Shards(
+        self, request: catalog_pb2.ShardsRequest, context: aio.ServicerContext
+    ) -> catalog_pb2.ShardsResponse:
+        """Partition ownership from the shard rule, replicas from the shard registry."""
+        deps = self._deps
+        router = deps.shards
+        count = router.shard.count
+        tables = sorted(deps.cache.tables.items())
+        response = catalog_pb2.ShardsResponse(count=count)
+        for index in range(count):
+            shard = ShardAssignment(index, count)
+            replicas = router.replicas(index) if router.sharded else [router.address]
+            described = response.shards.add(index=index, replicas=replicas)
+            for name, table in tables:
+                described.partitions.add(
+                    resource=name, topic_partitions=table.partitions, partitions=shard.partitions(table.partitions)
+                )
+        return response
 
     async def Register(
         self, request: catalog_pb2.RegisterRequest, context: aio.ServicerContext

@@ -23,6 +23,7 @@ from hub.governance.receipts import ReceiptSigner
 from hub.governance.state import GovernanceState
 from hub.kafka.producer import AckingProducer
 from hub.records import codec
+from hub.server.shards import ShardRouter
 from hub.settings import HubSettings
 
 
@@ -66,11 +67,15 @@ class Topics:
     def supervision(self) -> str:
         return f"{self.prefix}_supervision"
 
+    @property
+    def shards(self) -> str:
+        return f"{self.prefix}_shards"
+
     def resource(self, name: str) -> str:
         return codec.topic_for(self.prefix, name)
 
 
-@dataclass(kw_only=True)  # thirteen parts: named at the one place that builds them (HubServer.start)
+@dataclass(kw_only=True)  # fourteen parts: named at the one place that builds them (HubServer.start)
 class Deps:
     settings: HubSettings
     topics: Topics
@@ -84,6 +89,7 @@ class Deps:
     subscriptions: SubscriptionStore
     notices: NoticeStore
     corrections: CorrectionStore
+    shards: ShardRouter
     audit: AuditLog | None = None
     receipts: ReceiptSigner | None = None
     _locks: weakref.WeakValueDictionary[str, asyncio.Lock] = field(default_factory=weakref.WeakValueDictionary)

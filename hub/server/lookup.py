@@ -1,7 +1,11 @@
-"""Lookup.Get: a record's fields from the cache, masked per the caller's grant."""
+"""Lookup.Get: a record's fields from the cache, masked per the caller's grant; on a sharded hub from
+the key's shard, or from every shard for an indexed field."""
 
 from __future__ import annotations
 
+import asyncio
+
+import grpc
 import orjson
 from grpc import aio
 
@@ -10,7 +14,8 @@ from hub.errors import InvalidArgument, NotFound
 from hub.records.masking import mask_record
 from hub.server.convert import watermark_to_pb
 from hub.server.deps import Deps
-from hub.server.verification import authorize_read, version_for
+from hub.server.shards import Relayed, merge_watermarks
+from hub.server.verification import authorize_read, spec_partitions, version_for
 from hub.v1 import lookup_pb2, lookup_pb2_grpc
 
 
@@ -25,6 +30,9 @@ class LookupService(lookup_pb2_grpc.LookupServicer):
         for i, name in enumerate(request.fields):
             if name not in spec.by_name:
                 raise InvalidArgument(f"fields[{i}]: {name!r} is not a field of {spec.name}", field=f"fields[{i}]")
+        route = deps.shards.route(request.key if field == spec.key else None, spec_partitions(deps, spec.name), context)
+        if not route.local:  # the owning shard checks the policy, audits and answers
+            return await deps.shards.call(route.remote[0], _get, request, context)
         asked = list(request.fields)
         by_key = field == spec.key
         # Looking up by a field reads it: the grant must cover it even when no field list is given. By
@@ -40,17 +48,35 @@ class LookupService(lookup_pb2_grpc.LookupServicer):
             rows: tuple[int, ...] = (row,) if row >= 0 else ()
         else:
             rows = version.rows_by(field, request.key)
-        if not rows:
-            problem = key_problem(spec, field, request.key)
-            if problem is not None:
-                raise InvalidArgument(f"key: {problem}", field="key")
-            raise NotFound(f"{spec.name} has no record with {field} {request.key!r}", field="key")
         masks = {f: m for f, m in access.masks.items() if f in fields}
         key_spec = spec.field(spec.key)
         if by_key and spec.key in fields and spec.key not in access.fields and key_spec.sensitive:
             masks[spec.key] = key_spec.mask  # shown as a grant listing it (masked) would show it
-        return lookup_pb2.GetResponse(
-            records=[orjson.dumps(mask_record(version.record(r, fields), masks)) for r in rows],
-            watermark=watermark_to_pb(version.watermark),
-            masked_fields=sorted(masks),
-        )
+        records = [orjson.dumps(mask_record(version.record(r, fields), masks)) for r in rows]
+        watermark = watermark_to_pb(version.watermark)
+        if route.remote:  # an indexed field: matching records may be on every shard
+            answers = await asyncio.gather(*(_get_or_none(deps, i, request, context) for i in route.remote))
+            records += [r for a in answers if a is not None for r in a.records]
+            watermark = merge_watermarks([watermark, *(a.watermark for a in answers if a is not None)])
+        if not records:
+            problem = key_problem(spec, field, request.key)
+            if problem is not None:
+                raise InvalidArgument(f"key: {problem}", field="key")
+            raise NotFound(f"{spec.name} has no record with {field} {request.key!r}", field="key")
+        return lookup_pb2.GetResponse(records=records, watermark=watermark, masked_fields=sorted(masks))
+
+
+def _get(channel):
+    return lookup_pb2_grpc.LookupStub(channel).Get
+
+
+async def _get_or_none(
+    deps: Deps, index: int, request: lookup_pb2.GetRequest, context
+) -> lookup_pb2.GetResponse | None:
+    """Shard ``index``'s records for the key, None if it has none (any other refusal is raised)."""
+    try:
+        return await deps.shards.call(index, _get, request, context)
+    except Relayed as exc:
+        if exc.code == grpc.StatusCode.NOT_FOUND:
+            return None
+        raise

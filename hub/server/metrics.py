@@ -5,11 +5,12 @@ What operators watch during a run:
 - ``hub_rpc_total{method,code}`` and ``hub_rpc_seconds{method}``: call rate, errors and latency,
   recorded by the call interceptor for every governed method;
 - ``hub_produced_records_total`` and ``hub_consumed_records_total``: the process's Kafka traffic;
-- ``hub_cache_rows{resource}`` and ``hub_cache_lag_seconds{resource}``: the cache's size, and the
-  seconds since it last reached the end of the resource's topic (0 while caught up);
-- ``hub_cache_rejected_records_total{resource}``: records on a topic the cache could not decode
+- ``hub_cache_rows{resource,shard}`` and ``hub_cache_lag_seconds{resource,shard}``: the cache's size,
+  and the seconds since it last reached the end of the resource's topic (0 while caught up);
+- ``hub_cache_rejected_records_total{resource,shard}``: records on a topic the cache could not decode
   (a provider publishing around the hub, or a schema change gone wrong);
-- ``hub_cache_compactions_total{resource}``: rewrites of a table to drop superseded rows (churn);
+- ``hub_cache_compactions_total{resource,shard}``: rewrites of a table to drop superseded rows (churn).
+  ``shard`` is a sharded replica's ``I/N``, empty for an unsharded hub;
 - ``hub_audit_backlog``: audit entries queued and not yet written (calls are refused past a limit);
 - ``hub_notices_overdue{department,kind}``: notices now past their claim or feedback limit, and
   ``hub_alerts{department,kind}``: the alerts recorded for them (supervision's risk points);
@@ -30,6 +31,8 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from hub.records.shards import WHOLE
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -72,25 +75,30 @@ class _PartsCollector:
         consumed = CounterMetricFamily("hub_consumed_records", "Records this process's cache consumed from Kafka.")
         consumed.add_metric([], cache.feeder.consumed if cache else 0)
         yield consumed
-        rows = GaugeMetricFamily("hub_cache_rows", "Live records in the cache.", labels=["resource"])
+        rows = GaugeMetricFamily("hub_cache_rows", "Live records in the cache.", labels=["resource", "shard"])
         lag = GaugeMetricFamily(
-            "hub_cache_lag_seconds", "Seconds since the cache last reached the end of the topic.", labels=["resource"]
+            "hub_cache_lag_seconds",
+            "Seconds since the cache last reached the end of the topic.",
+            labels=["resource", "shard"],
         )
         rejected = CounterMetricFamily(
-            "hub_cache_rejected_records", "Records on the topic the cache could not decode.", labels=["resource"]
+            "hub_cache_rejected_records",
+            "Records on the topic the cache could not decode.",
+            labels=["resource", "shard"],
         )
         compactions = CounterMetricFamily(
-            "hub_cache_compactions", "Table rewrites that dropped superseded rows.", labels=["resource"]
+            "hub_cache_compactions", "Table rewrites that dropped superseded rows.", labels=["resource", "shard"]
         )
         if cache is not None:
             now_ms = time.time() * 1000
+            shard = "" if cache.shard == WHOLE else str(cache.shard)
             for name, table in list(cache.tables.items()):
                 version = cache.version(name)
-                rows.add_metric([name], version.live)
+                rows.add_metric([name, shard], version.live)
                 seen_end = version.watermark.caught_up_at_ms
-                lag.add_metric([name], max(0.0, (now_ms - seen_end) / 1000) if seen_end else float("nan"))
-                rejected.add_metric([name], table.rejected)
-                compactions.add_metric([name], table.compactions)
+                lag.add_metric([name, shard], max(0.0, (now_ms - seen_end) / 1000) if seen_end else float("nan"))
+                rejected.add_metric([name, shard], table.rejected)
+                compactions.add_metric([name, shard], table.compactions)
         yield from (rows, lag, rejected, compactions)
         backlog = GaugeMetricFamily("hub_audit_backlog", "Audit entries queued, not yet written.")
         backlog.add_metric([], audit.backlog if audit else 0)

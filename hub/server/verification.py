@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
+import numpy as np
 from grpc import aio
 
 from hub.cache.claims import compile_claims
 from hub.cache.table import TableVersion
-from hub.cache.verify import key_field_of, verify_many, verify_one
-from hub.errors import InvalidArgument
+from hub.cache.verify import BatchOutcome, Outcome, key_field_of, verify_many, verify_one
+from hub.catalogue.model import ResourceSpec
+from hub.errors import FailedPrecondition, InvalidArgument, Unavailable
 from hub.flows.restrictions import check_context, restrictions_of
 from hub.governance.identity import current_caller
 from hub.governance.policy import Access
 from hub.records.identifiers import credit_code_problem
+from hub.records.shards import shards_of
 from hub.server.convert import claims_from_pb, wanted_offsets, watermark_to_pb
 from hub.server.deps import Deps
 from hub.server.interceptors import note_access
 from hub.server.receipts import receipt_for_batch, receipt_for_verify
-from hub.v1 import verification_pb2, verification_pb2_grpc
+from hub.server.shards import is_forwarded, merge_watermarks
+from hub.v1 import common_pb2, verification_pb2, verification_pb2_grpc
 
 MAX_KEYS = 100_000
 # Without a deadline, read-your-writes waits at most this long.
@@ -58,15 +63,32 @@ class VerificationService(verification_pb2_grpc.VerificationServicer):
         field = key_field_of(spec, request.key_field)
         compiled = compile_claims(spec, claims)  # a malformed claim is INVALID_ARGUMENT before any policy
         check_context(request.context.restricted_context, "context.restricted_context")
+        route = deps.shards.route(request.key if field == spec.key else None, spec_partitions(deps, spec.name), context)
+        if not route.local:  # the owning shard checks, audits and answers
+            return await deps.shards.call(route.remote[0], _verify, request, context)
+        if request.context.restricted_context and deps.shards.sharded:
+            raise FailedPrecondition(
+                "context.restricted_context: restrictions read the whole credit list, which a sharded replica "
+                "does not hold; ask an unsharded replica"
+            )
         touched = [c.field for c in claims] + ([field] if field != spec.key else [])
         authorize_read(deps, request, "verify", (request.key,), touched)
         version = await version_for(deps, request.resource, request.consistency, context)
         outcome = verify_one(version, field, request.key, compiled)
+        watermark = watermark_to_pb(version.watermark)
+        if route.remote:  # an indexed field: its rows may be on every shard
+            remote = verification_pb2.VerifyRequest()
+            remote.CopyFrom(request)
+            remote.receipt = False
+            answers = await asyncio.gather(*(deps.shards.call(i, _verify, remote, context) for i in route.remote))
+            outcome = Outcome(
+                outcome.found or any(a.found for a in answers),
+                outcome.match or any(a.match for a in answers),
+                [c or any(a.claims[i] for a in answers) for i, c in enumerate(outcome.claims)],
+            )
+            watermark = merge_watermarks([watermark, *(a.watermark for a in answers)])
         response = verification_pb2.VerifyResponse(
-            found=outcome.found,
-            match=outcome.match,
-            claims=outcome.claims,
-            watermark=watermark_to_pb(version.watermark),
+            found=outcome.found, match=outcome.match, claims=outcome.claims, watermark=watermark
         )
         if field == spec.key:  # claims on fields under an open correction request say so
             disputed = deps.corrections.disputed(spec.name, request.key)
@@ -96,12 +118,15 @@ class VerificationService(verification_pb2_grpc.VerificationServicer):
         touched = [c.field for c in claims] + ([field] if field != spec.key else [])
         authorize_read(deps, request, "verify_batch", keys, touched)
         version = await version_for(deps, request.resource, request.consistency, context)
-        outcome = verify_many(version, field, keys, compiled)
+        if deps.shards.sharded:
+            outcome, watermark = await self._scattered(request, spec, field, version, context)
+        else:
+            outcome, watermark = verify_many(version, field, keys, compiled), watermark_to_pb(version.watermark)
         response = verification_pb2.VerifyBatchResponse(
             found=outcome.found.tolist(),
             match=outcome.match.tolist(),
             claims=[verification_pb2.ClaimColumnResult(matched=c.tolist()) for c in outcome.claims],
-            watermark=watermark_to_pb(version.watermark),
+            watermark=watermark,
         )
         for index, message in outcome.invalid:
             response.invalid_keys.add(index=index, message=message)
@@ -109,3 +134,88 @@ class VerificationService(verification_pb2_grpc.VerificationServicer):
             receipt = receipt_for_batch(deps, request, field, claims, compiled, outcome, version.watermark)
             response.receipt.CopyFrom(receipt)
         return response
+
+    async def _scattered(
+        self,
+        request: verification_pb2.VerifyBatchRequest,
+        spec: ResourceSpec,
+        field: str,
+        version: TableVersion,
+        context: aio.ServicerContext,
+    ) -> tuple[BatchOutcome, common_pb2.Watermark]:
+        """A batch over the shards: each key to its shard (by key), or every key to every shard (by an
+        indexed field), answered here for this shard's share and gathered into one outcome."""
+        deps, n, here = self._deps, len(request.keys), self._deps.shards.shard.index
+        partitions = spec_partitions(deps, request.resource)
+        if field == spec.key:
+            owners = shards_of(request.keys, partitions, deps.shards.shard.count)
+            if is_forwarded(context) and np.any(owners != here):
+                raise Unavailable(f"shard {deps.shards.shard} was sent keys it does not hold")
+        else:
+            owners = np.full(n, -1, dtype=np.int64)  # -1: every shard
+        route = deps.shards.route(None, partitions, context)
+        picks = {i: np.flatnonzero((owners == i) | (owners == -1)) for i in (here, *route.remote)}
+        picks = {i: p for i, p in picks.items() if len(p)}
+
+        async def remote(index: int) -> tuple:
+            answer = await deps.shards.call(index, _verify_batch, _sub_batch(request, picks[index]), context)
+            columns = [np.array(c.matched, dtype=bool) for c in answer.claims]
+            invalid = [(k.index, k.message) for k in answer.invalid_keys]
+            found, match = np.array(answer.found, dtype=bool), np.array(answer.match, dtype=bool)
+            return found, match, columns, invalid, answer.watermark
+
+        others = [i for i in picks if i != here]
+        pending = asyncio.gather(*(remote(i) for i in others))  # the other shards work meanwhile
+        answers = []
+        if here in picks:
+            part = _sub_batch(request, picks[here])
+            local = verify_many(
+                version, field, list(part.keys), compile_claims(spec, claims_from_pb(part.claims), len(part.keys))
+            )
+            answers.append((local.found, local.match, local.claims, local.invalid, watermark_to_pb(version.watermark)))
+        answers += await pending
+        found, match = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+        claims = [np.zeros(n, dtype=bool) for _ in request.claims]
+        invalid: dict[int, str] = {}
+        order = ([here] if here in picks else []) + others
+        for index, (part_found, part_match, part_claims, part_invalid, _) in zip(order, answers, strict=True):
+            picked = picks[index]
+            found[picked] |= part_found
+            match[picked] |= part_match
+            for column, part_column in zip(claims, part_claims, strict=True):
+                column[picked] |= part_column
+            for i, message in part_invalid:
+                original = int(picked[i])
+                invalid[original] = message.replace(f"keys[{i}]", f"keys[{original}]", 1)
+        marks = [a[4] for a in answers]
+        return BatchOutcome(found, match, claims, sorted(invalid.items())), merge_watermarks(marks)
+
+
+def _verify(channel):
+    return verification_pb2_grpc.VerificationStub(channel).Verify
+
+
+def _verify_batch(channel):
+    return verification_pb2_grpc.VerificationStub(channel).VerifyBatch
+
+
+def spec_partitions(deps: Deps, resource: str) -> int:
+    """The resource topic's partition count (the key's placement depends on it)."""
+    return deps.cache.table(resource).partitions
+
+
+def _sub_batch(request: verification_pb2.VerifyBatchRequest, picked: np.ndarray) -> verification_pb2.VerifyBatchRequest:
+    """The keys at ``picked``, with per-key claim values cut to match; no receipt (the gatherer signs)."""
+    n = len(request.keys)
+    part = verification_pb2.VerifyBatchRequest(
+        resource=request.resource,
+        key_field=request.key_field,
+        keys=[request.keys[i] for i in picked],
+        context=request.context,
+        consistency=request.consistency,
+    )
+    for c in request.claims:
+        column = part.claims.add(field=c.field, op=c.op, or_unset=c.or_unset)
+        per_key = n > 1 and len(c.values) == n and c.op != verification_pb2.CLAIM_OP_IN
+        column.values.extend([c.values[i] for i in picked] if per_key else c.values)
+    return part

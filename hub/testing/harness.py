@@ -156,12 +156,7 @@ class RunningHub:
         )
 
 
-@contextmanager
-def running_hub(
-    bootstrap: str, prefix: str, data_dir: Path, interceptors: list | None = None, **settings
-) -> Iterator[RunningHub]:
-    """A hub in insecure development mode, or with mutual TLS when ``tls_dir`` is given. The notice
-    engine (a consumer group: joining takes seconds on tansu) runs only when a test asks for it."""
+def _settings(bootstrap: str, prefix: str, data_dir: Path, settings: dict) -> HubSettings:
     options = {
         "insecure_dev": "tls_dir" not in settings,
         "audit_checkpoint_interval_s": 0.2,
@@ -169,13 +164,42 @@ def running_hub(
         "metrics_port": None,
         **settings,
     }
-    hub = RunningHub(
-        HubSettings(bootstrap_servers=bootstrap, topic_prefix=prefix, port=0, data_dir=data_dir, **options),
-        bootstrap,
-        interceptors,
-    )
+    return HubSettings(bootstrap_servers=bootstrap, topic_prefix=prefix, port=0, data_dir=data_dir, **options)
+
+
+@contextmanager
+def running_hub(
+    bootstrap: str, prefix: str, data_dir: Path, interceptors: list | None = None, **settings
+) -> Iterator[RunningHub]:
+    """A hub in insecure development mode, or with mutual TLS when ``tls_dir`` is given. The notice
+    engine (a consumer group: joining takes seconds on tansu) runs only when a test asks for it."""
+    hub = RunningHub(_settings(bootstrap, prefix, data_dir, settings), bootstrap, interceptors)
     try:
         hub.wait_ready()
         yield hub
     finally:
         hub.stop()
+
+
+@contextmanager
+def running_shards(bootstrap: str, prefix: str, data_dir: Path, count: int, **settings) -> Iterator[list[RunningHub]]:
+    """One replica of each of ``count`` shards (``--shard I/count``), all in this process and sharing
+    ``data_dir`` (its keys, as replicas share a secret; snapshots go to a directory per shard). Ready
+    once each is SERVING and each has read every shard's announcement, so any one answers for all."""
+    hubs: list[RunningHub] = []
+    try:
+        for index in range(count):
+            hubs.append(
+                RunningHub(_settings(bootstrap, prefix, data_dir, {**settings, "shard": f"{index}/{count}"}), bootstrap)
+            )
+        for hub in hubs:
+            hub.wait_ready()
+        deadline = time.monotonic() + 60
+        while not all(h.server.deps and all(h.server.deps.shards.replicas(i) for i in range(count)) for h in hubs):
+            if time.monotonic() > deadline:
+                raise AssertionError("the shards did not see each other's announcements")
+            time.sleep(0.05)
+        yield hubs
+    finally:
+        for hub in hubs:
+            hub.stop()
