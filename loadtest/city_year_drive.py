@@ -71,8 +71,9 @@ def drive(args: argparse.Namespace, address: str, workload: Workload) -> tuple[E
         invalid_share=0.0,
     )
     env = Environment(user_classes=[CityYearClerk], events=events, host=address, parsed_options=options)
-    env.case_feed = CaseFeed(workload, args.cases)
+    env.case_feed = CaseFeed(workload, args.cases // args.years, years=args.years)
     env.city_totals = Totals()
+    env.city_timeline = [(time.time(), 0)]  # (wall clock, cases done): the run's slope
     runner = env.create_local_runner()
     args.out.mkdir(parents=True, exist_ok=True)
     csv_writer = StatsCSVFileWriter(env, PERCENTILES_TO_REPORT, str(args.out / "city_year"), full_history=True)
@@ -83,6 +84,7 @@ def drive(args: argparse.Namespace, address: str, workload: Workload) -> tuple[E
     last_report = started
     while runner.user_count > 0:
         gevent.sleep(0.2)
+        env.city_timeline.append((time.time(), env.city_totals.cases))
         if time.perf_counter() - last_report >= 10:
             last_report = time.perf_counter()
             done = env.city_totals.cases
@@ -133,7 +135,8 @@ def chart(env: Environment, per_call: int, path: Path, title: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("address")
-    parser.add_argument("--cases", type=int, required=True)
+    parser.add_argument("--cases", type=int, required=True, help="All years' cases.")
+    parser.add_argument("--years", type=int, required=True)
     parser.add_argument("--cases-per-call", type=int, required=True)
     parser.add_argument("--users", type=int, required=True)
     parser.add_argument("--workers", type=int, required=True)
@@ -154,6 +157,7 @@ def main() -> int:
         "p50_ms": calls.get_response_time_percentile(0.5),
         "p95_ms": calls.get_response_time_percentile(0.95),
         "p99_ms": calls.get_response_time_percentile(0.99),
+        "timeline": env.city_timeline,
     }
     title = (
         f"City year: {totals.cases:,} cases in {wall:.0f}s ({totals.cases / wall:,.0f}/s), "
