@@ -1,4 +1,4 @@
-"""The audit trail as a queryable store on every replica.
+"""The audit trail as a queryable store (filled by hub.governance.audit_reader when asked).
 
 Append-only and columnar: few-valued attributes (caller, action, resource, purpose, outcome) as
 codes, times and counts as integers, and the subjects of every entry as 128-bit digests in two
@@ -39,7 +39,7 @@ class _Codes:
 
 
 class AuditIndex:
-    """A FeedTarget over the audit topic. One writer (the feeder); queries from any thread."""
+    """Applies the audit topic's messages. One writer (the reader's catch-up); queries from any thread."""
 
     def __init__(self, partitions: int) -> None:
         self.partitions = partitions
