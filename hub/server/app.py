@@ -187,7 +187,6 @@ class HubServer:
         self.audit: AuditLog | None = None
         self.deps: Deps | None = None
         self.notice_engine: NoticeEngine | None = None
-        self.supervision = SupervisionPlatform.build(settings)
         self.resolver: CaseResolver | None = None
         self.metrics = HubMetrics(
             lambda: HubParts(
@@ -198,6 +197,7 @@ class HubServer:
                 governance=self.governance,
             )
         )
+        self.supervision = SupervisionPlatform.build(settings, on_alert=self.metrics.observe_alert)
         self._server: aio.Server | None = None
         self._health = HealthServicer()
         self._tasks: list[asyncio.Task] = []

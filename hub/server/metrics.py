@@ -13,7 +13,9 @@ What operators watch during a run:
 - ``hub_audit_backlog``: audit entries queued and not yet written (calls are refused past a limit);
 - ``hub_notices_overdue{department,kind}``: notices now past their claim or feedback limit, and
   ``hub_alerts{department,kind}``: the alerts recorded for them (supervision's risk points);
-- ``hub_access_requests_overdue{resource}``: access requests past their decision deadline.
+- ``hub_access_requests_overdue{resource}``: access requests past their decision deadline;
+- ``hub_supervision_alert_seconds``: from a step event's report to the alert it raised in this
+  process's case book (electronic supervision keeping up with the steps).
 
 Counters that already exist on the hub's parts are read when scraped, so the request path pays
 only for the RPC counter and histogram.
@@ -39,11 +41,13 @@ if TYPE_CHECKING:
     from hub.governance.audit import AuditLog
     from hub.governance.state import GovernanceState
     from hub.kafka.producer import AckingProducer
+    from hub.supervision.alerts import SupervisionAlert
 
 log = logging.getLogger(__name__)
 
 # Verify answers in well under a millisecond in process; a batch or a case takes longer.
 _BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+_ALERT_BUCKETS = (0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -134,6 +138,12 @@ class HubMetrics:
         self._seconds = Histogram(
             "hub_rpc_seconds", "gRPC call latency.", ["method"], buckets=_BUCKETS, registry=self.registry
         )
+        self._alert_seconds = Histogram(
+            "hub_supervision_alert_seconds",
+            "From the step event's report to the alert it raised here.",
+            buckets=_ALERT_BUCKETS,
+            registry=self.registry,
+        )
         self.registry.register(_PartsCollector(parts))
         self._children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         self._server: WSGIServer | None = None
@@ -149,6 +159,11 @@ class HubMetrics:
             )
         children[0].inc()
         children[1].observe(seconds)
+
+    def observe_alert(self, alert: SupervisionAlert) -> None:
+        """An alert raised on a step event's arrival (not by a deadline passing): its latency."""
+        if alert.event_reported_at_ms:
+            self._alert_seconds.observe(max(0.0, time.time() - alert.event_reported_at_ms / 1000))
 
     def serve(self, port: int, host: str = "127.0.0.1") -> int | None:
         """Starts the HTTP endpoint; a port in use is logged, not fatal (the hub still serves)."""
