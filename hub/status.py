@@ -52,7 +52,7 @@ def scrape(endpoint: str, timeout: float = 5.0) -> Scrape:
     return out
 
 
-def _quantile(buckets: dict[float, float], q: float) -> float:
+def bucket_quantile(buckets: dict[float, float], q: float) -> float:
     """The upper bound of the bucket holding quantile ``q`` of cumulative ``buckets``."""
     if not buckets:
         return math.nan
@@ -124,8 +124,8 @@ def print_status(hub: str, metrics: str, interval: float = 1.0) -> int:
             f"{total:,.0f}",
             f"{errors:,.0f}",
             f"{rates[method]:,.0f}",
-            f"≤ {_quantile(buckets[method], 0.5) * 1000:g}",
-            f"≤ {_quantile(buckets[method], 0.99) * 1000:g}",
+            f"≤ {bucket_quantile(buckets[method], 0.5) * 1000:g}",
+            f"≤ {bucket_quantile(buckets[method], 0.99) * 1000:g}",
         )
     console.print(rpc)
 

@@ -13,6 +13,8 @@ each checked by four verifications in the hub (``loadtest.workload.CITY_YEAR_MIX
 
 Prints wall time, cases/s, verifications/s, call latency p50/p95/p99, errors, and how many cores
 the hub's workers, Locust and the broker kept busy during the drive (which side saturates first);
+the steps a case system reported beside the clerks (every fourth case late) and the latency from
+each step event to the supervision alert it raised (p50/p99, per worker's case book);
 the run's slope: cases/s, CPU per case of the hub and the broker in the first and the last tenth of
 the cases and their ratio, the resident memory at 10% and 90% (and with two years, each year's rate);
 writes a chart of throughput and latency over time (PNG), Locust's HTML report and its CSV files to
@@ -37,6 +39,7 @@ from hub.client import ensure_grants
 from hub.datagen.city import CITY_SIZE, CitySize
 from hub.datagen.produce import produce_city
 from hub.kafka.embedded import EmbeddedBroker
+from hub.status import bucket_quantile, scrape
 from hub.testing.served import ServedHub
 from loadtest.slope import ProcessSampler, sample_at, time_at, window
 from loadtest.workload import CITY_YEAR_CASES, LEGAL
@@ -57,6 +60,20 @@ def cpu_seconds(pids: list[int]) -> float:
 def _children_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # of children already waited for
     return usage.ru_utime + usage.ru_stime
+
+
+def alert_latency(endpoints: list[str]) -> tuple[int, float, float]:
+    """(alerts raised on step events, p50, p99 in seconds) over the workers' case books: the upper
+    bounds of the histogram's buckets."""
+    buckets: dict[float, float] = {}
+    for endpoint in endpoints:
+        for (name, labels), value in scrape(endpoint).values.items():
+            if name == "hub_supervision_alert_seconds_bucket":
+                bound = float(dict(labels)["le"])
+                buckets[bound] = buckets.get(bound, 0) + value
+    if not buckets:
+        return 0, float("nan"), float("nan")
+    return int(buckets[max(buckets)]), bucket_quantile(buckets, 0.5), bucket_quantile(buckets, 0.99)
 
 
 def print_slope(timeline: list[tuple[float, int]], samples: list, years: int) -> None:
@@ -140,6 +157,7 @@ def main() -> int:
                     check=True,
                 )
             elapsed = time.monotonic() - before[3]
+            alerts = alert_latency(hub.metrics)
             cores = [
                 (cpu_seconds(hub_pids) - before[0]) / elapsed,
                 (_children_cpu_seconds() - before[1]) / elapsed,  # the drive, now waited for
@@ -152,7 +170,7 @@ def main() -> int:
                 broker.stop()
 
     s = orjson.loads((args.out / "city_year_summary.json").read_bytes())
-    errors = s["failed_calls"] + s["case_errors"]
+    errors = s["failed_calls"] + s["case_errors"] + s["failed_step_calls"]
     wall = s["wall_s"]
     print()
     print("== city year ==")
@@ -161,7 +179,15 @@ def main() -> int:
     print(f"verifications: {s['verifications']:,} ({s['verifications'] / wall:,.0f}/s)")
     print(f"calls: {s['calls']:,} of {args.cases_per_call} cases")
     print(f"call latency: p50 {s['p50_ms']:.0f} ms, p95 {s['p95_ms']:.0f} ms, p99 {s['p99_ms']:.0f} ms")
-    print(f"errors: {errors} ({s['failed_calls']} failed calls, {s['case_errors']} rejected cases)")
+    print(
+        f"errors: {errors} ({s['failed_calls']} failed calls, {s['case_errors']} rejected cases, "
+        f"{s['failed_step_calls']} failed step reports)"
+    )
+    print(
+        f"steps: {s['steps']:,} in {s['step_calls']:,} ReportSteps calls; supervision alerts raised on step events: "
+        f"{alerts[0] // args.workers:,} per worker, latency from the step event p50 <= {alerts[1] * 1000:g} ms, "
+        f"p99 <= {alerts[2] * 1000:g} ms"
+    )
     print(
         f"cores busy during the drive (of {os.cpu_count()}): hub workers {cores[0]:.2f}, Locust {cores[1]:.2f}"
         + (f", broker {cores[2]:.2f}" if broker is not None else "")
