@@ -203,6 +203,7 @@ class HubServer:
         self._tasks: list[asyncio.Task] = []
         self.inspections: InspectionsService | None = None
         self.public_site: PublicSite | None = None
+        self._case_partitions = 1
 
     # -- start-up --------------------------------------------------------------------------------
 
@@ -210,6 +211,7 @@ class HubServer:
         """Each step needs only what the steps before it built; the port is returned once listening."""
         admin = AdminClient({**admin_config(self.bootstrap), **self._kafka_extra})
         internal = await asyncio.to_thread(self._create_topics, admin)
+        self._case_partitions = internal[self.topics.cases]
         await asyncio.to_thread(self._load_catalogue)
         partitions, identities = await asyncio.to_thread(self._create_resource_topics, admin)
         self.identity = self._build_identity()
@@ -453,7 +455,7 @@ class HubServer:
         audit_pb2_grpc.add_AuditServicer_to_server(AuditService(deps, subject_key), server)
         subscription_pb2_grpc.add_SubscriptionServicer_to_server(SubscriptionService(deps), server)
         notices_pb2_grpc.add_NoticesServicer_to_server(NoticesService(deps, s.notice_feedback_limit_s), server)
-        cases_pb2_grpc.add_CasesServicer_to_server(CasesService(deps, self.resolver), server)
+        cases_pb2_grpc.add_CasesServicer_to_server(CasesService(deps, self.resolver, self._case_partitions), server)
         corrections_pb2_grpc.add_CorrectionsServicer_to_server(
             CorrectionsService(deps, s.correction_working_days), server
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import zlib
 
 import orjson
 from grpc import aio
@@ -89,9 +90,10 @@ def _event(outcome: CaseOutcome, caller: str, request: CaseRequest, receipt: Sig
 
 
 class CasesService(cases_pb2_grpc.CasesServicer):
-    def __init__(self, deps: Deps, resolver: CaseResolver) -> None:
+    def __init__(self, deps: Deps, resolver: CaseResolver, partitions: int) -> None:
         self._deps = deps
         self._resolver = resolver
+        self._partitions = partitions  # of the cases topic
 
     def _resolve(self, request: CaseRequest) -> CaseOutcome:
         caller = current_caller.get()
@@ -120,8 +122,15 @@ class CasesService(cases_pb2_grpc.CasesServicer):
 
     async def _publish(self, items: list[tuple[CaseOutcome, CaseRequest, Signed | None]]) -> None:
         caller = current_caller.get().department
+        # A call's events go to one partition, as one record batch: a batch per partition per call made
+        # the broker's partitions grow by three small batches a call. Nothing reads the topic by partition
+        # (a case's events are found by scanning it), so the key need not choose it.
+        partition = zlib.crc32(items[0][0].case_number.encode()) % self._partitions
         deliveries = await self._deps.producer.send(
-            self._deps.topics.cases, [(o.case_number.encode(), _event(o, caller, r, s)) for o, r, s in items], []
+            self._deps.topics.cases,
+            [(o.case_number.encode(), _event(o, caller, r, s)) for o, r, s in items],
+            [],
+            partition_hint=partition,
         )
         if any(d.error is not None for d in deliveries):
             raise Unavailable("the case events were not acknowledged by Kafka; resubmit (it is idempotent)")
