@@ -104,6 +104,12 @@ def print_status(hub: str, metrics: str, interval: float = 1.0) -> int:
         )
     console.print(procs)
 
+    components = [dict(labels)["component"] for labels in next(iter(after.values())).series("hub_memory_bytes")]
+    memory = Table("component", *after, title="resident memory by component, MiB")
+    for c in components:
+        memory.add_row(c, *(f"{now.get('hub_memory_bytes', component=c) / 2**20:,.0f}" for now in after.values()))
+    console.print(memory)
+
     calls: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     rates: dict[str, float] = defaultdict(float)
     buckets: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))

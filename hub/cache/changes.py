@@ -73,6 +73,11 @@ class ChangeRing:
     def ends(self) -> list[int]:
         return [p.next for p in self._parts]
 
+    def nbytes(self) -> int:
+        """Roughly what the held changes take: their keys and values, and ~200 bytes of objects each."""
+        with self._lock:
+            return sum(len(c.key) + len(c.value or b"") + 200 for part in self._parts for c in part.changes)
+
     def behind(self, positions: Sequence[int]) -> list[int]:
         """Partitions whose position is older than what the ring still holds."""
         with self._lock:

@@ -91,6 +91,13 @@ class AuditIndex:
             self._subject_row.extend(np.array(subject_rows, dtype=np.int64))
         self.rows = row
 
+    @property
+    def nbytes(self) -> int:
+        """Roughly what the index takes: its arrays, and the case numbers' strings and list slots."""
+        arrays = [c.codes for c in self._coded.values()] + list(self._numbers.values())
+        arrays += [self._subject_hi, self._subject_lo, self._subject_row]
+        return sum(b.arr.nbytes for b in arrays) + len(self._cases) * 70 + len(self._fields) * 8
+
     def mark_caught_up(self, at_ms: int) -> None:
         pass
 

@@ -195,6 +195,7 @@ class HubServer:
                 audit=self.audit,
                 notices=self.deps.notices if self.deps else None,
                 governance=self.governance,
+                audit_index=self.deps.audit_index.index if self.deps else None,
             )
         )
         self.supervision = SupervisionPlatform.build(settings, on_alert=self.metrics.observe_alert)

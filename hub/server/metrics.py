@@ -14,6 +14,7 @@ What operators watch during a run:
 - ``hub_notices_overdue{department,kind}``: notices now past their claim or feedback limit, and
   ``hub_alerts{department,kind}``: the alerts recorded for them (supervision's risk points);
 - ``hub_access_requests_overdue{resource}``: access requests past their decision deadline;
+- ``hub_memory_bytes{component}``: the process's resident size and what its parts take (hub.memory);
 - ``hub_supervision_alert_seconds``: from a step event's report to the alert it raised in this
   process's case book (electronic supervision keeping up with the steps).
 
@@ -33,12 +34,15 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from hub.memory import by_component
+
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
     from hub.cache.replica import ReplicaCache
     from hub.flows.stores import NoticeStore
     from hub.governance.audit import AuditLog
+    from hub.governance.audit_index import AuditIndex
     from hub.governance.state import GovernanceState
     from hub.kafka.producer import AckingProducer
     from hub.supervision.alerts import SupervisionAlert
@@ -59,6 +63,7 @@ class HubParts:
     audit: AuditLog | None
     notices: NoticeStore | None = None
     governance: GovernanceState | None = None
+    audit_index: AuditIndex | None = None
 
 
 class _PartsCollector:
@@ -99,6 +104,10 @@ class _PartsCollector:
         backlog = GaugeMetricFamily("hub_audit_backlog", "Audit entries queued, not yet written.")
         backlog.add_metric([], audit.backlog if audit else 0)
         yield backlog
+        memory = GaugeMetricFamily("hub_memory_bytes", "Resident memory by component.", labels=["component"])
+        for component, size in by_component(cache, parts.audit_index).items():
+            memory.add_metric([component], size)
+        yield memory
         yield from _supervision(parts, int(time.time() * 1000))
 
 
