@@ -150,7 +150,8 @@ def require_transport(settings: HubSettings) -> None:
 
 @dataclass(frozen=True)
 class _StateStores:
-    """The replicated state the feeder keeps besides resources and the catalogue."""
+    """The replicated state besides resources and the catalogue: the feeder keeps all of it but the
+    audit index, which is read from its topic when asked."""
 
     governance: GovernanceState
     audit_index: AuditReader
