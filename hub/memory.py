@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from hub.cache.replica import ReplicaCache
+    from hub.cache.table import Layered
     from hub.governance.audit_index import AuditIndex
 
 
@@ -44,7 +45,7 @@ def by_component(cache: ReplicaCache | None, audit_index: AuditIndex | None) -> 
         for name in list(cache.tables):
             version = cache.version(name)
             parts["cache columns"] += version.nbytes
-            indexes = [version.index, *version.secondary.values()]
+            indexes: list[Layered[Any]] = [version.index, *version.secondary.values()]
             parts["cache key indexes"] += sum(dict_bytes(i.base) + dict_bytes(i.delta) for i in indexes)
         parts["change rings"] = sum(ring.nbytes() for ring in list(cache.rings.values()))
     if audit_index is not None:
