@@ -62,7 +62,9 @@ class HubSettings(BaseSettings):
     )
     holidays: tuple[dt.date, ...] = Field(default=(), description="Public holidays that are not working days.")
     change_ring_capacity: int = Field(
-        default=20_000, ge=10, description="Recent changes kept per partition for subscribers; older come from Kafka."
+        default=20_000,
+        ge=10,
+        description="Recent changes kept per topic (shared by its partitions) for subscribers; older come from Kafka.",
     )
     notice_engine: bool = Field(
         default=True, description="Create notices from market registrations here (one owner per partition)."

@@ -55,7 +55,7 @@ def scrape(endpoint: str, timeout: float = 5.0) -> Scrape:
     return out
 
 
-def _quantile(buckets: dict[float, float], q: float) -> float:
+def bucket_quantile(buckets: dict[float, float], q: float) -> float:
     """The upper bound of the bucket holding quantile ``q`` of cumulative ``buckets``."""
     if not buckets:
         return math.nan
@@ -107,6 +107,12 @@ def print_status(hub: str, metrics: str, interval: float = 1.0) -> int:
         )
     console.print(procs)
 
+    components = [dict(labels)["component"] for labels in next(iter(after.values())).series("hub_memory_bytes")]
+    memory = Table("component", *after, title="resident memory by component, MiB")
+    for c in components:
+        memory.add_row(c, *(f"{now.get('hub_memory_bytes', component=c) / 2**20:,.0f}" for now in after.values()))
+    console.print(memory)
+
     calls: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     rates: dict[str, float] = defaultdict(float)
     buckets: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
@@ -127,8 +133,8 @@ def print_status(hub: str, metrics: str, interval: float = 1.0) -> int:
             f"{total:,.0f}",
             f"{errors:,.0f}",
             f"{rates[method]:,.0f}",
-            f"≤ {_quantile(buckets[method], 0.5) * 1000:g}",
-            f"≤ {_quantile(buckets[method], 0.99) * 1000:g}",
+            f"≤ {bucket_quantile(buckets[method], 0.5) * 1000:g}",
+            f"≤ {bucket_quantile(buckets[method], 0.99) * 1000:g}",
         )
     console.print(rpc)
 

@@ -6,11 +6,12 @@ JSON, the chart of throughput and latency over time, Locust's HTML report and it
 """
 
 # Locust patches the standard library for gevent on import; it must come first.
-from locust import constant, events  # isort: skip
+from locust import constant, constant_pacing, events  # isort: skip
 from locust.env import Environment  # isort: skip
 
 import argparse
 import datetime as dt
+import itertools
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -21,11 +22,11 @@ import locust.stats
 import orjson
 from locust.exception import StopUser
 from locust.html import get_html_report
-from locust.runners import STATE_INIT, STATE_SPAWNING
+from locust.runners import STATE_RUNNING
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSVFileWriter, stats_history
 
 from hub.datagen.city import CitySize
-from loadtest.locustfile import CaseClerk
+from loadtest.locustfile import CaseClerk, StepReporter
 from loadtest.workload import CaseFeed, Workload
 
 locust.stats.PERCENTILES_TO_CHART = [0.5, 0.95, 0.99]
@@ -37,6 +38,7 @@ class Totals:
     cases: int = 0
     verifications: int = 0
     case_errors: int = 0
+    steps: int = 0
 
 
 class CityYearClerk(CaseClerk):
@@ -61,6 +63,18 @@ class CityYearClerk(CaseClerk):
             totals.case_errors += bool(r.error)
 
 
+class CityYearStepReporter(StepReporter):
+    """The bureau's case system beside the clerks: every step of twenty licence cases a second, every
+    fourth case reviewed late, until the clerks are done."""
+
+    fixed_count = 1
+    wait_time = constant_pacing(0.5)
+    late_every = 4
+
+    def reported(self, steps: int) -> None:
+        self.environment.city_totals.steps += steps
+
+
 def drive(args: argparse.Namespace, address: str, workload: Workload) -> tuple[Environment, Totals, float]:
     options = argparse.Namespace(
         cases_per_call=args.cases_per_call,
@@ -71,21 +85,24 @@ def drive(args: argparse.Namespace, address: str, workload: Workload) -> tuple[E
         miss_share=0.0,
         invalid_share=0.0,
     )
-    env = Environment(user_classes=[CityYearClerk], events=events, host=address, parsed_options=options)
-    env.case_feed = CaseFeed(workload, args.cases)
+    env = Environment(
+        user_classes=[CityYearClerk, CityYearStepReporter], events=events, host=address, parsed_options=options
+    )
+    env.case_feed = CaseFeed(workload, args.cases // args.years, years=args.years)
     env.city_totals = Totals()
+    env.city_timeline = [(time.time(), 0)]  # (wall clock, cases done): the run's slope
     runner = env.create_local_runner()
     args.out.mkdir(parents=True, exist_ok=True)
     csv_writer = StatsCSVFileWriter(env, PERCENTILES_TO_REPORT, str(args.out / "city_year"), full_history=True)
     greenlets = [gevent.spawn(stats_history, runner), gevent.spawn(csv_writer.stats_writer)]
     started = time.perf_counter()
-    runner.start(args.users, spawn_rate=args.users)
-    # Until every clerk has spawned the count can read 0 on a busy machine; after that, 0 means done.
-    while runner.state in (STATE_INIT, STATE_SPAWNING):
-        gevent.sleep(0.05)
-    last_report = started
-    while runner.user_count > 0:
+    runner.start(args.users + 1, spawn_rate=args.users + 1)  # the clerks and the step reporter
+    while runner.state != STATE_RUNNING:  # test start (grants, the power list) runs before the users
         gevent.sleep(0.2)
+    last_report = started
+    while runner.user_classes_count.get(CityYearClerk.__name__, 0) > 0:
+        gevent.sleep(0.2)
+        env.city_timeline.append((time.time(), env.city_totals.cases))
         if time.perf_counter() - last_report >= 10:
             last_report = time.perf_counter()
             done = env.city_totals.cases
@@ -101,6 +118,8 @@ def drive(args: argparse.Namespace, address: str, workload: Workload) -> tuple[E
 
 
 def chart(env: Environment, per_call: int, path: Path, title: str) -> None:
+    """Cases per second from the drive's own progress (the step reporter's calls are not cases), call
+    latency from Locust's history."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -114,7 +133,11 @@ def chart(env: Environment, per_call: int, path: Path, title: str) -> None:
 
     xs = [seconds(h) for h in history]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True, constrained_layout=True)
-    top.plot(xs, [h["current_rps"][1] * per_call for h in history], color="tab:blue")
+    timeline = env.city_timeline
+    per_second = [(t, c) for i, (t, c) in enumerate(timeline) if i % 10 == 0]  # points about 0.2 s apart: 2 s steps
+    rates = [(n1 - n0) / (b - a) for (a, n0), (b, n1) in itertools.pairwise(per_second)]
+    start = t0.timestamp()
+    top.plot([t - start for t, _ in per_second[1:]], rates, color="tab:blue")
     top.set_ylabel("cases per second")
     top.set_ylim(bottom=0)
     top.grid(alpha=0.3)
@@ -136,7 +159,8 @@ def chart(env: Environment, per_call: int, path: Path, title: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("address")
-    parser.add_argument("--cases", type=int, required=True)
+    parser.add_argument("--cases", type=int, required=True, help="All years' cases.")
+    parser.add_argument("--years", type=int, required=True)
     parser.add_argument("--cases-per-call", type=int, required=True)
     parser.add_argument("--users", type=int, required=True)
     parser.add_argument("--workers", type=int, required=True)
@@ -149,6 +173,7 @@ def main() -> int:
     env, totals, wall = drive(args, args.address, workload)
     name = "Cases/SubmitBatch" if args.cases_per_call > 1 else "Cases/Submit"
     calls = env.stats.get(name, "grpc")
+    step_calls = env.stats.get("Supervision/ReportSteps", "grpc")
     summary = {
         **asdict(totals),
         "wall_s": wall,
@@ -157,6 +182,9 @@ def main() -> int:
         "p50_ms": calls.get_response_time_percentile(0.5),
         "p95_ms": calls.get_response_time_percentile(0.95),
         "p99_ms": calls.get_response_time_percentile(0.99),
+        "step_calls": step_calls.num_requests,
+        "failed_step_calls": step_calls.num_failures + sum(e.occurrences for e in env.runner.errors.values()),
+        "timeline": env.city_timeline,
     }
     title = (
         f"City year: {totals.cases:,} cases in {wall:.0f}s ({totals.cases / wall:,.0f}/s), "

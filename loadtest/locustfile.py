@@ -241,12 +241,14 @@ class Publisher(GrpcUser):
 
 class StepReporter(GrpcUser):
     """The approval bureau's case system: ten licence cases a call, each accepted, reviewed, decided and
-    delivered (40 steps in one ReportSteps call), with step times a working day apart."""
+    delivered (40 steps in one ReportSteps call), with step times a working day apart; with ``late_every``
+    n, every n-th case is reviewed two months late, which supervision must raise as alerts."""
 
     department = "approval_bureau"
     weight = 1
     wait_time = between(0.5, 2.0)
     STEPS = ("accept", "review", "decide", "deliver")
+    late_every = 0
 
     def on_start(self) -> None:
         super().on_start()
@@ -257,17 +259,19 @@ class StepReporter(GrpcUser):
     @task
     def report(self) -> None:
         day = 86_400_000
-        start = int(time.time() * 1000) - 30 * day
+        start = int(time.time() * 1000) - 120 * day
         steps = []
         for _ in range(10):
             case = f"{self.prefix}-{self.next_case:06d}"
+            late = 60 * day if self.late_every and self.next_case % self.late_every == 0 else 0
             self.next_case += 1
             for n, name in enumerate(self.STEPS):
                 decided = name == "decide"
+                at_ms = start + n * day + (late if n else 0)
                 steps.append(
                     supervision_pb2.ReportStepRequest(
                         case_number=case, item_code="approval_bureau.XK001", step=name,
-                        officer_certificate=STEP_OFFICER, at_ms=start + n * day, outcome="approved" if decided else "",
+                        officer_certificate=STEP_OFFICER, at_ms=at_ms, outcome="approved" if decided else "",
                         target_name="德阳市某某餐饮有限公司" if decided else "",
                         target_kind=supervision_pb2.TARGET_KIND_LEGAL if decided else 0,
                     )
@@ -276,6 +280,10 @@ class StepReporter(GrpcUser):
         refused = [r.error for r in results if r.code != "OK"]
         if refused:
             raise RuntimeError(f"{len(refused)} steps refused: {refused[0]}")
+        self.reported(len(steps))
+
+    def reported(self, steps: int) -> None:
+        """Hook for scenarios that count the steps reported."""
 
 
 class Listener(GrpcUser):

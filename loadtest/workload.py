@@ -75,11 +75,13 @@ class Workload:
 
 
 class CaseFeed:
-    """The city year's cases in a fixed order, handed out in batches; safe across greenlets and threads."""
+    """The city year's cases in a fixed order, handed out in batches; safe across greenlets and threads.
+    With ``years`` > 1, the next year's ``per_year`` cases follow (numbered and dated in that year)."""
 
-    def __init__(self, workload: Workload, total: int = CITY_YEAR_CASES, year: int = 2017) -> None:
+    def __init__(self, workload: Workload, per_year: int = CITY_YEAR_CASES, year: int = 2017, years: int = 1) -> None:
         self.workload = workload
-        self.total = total
+        self.per_year = per_year
+        self.total = per_year * years
         self.year = year
         self._next = itertools.count()
         self._lock = threading.Lock()
@@ -89,10 +91,11 @@ class CaseFeed:
     def case(self, i: int) -> cases_pb2.SubmitRequest:
         rng = random.Random(i * 7919 + self.workload.seed)
         case_type = rng.choices(self._types, self._weights)[0]
-        day = dt.date(self.year, 1, 1) + dt.timedelta(days=i * 365 // self.total)
+        year, n = self.year + i // self.per_year, i % self.per_year
+        day = dt.date(year, 1, 1) + dt.timedelta(days=n * 365 // self.per_year)
         params = {"legal_rep": self.workload.resident(rng)} if case_type == "business_licence_change" else {}
         return cases_pb2.SubmitRequest(
-            case_number=f"DY-{self.year}-{i:07d}",
+            case_number=f"DY-{year}-{n:07d}",
             case_type=case_type,
             applicant=self.workload.entity(rng),
             date=day.isoformat(),

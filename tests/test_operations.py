@@ -60,6 +60,9 @@ def test_metrics_status_and_debug_log(
         assert metrics.get("hub_consumed_records_total") >= len(PEOPLE)
         assert metrics.get("hub_cache_lag_seconds", resource="population.resident") < 5
         assert metrics.get("hub_cache_rejected_records_total", resource="population.resident") == 0
+        rss = metrics.get("hub_memory_bytes", component="resident")
+        assert rss > metrics.get("hub_memory_bytes", component="cache columns") > 0
+        assert metrics.get("hub_memory_bytes", component="change rings") > 0
         # Counted before the answer leaves: even a slow count is seen by a scrape right after the refusal.
         children = hub.server.metrics._children
         key = ("/hub.v1.Verification/Verify", "INVALID_ARGUMENT")
@@ -79,6 +82,7 @@ def test_metrics_status_and_debug_log(
         assert status.returncode == 0, status.stderr
         assert "SERVING" in status.stdout and "Verification/Verify" in status.stdout
         assert "population.resident" in status.stdout
+        assert "resident memory by component" in status.stdout and "change rings" in status.stdout
 
 
 def test_several_workers_share_one_port(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:

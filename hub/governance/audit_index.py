@@ -1,4 +1,4 @@
-"""The audit trail as a queryable store on every replica.
+"""The audit trail as a queryable store (filled by hub.governance.audit_reader when asked).
 
 Append-only and columnar: few-valued attributes (caller, action, resource, purpose, outcome) as
 codes, times and counts as integers, and the subjects of every entry as 128-bit digests in two
@@ -39,7 +39,7 @@ class _Codes:
 
 
 class AuditIndex:
-    """A FeedTarget over the audit topic. One writer (the feeder); queries from any thread."""
+    """Applies the audit topic's messages. One writer (the reader's catch-up); queries from any thread."""
 
     def __init__(self, partitions: int) -> None:
         self.partitions = partitions
@@ -90,6 +90,13 @@ class AuditIndex:
             self._subject_lo.extend(pairs[:, 1].astype(np.uint64))
             self._subject_row.extend(np.array(subject_rows, dtype=np.int64))
         self.rows = row
+
+    @property
+    def nbytes(self) -> int:
+        """Roughly what the index takes: its arrays, and the case numbers' strings and list slots."""
+        arrays = [c.codes for c in self._coded.values()] + list(self._numbers.values())
+        arrays += [self._subject_hi, self._subject_lo, self._subject_row]
+        return sum(b.arr.nbytes for b in arrays) + len(self._cases) * 70 + len(self._fields) * 8
 
     def mark_caught_up(self, at_ms: int) -> None:
         pass

@@ -2,10 +2,10 @@
 
 Start-up: create the hub's own topics; read the managed catalogue to its end and seed what the
 built-in catalogue adds; create the resource topics; start the feeder (resources, catalogue,
-grants, audit index) and the server. gRPC health says NOT_SERVING for Verification and Lookup
-until every topic has caught up. Stop: health NOT_SERVING, in-flight calls finish within the grace
-period, the audit trail is flushed with a closing checkpoint, the producer is flushed, the
-feeder stops (and snapshots).
+grants, the flows' state) and the server (the audit index is read when asked: hub.governance.audit_reader).
+gRPC health says NOT_SERVING for Verification and Lookup until every topic has caught up. Stop: health
+NOT_SERVING, in-flight calls finish within the grace period, the audit trail is flushed with a closing
+checkpoint, the producer is flushed, the feeder stops (and snapshots).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from hub.flows.notices import NoticeEngine, load_rules
 from hub.flows.stores import CaseLedger, CorrectionStore, NoticeStore, SubscriptionStore
 from hub.governance import keys
 from hub.governance.audit import AuditLog
-from hub.governance.audit_index import AuditIndex
+from hub.governance.audit_reader import AuditReader
 from hub.governance.catalogue import CatalogueStore
 from hub.governance.crl import watch_crl
 from hub.governance.identity import IdentityResolver
@@ -142,10 +142,11 @@ INSECURE_BANNER = """
 
 @dataclass(frozen=True)
 class _StateStores:
-    """The replicated state the feeder keeps besides resources and the catalogue."""
+    """The replicated state besides resources and the catalogue: the feeder keeps all of it but the
+    audit index, which is read from its topic when asked."""
 
     governance: GovernanceState
-    audit_index: AuditIndex
+    audit_index: AuditReader
     cases: CaseLedger
     subscriptions: SubscriptionStore = field(default_factory=SubscriptionStore)
     notices: NoticeStore = field(default_factory=NoticeStore)
@@ -185,7 +186,6 @@ class HubServer:
         self.audit: AuditLog | None = None
         self.deps: Deps | None = None
         self.notice_engine: NoticeEngine | None = None
-        self.supervision = SupervisionPlatform.build(settings)
         self.resolver: CaseResolver | None = None
         self.metrics = HubMetrics(
             lambda: HubParts(
@@ -194,8 +194,10 @@ class HubServer:
                 audit=self.audit,
                 notices=self.deps.notices if self.deps else None,
                 governance=self.governance,
+                audit_index=self.deps.audit_index.index if self.deps else None,
             )
         )
+        self.supervision = SupervisionPlatform.build(settings, on_alert=self.metrics.observe_alert)
         self._server: aio.Server | None = None
         self._health = HealthServicer()
         self._cache_ready = False
@@ -214,10 +216,9 @@ class HubServer:
         partitions, identities = await asyncio.to_thread(self._create_resource_topics, admin)
         self.identity = self._build_identity()
         self.governance = GovernanceState(on_crl=self.identity.load_crl)
+        audit_index = AuditReader(self.bootstrap, self.topics.audit, internal[self.topics.audit], self._kafka_extra)
         stores = _StateStores(
-            governance=self.governance,
-            audit_index=AuditIndex(internal[self.topics.audit]),
-            cases=CaseLedger(internal[self.topics.cases]),
+            governance=self.governance, audit_index=audit_index, cases=CaseLedger(internal[self.topics.cases])
         )
         self.cache = self._build_cache(admin=admin, partitions=partitions, identities=identities, stores=stores)
         self.producer = AckingProducer(producer_config(self.bootstrap, self._kafka_extra))
@@ -326,7 +327,6 @@ class HubServer:
             internal={
                 t.catalogue: self.catalogue,
                 t.governance: stores.governance,
-                t.audit: stores.audit_index,
                 t.subscriptions: stores.subscriptions,
                 t.notices: stores.notices,
                 t.corrections: stores.corrections,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import cast
 
 from grpc import aio
@@ -64,7 +65,8 @@ class AuditService(audit_pb2_grpc.AuditServicer):
             raise PermissionDenied(
                 f"only the provider {spec.provider} (or the hub administrator) may ask who used {spec.name}"
             )
-        usage, recent, total = deps.audit_index.by_resource(spec.name, _limit(request.limit, 100))
+        limit = _limit(request.limit, 100)
+        usage, recent, total = await asyncio.to_thread(deps.audit_index.by_resource, spec.name, limit)
         return audit_pb2.QueryResourceResponse(
             usage=[audit_pb2.UsageCount(caller=c, purpose=_purpose_pb(p), calls=n) for c, p, n in usage],
             recent=[entry_to_pb(e) for e in recent],
@@ -81,7 +83,7 @@ class AuditService(audit_pb2_grpc.AuditServicer):
         if caller.department not in (HUB_ADMIN, CITIZEN_PORTAL):
             raise PermissionDenied("only the citizen portal (or the hub administrator) asks who used a person's data")
         digest = subject_digest(self._subject_key, request.subject_key)
-        entries = self._deps.audit_index.by_subject(digest, _limit(request.limit, 1000))
+        entries = await asyncio.to_thread(self._deps.audit_index.by_subject, digest, _limit(request.limit, 1000))
         # Data accesses only: the portal's own queries are in the trail but are not uses of the data.
         return audit_pb2.QuerySubjectResponse(
             entries=[

@@ -16,7 +16,7 @@ from hub.cache.replica import ReplicaCache
 from hub.errors import Unavailable
 from hub.flows.stores import CorrectionStore, NoticeStore, SubscriptionStore
 from hub.governance.audit import AuditLog
-from hub.governance.audit_index import AuditIndex
+from hub.governance.audit_reader import AuditReader
 from hub.governance.catalogue import CatalogueStore
 from hub.governance.policy import AccessPolicy
 from hub.governance.receipts import ReceiptSigner
@@ -85,7 +85,7 @@ class Deps:
     cache: ReplicaCache
     producer: AckingProducer
     admin: AdminClient
-    audit_index: AuditIndex
+    audit_index: AuditReader
     subscriptions: SubscriptionStore
     notices: NoticeStore
     corrections: CorrectionStore

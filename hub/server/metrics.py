@@ -14,7 +14,10 @@ What operators watch during a run:
 - ``hub_audit_backlog``: audit entries queued and not yet written (calls are refused past a limit);
 - ``hub_notices_overdue{department,kind}``: notices now past their claim or feedback limit, and
   ``hub_alerts{department,kind}``: the alerts recorded for them (supervision's risk points);
-- ``hub_access_requests_overdue{resource}``: access requests past their decision deadline.
+- ``hub_access_requests_overdue{resource}``: access requests past their decision deadline;
+- ``hub_memory_bytes{component}``: the process's resident size and what its parts take (hub.memory);
+- ``hub_supervision_alert_seconds``: from a step event's report to the alert it raised in this
+  process's case book (electronic supervision keeping up with the steps).
 
 Counters that already exist on the hub's parts are read when scraped, so the request path pays
 only for the RPC counter and histogram.
@@ -32,6 +35,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from hub.memory import by_component
 from hub.records.shards import WHOLE
 
 if TYPE_CHECKING:
@@ -40,13 +44,16 @@ if TYPE_CHECKING:
     from hub.cache.replica import ReplicaCache
     from hub.flows.stores import NoticeStore
     from hub.governance.audit import AuditLog
+    from hub.governance.audit_index import AuditIndex
     from hub.governance.state import GovernanceState
     from hub.kafka.producer import AckingProducer
+    from hub.supervision.alerts import SupervisionAlert
 
 log = logging.getLogger(__name__)
 
 # Verify answers in well under a millisecond in process; a batch or a case takes longer.
 _BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+_ALERT_BUCKETS = (0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,6 +65,7 @@ class HubParts:
     audit: AuditLog | None
     notices: NoticeStore | None = None
     governance: GovernanceState | None = None
+    audit_index: AuditIndex | None = None
 
 
 class _PartsCollector:
@@ -103,6 +111,10 @@ class _PartsCollector:
         backlog = GaugeMetricFamily("hub_audit_backlog", "Audit entries queued, not yet written.")
         backlog.add_metric([], audit.backlog if audit else 0)
         yield backlog
+        memory = GaugeMetricFamily("hub_memory_bytes", "Resident memory by component.", labels=["component"])
+        for component, size in by_component(cache, parts.audit_index).items():
+            memory.add_metric([component], size)
+        yield memory
         yield from _supervision(parts, int(time.time() * 1000))
 
 
@@ -142,6 +154,12 @@ class HubMetrics:
         self._seconds = Histogram(
             "hub_rpc_seconds", "gRPC call latency.", ["method"], buckets=_BUCKETS, registry=self.registry
         )
+        self._alert_seconds = Histogram(
+            "hub_supervision_alert_seconds",
+            "From the step event's report to the alert it raised here.",
+            buckets=_ALERT_BUCKETS,
+            registry=self.registry,
+        )
         self.registry.register(_PartsCollector(parts))
         self._children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         self._server: WSGIServer | None = None
@@ -157,6 +175,11 @@ class HubMetrics:
             )
         children[0].inc()
         children[1].observe(seconds)
+
+    def observe_alert(self, alert: SupervisionAlert) -> None:
+        """An alert raised on a step event's arrival (not by a deadline passing): its latency."""
+        if alert.event_reported_at_ms:
+            self._alert_seconds.observe(max(0.0, time.time() - alert.event_reported_at_ms / 1000))
 
     def serve(self, port: int, host: str = "127.0.0.1") -> int | None:
         """Starts the HTTP endpoint; a port in use is logged, not fatal (the hub still serves)."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import pyarrow as pa
 
@@ -30,13 +32,16 @@ class SupervisionPlatform:
     sweep_s: float
 
     @classmethod
-    def build(cls, settings: HubSettings) -> SupervisionPlatform:
+    def build(
+        cls, settings: HubSettings, on_alert: Callable[[SupervisionAlert], None] | None = None
+    ) -> SupervisionPlatform:
+        """``on_alert(alert)`` runs for each alert raised (on the feeding thread), after it is logged."""
         calendar = WorkCalendar(settings.holidays)
         feed = PublicityFeed(
             calendar, Retention(settings.publicity_retention_days, settings.publicity_natural_person_days)
         )
         engine = AlertEngine(calendar, settings.supervision_answer_days)
-        book = CaseBook(STEP_PARTITIONS, engine, feed, on_alert=_log_alert)
+        book = CaseBook(STEP_PARTITIONS, engine, feed, on_alert=partial(_log_alert, then=on_alert))
         return cls(calendar, AnswerStore(), feed, book, settings.supervising_office, settings.supervision_sweep_s)
 
     def alerts_table(self) -> pa.Table:
@@ -68,5 +73,7 @@ class SupervisionPlatform:
                     )
 
 
-def _log_alert(alert: SupervisionAlert) -> None:
+def _log_alert(alert: SupervisionAlert, then: Callable[[SupervisionAlert], None] | None) -> None:
     log.debug("supervision alert %s (%s) for %s", alert.id, alert.level, alert.department)
+    if then is not None:
+        then(alert)
