@@ -81,7 +81,7 @@ def test_web_ui_drives_a_distributed_run(kafka_bootstrap: str, topic_prefix: str
         )
         master.start()
         try:
-            wait_for_tcp("127.0.0.1", web, 60, master.proc)
+            wait_for_tcp("127.0.0.1", web, 180, master.proc)  # a guard: a busy machine starts Locust slowly
             worker.start()
             base = f"http://127.0.0.1:{web}"
             assert b"locust" in urllib.request.urlopen(base + "/", timeout=10).read().lower()
@@ -89,13 +89,14 @@ def test_web_ui_drives_a_distributed_run(kafka_bootstrap: str, topic_prefix: str
             def stats() -> dict:
                 return orjson.loads(urllib.request.urlopen(base + "/stats/requests", timeout=10).read())
 
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 180  # guards, not waits: each loop ends when its condition holds
             while not stats().get("workers"):  # the worker has connected to the master
                 assert time.monotonic() < deadline, master.tail()
                 time.sleep(0.2)
             form = urllib.parse.urlencode({"user_count": 6, "spawn_rate": 6, "host": hub.address}).encode()
             started = orjson.loads(urllib.request.urlopen(base + "/swarm", data=form, timeout=30).read())
             assert started["success"], started
+            deadline = time.monotonic() + 180
             by_name: dict[str, dict] = {}
             while by_name.get("Verification/Verify", {}).get("num_requests", 0) < 5:
                 assert time.monotonic() < deadline, master.tail() + worker.tail()
@@ -103,6 +104,7 @@ def test_web_ui_drives_a_distributed_run(kafka_bootstrap: str, topic_prefix: str
                 by_name = {s["name"]: s for s in stats()["stats"]}
             urllib.request.urlopen(base + "/stop", data=b"", timeout=10).read()
             assert by_name["Verification/Verify"]["num_failures"] == 0
+            deadline = time.monotonic() + 180
             while stats()["state"] != "stopped":  # the worker's users have stopped
                 assert time.monotonic() < deadline, master.tail() + worker.tail()
                 time.sleep(0.2)
