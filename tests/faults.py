@@ -7,12 +7,12 @@ import asyncio
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import grpc
 import orjson
 import pytest
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from hub.kafka.clients import consumer_config
@@ -41,14 +41,12 @@ def health(channel: grpc.Channel, service: str = "") -> str:
     return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
 
 
-def count_by_key(bootstrap: str, topic: str, values: dict[str, set[bytes]] | None = None) -> Counter[str]:
-    """How many records each key has in ``topic`` (every record, not the last value per key); the
-    distinct values per key go into ``values`` if given."""
-    consumer = Consumer(consumer_config(bootstrap, "fault-counter", {"enable.partition.eof": True}))
+def topic_records(bootstrap: str, topic: str) -> Iterator[Message]:
+    """Every record of ``topic``, from the start to the end of each partition."""
+    consumer = Consumer(consumer_config(bootstrap, "test-reader", {"enable.partition.eof": True}))
     try:
         partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
         consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        counts: Counter[str] = Counter()
         at_end: set[int] = set()
         while len(at_end) < len(partitions):
             for m in consumer.consume(1000, 1.0):
@@ -57,12 +55,20 @@ def count_by_key(bootstrap: str, topic: str, values: dict[str, set[bytes]] | Non
                         at_end.add(m.partition())
                     continue
                 at_end.discard(m.partition())
-                counts[m.key().decode()] += 1
-                if values is not None:
-                    values.setdefault(m.key().decode(), set()).add(m.value())
-        return counts
+                yield m
     finally:
         consumer.close()
+
+
+def count_by_key(bootstrap: str, topic: str, values: dict[str, set[bytes]] | None = None) -> Counter[str]:
+    """How many records each key has in ``topic`` (every record, not the last value per key); the
+    distinct values per key go into ``values`` if given."""
+    counts: Counter[str] = Counter()
+    for m in topic_records(bootstrap, topic):
+        counts[m.key().decode()] += 1
+        if values is not None:
+            values.setdefault(m.key().decode(), set()).add(m.value())
+    return counts
 
 
 def verify(channel: grpc.Channel, key: str) -> verification_pb2.VerifyResponse:

@@ -55,7 +55,7 @@ def test_a_full_snapshot_disk_keeps_the_previous_snapshot(
     with running_hub(kafka_bootstrap, topic_prefix, tmp_path, **options) as hub:
         cache = hub.server.cache
         assert cache.loaded_from_snapshot.get(RESOURCE) == 100
-        in_kafka = read_topic(kafka_bootstrap, f"{topic_prefix}{RESOURCE}", 6)
+        in_kafka = read_topic(kafka_bootstrap, f"{topic_prefix}{RESOURCE}")
         version = cache.version(RESOURCE)
         assert acknowledged == len(ids) == len(in_kafka) == version.live
         assert (version.rows(ids) >= 0).all()

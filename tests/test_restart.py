@@ -5,31 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from hub.datagen.city import resident_ids
-from hub.kafka.clients import consumer_config
+from tests.faults import topic_records
 from tests.hubtest import resident, running_hub
 
 
-def read_topic(bootstrap: str, topic: str, partitions: int) -> dict[str, bytes]:
+def read_topic(bootstrap: str, topic: str) -> dict[str, bytes]:
     """The topic's state as a plain model: the last value per key, tombstones removing keys."""
-    consumer = Consumer(consumer_config(bootstrap, "test-reader", {"enable.partition.eof": True}))
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
     state: dict[str, bytes] = {}
-    at_end: set[int] = set()
-    while len(at_end) < partitions:
-        for m in consumer.consume(1000, 1.0):
-            if m.error():
-                if m.error().code() == KafkaError._PARTITION_EOF:
-                    at_end.add(m.partition())
-                continue
-            at_end.discard(m.partition())
-            if m.value() is None:
-                state.pop(m.key().decode(), None)
-            else:
-                state[m.key().decode()] = m.value()
-    consumer.close()
+    for m in topic_records(bootstrap, topic):
+        if m.value() is None:
+            state.pop(m.key().decode(), None)
+        else:
+            state[m.key().decode()] = m.value()
     return state
 
 
@@ -41,7 +30,7 @@ def test_restart_rebuilds_cache_from_kafka(kafka_bootstrap: str, topic_prefix: s
         hub.publish("population.resident", [(r, None) for r in ids[250:]])
     with running_hub(kafka_bootstrap, topic_prefix, tmp_path) as hub:
         version = hub.server.cache.version("population.resident")
-        model = read_topic(kafka_bootstrap, f"{topic_prefix}population.resident", 6)
+        model = read_topic(kafka_bootstrap, f"{topic_prefix}population.resident")
         assert version.live == len(model) == 250
         empty = dict.fromkeys(f.name for f in version.spec.fields)
         for key, value in model.items():

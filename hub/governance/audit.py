@@ -40,7 +40,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import orjson
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, Producer
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from hub.errors import Unavailable
@@ -103,7 +103,7 @@ class AuditLog:
         self.topic = topic
         self.chain = chain or f"{socket.gethostname()}-{os.getpid()}-{int(time.time() * 1000)}"
         # No linger: callers wait for the acknowledgement, and batching comes from the group commit.
-        self._producer = Producer({**producer_config, "linger.ms": 0})
+        self._producer = Producer({**producer_config, "linger.ms": 0, "error_cb": self._on_error})
         self._signing_key = signing_key
         self._keyed = hashlib.blake2b(digest_size=16, key=subject_key[:64])
         self._every = checkpoint_every
@@ -122,6 +122,9 @@ class AuditLog:
         self._last_checkpoint = time.monotonic()
         self.written = 0
         self.failed = 0
+        self._fatal = threading.Event()
+        self._retired: list[Producer] = []
+        self._config = {**producer_config, "linger.ms": 0}
 
     @property
     def backlog(self) -> int:
@@ -164,7 +167,8 @@ class AuditLog:
         left = self._producer.flush(timeout)
         if left:
             log.error("%d audit entries were not acknowledged before shutdown", left)
-        self._producer.close()
+        for producer in [*self._retired, self._producer]:
+            producer.close()
 
     # -- writer thread ---------------------------------------------------------------------------
 
@@ -235,6 +239,11 @@ class AuditLog:
         self.written += 1
 
     def _flush_batch(self) -> None:
+        """Writes the batch and waits for Kafka's answer: one batch in flight at a time keeps the
+        chain in order on the topic even when a batch has to go again. Entries queued meanwhile go
+        into the next batch (the group commit). A batch Kafka did not take (an outage, a timeout, a
+        fenced producer) is sent again, on a fresh producer after a fatal error, until it is written
+        or the log stops; only a batch refused as such fails its callers."""
         if not self._batch:
             return
         value = orjson.dumps({"entries": self._batch})
@@ -242,16 +251,45 @@ class AuditLog:
         self._batch = []
         self._batch_bytes = 0
         self._waiting = []
+        while True:
+            err = self._write(value)
+            if err is None or not _worth_again(err) or self._stop.is_set():
+                self._delivered(err, waiting)
+                return
+            log.warning("audit batch not written (%s); sending it again", err)
+            if err.fatal() or err.code() == KafkaError.PRODUCER_FENCED or self._fatal.is_set():
+                self._replace_producer()
 
-        def delivered(err, msg) -> None:
-            self._delivered(err, waiting)
+    def _write(self, value: bytes) -> KafkaError | None:
+        written = threading.Event()
+        outcome: list[KafkaError | None] = []
+
+        def delivered(err: KafkaError | None, msg: object) -> None:
+            outcome.append(err)
+            written.set()
 
         while True:
             try:
                 self._producer.produce(self.topic, value, self.chain.encode(), on_delivery=delivered)
-                return
+                break
             except BufferError:
                 self._producer.poll(0.05)
+        while not written.is_set():
+            self._producer.poll(0.05)  # the delivery thread may run the callback instead: either is fine
+        return outcome[0]
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.fatal():  # e.g. fenced after the broker's storage came back: the producer never recovers
+            self._fatal.set()
+
+    def _replace_producer(self) -> None:
+        """A fresh producer (a new producer id); the old one is closed at stop, not while the delivery
+        thread may still poll it."""
+        self._fatal.clear()
+        old, self._producer = self._producer, Producer({**self._config, "error_cb": self._on_error})
+        old.purge()
+        self._retired.append(old)
+        log.error("audit producer hit a fatal error; replaced it")
 
     def _checkpoint(self, closing: bool = False) -> None:
         if self._seq < 0:
@@ -277,6 +315,23 @@ class AuditLog:
         for loop in {f.get_loop() for f in waiting}:
             if not loop.is_closed():  # else no call is left waiting
                 loop.call_soon_threadsafe(_settle, [f for f in waiting if f.get_loop() is loop], err)
+
+
+# What no later attempt can change: the batch itself, or the hub's rights, are refused.
+_PERMANENT = {
+    KafkaError.MSG_SIZE_TOO_LARGE,
+    KafkaError.INVALID_RECORD,
+    KafkaError.INVALID_MSG_SIZE,
+    KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+    KafkaError._INVALID_ARG,
+}
+
+
+def _worth_again(err: KafkaError) -> bool:
+    """Anything but a refusal of the batch itself (too large, invalid, not authorised) may pass later:
+    a broker outage, a timeout, a fenced producer, an unknown broker error while its storage is gone."""
+    return err.code() not in _PERMANENT
 
 
 def _settle(waiting: list[asyncio.Future], err) -> None:

@@ -53,6 +53,7 @@ class AuditIndex:
         self._subject_lo = Buffer(np.uint64, 65536)
         self._subject_row = Buffer(np.int64, 65536)
         self.rows = 0  # published last, so readers never see a half-appended batch
+        self._high: dict[str, int] = {}  # per chain, the last seq indexed
 
     # -- FeedTarget ------------------------------------------------------------------------------
 
@@ -69,6 +70,10 @@ class AuditIndex:
         for change in changes:
             self._positions[change.partition] = max(self._positions[change.partition], change.offset + 1)
             for entry in orjson.loads(change.value or b'{"entries": []}')["entries"]:
+                chain, seq = entry.get("chain"), entry.get("seq", -1)
+                if seq <= self._high.get(chain, -1):  # a batch the writer sent again (at least once)
+                    continue
+                self._high[chain] = seq
                 for name in _CODED:
                     new_codes[name].append(coded[name].code(entry.get(name)))
                 for name in new_numbers:
