@@ -275,7 +275,10 @@ class AuditLog:
             except BufferError:
                 self._producer.poll(0.05)
         while not written.is_set():
-            self._producer.poll(0.05)  # the delivery thread may run the callback instead: either is fine
+            if self._poller.is_alive():  # the delivery thread runs the callback as soon as it comes
+                written.wait(0.1)
+            else:  # stopping: this thread serves its own callbacks
+                self._producer.poll(0.05)
         return outcome[0]
 
     def _on_error(self, err: KafkaError) -> None:
