@@ -130,7 +130,10 @@ class HubSettings(BaseSettings):
 
     # -- random inspections and the public site (hub.inspections, hub.public) --
     public_port: int | None = Field(
-        default=None, ge=0, le=65535, description="Public site (results feed) port; 0: a free one; off: none."
+        default=None,
+        ge=0,
+        le=65535,
+        description="Public site port (results feeds, publicity, receipt JWKS); 0: a free one; unset: none.",
     )
     inspection_publish_working_days: int = Field(default=20, ge=1, description="Deadline to publish a result.")
 
