@@ -49,6 +49,15 @@ class Notice:
             self, state="claimed", claimed_at_ms=now_ms, claimed_by=by, feedback_due_ms=now_ms + feedback_limit_ms
         )
 
+    def overdue(self, now_ms: int) -> tuple[AlertKind, int] | None:
+        """The limit this notice is past at ``now_ms`` and when it fell due: unclaimed past the claim
+        limit, or claimed with no feedback past the feedback limit."""
+        if self.state == "open" and self.claim_due_ms and self.claim_due_ms < now_ms:
+            return "claim_overdue", self.claim_due_ms
+        if self.state == "claimed" and self.feedback_due_ms and self.feedback_due_ms < now_ms:
+            return "feedback_overdue", self.feedback_due_ms
+        return None
+
     def done(self, feedback: FeedbackKind, note: str, now_ms: int) -> Notice:
         return replace(self, state="done", feedback_at_ms=now_ms, feedback=feedback, feedback_note=note)
 

@@ -26,7 +26,7 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
 from pydantic import BaseModel, ConfigDict
 
-from hub.flows.model import Alert, AlertKind, Notice
+from hub.flows.model import Alert, Notice
 from hub.flows.stores import NoticeStore
 from hub.kafka.clients import consume_ready, consumer_config
 
@@ -199,14 +199,13 @@ def overdue_alerts(store: NoticeStore, now_ms: int) -> list[Alert]:
     with no feedback past the feedback limit. Deterministic, so any replica may write them."""
     out = []
     for n in store.notices():
-        late: tuple[tuple[AlertKind, int, bool], ...] = (
-            ("claim_overdue", n.claim_due_ms, n.state == "open"),
-            ("feedback_overdue", n.feedback_due_ms, n.state == "claimed"),
-        )
-        for kind, due, overdue in late:
-            ident = f"{n.id}:{kind}"
-            if overdue and due and due < now_ms and not store.has_alert(ident):
-                out.append(
-                    Alert(id=ident, notice_id=n.id, department=n.department, kind=kind, raised_at_ms=due, due_ms=due)
-                )
+        late = n.overdue(now_ms)
+        if late is None:
+            continue
+        kind, due = late
+        ident = f"{n.id}:{kind}"
+        if not store.has_alert(ident):
+            out.append(
+                Alert(id=ident, notice_id=n.id, department=n.department, kind=kind, raised_at_ms=due, due_ms=due)
+            )
     return out

@@ -124,10 +124,8 @@ def _supervision(parts: HubParts, now_ms: int) -> Iterator[Metric]:
     alerts: Tally[tuple[str, str]] = Tally()
     if parts.notices is not None:
         for n in parts.notices.notices():
-            if n.state == "open" and n.claim_due_ms and n.claim_due_ms < now_ms:
-                overdue[(n.department, "claim_overdue")] += 1
-            elif n.state == "claimed" and n.feedback_due_ms and n.feedback_due_ms < now_ms:
-                overdue[(n.department, "feedback_overdue")] += 1
+            if (late := n.overdue(now_ms)) is not None:
+                overdue[(n.department, late[0])] += 1
         for a in parts.notices.alerts():
             alerts[(a.department, a.kind)] += 1
     labels = ["department", "kind"]
