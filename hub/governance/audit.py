@@ -44,6 +44,7 @@ from confluent_kafka import KafkaError, Producer
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from hub.errors import Unavailable
+from hub.records.codec import clip
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ MESSAGE_BYTES = 512 * 1024
 
 
 def _clip(text: str) -> str:
-    return text if len(text) <= MAX_TEXT else f"{text[:MAX_TEXT]}…({len(text):,} chars)"
+    return clip(text, MAX_TEXT)
 
 
 def subject_digest(subject_key: bytes, subject: str) -> str:

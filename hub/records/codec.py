@@ -33,3 +33,9 @@ def headers(provider: str, schema_version: int, trace_id: str) -> Headers:
         ("trace_id", trace_id.encode()),
         ("content-type", CONTENT_TYPE),
     ]
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was: what a caller sent may be echoed
+    (in an audit entry or an error) without outgrowing the message that carries it."""
+    return text if len(text) <= limit else f"{text[:limit]}…({len(text):,} chars)"

@@ -31,6 +31,7 @@ from grpc import aio
 from hub.errors import HubError, InvalidArgument, ResourceExhausted, Unavailable
 from hub.governance.audit import AuditEvent, AuditLog
 from hub.governance.identity import IdentityResolver, current_caller
+from hub.records.codec import clip
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def note_access(
 
 def _clip(text: str, limit: int = 1000) -> str:
     """Messages echo what the caller sent; a status travels in headers, which gRPC caps (16 KB)."""
-    return text if len(text) <= limit else f"{text[:limit]}…({len(text):,} chars)"
+    return clip(text, limit)
 
 
 async def _abort(context: aio.ServicerContext, exc: BaseException, method: str) -> None:
