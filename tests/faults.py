@@ -60,6 +60,17 @@ def topic_records(bootstrap: str, topic: str) -> Iterator[Message]:
         consumer.close()
 
 
+def read_topic(bootstrap: str, topic: str) -> dict[str, bytes]:
+    """The topic's state as a plain model: the last value per key, tombstones removing keys."""
+    state: dict[str, bytes] = {}
+    for m in topic_records(bootstrap, topic):
+        if m.value() is None:
+            state.pop(m.key().decode(), None)
+        else:
+            state[m.key().decode()] = m.value()
+    return state
+
+
 def count_by_key(bootstrap: str, topic: str, values: dict[str, set[bytes]] | None = None) -> Counter[str]:
     """How many records each key has in ``topic`` (every record, not the last value per key); the
     distinct values per key go into ``values`` if given."""

@@ -22,6 +22,7 @@ from hub.v1 import (
     corrections_pb2_grpc,
     governance_pb2,
 )
+from tests.faults import read_topic
 from tests.hubtest import RunningHub, resident
 
 DATE = "2017-11-30"
@@ -476,9 +477,7 @@ def test_batch_of_a_thousand_cases_events_and_audit(loaded: RunningHub) -> None:
     assert results[7].error.startswith("cases[7]: case_type")
     assert sum(r.complete for r in results) == 500 and results[0].complete and not results[1].complete
     # each case is an event; its evidence checks are audited under its case number
-    from tests.test_restart import read_topic
-
-    events = read_topic(loaded.bootstrap, loaded.server.topics.cases, 3)
+    events = read_topic(loaded.bootstrap, loaded.server.topics.cases)
     assert "DY-BATCH-0998" in events and orjson.loads(events["DY-BATCH-0998"])["complete"] is True
     digest = subject_digest(subject_key(loaded.settings.data_dir / "dev-keys"), D)
     deadline = time.monotonic() + 60  # the audit index follows the topic; a guard only

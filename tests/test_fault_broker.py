@@ -20,9 +20,8 @@ from hub.client import open_channel
 from hub.datagen.city import resident_ids
 from hub.governance.audit_verify import read_topic as read_audit
 from hub.kafka.embedded import EmbeddedBroker
-from tests.faults import RESOURCE, PublishStream, health, refused_with_retry_advice, verify, wait_for
+from tests.faults import RESOURCE, PublishStream, health, read_topic, refused_with_retry_advice, verify, wait_for
 from tests.hubtest import running_hub
-from tests.test_restart import read_topic
 
 
 def test_durable_broker_killed_mid_stream_loses_nothing_acknowledged(tmp_path: Path) -> None:

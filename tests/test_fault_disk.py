@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from hub.datagen.city import resident_ids
+from tests.faults import read_topic
 from tests.hubtest import resident, running_hub
-from tests.test_restart import read_topic
 
 RESOURCE = "population.resident"
 

@@ -11,9 +11,8 @@ from hub.childproc import free_port
 from hub.datagen.city import resident_ids
 from hub.governance.audit_verify import read_topic as read_audit
 from hub.kafka.embedded import EmbeddedBroker
-from tests.faults import RESOURCE, PublishStream, TcpProxy, health, refused_with_retry_advice, wait_for
+from tests.faults import RESOURCE, PublishStream, TcpProxy, health, read_topic, refused_with_retry_advice, wait_for
 from tests.hubtest import running_hub
-from tests.test_restart import read_topic
 
 
 def test_a_stalled_then_cut_broker_connection_loses_nothing_acknowledged(tmp_path: Path) -> None:

@@ -15,9 +15,8 @@ from hub.governance.audit_verify import verify_entries
 from hub.governance.keys import audit_public_key
 from hub.kafka.embedded import EmbeddedBroker
 from hub.v1 import exchange_pb2
-from tests.faults import RESOURCE, PublishStream, wait_for
+from tests.faults import RESOURCE, PublishStream, read_topic, wait_for
 from tests.hubtest import resident, running_hub
-from tests.test_restart import read_topic
 
 OK = grpc.StatusCode.OK.value[0]
 

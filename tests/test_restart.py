@@ -7,19 +7,8 @@ from pathlib import Path
 import orjson
 
 from hub.datagen.city import resident_ids
-from tests.faults import topic_records
+from tests.faults import read_topic
 from tests.hubtest import resident, running_hub
-
-
-def read_topic(bootstrap: str, topic: str) -> dict[str, bytes]:
-    """The topic's state as a plain model: the last value per key, tombstones removing keys."""
-    state: dict[str, bytes] = {}
-    for m in topic_records(bootstrap, topic):
-        if m.value() is None:
-            state.pop(m.key().decode(), None)
-        else:
-            state[m.key().decode()] = m.value()
-    return state
 
 
 def test_restart_rebuilds_cache_from_kafka(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:

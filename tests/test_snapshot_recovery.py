@@ -15,8 +15,8 @@ from pyarrow import ipc
 
 from hub.childproc import free_port
 from hub.datagen.city import resident_ids
+from tests.faults import read_topic
 from tests.hubtest import resident, running_hub
-from tests.test_restart import read_topic
 
 
 def _serve(bootstrap: str, prefix: str, data_dir: Path, port: int) -> subprocess.Popen:
@@ -77,7 +77,7 @@ def test_kill9_during_snapshot_write_then_recovery_equals_kafka(
     for leftover in snapshots.glob(".*.tmp"):  # a killed writer leaves its temporary file, never a torn snapshot
         leftover.unlink()
 
-    model = read_topic(kafka_bootstrap, f"{topic_prefix}population.resident", 6)
+    model = read_topic(kafka_bootstrap, f"{topic_prefix}population.resident")
     with running_hub(kafka_bootstrap, topic_prefix, tmp_path) as hub:
         cache = hub.server.cache
         version = cache.version("population.resident")
