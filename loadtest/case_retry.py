@@ -13,14 +13,16 @@ import threading
 
 import gevent
 import grpc
-from locust import constant, events, task
+from locust import constant, events
 from locust.env import Environment
 
+from hub.v1 import cases_pb2
 from loadtest.locustfile import CaseClerk, workload_of
 from loadtest.workload import CaseFeed
 
 RETRY = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
 _feeds: dict[int, CaseFeed] = {}
+_answered: dict[int, int] = {}
 _lock = threading.Lock()
 
 
@@ -40,23 +42,25 @@ class RetryingClerk(CaseClerk):
             )
         return feed
 
-    @task
-    def submit(self) -> None:
-        taken = self.feed.take(1)
-        if not taken:
-            self.environment.runner.quit()
-            return
-        case = taken[0]
+    def next_cases(self) -> list[cases_pb2.SubmitRequest]:
+        return self.feed.take(1)  # none left: the user stops; the last answer ends the run
+
+    def submit_one(self, case: cases_pb2.SubmitRequest) -> cases_pb2.CaseResult:
         delay = 0.05
         while True:
             try:
-                self.cases.Submit(case, timeout=30)
-                break
+                return self.cases.Submit(case, timeout=30).result
             except grpc.RpcError as err:
                 if err.code() not in RETRY:
                     raise
                 retry_after = dict(err.trailing_metadata() or ()).get("retry-after-ms")
                 gevent.sleep(int(retry_after) / 1000 if retry_after else delay)
                 delay = min(delay * 2, 1.0)
+
+    def handled(self, results: list[cases_pb2.CaseResult]) -> None:
         with open(os.environ["HUB_ANSWERED_CASES"], "a") as f:
-            f.write(case.case_number + "\n")
+            f.writelines(r.case_number + "\n" for r in results)
+        with _lock:
+            answered = _answered[id(self.environment)] = _answered.get(id(self.environment), 0) + len(results)
+        if answered == self.feed.total:
+            gevent.spawn(self.environment.runner.quit)  # not from this user's greenlet: quit kills it

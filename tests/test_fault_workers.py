@@ -36,7 +36,7 @@ def test_a_worker_killed_mid_run_loses_no_case_and_counts_none_twice(
         locust = subprocess.Popen(
             [
                 *(sys.executable, "-m", "locust", "-f", str(ROOT / "loadtest" / "case_retry.py"), "RetryingClerk"),
-                *("--headless", "--users", "6", "--spawn-rate", "6", "--run-time", "240s", "--host", hub.address),
+                *("--headless", "--users", "6", "--spawn-rate", "6", "--run-time", "120s", "--host", hub.address),
                 *("--residents", str(SIZE.residents), "--entities", str(SIZE.entities), "--cases", str(CASES)),
                 *("--exit-code-on-error", "0", "--only-summary", "--stop-timeout", "5"),
             ],

@@ -146,7 +146,8 @@ class CaseLedger(KeyedState):
             if c.value is not None:
                 try:
                     event = orjson.loads(c.value)
-                    self.recorded[c.key] = (event["request_digest"], base64.b64decode(event["result"]))
+                    # The first event of a number is its record: a later one is a duplicate of it.
+                    self.recorded.setdefault(c.key, (event["request_digest"], base64.b64decode(event["result"])))
                 except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
                     pass  # an event written before cases recorded their digest: not resubmittable
             self._next[c.partition] = max(self._next[c.partition], c.offset + 1)

@@ -119,8 +119,9 @@ class _Resolved:
 class CasesService(cases_pb2_grpc.CasesServicer):
     """A case number is recorded once: a resubmission with the same content (a client retrying after
     a lost answer) gets the recorded result and writes no second event; different content under a
-    recorded number is ALREADY_EXISTS. Across replicas this holds once the other replica has read the
-    first event (milliseconds after it was acknowledged)."""
+    recorded number is ALREADY_EXISTS. A number this replica has not seen is looked up again once the
+    replica has read the cases topic to its current end, so this holds across workers and replicas: a
+    retry sent elsewhere after the first attempt's event was acknowledged finds that event."""
 
     def __init__(self, deps: Deps, resolver: CaseResolver, ledger: CaseLedger) -> None:
         self._deps = deps
@@ -156,6 +157,9 @@ class CasesService(cases_pb2_grpc.CasesServicer):
                     )
                 )
         return outcome
+
+    async def _caught_up(self) -> None:
+        await self._deps.caught_up(self._deps.topics.cases, self._ledger.partitions)
 
     def _recorded(self, request: CaseRequest, digest: str) -> cases_pb2.CaseResult | None:
         recorded = self._ledger.recorded.get(request.case_number)
@@ -201,6 +205,9 @@ class CasesService(cases_pb2_grpc.CasesServicer):
     async def _submit_once(self, case: CaseRequest, digest: str, receipt: bool) -> cases_pb2.CaseResult:
         async with self._deps.exclusive(f"case:{case.case_number}"):  # two clicks on Submit: one event
             recorded = self._recorded(case, digest)
+            if recorded is None:  # a retry whose first attempt another worker or replica recorded
+                await self._caught_up()
+                recorded = self._recorded(case, digest)
             if recorded is not None:
                 return recorded
             resolved = self._resolved(case, digest, receipt)
@@ -221,6 +228,8 @@ class CasesService(cases_pb2_grpc.CasesServicer):
             "case.submit_batch", "", subjects=[c.applicant for c in request.cases], detail=f"{len(request.cases)} cases"
         )
         department = current_caller.get().department
+        if any(c.case_number not in self._ledger.recorded for c in request.cases):
+            await self._caught_up()
         response = cases_pb2.SubmitBatchResponse()
         resolved: list[_Resolved] = []
         in_batch: dict[str, tuple[str, cases_pb2.CaseResult]] = {}

@@ -23,6 +23,7 @@ from hub.governance.receipts import ReceiptSigner
 from hub.governance.state import GovernanceState
 from hub.kafka.producer import AckingProducer
 from hub.records import codec
+from hub.server.catch_up import CatchUp
 from hub.server.shards import ShardRouter
 from hub.settings import HubSettings
 
@@ -93,6 +94,14 @@ class Deps:
     audit: AuditLog | None = None
     receipts: ReceiptSigner | None = None
     _locks: weakref.WeakValueDictionary[str, asyncio.Lock] = field(default_factory=weakref.WeakValueDictionary)
+    _catch_ups: dict[str, CatchUp] = field(default_factory=dict)
+
+    async def caught_up(self, topic: str, partitions: int) -> None:
+        """Waits until this replica has applied what ``topic`` held when the call began (see CatchUp)."""
+        catch_up = self._catch_ups.get(topic)
+        if catch_up is None:
+            catch_up = self._catch_ups[topic] = CatchUp(self.admin, self.cache, topic, partitions)
+        await catch_up.wait()
 
     @asynccontextmanager
     async def exclusive(self, key: str) -> AsyncIterator[None]:

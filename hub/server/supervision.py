@@ -10,8 +10,6 @@ from dataclasses import asdict
 
 import orjson
 import pyarrow as pa
-from confluent_kafka import TopicPartition
-from confluent_kafka.admin import OffsetSpec
 from grpc import aio
 
 from hub import officers
@@ -69,19 +67,8 @@ class SupervisionService(supervision_pb2_grpc.SupervisionServicer):
         self._powers = CachedPowerList(deps.cache)
 
     async def _caught_up(self) -> None:
-        """Steps written through other workers and replicas applied here too, so a case's state is read
-        as of now: up to the steps topic's ends. (tansu reports an end at the last batch's first record,
-        so there another replica's very latest steps may still be missing.)"""
-        topic = self._deps.topics.steps
-        ends = await asyncio.to_thread(self._ends, topic)
-        wanted = [(p, end - 1) for p, end in enumerate(ends) if end > 0]
-        if wanted:
-            await self._deps.cache.reached(topic, wanted, 30)
-
-    def _ends(self, topic: str) -> list[int]:
-        asked = {TopicPartition(topic, p): OffsetSpec.latest() for p in range(STEP_PARTITIONS)}
-        futures = self._deps.admin.list_offsets(asked, request_timeout=10)
-        return [futures[tp].result(10).offset for tp in asked]
+        """Steps written through other workers and replicas applied here too: a case's state as of now."""
+        await self._deps.caught_up(self._deps.topics.steps, STEP_PARTITIONS)
 
     def _oversees(self, department: str) -> bool:
         caller = current_caller.get().department
