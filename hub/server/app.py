@@ -559,8 +559,14 @@ class HubServer:
         if self._server is not None:
             await self._server.wait_for_termination()
 
-    async def stop(self, grace: float = 5.0) -> None:
+    async def stop(self, grace: float = 5.0, *, log_lost: bool = False) -> None:
+        """Stops serving and releases everything; with ``log_lost`` (the broker is a new cluster) what
+        waits for Kafka fails at once rather than after the delivery timeout."""
         await self._health.enter_graceful_shutdown()
+        if log_lost:
+            for part in (self.audit, self.producer):
+                if part is not None:
+                    part.abandon()
         if self.shard != WHOLE and self.deps is not None and self.advertised in self.deps.shards.registry.values:
             try:  # a replica that stops cleanly leaves the shard map at once
                 await self.deps.write_state(self.topics.shards, self.advertised, None, timeout=5)
