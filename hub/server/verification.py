@@ -12,18 +12,19 @@ from hub.cache.claims import compile_claims
 from hub.cache.table import TableVersion
 from hub.cache.verify import BatchOutcome, Outcome, key_field_of, verify_many, verify_one
 from hub.catalogue.model import ResourceSpec
-from hub.errors import FailedPrecondition, InvalidArgument, Unavailable
-from hub.flows.restrictions import check_context, restrictions_of
+from hub.errors import InvalidArgument, Unavailable
+from hub.flows.restrictions import check_context
 from hub.governance.identity import current_caller
 from hub.governance.policy import Access
 from hub.records.identifiers import credit_code_problem
 from hub.records.shards import shards_of
+from hub.server.case_shards import gathered_restrictions
 from hub.server.convert import claims_from_pb, wanted_offsets, watermark_to_pb
 from hub.server.deps import Deps
 from hub.server.interceptors import note_access
 from hub.server.receipts import receipt_for_batch, receipt_for_verify
 from hub.server.shards import is_forwarded, merge_watermarks
-from hub.v1 import common_pb2, verification_pb2, verification_pb2_grpc
+from hub.v1 import cases_pb2, common_pb2, verification_pb2, verification_pb2_grpc
 
 MAX_KEYS = 100_000
 # Without a deadline, read-your-writes waits at most this long.
@@ -66,11 +67,6 @@ class VerificationService(verification_pb2_grpc.VerificationServicer):
         route = deps.shards.route(request.key if field == spec.key else None, spec_partitions(deps, spec.name), context)
         if not route.local:  # the owning shard checks, audits and answers
             return await deps.shards.call(route.remote[0], _verify, request, context)
-        if request.context.restricted_context and deps.shards.sharded:
-            raise FailedPrecondition(
-                "context.restricted_context: restrictions read the whole credit list, which a sharded replica "
-                "does not hold; ask an unsharded replica"
-            )
         touched = [c.field for c in claims] + ([field] if field != spec.key else [])
         authorize_read(deps, request, "verify", (request.key,), touched)
         version = await version_for(deps, request.resource, request.consistency, context)
@@ -80,6 +76,7 @@ class VerificationService(verification_pb2_grpc.VerificationServicer):
             remote = verification_pb2.VerifyRequest()
             remote.CopyFrom(request)
             remote.receipt = False
+            remote.context.restricted_context = ""  # gathered once, below
             answers = await asyncio.gather(*(deps.shards.call(i, _verify, remote, context) for i in route.remote))
             outcome = Outcome(
                 outcome.found or any(a.found for a in answers),
@@ -95,10 +92,13 @@ class VerificationService(verification_pb2_grpc.VerificationServicer):
             if disputed:
                 response.disputed_fields.extend(sorted(disputed & {c.field for c in claims}))
         if request.context.restricted_context and credit_code_problem(request.key) is None:
-            today = dt.date.today().isoformat()
-            for r in restrictions_of(
-                deps.cache.version("credit.list_entry"), request.key, request.context.restricted_context, today
-            ):
+            query = cases_pb2.RestrictionQuery(
+                credit_code=request.key,
+                restricted_context=request.context.restricted_context,
+                date=dt.date.today().isoformat(),
+            )
+            [found] = await gathered_restrictions(deps, [query], context)
+            for r in found:
                 response.restrictions.add(credit_code=r.credit_code, measure=r.measure, entry_id=r.entry_id)
         if request.receipt:
             response.receipt.CopyFrom(receipt_for_verify(deps, request, field, claims, outcome, version.watermark))
