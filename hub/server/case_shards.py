@@ -24,7 +24,7 @@ from hub.governance.identity import current_caller
 from hub.server.convert import case_from_pb, watermark_from_pb, watermark_to_pb
 from hub.server.deps import Deps
 from hub.server.shards import Relayed
-from hub.v1 import cases_pb2, cases_pb2_grpc
+from hub.v1 import cases_pb2, cases_pb2_grpc, common_pb2
 
 Case = tuple[cases_pb2.SubmitRequest, CaseRequest]  # as submitted, and as read
 
@@ -119,7 +119,9 @@ class ShardedCases:
                 queries=[
                     cases_pb2.EvidenceQuery(submitted=cases[c][0], evidence=_item(plans, c, i).evidence.name)
                     for c, i in asked[index]
-                ]
+                ],
+                governance_applied=_applied(self._deps.cache.positions(self._deps.topics.governance)),
+                corrections_applied=_applied(self._deps.cache.positions(self._deps.topics.corrections)),
             )
             answer = await router.call(index, _check_evidence, request, context)
             return [_check_from_pb(a) for a in answer.answers]
@@ -156,9 +158,18 @@ class ShardedCases:
         checks = [p for p in parts if isinstance(p, Check)]
         return self._resolver.judge(item, checks[0] if len(checks) == 1 else Check.merged(checks), proof_shown)
 
-    def answer(self, request: cases_pb2.CheckEvidenceRequest) -> cases_pb2.CheckEvidenceResponse:
-        """Another replica's items, verified against this shard's records."""
+    async def answer(
+        self, request: cases_pb2.CheckEvidenceRequest, context: aio.ServicerContext
+    ) -> cases_pb2.CheckEvidenceResponse:
+        """Another replica's items, verified against this shard's records once this replica knows the
+        grants and disputes the asking one knew."""
         from_replica()
+        deps = self._deps
+        for topic, applied in (
+            (deps.topics.governance, request.governance_applied),
+            (deps.topics.corrections, request.corrections_applied),
+        ):
+            await deps.cache.reached(topic, [(p.partition, p.offset) for p in applied], context.time_remaining())
         caller = current_caller.get()
         response = cases_pb2.CheckEvidenceResponse()
         for n, query in enumerate(request.queries):
@@ -184,6 +195,11 @@ class ShardedCases:
                 key_field=check.key_field,
             )
         return response
+
+
+def _applied(positions: tuple[int, ...]) -> list[common_pb2.PartitionOffset]:
+    """A state topic's last applied offset per partition (positions are the next offsets to apply)."""
+    return [common_pb2.PartitionOffset(partition=p, offset=n - 1) for p, n in enumerate(positions) if n]
 
 
 def _item(plans: list[tuple[CaseType, list[Item]] | HubError], case: int, index: int) -> Item:

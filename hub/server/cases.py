@@ -283,7 +283,7 @@ class CasesService(cases_pb2_grpc.CasesServicer):
     async def CheckEvidence(
         self, request: cases_pb2.CheckEvidenceRequest, context: aio.ServicerContext
     ) -> cases_pb2.CheckEvidenceResponse:
-        return self._sharded.answer(request)
+        return await self._sharded.answer(request, context)
 
     async def FindRestrictions(
         self, request: cases_pb2.FindRestrictionsRequest, context: aio.ServicerContext

@@ -8,7 +8,7 @@ import datetime as dt
 import numpy as np
 from grpc import aio
 
-from hub.cache.claims import compile_claims
+from hub.cache.claims import Claim, compile_claims
 from hub.cache.table import TableVersion
 from hub.cache.verify import BatchOutcome, Outcome, key_field_of, verify_many, verify_one
 from hub.catalogue.model import ResourceSpec
@@ -65,8 +65,11 @@ class VerificationService(verification_pb2_grpc.VerificationServicer):
         compiled = compile_claims(spec, claims)  # a malformed claim is INVALID_ARGUMENT before any policy
         check_context(request.context.restricted_context, "context.restricted_context")
         route = deps.shards.route(request.key if field == spec.key else None, spec_partitions(deps, spec.name), context)
-        if not route.local:  # the owning shard checks, audits and answers
-            return await deps.shards.call(route.remote[0], _verify, request, context)
+        if not route.local:  # the owning shard checks, audits and answers; disputes as this replica knows them
+            answer = await deps.shards.call(route.remote[0], _verify, request, context)
+            del answer.disputed_fields[:]
+            answer.disputed_fields.extend(_disputed(deps, spec, request.key, claims))
+            return answer
         touched = [c.field for c in claims] + ([field] if field != spec.key else [])
         authorize_read(deps, request, "verify", (request.key,), touched)
         version = await version_for(deps, request.resource, request.consistency, context)
@@ -87,10 +90,8 @@ class VerificationService(verification_pb2_grpc.VerificationServicer):
         response = verification_pb2.VerifyResponse(
             found=outcome.found, match=outcome.match, claims=outcome.claims, watermark=watermark
         )
-        if field == spec.key:  # claims on fields under an open correction request say so
-            disputed = deps.corrections.disputed(spec.name, request.key)
-            if disputed:
-                response.disputed_fields.extend(sorted(disputed & {c.field for c in claims}))
+        if field == spec.key:
+            response.disputed_fields.extend(_disputed(deps, spec, request.key, claims))
         if request.context.restricted_context and credit_code_problem(request.key) is None:
             query = cases_pb2.RestrictionQuery(
                 credit_code=request.key,
@@ -189,6 +190,11 @@ class VerificationService(verification_pb2_grpc.VerificationServicer):
                 invalid[original] = message.replace(f"keys[{i}]", f"keys[{original}]", 1)
         marks = [a[4] for a in answers]
         return BatchOutcome(found, match, claims, sorted(invalid.items())), merge_watermarks(marks)
+
+
+def _disputed(deps: Deps, spec: ResourceSpec, key: str, claims: list[Claim]) -> list[str]:
+    """Claims on fields of the record under an open correction request."""
+    return sorted(deps.corrections.disputed(spec.name, key) & {c.field for c in claims})
 
 
 def _verify(channel):

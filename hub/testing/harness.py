@@ -70,6 +70,16 @@ class RunningHub:
         self.exchange, self.verification, self.lookup = default.exchange, default.verification, default.lookup
         self.catalog = default.catalog
         self.health = health_pb2_grpc.HealthStub(self.channel)
+        self.replicas = [self]  # every shard's replica, this one included (running_shards sets it)
+
+    def settle(self, topic: str, timeout: float = 60) -> None:
+        """Waits until every replica has applied what this one has of a state topic (``server.topics``):
+        a grant or a dispute made here is then known to the shard that checks a forwarded call."""
+        assert self.server.cache is not None
+        wanted = [(p, n - 1) for p, n in enumerate(self.server.cache.positions(topic)) if n]
+        for hub in self.replicas:
+            assert hub.server.cache is not None
+            hub._call(hub.server.cache.reached(topic, wanted, timeout), timeout + 5)
 
     def client(self, department: str, subsystem: str = "") -> Client:
         """Stubs calling as ``department``: with its certificate under mutual TLS (issued on first use),
@@ -194,6 +204,7 @@ def running_shards(bootstrap: str, prefix: str, data_dir: Path, count: int, **se
             )
         for hub in hubs:
             hub.wait_ready()
+            hub.replicas = hubs
         deadline = time.monotonic() + 60
         while not all(h.server.deps and all(h.server.deps.shards.replicas(i) for i in range(count)) for h in hubs):
             if time.monotonic() > deadline:
