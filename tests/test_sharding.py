@@ -1,5 +1,5 @@
 """Sharding by Kafka partition: placement as the producer's, what each shard holds, forwarding both
-ways, the routing client, a shard that is down, and resharding (1 shard → 4) with snapshots."""
+ways, the routing client, cases across shards, a shard that is down, and resharding (1 shard → 4) with snapshots."""
 
 from __future__ import annotations
 
@@ -81,14 +81,18 @@ def test_two_shards_hold_their_share_forward_route_and_fail_unavailable(
         )
         assert all(batch.found)
 
-        with pytest.raises(grpc.RpcError) as err:  # cases need every resource whole: not on a shard
-            cases_pb2_grpc.CasesStub(shards[0].channel).Submit(
-                cases_pb2.SubmitRequest(
-                    case_type="x", case_number="C-1", applicant=RIDS[0], purpose=common_pb2.PURPOSE_LEGAL_BASIS
+        cases = cases_pb2_grpc.CasesStub(shards[0].channel)  # as public_security, the residents' provider
+        far, near = (next(k for k in RIDS if owner[k] == index) for index in (1, 0))
+        result = cases.Submit(_case("C-1", far), timeout=30).result  # its resident checked by shard 1
+        assert result.evidence[0].outcome == cases_pb2.EVIDENCE_OUTCOME_SATISFIED, result.evidence[0].reason
+        with pytest.raises(grpc.RpcError) as err:  # a shard's part of a case is for replicas to ask
+            cases.CheckEvidence(
+                cases_pb2.CheckEvidenceRequest(
+                    queries=[cases_pb2.EvidenceQuery(submitted=_case("C-2", far), evidence="registered_resident")]
                 ),
                 timeout=30,
             )
-        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
         shards[1].stop()  # every replica of shard 1 gone: its keys are UNAVAILABLE, never NOT_FOUND
         shards.pop()
@@ -104,6 +108,21 @@ def test_two_shards_hold_their_share_forward_route_and_fail_unavailable(
                 verification_pb2.VerifyBatchRequest(resource=RES, keys=RIDS, context=CTX), timeout=30
             )
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        for applicant in (far, near):  # near's home is looked up by owner, on every shard
+            with pytest.raises(grpc.RpcError) as err:
+                cases.Submit(_case(f"C-{applicant}", applicant), timeout=30)
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE, applicant
+
+
+def _case(number: str, applicant: str) -> cases_pb2.SubmitRequest:
+    return cases_pb2.SubmitRequest(
+        case_type="household_transfer",
+        case_number=number,
+        applicant=applicant,
+        date="2017-11-30",
+        params={"district": "510603"},
+        purpose=common_pb2.PURPOSE_LEGAL_BASIS,
+    )
 
 
 def test_reshard_one_to_four_keeps_answers_and_snapshots_per_shard(

@@ -214,3 +214,15 @@ def running_shards(bootstrap: str, prefix: str, data_dir: Path, count: int, **se
     finally:
         for hub in hubs:
             hub.stop()
+
+
+@contextmanager
+def running_layout(bootstrap: str, prefix: str, data_dir: Path, count: int) -> Iterator[RunningHub]:
+    """An unsharded hub (``count`` 1), or the replica of shard 0 of ``count``, which forwards to the others
+    and gathers their answers: the same behaviour tests run on both."""
+    if count == 1:
+        with running_hub(bootstrap, prefix, data_dir) as hub:
+            yield hub
+    else:
+        with running_shards(bootstrap, prefix, data_dir, count) as shards:
+            yield shards[0]
