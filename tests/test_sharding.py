@@ -1,15 +1,18 @@
 """Sharding by Kafka partition: placement as the producer's, what each shard holds, forwarding both
-ways, the routing client, cases across shards, a shard that is down, and resharding (1 shard → 4) with snapshots."""
+ways, the routing client, cases across shards, a shard that is down, a killed replica's lapsed lease,
+and resharding (1 shard → 4) with snapshots."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import grpc
+import orjson
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
+from hub.cache.shards import announcement
 from hub.client import ShardRoutes, open_channel
 from hub.governance.pki import CertificateAuthority
 from hub.kafka.clients import admin_config, producer_config
@@ -18,6 +21,7 @@ from hub.records.identifiers import with_resident_check_digit
 from hub.records.partitioner import partition_for
 from hub.records.shards import ShardAssignment, shard_of
 from hub.v1 import cases_pb2, cases_pb2_grpc, catalog_pb2, common_pb2, verification_pb2, verification_pb2_grpc
+from tests.faults import wait_for
 from tests.hubtest import CTX, RunningHub, resident, running_hub, running_shards
 
 RES = "population.resident"
@@ -123,6 +127,26 @@ def _case(number: str, applicant: str) -> cases_pb2.SubmitRequest:
         params={"district": "510603"},
         purpose=common_pb2.PURPOSE_LEGAL_BASIS,
     )
+
+
+def test_a_killed_replica_drops_out_of_the_shard_map(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
+    """A killed replica writes no tombstone and stops renewing its lease: once the lease lapses it leaves
+    the map and calls stop trying it, while the live replicas renew theirs."""
+    with running_shards(kafka_bootstrap, topic_prefix, tmp_path, 2, shard_lease_s=6) as shards:
+        router = shards[0].server.deps.shards
+        live = shards[1].address
+        first = router.registry.values[live]["at_ms"]
+        killed = "127.0.0.1:9"  # its last renewal, and then nothing, as a replica killed with SIGKILL leaves it
+        producer = Producer(producer_config(kafka_bootstrap))
+        value = orjson.dumps(announcement(ShardAssignment(1, 2)))
+        producer.produce(shards[0].server.topics.shards, value, killed.encode())
+        assert producer.flush(30) == 0
+        wait_for(lambda: killed in router.registry.values, "the killed replica's last announcement read")
+        wait_for(lambda: killed not in router.replicas(1), "the killed replica's lease to lapse")
+        assert killed in router.registry.values  # still on the topic: left out by its age, not a tombstone
+        wait_for(lambda: router.registry.values[live]["at_ms"] > first, "the live replica to renew its lease")
+        shard_map = shards[0].catalog.Shards(catalog_pb2.ShardsRequest())
+        assert [list(s.replicas) for s in shard_map.shards] == [[h.address] for h in shards]
 
 
 def test_reshard_one_to_four_keeps_answers_and_snapshots_per_shard(

@@ -69,9 +69,10 @@ class Route:
 class ShardRouter:
     """This replica's shard, the registry of the others, and channels to them."""
 
-    def __init__(self, shard: ShardAssignment, registry: ShardRegistry, tls_dir: Path | None) -> None:
+    def __init__(self, shard: ShardAssignment, registry: ShardRegistry, tls_dir: Path | None, lease_s: float) -> None:
         self.shard = shard
         self.registry = registry
+        self.lease_s = lease_s
         self._credentials = None
         if tls_dir is not None:  # the replica's own certificate; any replica's address matches "localhost"
             self._credentials = grpc.ssl_channel_credentials(
@@ -87,7 +88,7 @@ class ShardRouter:
         return self.shard != WHOLE
 
     def replicas(self, index: int) -> list[str]:
-        return self.registry.replicas(self.shard.count).get(index, [])
+        return self.registry.replicas(self.shard.count, self.lease_s).get(index, [])
 
     def route(self, key: str | None, partitions: int, context: aio.ServicerContext) -> Route:
         """A key's shard (``key``), or every shard (None: an indexed field or a stream)."""
