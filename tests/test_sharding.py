@@ -15,6 +15,7 @@ from confluent_kafka.admin import AdminClient
 from hub.cache.shards import announcement
 from hub.client import ShardRoutes, open_channel
 from hub.governance.pki import CertificateAuthority
+from hub.headers import FORWARDED_HEADER
 from hub.kafka.clients import admin_config, producer_config
 from hub.kafka.topics import TopicSpec, ensure_topics
 from hub.records.identifiers import with_resident_check_digit
@@ -181,6 +182,13 @@ def test_forwarding_under_mutual_tls(kafka_bootstrap: str, topic_prefix: str, tm
             verification_pb2.VerifyBatchRequest(resource=RES, keys=RIDS, context=CTX), timeout=30
         )
         assert all(batch.found)
+        cases = cases_pb2_grpc.CasesStub(shards[1].channel)  # public_security's certificate
+        far = next(k for k in RIDS if shard_of(k, 6, 2) == 0)
+        result = cases.Submit(_case("C-TLS-1", far), timeout=30).result
+        assert result.evidence[0].outcome == cases_pb2.EVIDENCE_OUTCOME_SATISFIED, result.evidence[0].reason
+        with pytest.raises(grpc.RpcError) as err:  # a department's certificate is no replica's, whatever it says
+            cases.FindRestrictions(cases_pb2.FindRestrictionsRequest(), metadata=((FORWARDED_HEADER, "1"),), timeout=30)
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
         replica = open_channel(shards[0].address, tls=(ca.dir / "ca.crt", ca.dir / "server.crt", ca.dir / "server.key"))
         with pytest.raises(grpc.RpcError) as err:
             verification_pb2_grpc.VerificationStub(replica).Verify(

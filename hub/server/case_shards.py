@@ -103,8 +103,11 @@ class ShardedCases:
             for i, item in enumerate(items):
                 for index in self._holders(item):
                     asked[index].append((c, i))
-        restricted = [(c, plan[0]) for c, plan in enumerate(plans) if not isinstance(plan, HubError)]
-        restricted = [(c, case_type) for c, case_type in restricted if case_type.restricted_context]
+        restricted = [
+            (c, plan[0])
+            for c, plan in enumerate(plans)
+            if not isinstance(plan, HubError) and plan[0].restricted_context
+        ]
         queries = [
             cases_pb2.RestrictionQuery(
                 credit_code=entity_of(cases[c][1], case_type),
