@@ -4,6 +4,7 @@ and resharding (1 shard → 4) with snapshots."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import grpc
@@ -13,6 +14,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from hub.cache.shards import announcement
+from hub.catalogue.model import BUILTIN_PATH
 from hub.client import ShardRoutes, open_channel
 from hub.governance.pki import CertificateAuthority
 from hub.headers import FORWARDED_HEADER
@@ -22,7 +24,7 @@ from hub.records.identifiers import with_resident_check_digit
 from hub.records.partitioner import partition_for
 from hub.records.shards import ShardAssignment, shard_of
 from hub.v1 import cases_pb2, cases_pb2_grpc, catalog_pb2, common_pb2, verification_pb2, verification_pb2_grpc
-from tests.faults import wait_for
+from tests.faults import topic_records, wait_for
 from tests.hubtest import CTX, RunningHub, resident, running_hub, running_shards
 
 RES = "population.resident"
@@ -168,6 +170,49 @@ def test_reshard_one_to_four_keeps_answers_and_snapshots_per_shard(
         loaded = [h.server.cache.loaded_from_snapshot.get(RES, 0) for h in shards if h.server.cache]
         assert loaded == held  # each recovered only its own share
         assert all(shards[0].verify(RES, k, {"district_code": "510681"}).match for k in RIDS)
+
+
+def test_repartition_through_a_new_prefix_moves_keys_and_keeps_answers(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """deploy/README's partition-count change (population.resident, 6 partitions to 8): a new prefix whose
+    catalogue declares the new count, the latest record of each key copied through a producer with the
+    hub's partitioner; the new layout (two shards) answers every key as the old hub did, from the
+    partition the new count places it on, and a deleted key stays deleted."""
+    kept, deleted = RIDS[:-1], RIDS[-1]
+    with running_hub(kafka_bootstrap, topic_prefix, tmp_path / "old") as old:
+        old.publish(RES, [resident(r, district_code="510681") for r in RIDS])
+        old.publish(RES, [(deleted, None)])
+        old_topic = old.server.topics.resource(RES)
+    latest = {m.key(): m for m in topic_records(kafka_bootstrap, old_topic)}  # a key's partition keeps its order
+    catalogue = tmp_path / "catalogue.toml"
+    declared, changed = re.subn(
+        r'(name = "population\.resident"\n(?:.*\n)*?)partitions = 6\n', r"\1partitions = 8\n", BUILTIN_PATH.read_text()
+    )
+    assert changed == 1
+    catalogue.write_text(declared)
+    with running_shards(kafka_bootstrap, f"{topic_prefix}v2.", tmp_path / "new", 2, catalogue_path=catalogue) as shards:
+        assert all(h.server.cache and h.server.cache.table(RES).partitions == 8 for h in shards)
+        producer = Producer(producer_config(kafka_bootstrap))
+        for key, m in latest.items():
+            if m.value() is not None:  # a deleted key is not carried over
+                producer.produce(shards[0].server.topics.resource(RES), m.value(), key, headers=m.headers())
+        assert producer.flush(30) == 0
+        request = verification_pb2.VerifyBatchRequest(
+            resource=RES,
+            keys=RIDS,
+            claims=[verification_pb2.ClaimColumn(field="district_code", values=["510681"])],
+            context=CTX,
+        )
+        wait_for(
+            lambda: sum(shards[0].verification.VerifyBatch(request, timeout=30).match) == len(kept),
+            "the copied records to be answered",
+        )
+        assert not shards[1].verify(RES, deleted).found
+        assert any(partition_for(k, 6) != partition_for(k, 8) for k in kept)  # keys did move
+        for key in kept:  # each on the shard of its new partition
+            owner = shards[shard_of(key, 8, 2)].server.cache
+            assert owner is not None and owner.version(RES).row(key) >= 0, key
 
 
 def test_forwarding_under_mutual_tls(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:

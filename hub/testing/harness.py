@@ -19,7 +19,7 @@ import grpc
 import orjson
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from hub.catalogue.model import load_builtin
+from hub.catalogue.model import load_catalogue
 from hub.client import open_channel
 from hub.server.app import HubServer
 from hub.settings import HubSettings
@@ -60,7 +60,7 @@ class RunningHub:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
-        self.server = HubServer(settings, bootstrap, load_builtin(), interceptors=interceptors)
+        self.server = HubServer(settings, bootstrap, load_catalogue(settings.catalogue_path), interceptors=interceptors)
         self.port = self._call(self.server.start())
         self.address = f"{settings.host}:{self.port}"
         self._clients: dict[str, Client] = {}
