@@ -1,4 +1,4 @@
-"""Cases: Submit, SubmitBatch and ListTypes."""
+"""Cases: Submit, SubmitBatch and ListTypes, and the shards' parts of a case (CheckEvidence, FindRestrictions)."""
 
 from __future__ import annotations
 
