@@ -1,4 +1,4 @@
-"""Cases: Submit, SubmitBatch and ListTypes."""
+"""Cases: Submit, SubmitBatch and ListTypes, and the shards' parts of a case (CheckEvidence, FindRestrictions)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ from dataclasses import dataclass
 import orjson
 from grpc import aio
 
-from hub.errors import AlreadyExists, FailedPrecondition, HubError, InvalidArgument, Unavailable
+from hub.errors import AlreadyExists, HubError, InvalidArgument, Unavailable
 from hub.flows.cases import CaseOutcome, CaseRequest, CaseResolver
 from hub.flows.stores import CaseLedger
 from hub.governance.audit import AuditEvent
 from hub.governance.identity import current_caller
-from hub.governance.policy import purpose_name
 from hub.governance.receipts import Signed
-from hub.server.convert import watermark_to_pb
+from hub.server.case_shards import Case, ShardedCases, answer_restrictions
+from hub.server.convert import case_from_pb, watermark_to_pb
 from hub.server.deps import Deps
 from hub.server.interceptors import note_access
 from hub.server.receipts import receipt_for_case, stored
@@ -31,18 +31,6 @@ _OUTCOMES = {
     "not_satisfied": cases_pb2.EVIDENCE_OUTCOME_NOT_SATISFIED,
     "cannot_determine": cases_pb2.EVIDENCE_OUTCOME_CANNOT_DETERMINE,
 }
-
-
-def _request(pb: cases_pb2.SubmitRequest) -> CaseRequest:
-    return CaseRequest(
-        pb.case_number,
-        pb.case_type,
-        pb.applicant.strip().upper(),
-        pb.date,
-        dict(pb.params),
-        purpose_name(pb.purpose),
-        pb.proof_shown,
-    )
 
 
 def outcome_to_pb(outcome: CaseOutcome) -> cases_pb2.CaseResult:
@@ -127,36 +115,44 @@ class CasesService(cases_pb2_grpc.CasesServicer):
         self._deps = deps
         self._resolver = resolver
         self._ledger = ledger
+        self._sharded = ShardedCases(deps, resolver)
 
-    def _resolve(self, request: CaseRequest) -> CaseOutcome:
-        if self._deps.shards.sharded:  # evidence spans resources and keys of every shard
-            raise FailedPrecondition(
-                "cases read every resource whole, which a sharded replica does not hold; "
-                "submit cases to an unsharded replica"
-            )
+    async def _outcomes(self, cases: list[Case], context: aio.ServicerContext) -> list[CaseOutcome | HubError]:
+        """Each case resolved (or why it was refused as a whole), its evidence checks audited."""
         caller = current_caller.get()
         started = time.perf_counter()
-        outcome = self._resolver.resolve(caller, request)
+        outcomes: list[CaseOutcome | HubError] = []
+        if self._deps.shards.sharded:  # evidence spans resources and keys of every shard
+            outcomes = await self._sharded.resolve(cases, context)
+        else:
+            for _, case in cases:
+                try:
+                    outcomes.append(self._resolver.resolve(caller, case))
+                except HubError as exc:
+                    outcomes.append(exc)
         audit = self._deps.audit
-        if audit is not None:  # every evidence check is audited under the case number
-            latency = int((time.perf_counter() - started) * 1e6 / max(1, len(outcome.evidence)))
-            for e in outcome.evidence:
-                audit.record(
-                    AuditEvent(
-                        caller.department,
-                        caller.subsystem,
-                        "case.evidence",
-                        e.evidence.resource,
-                        (e.subject,),
-                        [c.field for c in e.evidence.claims],
-                        request.purpose,
-                        request.case_number,
-                        e.error_code,
-                        latency,
-                        e.evidence.name,
+        resolved = [(case, o) for (_, case), o in zip(cases, outcomes, strict=True) if isinstance(o, CaseOutcome)]
+        if audit is not None and resolved:  # every evidence check is audited under the case number
+            checks = sum(len(o.evidence) for _, o in resolved)
+            latency = int((time.perf_counter() - started) * 1e6 / max(1, checks))
+            for case, outcome in resolved:
+                for e in outcome.evidence:
+                    audit.record(
+                        AuditEvent(
+                            caller.department,
+                            caller.subsystem,
+                            "case.evidence",
+                            e.evidence.resource,
+                            (e.subject,),
+                            [c.field for c in e.evidence.claims],
+                            case.purpose,
+                            case.case_number,
+                            e.error_code,
+                            latency,
+                            e.evidence.name,
+                        )
                     )
-                )
-        return outcome
+        return outcomes
 
     async def _caught_up(self) -> None:
         await self._deps.caught_up(self._deps.topics.cases, self._ledger.partitions)
@@ -196,13 +192,16 @@ class CasesService(cases_pb2_grpc.CasesServicer):
 
     async def Submit(self, request: cases_pb2.SubmitRequest, context: aio.ServicerContext) -> cases_pb2.SubmitResponse:
         note_access("case.submit", request.case_type, subjects=(request.applicant,), case_number=request.case_number)
-        case = _request(request)
+        case = case_from_pb(request)
         digest = _digest(current_caller.get().department, case)
         # Shielded: a caller's deadline that cancels the call must not cut between producing the event
         # and recording it, or the caller's retry would resolve the case again.
-        return cases_pb2.SubmitResponse(result=await asyncio.shield(self._submit_once(case, digest, request.receipt)))
+        result = await asyncio.shield(self._submit_once(request, case, digest, context))
+        return cases_pb2.SubmitResponse(result=result)
 
-    async def _submit_once(self, case: CaseRequest, digest: str, receipt: bool) -> cases_pb2.CaseResult:
+    async def _submit_once(
+        self, pb: cases_pb2.SubmitRequest, case: CaseRequest, digest: str, context: aio.ServicerContext
+    ) -> cases_pb2.CaseResult:
         async with self._deps.exclusive(f"case:{case.case_number}"):  # two clicks on Submit: one event
             recorded = self._recorded(case, digest)
             if recorded is None:  # a retry whose first attempt another worker or replica recorded
@@ -210,12 +209,14 @@ class CasesService(cases_pb2_grpc.CasesServicer):
                 recorded = self._recorded(case, digest)
             if recorded is not None:
                 return recorded
-            resolved = self._resolved(case, digest, receipt)
+            [outcome] = await self._outcomes([(pb, case)], context)
+            if isinstance(outcome, HubError):
+                raise outcome
+            resolved = self._resolved(case, digest, pb.receipt, outcome)
             await self._publish([resolved])
         return resolved.result
 
-    def _resolved(self, case: CaseRequest, digest: str, receipt: bool) -> _Resolved:
-        outcome = self._resolve(case)
+    def _resolved(self, case: CaseRequest, digest: str, receipt: bool, outcome: CaseOutcome) -> _Resolved:
         signed = receipt_for_case(self._deps, case, outcome) if receipt else None
         return _Resolved(outcome, case, signed, digest, _with_receipt(outcome_to_pb(outcome), signed))
 
@@ -230,31 +231,64 @@ class CasesService(cases_pb2_grpc.CasesServicer):
         department = current_caller.get().department
         if any(c.case_number not in self._ledger.recorded for c in request.cases):
             await self._caught_up()
-        response = cases_pb2.SubmitBatchResponse()
-        resolved: list[_Resolved] = []
-        in_batch: dict[str, tuple[str, cases_pb2.CaseResult]] = {}
+        answers: list[cases_pb2.CaseResult | HubError | None] = []  # None: resolved below
+        fresh: list[tuple[int, Case, str]] = []  # position, case, digest
+        first: dict[str, tuple[str, int]] = {}  # a number's digest and first position in the batch
+        repeats: list[tuple[int, int]] = []  # a number sent again with the same content: its first position
         for i, pb in enumerate(request.cases):
             try:
-                case = _request(pb)
+                case = case_from_pb(pb)
                 digest = _digest(department, case)
-                earlier = in_batch.get(case.case_number)
-                if earlier is not None and earlier[0] != digest:
-                    raise AlreadyExists(f"case_number: {case.case_number} appears twice with different content")
-                recorded = earlier[1] if earlier is not None else self._recorded(case, digest)
+                earlier = first.get(case.case_number)
+                if earlier is not None:
+                    if earlier[0] != digest:
+                        raise AlreadyExists(f"case_number: {case.case_number} appears twice with different content")
+                    repeats.append((i, earlier[1]))
+                    answers.append(None)
+                    continue
+                recorded = self._recorded(case, digest)
                 if recorded is None:
-                    fresh = self._resolved(case, digest, pb.receipt)
-                    recorded = fresh.result
-                    resolved.append(fresh)
-                    in_batch[case.case_number] = (digest, recorded)
+                    fresh.append((i, (pb, case), digest))
+                first[case.case_number] = (digest, i)
+                answers.append(recorded)
             except HubError as exc:
-                response.results.add(
-                    case_number=pb.case_number, case_type=pb.case_type, error=f"cases[{i}]: {exc.message}"
-                )
+                answers.append(exc)
+        resolved: list[_Resolved] = []
+        outcomes = await self._outcomes([case for _, case, _ in fresh], context)
+        for (i, (pb, case), digest), outcome in zip(fresh, outcomes, strict=True):
+            if isinstance(outcome, HubError):
+                answers[i] = outcome
                 continue
-            response.results.append(recorded)
+            try:
+                resolved.append(self._resolved(case, digest, pb.receipt, outcome))
+            except HubError as exc:  # its receipt could not be signed
+                answers[i] = exc
+                continue
+            answers[i] = resolved[-1].result
+        for i, j in repeats:
+            answers[i] = answers[j]
+        response = cases_pb2.SubmitBatchResponse()
+        for i, (pb, answer) in enumerate(zip(request.cases, answers, strict=True)):
+            if isinstance(answer, cases_pb2.CaseResult):
+                response.results.append(answer)
+            else:
+                assert isinstance(answer, HubError)  # every position is answered by now
+                response.results.add(
+                    case_number=pb.case_number, case_type=pb.case_type, error=f"cases[{i}]: {answer.message}"
+                )
         if resolved:
             await self._publish(resolved)
         return response
+
+    async def CheckEvidence(
+        self, request: cases_pb2.CheckEvidenceRequest, context: aio.ServicerContext
+    ) -> cases_pb2.CheckEvidenceResponse:
+        return await self._sharded.answer(request, context)
+
+    async def FindRestrictions(
+        self, request: cases_pb2.FindRestrictionsRequest, context: aio.ServicerContext
+    ) -> cases_pb2.FindRestrictionsResponse:
+        return answer_restrictions(self._deps, request)
 
     async def ListTypes(
         self, request: cases_pb2.ListTypesRequest, context: aio.ServicerContext
