@@ -116,6 +116,8 @@ class Demo:
             s.topic_prefix,
         ]
         command += ["--tls-dir", str(s.tls_dir)] if s.tls_dir else ["--insecure-dev"]
+        if self.broker is not None and not self.broker.idempotent_producers:
+            command.append("--no-kafka-idempotence")
         self.hub = ChildProcess("hub", command, self.run_dir / "logs" / "hub.log")
         self.hub.start()
         wait_serving(self.channel("hub_admin"), 120)

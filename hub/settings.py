@@ -33,6 +33,11 @@ class HubSettings(BaseSettings):
     kafka_sasl_password: SecretStr = Field(
         default=SecretStr(""), description="sasl.password, with kafka_sasl_mechanism."
     )
+    kafka_idempotence: bool = Field(
+        default=True,
+        description="Idempotent producers. Off on the durable embedded broker (set when the hub starts it; "
+        "replicas sharing a durable 'hub broker' need --no-kafka-idempotence).",
+    )
     topic_prefix: str = Field(default="hub.", description="Prefix of every topic the hub uses.")
     host: str = Field(default="127.0.0.1", description="Address the gRPC server binds.")
     port: int = Field(default=50051, ge=0, le=65535, description="gRPC port (0: pick a free one).")

@@ -19,6 +19,8 @@ from hub.childproc import free_port
 from hub.client import open_channel
 from hub.datagen.city import resident_ids
 from hub.governance.audit_verify import read_topic as read_audit
+from hub.governance.audit_verify import verify_entries
+from hub.governance.keys import audit_public_key
 from hub.kafka.embedded import EmbeddedBroker
 from tests.faults import RESOURCE, PublishStream, health, read_topic, refused_with_retry_advice, verify, wait_for
 from tests.hubtest import running_hub
@@ -30,7 +32,8 @@ def test_durable_broker_killed_mid_stream_loses_nothing_acknowledged(tmp_path: P
     prefix = "fault."
     ids = resident_ids(21, 3000)
     try:
-        with running_hub(bootstrap, prefix, tmp_path / "hub") as hub:
+        # configured for this broker as `hub serve` configures it for the broker it starts
+        with running_hub(bootstrap, prefix, tmp_path / "hub", kafka_idempotence=broker.idempotent_producers) as hub:
             stream = PublishStream(hub.channel, ids)
             wait_for(lambda: len(stream.acknowledged) >= 500, "acknowledged records before the kill")
             before = len(stream.acknowledged)
@@ -50,11 +53,17 @@ def test_durable_broker_killed_mid_stream_loses_nothing_acknowledged(tmp_path: P
         # after a clean stop the audit trail is flushed: every answered Publish has its entry
         in_kafka = read_topic(bootstrap, f"{prefix}{RESOURCE}")
         assert acknowledged <= in_kafka.keys(), f"{len(acknowledged - in_kafka.keys())} acknowledged records lost"
-        audited = [e for e in read_audit(bootstrap, audit_topic) if e.get("action") == "publish"]
-        assert sum(e["outcome"] == "OK" for e in audited) == answers
+        # the audit trail is at least once: a batch whose answer the broker's kill lost is written again, the
+        # same entries (chain, seq and hash), which the trail's verification recognises as a repeat
+        entries = read_audit(bootstrap, audit_topic)
+        report = verify_entries(entries, audit_public_key(tmp_path / "hub" / "dev-keys" / "audit.pub"))
+        assert report.ok, report.problems[:5]
+        audited = {(e["chain"], e["seq"]): e for e in entries if e.get("action") == "publish"}
+        assert sum(e["outcome"] == "OK" for e in audited.values()) == answers
         print(
             f"durable broker kill: {len(acknowledged)} acknowledged ({before} before the kill), "
-            f"{len(in_kafka)} in Kafka, {answers} answers, {len(audited)} publish audit entries, "
+            f"{len(in_kafka)} in Kafka, {answers} answers, {len(audited)} publish audit entries "
+            f"({sum(c.duplicates for c in report.chains.values())} repeated entries), "
             f"{len(stream.refusals)} refusals {sorted(set(stream.refusals))}"
         )
     finally:

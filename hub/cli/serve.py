@@ -29,6 +29,8 @@ def _broker(args: argparse.Namespace) -> int:
     broker = EmbeddedBroker(settings.data_dir / "broker", settings.embedded_broker, port=args.broker_port)
     bootstrap = broker.start()
     print(f"HUB_BOOTSTRAP_SERVERS={bootstrap}", flush=True)
+    if not broker.idempotent_producers:
+        print("HUB_KAFKA_IDEMPOTENCE=false", flush=True)  # hubs sharing it must not be falsely acknowledged
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

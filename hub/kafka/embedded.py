@@ -19,7 +19,16 @@ Known gaps of tansu 0.6.0 that the rest of the hub designs around:
   (the cache defines "caught up" by partition EOF instead: hub.cache.feeder);
 - read_committed consumers see records of aborted transactions if the
   producer had flushed them (the hub does not use transactions);
-- a JoinGroup waits half of ``session.timeout.ms`` (hub.kafka.clients).
+- a JoinGroup waits half of ``session.timeout.ms`` (hub.kafka.clients);
+- durable storage writes a produce as three objects in turn: the idempotent
+  producer's sequence (``meta.json``), the partition's watermark, then the
+  batch. Killed between the first and the last, it restarts with a sequence
+  that counts a batch it never stored, and answers the client's resend of that
+  batch DUPLICATE_SEQUENCE_NUMBER, which librdkafka reports as delivered (with
+  no offset): acknowledged and lost. So the hub's producers on a durable broker
+  are not idempotent (:attr:`EmbeddedBroker.idempotent_producers`); a batch
+  killed before its object was written is then simply written again, and one
+  whose answer was lost is written twice (harmless for upserts by key).
 """
 
 from __future__ import annotations
@@ -88,6 +97,11 @@ class EmbeddedBroker:
     def bootstrap(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
+
+    @property
+    def idempotent_producers(self) -> bool:
+        """Whether producers may use idempotence here: not on durable storage (see the module's gaps)."""
+        return self.mode == "memory"
 
     @property
     def pid(self) -> int | None:

@@ -1,4 +1,4 @@
-"""An idempotent, acks=all producer whose batches can be awaited from asyncio.
+"""An acks=all producer (idempotent unless configured not to be: hub.kafka.clients), awaitable from asyncio.
 
 A Publish RPC awaits :meth:`AckingProducer.send` and answers only when Kafka
 has acknowledged (or finally refused) every record of its batch. Delivery

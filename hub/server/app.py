@@ -222,7 +222,7 @@ class HubServer:
             governance=self.governance, audit_index=audit_index, cases=CaseLedger(internal[self.topics.cases])
         )
         self.cache = self._build_cache(admin=admin, partitions=partitions, identities=identities, stores=stores)
-        self.producer = AckingProducer(producer_config(self.bootstrap, self._kafka_extra))
+        self.producer = AckingProducer(self._producer_config())
         subject_key = self._subject_key()
         self.audit = self._build_audit(subject_key=subject_key)
         policy = AccessPolicy(self.catalogue, self.governance)
@@ -251,6 +251,9 @@ class HubServer:
         await self._start_public_site(stores.inspections)
         return self.port
 
+    def _producer_config(self) -> dict:
+        return producer_config(self.bootstrap, self._kafka_extra, idempotent=self.settings.kafka_idempotence)
+
     def _create_topics(self, admin: AdminClient) -> dict[str, int]:
         """The hub's own topics; returns their partition counts."""
         t = self.topics
@@ -277,7 +280,7 @@ class HubServer:
         read_to_end(self.bootstrap, self.topics.catalogue, self.catalogue, kafka_extra)
         missing = self.catalogue.missing_from(self.seed)
         if missing:
-            producer = Producer(producer_config(self.bootstrap, kafka_extra))
+            producer = Producer(self._producer_config())
             for key, value in missing:
                 producer.produce(self.topics.catalogue, orjson.dumps(value), key.encode())
             unacknowledged = producer.flush(30)
@@ -361,7 +364,7 @@ class HubServer:
         if not s.audit:
             return None
         audit = AuditLog(
-            producer_config(self.bootstrap, self._kafka_extra),
+            self._producer_config(),
             self.topics.audit,
             keys.audit_signing_key(self._key_dir()),
             subject_key,
@@ -382,7 +385,7 @@ class HubServer:
             f"{s.topic_prefix}notice-engine",
             notices,
             load_rules(),
-            producer_config(self.bootstrap, self._kafka_extra),
+            self._producer_config(),
             s.notice_claim_limit_s,
             self._kafka_extra,
             since_ms=None if s.notices_since is None else int(s.notices_since.timestamp() * 1000),

@@ -58,6 +58,8 @@ def serve(settings: HubSettings) -> None:
     if not bootstrap:
         broker = EmbeddedBroker(settings.data_dir / "broker", settings.embedded_broker)
         bootstrap = broker.start()
+        idempotent = settings.kafka_idempotence and broker.idempotent_producers
+        settings = settings.model_copy(update={"kafka_idempotence": idempotent})
     try:
         if settings.workers > 1:
             _supervise(settings, bootstrap)
