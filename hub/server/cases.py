@@ -14,11 +14,12 @@ from grpc import aio
 
 from hub.errors import AlreadyExists, FailedPrecondition, HubError, InvalidArgument, Unavailable
 from hub.flows.cases import CaseOutcome, CaseRequest, CaseResolver
-from hub.flows.stores import CaseLedger
+from hub.flows.stores import Recorded
 from hub.governance.audit import AuditEvent
 from hub.governance.identity import current_caller
 from hub.governance.policy import purpose_name
 from hub.governance.receipts import Signed
+from hub.server.case_records import CaseRecords
 from hub.server.convert import watermark_to_pb
 from hub.server.deps import Deps
 from hub.server.interceptors import note_access
@@ -121,12 +122,14 @@ class CasesService(cases_pb2_grpc.CasesServicer):
     a lost answer) gets the recorded result and writes no second event; different content under a
     recorded number is ALREADY_EXISTS. A number this replica has not seen is looked up again once the
     replica has read the cases topic to its current end, so this holds across workers and replicas: a
-    retry sent elsewhere after the first attempt's event was acknowledged finds that event."""
+    retry sent elsewhere after the first attempt's event was acknowledged finds that event. The recorded
+    result is read back from that event (the ledger keeps where it is, not the result)."""
 
-    def __init__(self, deps: Deps, resolver: CaseResolver, ledger: CaseLedger) -> None:
+    def __init__(self, deps: Deps, resolver: CaseResolver, records: CaseRecords) -> None:
         self._deps = deps
         self._resolver = resolver
-        self._ledger = ledger
+        self._records = records
+        self._ledger = records.ledger
 
     def _resolve(self, request: CaseRequest) -> CaseOutcome:
         if self._deps.shards.sharded:  # evidence spans resources and keys of every shard
@@ -158,27 +161,30 @@ class CasesService(cases_pb2_grpc.CasesServicer):
                 )
         return outcome
 
-    async def _caught_up(self) -> None:
-        await self._deps.caught_up(self._deps.topics.cases, self._ledger.partitions)
-
-    def _recorded(self, request: CaseRequest, digest: str) -> cases_pb2.CaseResult | None:
-        recorded = self._ledger.recorded.get(request.case_number)
-        if recorded is None:
-            return None
-        if recorded[0] != digest:
+    @staticmethod
+    def _same(request: CaseRequest, digest: str, recorded: Recorded | None) -> Recorded | None:
+        """The record of a resubmission of the same case; ALREADY_EXISTS if it records different content."""
+        if recorded is not None and recorded.digest != digest:
             raise AlreadyExists(
                 f"case_number: {request.case_number} is already recorded with different content "
                 "(department, type, applicant, date, params, purpose or proof); use a new case number",
                 field="case_number",
             )
-        return cases_pb2.CaseResult.FromString(recorded[1])
+        return recorded
+
+    async def _read_back(self, recorded: list[Recorded]) -> list[cases_pb2.CaseResult]:
+        """The recorded results, read from their events (Unavailable if Kafka cannot be read)."""
+        if not recorded:
+            return []
+        events = await self._records.events(recorded)
+        return [cases_pb2.CaseResult.FromString(base64.b64decode(e["result"])) for e in events]
 
     async def _publish(self, items: list[_Resolved]) -> None:
         caller = current_caller.get().department
         events = [(i.outcome.case_number, i.digest, i.result.SerializeToString()) for i in items]
         # A call's events go to one partition, as one record batch: a batch per partition per call made
-        # the broker's partitions grow by three small batches a call. Nothing reads the topic by partition
-        # (a case's events are found by scanning it), so the key need not choose it.
+        # the broker's partitions grow by three small batches a call. A case's event is found where the
+        # ledger saw it, never by its key's partition, so the key need not choose it.
         partition = zlib.crc32(items[0].outcome.case_number.encode()) % self._ledger.partitions
         deliveries = await self._deps.producer.send(
             self._deps.topics.cases,
@@ -191,8 +197,12 @@ class CasesService(cases_pb2_grpc.CasesServicer):
         )
         if any(d.error is not None for d in deliveries):
             raise Unavailable("the case events were not acknowledged by Kafka; resubmit (it is idempotent)")
-        for number, digest, result in events:
-            self._ledger.record(number, digest, result)
+        self._ledger.record(
+            [
+                (number, Recorded(digest, d.partition, d.offset))
+                for (number, digest, _), d in zip(events, deliveries, strict=True)
+            ]
+        )
 
     async def Submit(self, request: cases_pb2.SubmitRequest, context: aio.ServicerContext) -> cases_pb2.SubmitResponse:
         note_access("case.submit", request.case_type, subjects=(request.applicant,), case_number=request.case_number)
@@ -204,12 +214,11 @@ class CasesService(cases_pb2_grpc.CasesServicer):
 
     async def _submit_once(self, case: CaseRequest, digest: str, receipt: bool) -> cases_pb2.CaseResult:
         async with self._deps.exclusive(f"case:{case.case_number}"):  # two clicks on Submit: one event
-            recorded = self._recorded(case, digest)
-            if recorded is None:  # a retry whose first attempt another worker or replica recorded
-                await self._caught_up()
-                recorded = self._recorded(case, digest)
+            # A retry whose first attempt another worker or replica recorded is found once caught up.
+            recorded = self._same(case, digest, await self._records.find(case.case_number))
             if recorded is not None:
-                return recorded
+                [result] = await self._read_back([recorded])
+                return result
             resolved = self._resolved(case, digest, receipt)
             await self._publish([resolved])
         return resolved.result
@@ -228,33 +237,37 @@ class CasesService(cases_pb2_grpc.CasesServicer):
             "case.submit_batch", "", subjects=[c.applicant for c in request.cases], detail=f"{len(request.cases)} cases"
         )
         department = current_caller.get().department
-        if any(c.case_number not in self._ledger.recorded for c in request.cases):
-            await self._caught_up()
-        response = cases_pb2.SubmitBatchResponse()
+        if any(c.case_number not in self._ledger for c in request.cases):
+            await self._records.caught_up()
+        answers: list[cases_pb2.CaseResult | Recorded] = []
         resolved: list[_Resolved] = []
         in_batch: dict[str, tuple[str, cases_pb2.CaseResult]] = {}
         for i, pb in enumerate(request.cases):
+            answer: cases_pb2.CaseResult | Recorded | None
             try:
                 case = _request(pb)
                 digest = _digest(department, case)
                 earlier = in_batch.get(case.case_number)
                 if earlier is not None and earlier[0] != digest:
                     raise AlreadyExists(f"case_number: {case.case_number} appears twice with different content")
-                recorded = earlier[1] if earlier is not None else self._recorded(case, digest)
-                if recorded is None:
+                answer = earlier[1] if earlier else self._same(case, digest, self._ledger.get(case.case_number))
+                if answer is None:
                     fresh = self._resolved(case, digest, pb.receipt)
-                    recorded = fresh.result
+                    answer = fresh.result
                     resolved.append(fresh)
-                    in_batch[case.case_number] = (digest, recorded)
+                    in_batch[case.case_number] = (digest, answer)
             except HubError as exc:
-                response.results.add(
+                answer = cases_pb2.CaseResult(
                     case_number=pb.case_number, case_type=pb.case_type, error=f"cases[{i}]: {exc.message}"
                 )
-                continue
-            response.results.append(recorded)
+            answers.append(answer)
+        # Read before publishing: a batch that fails on Kafka's read fails before it has written.
+        read_back = iter(await self._read_back([a for a in answers if isinstance(a, Recorded)]))
         if resolved:
             await self._publish(resolved)
-        return response
+        return cases_pb2.SubmitBatchResponse(
+            results=[next(read_back) if isinstance(a, Recorded) else a for a in answers]
+        )
 
     async def ListTypes(
         self, request: cases_pb2.ListTypesRequest, context: aio.ServicerContext
