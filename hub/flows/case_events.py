@@ -25,7 +25,15 @@ class CaseEvents:
 
     def __init__(self, bootstrap: str, topic: str, consumer_extra: dict[str, Any] | None = None) -> None:
         self._topic = topic
-        self._config = consumer_config(bootstrap, "hub-case-events", consumer_extra)
+        # Fetch only what is asked for, at once: the record is there, so no fetch need wait for more
+        # (tansu held each read ~20 ms at the default wait), nothing is prefetched past it (one record
+        # queued stops fetching, where the default fetched on to the partition's end), and a partition
+        # whose queue was full is not held back 1 s into the next read (librdkafka's queue backoff).
+        self._config = consumer_config(
+            bootstrap,
+            "hub-case-events",
+            {"fetch.wait.max.ms": 1, "queued.min.messages": 1, "fetch.queue.backoff.ms": 1, **(consumer_extra or {})},
+        )
         self._consumer: Consumer | None = None
         self._lock = threading.Lock()
 

@@ -150,8 +150,6 @@ class CaseLedger:
     the dict, and the table grows by copying before it is replaced).
     """
 
-    name = "cases"
-
     def __init__(self, partitions: int) -> None:
         self.partitions = partitions
         self._rows: dict[str, int] = {}
