@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 import orjson
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from hub.errors import FailedPrecondition, Unavailable
 from hub.kafka.clients import consumer_config
@@ -27,17 +27,24 @@ class CaseEvents:
         self._topic = topic
         # Fetch only what is asked for, at once: the record is there, so no fetch need wait for more
         # (tansu held each read ~20 ms at the default wait), nothing is prefetched past it (one record
-        # queued stops fetching, where the default fetched on to the partition's end), and a partition
-        # whose queue was full is not held back 1 s into the next read (librdkafka's queue backoff).
+        # queued stops fetching, where the default fetched on to the partition's end), a partition
+        # whose queue was full is not held back 1 s into the next read (librdkafka's queue backoff),
+        # and an offset Kafka no longer holds is an error, not a read from the partition's start.
         self._config = consumer_config(
             bootstrap,
             "hub-case-events",
-            {"fetch.wait.max.ms": 1, "queued.min.messages": 1, "fetch.queue.backoff.ms": 1, **(consumer_extra or {})},
+            {
+                "fetch.wait.max.ms": 1,
+                "queued.min.messages": 1,
+                "fetch.queue.backoff.ms": 1,
+                "auto.offset.reset": "error",
+                **(consumer_extra or {}),
+            },
         )
         self._consumer: Consumer | None = None
         self._lock = threading.Lock()
 
-    def read(self, positions: Sequence[tuple[int, int]], timeout: float = 10.0) -> list[dict]:
+    def read(self, positions: Sequence[tuple[int, int]], timeout: float = 30.0) -> list[dict]:
         """The events at ``positions``, in their order. :class:`Unavailable` if Kafka does not give them all
         within ``timeout`` seconds; :class:`FailedPrecondition` if it no longer holds one (past retention)."""
         deadline = time.monotonic() + timeout
@@ -63,14 +70,16 @@ class CaseEvents:
                 if remaining <= 0:
                     raise Unavailable(f"could not read the case event at {self._topic}[{partition}]@{offset}; retry")
                 m = consumer.poll(min(remaining, 1.0))
-                if m is None or m.error() is not None:
+                if m is None:
                     continue
-                at = (cast(int, m.partition()), cast(int, m.offset()))
-                if at in wanted:
+                err, at = m.error(), (cast(int, m.partition()), cast(int, m.offset()))
+                if err is None and at in wanted:
                     found[at] = cast(bytes, m.value())
-                elif at[0] == partition and at[1] > offset:  # a retry would not bring it back
+                elif err.code() == KafkaError._AUTO_OFFSET_RESET if err else at[0] == partition and at[1] > offset:
+                    # Out of the partition's range, or skipped: removed by retention, and a retry would not
+                    # bring it back. Other errors (a broker away) are retried until the deadline.
                     raise FailedPrecondition(
-                        f"the case event at {self._topic}[{partition}]@{offset} is past the topic's retention"
+                        f"the case event at {self._topic}[{partition}]@{offset} is no longer held (topic retention)"
                     )
         return found
 
