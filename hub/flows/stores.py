@@ -144,10 +144,10 @@ class CaseLedger:
     A number's first event is its record: a later event under it is a duplicate. Per number the ledger
     keeps only what every submission is checked against, the request digest, and where the event is;
     the recorded result is read back from the topic when a case is resubmitted (hub.flows.case_events).
-    Holding the results made every worker keep ~300 MB at a city year. The rows are one NumPy table
-    (28 bytes each) behind a dict of case number → row. Written by the feeder thread and by this
-    replica's own acknowledged writes, read without a lock (a row is complete before its number is in
-    the dict, and the table grows by copying before it is replaced).
+    Holding the results made every worker keep ~500 MiB at a city year (docs/benchmarks.md). The rows
+    are one NumPy table (28 bytes each) behind a dict of case number → row. Written by the feeder
+    thread and by this replica's own acknowledged writes, read without a lock (a row is complete before
+    its number is in the dict, and the table grows by copying before it is replaced).
     """
 
     def __init__(self, partitions: int) -> None:
