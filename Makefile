@@ -4,6 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 ARGS ?=
+# Test processes: most tests wait on a broker, a subprocess or a socket, so two share two cores well.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test lint bench city-year compare mutation clean
 
@@ -30,7 +32,7 @@ test: $(INSTALLED)
 	$(BIN)/buf lint
 	$(BIN)/lint-imports
 	$(BIN)/mypy
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(ARGS)
 
 ## Every benchmark with its defaults; each ends with its ratios against same-run baselines.
 bench: $(INSTALLED)

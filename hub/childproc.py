@@ -96,6 +96,14 @@ class ChildProcess:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    @property
+    def exit_status(self) -> str:
+        """How it ended, for error messages: an exit code, or the signal that killed it."""
+        code = self.proc.poll() if self.proc is not None else None
+        if code is None:
+            return "running"
+        return f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+
     def stop(self, grace: float = 5.0) -> None:
         """SIGINT, then SIGKILL if it has not exited within ``grace`` seconds."""
         proc, self.proc = self.proc, None

@@ -112,6 +112,12 @@ class HubSettings(BaseSettings):
         default="",
         description="HOST:PORT other replicas and routing clients reach this one at (sharded hubs). Empty: host:port.",
     )
+    shard_lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A sharded replica renews its place in the shard map every third of this; one not heard "
+        "from for this long (killed, cut off) drops out of the map. Replicas' clocks must agree well within it.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Least severe log level written to stderr."
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hub.kafka.embedded import EmbeddedBroker
-from tests.hubtest import RunningHub, running_hub, running_shards
+from tests.hubtest import RunningHub, running_hub, running_layout
 
 
 @pytest.fixture(scope="session")
@@ -56,9 +56,5 @@ def hub(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> Iterator[Run
 def layout_hub(request: pytest.FixtureRequest, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path):
     """The behaviour tests' hub, unsharded and as two shards (calls go to shard 0, which forwards
     and gathers): a module runs its tests on both with ``hub = layout_hub`` as its ``hub`` fixture."""
-    if request.param == 1:
-        with running_hub(kafka_bootstrap, topic_prefix, tmp_path) as h:
-            yield h
-    else:
-        with running_shards(kafka_bootstrap, topic_prefix, tmp_path, request.param) as shards:
-            yield shards[0]
+    with running_layout(kafka_bootstrap, topic_prefix, tmp_path, request.param) as h:
+        yield h

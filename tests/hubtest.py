@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from hub.testing.harness import CTX, RunningHub, running_hub, running_shards
+from hub.testing.harness import CTX, RunningHub, running_hub, running_layout, running_shards
 
-__all__ = ["CTX", "RunningHub", "resident", "running_hub", "running_shards"]
+__all__ = ["CTX", "RunningHub", "resident", "running_hub", "running_layout", "running_shards"]
 
 
 def resident(rid: str, **over) -> dict:

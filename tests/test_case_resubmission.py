@@ -1,7 +1,7 @@
 """A case number is recorded once: the same case resubmitted (a retry after a lost answer) gets the
 recorded result and no second event, on this replica and on a replica started after it; different
-content under that number is ALREADY_EXISTS naming the number. The ledger keeps where a number's first
-event is, and the result is read back from Kafka there."""
+content under that number is ALREADY_EXISTS naming the number, unsharded and at two shards. The ledger keeps
+where a number's first event is, and the result is read back from Kafka there."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from hub.kafka.topics import TopicSpec, ensure_topics
 from hub.records.change import Change
 from hub.v1 import cases_pb2, cases_pb2_grpc, common_pb2
 from tests.faults import count_by_key
-from tests.hubtest import resident, running_hub
+from tests.hubtest import resident, running_layout
 
 APPLICANT, OTHER = resident_ids(43, 2)
 
@@ -40,10 +40,11 @@ def _case(number: str, district: str = "510603", applicant: str = APPLICANT) -> 
     )
 
 
+@pytest.mark.parametrize("count", [1, 2], ids=["whole", "2-shards"])
 def test_a_resubmitted_case_is_answered_from_its_record(
-    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, count: int
 ) -> None:
-    with running_hub(kafka_bootstrap, topic_prefix, tmp_path) as hub:
+    with running_layout(kafka_bootstrap, topic_prefix, tmp_path, count) as hub:
         hub.publish("population.resident", [resident(APPLICANT), resident(OTHER)])
         cases = cases_pb2_grpc.CasesStub(hub.client("approval_bureau").channel)
         first = cases.Submit(_case("DY-RESUBMIT-1"), timeout=30).result
@@ -69,7 +70,7 @@ def test_a_resubmitted_case_is_answered_from_its_record(
         assert "cases[3]" in batch[3].error and "DY-RESUBMIT-1" in batch[3].error
         topic = hub.server.topics.cases
     # a replica started afterwards knows the recorded cases from the topic
-    with running_hub(kafka_bootstrap, topic_prefix, tmp_path) as hub:
+    with running_layout(kafka_bootstrap, topic_prefix, tmp_path, count) as hub:
         cases = cases_pb2_grpc.CasesStub(hub.client("approval_bureau").channel)
         assert cases.Submit(_case("DY-RESUBMIT-1"), timeout=30).result == first
     assert count_by_key(kafka_bootstrap, topic) == {"DY-RESUBMIT-1": 1, "DY-RESUBMIT-2": 1}

@@ -1,4 +1,5 @@
-"""Cases: every case type resolved by verification; joint restriction; batches; corrections."""
+"""Cases: every case type resolved by verification; joint restriction; batches; corrections; unsharded and
+at two shards."""
 
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ from hub.v1 import (
     corrections_pb2,
     corrections_pb2_grpc,
     governance_pb2,
+    verification_pb2,
 )
 from tests.faults import read_topic
-from tests.hubtest import RunningHub, resident
+from tests.hubtest import CTX, RunningHub, resident
 
 DATE = "2017-11-30"
 A, C, R, D, W, M, S, S2, OTHER = resident_ids(41, 9)  # W a woman, M a man; A a mother
@@ -59,6 +61,19 @@ def _listing(entry: str, code: str, category: str, listed: str, removed: str | N
         "measures": list(measures),
         "reason": "test",
     }
+
+
+RESOURCES = [
+    "population.resident",
+    "market.entity",
+    "credit.list_entry",
+    "property.certificate",
+    "housing_fund.account",
+    "social_security.insured",
+    "health.birth_certificate",
+    "civil_affairs.marriage",
+    "approval.licence",
+]
 
 
 def _load(hub: RunningHub) -> None:
@@ -179,33 +194,17 @@ def _load(hub: RunningHub) -> None:
     for response in written:  # read our writes before asking
         resource = {r.key for r in response.results}
         assert resource and response.rejected == 0, [r.message for r in response.results if r.code]
-    for resource, key, response in zip(
-        [
-            "population.resident",
-            "market.entity",
-            "credit.list_entry",
-            "property.certificate",
-            "housing_fund.account",
-            "social_security.insured",
-            "health.birth_certificate",
-            "civil_affairs.marriage",
-            "approval.licence",
-        ],
-        [
-            A,
-            E_GOOD,
-            "L1",
-            "川(2016)旌阳区不动产权第0000001号",
-            "DY410000000001",
-            A,
-            "O510000001",
-            "J510603-2015-000001",
-            "川交运管510600000001",
-        ],
-        written,
-        strict=True,
-    ):
-        hub.verify(resource, key, after=response)
+    for resource, response in zip(RESOURCES, written, strict=True):  # on every shard that took some
+        keys = [r.key for r in response.results]
+        hub.client(hub.provider_of(resource)).verification.VerifyBatch(
+            verification_pb2.VerifyBatchRequest(
+                resource=resource,
+                keys=keys,
+                context=CTX,
+                consistency=common_pb2.Consistency(min_offsets=response.offsets),
+            ),
+            timeout=30,
+        )
 
 
 def _grant_everything(hub: RunningHub, department: str) -> None:
@@ -233,9 +232,16 @@ def _grant_everything(hub: RunningHub, department: str) -> None:
 
 
 @pytest.fixture
+def hub(layout_hub: RunningHub) -> RunningHub:
+    """Every test here runs on an unsharded hub and on two shards (cases' evidence spans the shards)."""
+    return layout_hub
+
+
+@pytest.fixture
 def loaded(hub: RunningHub) -> RunningHub:
     _load(hub)
     _grant_everything(hub, DEPARTMENT)
+    hub.settle(hub.server.topics.governance)  # a forwarded Verify is checked by the key's shard
     return hub
 
 

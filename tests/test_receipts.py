@@ -366,7 +366,8 @@ def test_rotation_keeps_old_receipts_valid_and_revocation_names_the_compromise(h
 # -- cases: receipts stored with the case event, fetched by case number ----------------------------------
 
 
-def test_case_receipts_by_case_number(hub: RunningHub) -> None:
+def test_case_receipts_by_case_number(layout_hub: RunningHub) -> None:
+    hub = layout_hub  # a case's evidence from both shards, in one receipt
     _load(hub)
     _grant_everything(hub, DEPARTMENT)
     cases = cases_pb2_grpc.CasesStub(hub.client(DEPARTMENT).channel)

@@ -246,6 +246,10 @@ class ReplicaCache:
         await self.reached(topic_for(self._topic_prefix, resource), held, timeout)
         return table.version
 
+    def positions(self, topic: str) -> tuple[int, ...]:
+        """The next offset to apply, per partition, of a topic this replica follows."""
+        return self._targets[topic].positions()
+
     async def reached(self, topic: str, wanted: Sequence[tuple[int, int]], timeout: float | None) -> None:
         """Waits until the target of ``topic`` has applied every ``(partition, offset)`` in ``wanted``."""
         target = self._targets[topic]

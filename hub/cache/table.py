@@ -52,6 +52,16 @@ class Watermark:
     caught_up_at_ms: int = 0
     last_record_at_ms: int = 0
 
+    @classmethod
+    def merged(cls, marks: Sequence[Watermark]) -> Watermark:
+        """Shards hold disjoint partitions: per partition the furthest offset, the oldest catch-up."""
+        size = max(len(m.offsets) for m in marks)
+        return cls(
+            tuple(max((m.offsets[p] if p < len(m.offsets) else 0) for m in marks) for p in range(size)),
+            min(m.caught_up_at_ms for m in marks),
+            max(m.last_record_at_ms for m in marks),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Layered(Generic[_V]):

@@ -106,6 +106,39 @@ class CaseOutcome:
 
 
 @dataclass(frozen=True)
+class Item:
+    """One evidence item of a case: whose record it checks, and the claims, the case's values filled in."""
+
+    evidence: Evidence
+    subject: str
+    claims: tuple[Claim, ...]
+
+
+@dataclass(frozen=True)
+class Check:
+    """An evidence item verified against the records that hold its subject (before it is judged)."""
+
+    key_field: str
+    found: bool
+    match: bool
+    claims: tuple[bool, ...]
+    disputed: frozenset[str]
+    watermark: Watermark
+
+    @classmethod
+    def merged(cls, parts: list[Check]) -> Check:
+        """Shards hold disjoint records: a record found on any is found (as Verify gathers an indexed field)."""
+        return cls(
+            parts[0].key_field,
+            any(p.found for p in parts),
+            any(p.match for p in parts),
+            tuple(any(column) for column in zip(*(p.claims for p in parts), strict=True)),
+            frozenset().union(*(p.disputed for p in parts)),
+            Watermark.merged([p.watermark for p in parts]),
+        )
+
+
+@dataclass(frozen=True)
 class CaseRequest:
     case_number: str
     case_type: str
@@ -155,80 +188,114 @@ class CaseResolver:
         return case_type
 
     def resolve(self, caller: Caller, request: CaseRequest) -> CaseOutcome:
+        """The whole case from this replica's data (an unsharded replica holds every record)."""
         case_type = self.check(request)
+        results = []
+        for item in self.items(request, case_type):
+            try:
+                results.append(self.judge(item, self.verify(caller, request, item), request.proof_shown))
+            except HubError as exc:
+                results.append(self.refused(item, exc))
+        return CaseOutcome(request.case_number, case_type, results, self.restrictions(request, case_type))
+
+    def items(self, request: CaseRequest, case_type: CaseType) -> list[Item]:
+        """Each evidence item with its subject and its claims, the case's values filled in."""
         values = {
             "date": request.date,
             **{f"param:{k}": v for k, v in request.params.items()},
             "param:applicant": request.applicant,
         }
-        results = [self._evidence(caller, request, e, values) for e in case_type.evidence]
-        found: list[Restriction] = []
-        if case_type.restricted_context:
-            subject = (
-                request.applicant
-                if case_type.restricted_subject == "applicant"
-                else request.params.get(case_type.restricted_subject, "")
+        out = []
+        for e in case_type.evidence:
+            subject = request.applicant if e.subject == "applicant" else request.params.get(e.subject, "")
+            claims = tuple(
+                Claim(c.field, Op(c.op), tuple(_fill(v, values) for v in c.values), c.or_unset) for c in e.claims
             )
-            found = restrictions_of(
-                self._cache.version("credit.list_entry"), subject, case_type.restricted_context, request.date
-            )
-        return CaseOutcome(request.case_number, case_type, results, found)
+            out.append(Item(e, subject, claims))
+        return out
 
-    def _evidence(self, caller: Caller, request: CaseRequest, evidence: Evidence, values: dict) -> EvidenceResult:
-        subject = request.applicant if evidence.subject == "applicant" else request.params.get(evidence.subject, "")
-        claims = [
-            Claim(c.field, Op(c.op), tuple(_fill(v, values) for v in c.values), c.or_unset) for c in evidence.claims
-        ]
-        result = self._answer(caller, request, evidence, subject, claims)
-        result.claims = claims
-        return result
-
-    def _answer(
-        self, caller: Caller, request: CaseRequest, evidence: Evidence, subject: str, claims: list[Claim]
-    ) -> EvidenceResult:
+    def target(self, item: Item) -> tuple[ResourceSpec, str] | None:
+        """The item's resource and the field its subject is looked up by; None if the check will be refused
+        (an unknown resource or field), which any replica can say."""
         try:
-            spec = self._catalogue.resource(evidence.resource)
-            key_field = key_field_of(spec, evidence.key_field)
-            if not subject:
-                raise InvalidArgument(f"{evidence.subject}: must not be empty", field=evidence.subject)
-            compiled = self._compile(spec, tuple(claims))
-            touched = [c.field for c in claims] + ([key_field] if key_field != spec.key else [])
-            self._policy.read(caller, spec, "verify", request.purpose, touched)
-            version = self._cache.version(spec.name)
-            try:
-                outcome = verify_one(version, key_field, subject, compiled)  # checks the key only on a miss
-            except InvalidArgument:
-                problem = key_problem(spec, key_field, subject)
-                raise InvalidArgument(f"{evidence.subject}: {problem}", field=evidence.subject) from None
-        except HubError as exc:
-            return EvidenceResult(evidence, "cannot_determine", exc.message, subject, error_code=exc.code.name)
-        disputed = sorted(self._disputed(spec.name, version, key_field, subject) & {c.field for c in claims})
-        held = outcome.found and outcome.match
+            spec = self._catalogue.resource(item.evidence.resource)
+            return spec, key_field_of(spec, item.evidence.key_field)
+        except HubError:
+            return None
+
+    def verify(self, caller: Caller, request: CaseRequest, item: Item) -> Check:
+        """The item verified against this replica's records under the caller's access; raises HubError
+        (no access, a malformed subject). On a sharded replica: its share of the records only."""
+        evidence, subject, claims = item.evidence, item.subject, item.claims
+        spec = self._catalogue.resource(evidence.resource)
+        key_field = key_field_of(spec, evidence.key_field)
+        if not subject:
+            raise InvalidArgument(f"{evidence.subject}: must not be empty", field=evidence.subject)
+        compiled = self._compile(spec, claims)
+        touched = [c.field for c in claims] + ([key_field] if key_field != spec.key else [])
+        self._policy.read(caller, spec, "verify", request.purpose, touched)
+        version = self._cache.version(spec.name)
+        try:
+            outcome = verify_one(version, key_field, subject, compiled)  # checks the key only on a miss
+        except InvalidArgument:
+            problem = key_problem(spec, key_field, subject)
+            raise InvalidArgument(f"{evidence.subject}: {problem}", field=evidence.subject) from None
+        disputed = frozenset(self._disputed(spec.name, version, key_field, subject) & {c.field for c in claims})
+        return Check(key_field, outcome.found, outcome.match, tuple(outcome.claims), disputed, version.watermark)
+
+    def restrictions(self, request: CaseRequest, case_type: CaseType) -> list[Restriction]:
+        """The joint restrictions on the case's entity in this replica's (share of the) credit list."""
+        if not case_type.restricted_context:
+            return []
+        return restrictions_of(
+            self._cache.version("credit.list_entry"),
+            restricted_subject(request, case_type),
+            case_type.restricted_context,
+            request.date,
+        )
+
+    @staticmethod
+    def refused(item: Item, exc: HubError) -> EvidenceResult:
+        return EvidenceResult(
+            item.evidence,
+            "cannot_determine",
+            exc.message,
+            item.subject,
+            error_code=exc.code.name,
+            claims=list(item.claims),
+        )
+
+    @staticmethod
+    def judge(item: Item, check: Check, proof_shown: bool) -> EvidenceResult:
+        """The item's outcome and reason from its verification."""
+        evidence, subject, claims = item.evidence, item.subject, list(item.claims)
+        held = check.found and check.match
         satisfied = held if evidence.expect == "match" else not held
+        disputed = sorted(check.disputed)
         if disputed:
-            if request.proof_shown:
+            if proof_shown:
                 reason = f"{', '.join(disputed)} under a correction request; accepted on the applicant's proof"
-                return EvidenceResult(evidence, "satisfied", reason, subject, version.watermark, disputed)
+                return EvidenceResult(evidence, "satisfied", reason, subject, check.watermark, disputed, claims=claims)
             return EvidenceResult(
                 evidence,
                 "cannot_determine",
                 f"{', '.join(disputed)} under a correction request; ask the applicant for proof",
                 subject,
-                version.watermark,
+                check.watermark,
                 disputed,
+                claims=claims,
             )
         if satisfied:
             reason = "no record matches" if evidence.expect == "absent" else "the record satisfies every claim"
         elif evidence.expect == "absent":
             reason = "a record matches: " + _describe(claims)
-        elif not outcome.found:
-            reason = f"no {spec.name} record for {key_field} {subject}"
+        elif not check.found:
+            reason = f"no {evidence.resource} record for {check.key_field} {subject}"
         else:
-            failed = [c for c, ok in zip(claims, outcome.claims, strict=True) if not ok]
+            failed = [c for c, ok in zip(claims, check.claims, strict=True) if not ok]
             reason = "does not hold: " + _describe(failed)
-        return EvidenceResult(
-            evidence, "satisfied" if satisfied else "not_satisfied", reason, subject, version.watermark
-        )
+        outcome: Literal["satisfied", "not_satisfied"] = "satisfied" if satisfied else "not_satisfied"
+        return EvidenceResult(evidence, outcome, reason, subject, check.watermark, claims=claims)
 
     def _compile(self, spec: ResourceSpec, claims: tuple[Claim, ...]) -> list[Compiled]:
         """Compiled claims, reused while the resource's spec stays the same (case dates repeat)."""
@@ -252,6 +319,13 @@ class CaseResolver:
         for row in version.rows_by(key_field, subject):
             out |= self._corrections.disputed(resource, key_column.value(row))
         return out
+
+
+def restricted_subject(request: CaseRequest, case_type: CaseType) -> str:
+    """The entity whose joint restrictions the case reports."""
+    if case_type.restricted_subject == "applicant":
+        return request.applicant
+    return request.params.get(case_type.restricted_subject, "")
 
 
 def _fill(template: str, values: dict[str, str]) -> str:

@@ -112,6 +112,7 @@ class AuditLog:
         self._queue: collections.deque[tuple[AuditEvent, asyncio.Future | None]] = collections.deque()
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._abandoned = False
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._poller = threading.Thread(target=self._poll, name="audit-delivery", daemon=True)
         self._seq = -1
@@ -157,14 +158,27 @@ class AuditLog:
         self._wake.set()
         await done
 
+    def abandon(self) -> None:
+        """The broker lost its log (a new cluster): the chain cannot go on there, so :meth:`stop`
+        writes no closing checkpoint, and what was in flight or queued fails its callers at once
+        instead of waiting out the delivery timeout. Call before :meth:`stop`."""
+        self._abandoned = True
+        self._stop.set()
+        self._wake.set()
+        self._producer.purge()
+
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout)
         self._poller.join(timeout)
         self._drain()
-        self._checkpoint(closing=True)
-        self._flush_batch()
+        if self._abandoned:
+            self._delivered(KafkaError(KafkaError._PURGE_QUEUE), self._waiting)
+            self._batch, self._waiting = [], []
+        else:
+            self._checkpoint(closing=True)
+            self._flush_batch()
         left = self._producer.flush(timeout)
         if left:
             log.error("%d audit entries were not acknowledged before shutdown", left)

@@ -26,7 +26,7 @@ from grpc import aio
 
 from hub.errors import Unauthenticated
 from hub.governance.pki import REPLICA_DEPARTMENT, REPLICA_SUBSYSTEM, peer_identity, revoked_serials
-from hub.headers import DEPARTMENT_HEADER, SUBSYSTEM_HEADER
+from hub.headers import DEPARTMENT_HEADER, FORWARDED_HEADER, SUBSYSTEM_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,8 @@ class Caller:
     department: str
     subsystem: str = ""
     serial: int | None = None
+    # Called for by another replica of a sharded hub (see _forwarded_caller), not by the department itself.
+    forwarded: bool = False
 
     @property
     def label(self) -> str:
@@ -88,7 +90,8 @@ class IdentityResolver:
                     f"no identity: this hub runs in insecure development mode and reads the "
                     f"caller's department from the {DEPARTMENT_HEADER!r} header"
                 )
-            caller = Caller(department, subsystem)
+            forwarded = any(k == FORWARDED_HEADER for k, _ in context.invocation_metadata() or ())
+            caller = Caller(department, subsystem, forwarded=forwarded)
         else:
             pems = context.auth_context().get("x509_pem_cert")
             if not pems:
@@ -130,4 +133,4 @@ def _forwarded_caller(context: aio.ServicerContext) -> Caller:
     department, subsystem = _header_identity(context)
     if not department:
         raise Unauthenticated(f"a hub replica calls only on a caller's behalf, named in {DEPARTMENT_HEADER!r}")
-    return Caller(department, subsystem)
+    return Caller(department, subsystem, forwarded=True)

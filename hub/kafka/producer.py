@@ -153,6 +153,11 @@ class AckingProducer:
             self._fatal.set()  # fenced records come back one by one, not through error_cb
         return deliveries
 
+    def abandon(self) -> None:
+        """Fails what is queued or in flight now (retriable for its callers): for a broker that lost
+        its log, where waiting for delivery only waits out the timeout. Call before :meth:`close`."""
+        self._producer.purge()
+
     def close(self, timeout: float = 10.0) -> None:
         remaining = self._producer.flush(timeout)
         if remaining:

@@ -143,7 +143,9 @@ class SeaweedS3:
         ):
             while not _quietly(check):
                 if not self._proc.alive():
-                    raise RuntimeError(f"SeaweedFS exited; see {self._proc.log_path}:\n{self._proc.tail()}")
+                    raise RuntimeError(
+                        f"SeaweedFS exited ({self._proc.exit_status}); see {self._proc.log_path}:\n{self._proc.tail()}"
+                    )
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"SeaweedFS not ready: waiting for {what}")
                 time.sleep(0.1)

@@ -208,6 +208,7 @@ class HubServer:
         self._cache_ready = False
         self.broker: BrokerWatch | None = None
         self._tasks: list[asyncio.Task] = []
+        self._renewal: asyncio.Task | None = None  # a sharded replica's lease in the shard map
         self.inspections: InspectionsService | None = None
         self.public_site: PublicSite | None = None
 
@@ -245,7 +246,7 @@ class HubServer:
             corrections=stores.corrections,
             audit=self.audit,
             receipts=self._build_receipt_signer(),
-            shards=ShardRouter(self.shard, stores.shards, self.settings.tls_dir),
+            shards=ShardRouter(self.shard, stores.shards, self.settings.tls_dir, self.settings.shard_lease_s),
         )
         self.notice_engine = self._build_notice_engine(notices=stores.notices)
         self.resolver = CaseResolver(load_case_types(), self.catalogue, self.cache, policy, stores.corrections)
@@ -540,9 +541,22 @@ class HubServer:
         log.info("cache caught up")
         await self._set_serving(self.broker is None or self.broker.outage is None)
         if self.shard != WHOLE:
-            assert self.deps is not None
-            await self.deps.write_state(self.topics.shards, self.advertised, announcement(self.shard))
+            await self._announce()
             log.info("announced %s as shard %s", self.advertised, self.shard)
+            self._renewal = asyncio.create_task(self._renew_announcement())
+
+    async def _announce(self) -> None:
+        assert self.deps is not None
+        await self.deps.write_state(self.topics.shards, self.advertised, announcement(self.shard))
+
+    async def _renew_announcement(self) -> None:
+        """Keeps this replica in the shard map: an announcement older than the lease is a replica gone."""
+        while True:
+            await asyncio.sleep(self.settings.shard_lease_s / 3)
+            try:
+                await self._announce()
+            except (HubError, TimeoutError) as exc:  # Kafka out: the next renewal tries again
+                log.warning("could not renew %s in the shard map: %s", self.advertised, exc)
 
     async def _set_serving(self, reachable: bool) -> None:
         """Health follows the cache (caught up once) and Kafka (answering now)."""
@@ -564,8 +578,16 @@ class HubServer:
         if self._server is not None:
             await self._server.wait_for_termination()
 
-    async def stop(self, grace: float = 5.0) -> None:
+    async def stop(self, grace: float = 5.0, *, log_lost: bool = False) -> None:
+        """Stops serving and releases everything; with ``log_lost`` (the broker is a new cluster) what
+        waits for Kafka fails at once rather than after the delivery timeout."""
         await self._health.enter_graceful_shutdown()
+        if log_lost:
+            for part in (self.audit, self.producer):
+                if part is not None:
+                    part.abandon()
+        if self._renewal is not None:  # stopped first: a renewal after the tombstone would relist this replica
+            self._renewal.cancel()
         if self.shard != WHOLE and self.deps is not None and self.advertised in self.deps.shards.registry.values:
             try:  # a replica that stops cleanly leaves the shard map at once
                 await self.deps.write_state(self.topics.shards, self.advertised, None, timeout=5)

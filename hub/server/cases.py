@@ -1,4 +1,4 @@
-"""Cases: Submit, SubmitBatch and ListTypes."""
+"""Cases: Submit, SubmitBatch and ListTypes, and the shards' parts of a case (CheckEvidence, FindRestrictions)."""
 
 from __future__ import annotations
 
@@ -12,15 +12,15 @@ from dataclasses import dataclass
 import orjson
 from grpc import aio
 
-from hub.errors import AlreadyExists, FailedPrecondition, HubError, InvalidArgument, Unavailable
+from hub.errors import AlreadyExists, HubError, InvalidArgument, Unavailable
 from hub.flows.cases import CaseOutcome, CaseRequest, CaseResolver
 from hub.flows.stores import Recorded
 from hub.governance.audit import AuditEvent
 from hub.governance.identity import current_caller
-from hub.governance.policy import purpose_name
 from hub.governance.receipts import Signed
 from hub.server.case_records import CaseRecords
-from hub.server.convert import watermark_to_pb
+from hub.server.case_shards import Case, ShardedCases, answer_restrictions
+from hub.server.convert import case_from_pb, watermark_to_pb
 from hub.server.deps import Deps
 from hub.server.interceptors import note_access
 from hub.server.receipts import receipt_for_case, stored
@@ -32,18 +32,6 @@ _OUTCOMES = {
     "not_satisfied": cases_pb2.EVIDENCE_OUTCOME_NOT_SATISFIED,
     "cannot_determine": cases_pb2.EVIDENCE_OUTCOME_CANNOT_DETERMINE,
 }
-
-
-def _request(pb: cases_pb2.SubmitRequest) -> CaseRequest:
-    return CaseRequest(
-        pb.case_number,
-        pb.case_type,
-        pb.applicant.strip().upper(),
-        pb.date,
-        dict(pb.params),
-        purpose_name(pb.purpose),
-        pb.proof_shown,
-    )
 
 
 def outcome_to_pb(outcome: CaseOutcome) -> cases_pb2.CaseResult:
@@ -130,36 +118,44 @@ class CasesService(cases_pb2_grpc.CasesServicer):
         self._resolver = resolver
         self._records = records
         self._ledger = records.ledger
+        self._sharded = ShardedCases(deps, resolver)
 
-    def _resolve(self, request: CaseRequest) -> CaseOutcome:
-        if self._deps.shards.sharded:  # evidence spans resources and keys of every shard
-            raise FailedPrecondition(
-                "cases read every resource whole, which a sharded replica does not hold; "
-                "submit cases to an unsharded replica"
-            )
+    async def _outcomes(self, cases: list[Case], context: aio.ServicerContext) -> list[CaseOutcome | HubError]:
+        """Each case resolved (or why it was refused as a whole), its evidence checks audited."""
         caller = current_caller.get()
         started = time.perf_counter()
-        outcome = self._resolver.resolve(caller, request)
+        outcomes: list[CaseOutcome | HubError] = []
+        if self._deps.shards.sharded:  # evidence spans resources and keys of every shard
+            outcomes = await self._sharded.resolve(cases, context)
+        else:
+            for _, case in cases:
+                try:
+                    outcomes.append(self._resolver.resolve(caller, case))
+                except HubError as exc:
+                    outcomes.append(exc)
         audit = self._deps.audit
-        if audit is not None:  # every evidence check is audited under the case number
-            latency = int((time.perf_counter() - started) * 1e6 / max(1, len(outcome.evidence)))
-            for e in outcome.evidence:
-                audit.record(
-                    AuditEvent(
-                        caller.department,
-                        caller.subsystem,
-                        "case.evidence",
-                        e.evidence.resource,
-                        (e.subject,),
-                        [c.field for c in e.evidence.claims],
-                        request.purpose,
-                        request.case_number,
-                        e.error_code,
-                        latency,
-                        e.evidence.name,
+        resolved = [(case, o) for (_, case), o in zip(cases, outcomes, strict=True) if isinstance(o, CaseOutcome)]
+        if audit is not None and resolved:  # every evidence check is audited under the case number
+            checks = sum(len(o.evidence) for _, o in resolved)
+            latency = int((time.perf_counter() - started) * 1e6 / max(1, checks))
+            for case, outcome in resolved:
+                for e in outcome.evidence:
+                    audit.record(
+                        AuditEvent(
+                            caller.department,
+                            caller.subsystem,
+                            "case.evidence",
+                            e.evidence.resource,
+                            (e.subject,),
+                            [c.field for c in e.evidence.claims],
+                            case.purpose,
+                            case.case_number,
+                            e.error_code,
+                            latency,
+                            e.evidence.name,
+                        )
                     )
-                )
-        return outcome
+        return outcomes
 
     @staticmethod
     def _same(request: CaseRequest, digest: str, recorded: Recorded | None) -> Recorded | None:
@@ -206,25 +202,30 @@ class CasesService(cases_pb2_grpc.CasesServicer):
 
     async def Submit(self, request: cases_pb2.SubmitRequest, context: aio.ServicerContext) -> cases_pb2.SubmitResponse:
         note_access("case.submit", request.case_type, subjects=(request.applicant,), case_number=request.case_number)
-        case = _request(request)
+        case = case_from_pb(request)
         digest = _digest(current_caller.get().department, case)
         # Shielded: a caller's deadline that cancels the call must not cut between producing the event
         # and recording it, or the caller's retry would resolve the case again.
-        return cases_pb2.SubmitResponse(result=await asyncio.shield(self._submit_once(case, digest, request.receipt)))
+        result = await asyncio.shield(self._submit_once(request, case, digest, context))
+        return cases_pb2.SubmitResponse(result=result)
 
-    async def _submit_once(self, case: CaseRequest, digest: str, receipt: bool) -> cases_pb2.CaseResult:
+    async def _submit_once(
+        self, pb: cases_pb2.SubmitRequest, case: CaseRequest, digest: str, context: aio.ServicerContext
+    ) -> cases_pb2.CaseResult:
         async with self._deps.exclusive(f"case:{case.case_number}"):  # two clicks on Submit: one event
             # A retry whose first attempt another worker or replica recorded is found once caught up.
             recorded = self._same(case, digest, await self._records.find(case.case_number))
             if recorded is not None:
                 [result] = await self._read_back([recorded])
                 return result
-            resolved = self._resolved(case, digest, receipt)
+            [outcome] = await self._outcomes([(pb, case)], context)
+            if isinstance(outcome, HubError):
+                raise outcome
+            resolved = self._resolved(case, digest, pb.receipt, outcome)
             await self._publish([resolved])
         return resolved.result
 
-    def _resolved(self, case: CaseRequest, digest: str, receipt: bool) -> _Resolved:
-        outcome = self._resolve(case)
+    def _resolved(self, case: CaseRequest, digest: str, receipt: bool, outcome: CaseOutcome) -> _Resolved:
         signed = receipt_for_case(self._deps, case, outcome) if receipt else None
         return _Resolved(outcome, case, signed, digest, _with_receipt(outcome_to_pb(outcome), signed))
 
@@ -239,35 +240,69 @@ class CasesService(cases_pb2_grpc.CasesServicer):
         department = current_caller.get().department
         if any(c.case_number not in self._ledger for c in request.cases):
             await self._records.caught_up()
-        answers: list[cases_pb2.CaseResult | Recorded] = []
-        resolved: list[_Resolved] = []
-        in_batch: dict[str, tuple[str, cases_pb2.CaseResult]] = {}
+        answers: list[cases_pb2.CaseResult | Recorded | HubError | None] = []  # None: resolved below
+        fresh: list[tuple[int, Case, str]] = []  # position, case, digest
+        first: dict[str, tuple[str, int]] = {}  # a number's digest and first position in the batch
+        repeats: list[tuple[int, int]] = []  # a number sent again with the same content: its first position
         for i, pb in enumerate(request.cases):
-            answer: cases_pb2.CaseResult | Recorded | None
             try:
-                case = _request(pb)
+                case = case_from_pb(pb)
                 digest = _digest(department, case)
-                earlier = in_batch.get(case.case_number)
-                if earlier is not None and earlier[0] != digest:
-                    raise AlreadyExists(f"case_number: {case.case_number} appears twice with different content")
-                answer = earlier[1] if earlier else self._same(case, digest, self._ledger.get(case.case_number))
-                if answer is None:
-                    fresh = self._resolved(case, digest, pb.receipt)
-                    answer = fresh.result
-                    resolved.append(fresh)
-                    in_batch[case.case_number] = (digest, answer)
+                earlier = first.get(case.case_number)
+                if earlier is not None:
+                    if earlier[0] != digest:
+                        raise AlreadyExists(f"case_number: {case.case_number} appears twice with different content")
+                    repeats.append((i, earlier[1]))
+                    answers.append(None)
+                    continue
+                recorded = self._same(case, digest, self._ledger.get(case.case_number))
+                if recorded is None:
+                    fresh.append((i, (pb, case), digest))
+                first[case.case_number] = (digest, i)
+                answers.append(recorded)
             except HubError as exc:
-                answer = cases_pb2.CaseResult(
-                    case_number=pb.case_number, case_type=pb.case_type, error=f"cases[{i}]: {exc.message}"
+                answers.append(exc)
+        # Read before resolving and publishing: a batch that fails on Kafka's read fails before its
+        # evidence is checked and before it has written.
+        recorded_at = {i: a for i, a in enumerate(answers) if isinstance(a, Recorded)}
+        for i, result in zip(recorded_at, await self._read_back(list(recorded_at.values())), strict=True):
+            answers[i] = result
+        resolved: list[_Resolved] = []
+        outcomes = await self._outcomes([case for _, case, _ in fresh], context)
+        for (i, (pb, case), digest), outcome in zip(fresh, outcomes, strict=True):
+            if isinstance(outcome, HubError):
+                answers[i] = outcome
+                continue
+            try:
+                resolved.append(self._resolved(case, digest, pb.receipt, outcome))
+            except HubError as exc:  # its receipt could not be signed
+                answers[i] = exc
+                continue
+            answers[i] = resolved[-1].result
+        for i, j in repeats:
+            answers[i] = answers[j]
+        response = cases_pb2.SubmitBatchResponse()
+        for i, (pb, answer) in enumerate(zip(request.cases, answers, strict=True)):
+            if isinstance(answer, cases_pb2.CaseResult):
+                response.results.append(answer)
+            else:
+                assert isinstance(answer, HubError)  # every position is answered by now
+                response.results.add(
+                    case_number=pb.case_number, case_type=pb.case_type, error=f"cases[{i}]: {answer.message}"
                 )
-            answers.append(answer)
-        # Read before publishing: a batch that fails on Kafka's read fails before it has written.
-        read_back = iter(await self._read_back([a for a in answers if isinstance(a, Recorded)]))
         if resolved:
             await self._publish(resolved)
-        return cases_pb2.SubmitBatchResponse(
-            results=[next(read_back) if isinstance(a, Recorded) else a for a in answers]
-        )
+        return response
+
+    async def CheckEvidence(
+        self, request: cases_pb2.CheckEvidenceRequest, context: aio.ServicerContext
+    ) -> cases_pb2.CheckEvidenceResponse:
+        return await self._sharded.answer(request, context)
+
+    async def FindRestrictions(
+        self, request: cases_pb2.FindRestrictionsRequest, context: aio.ServicerContext
+    ) -> cases_pb2.FindRestrictionsResponse:
+        return answer_restrictions(self._deps, request)
 
     async def ListTypes(
         self, request: cases_pb2.ListTypesRequest, context: aio.ServicerContext

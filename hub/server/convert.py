@@ -9,9 +9,11 @@ from hub.cache.claims import Claim, Op
 from hub.cache.table import Watermark
 from hub.catalogue.model import Department, ResourceSpec
 from hub.errors import InvalidArgument
+from hub.flows.cases import CaseRequest
 from hub.flows.model import Alert, CorrectionRequest, CorrectionState, FeedbackKind, Notice, NoticeState
+from hub.governance.policy import purpose_name
 from hub.governance.state import PURPOSES, AccessRequest, Grant
-from hub.v1 import catalog_pb2, common_pb2, corrections_pb2, governance_pb2, notices_pb2, verification_pb2
+from hub.v1 import cases_pb2, catalog_pb2, common_pb2, corrections_pb2, governance_pb2, notices_pb2, verification_pb2
 
 _OPS = {
     verification_pb2.CLAIM_OP_UNSPECIFIED: Op.EQUALS,
@@ -51,6 +53,22 @@ def claims_from_pb(claims: Iterable) -> list[Claim]:
 def watermark_to_pb(wm: Watermark) -> common_pb2.Watermark:
     return common_pb2.Watermark(
         offsets=wm.offsets, caught_up_at_ms=wm.caught_up_at_ms, last_record_at_ms=wm.last_record_at_ms
+    )
+
+
+def watermark_from_pb(pb: common_pb2.Watermark) -> Watermark:
+    return Watermark(tuple(pb.offsets), pb.caught_up_at_ms, pb.last_record_at_ms)
+
+
+def case_from_pb(pb: cases_pb2.SubmitRequest) -> CaseRequest:
+    return CaseRequest(
+        pb.case_number,
+        pb.case_type,
+        pb.applicant.strip().upper(),
+        pb.date,
+        dict(pb.params),
+        purpose_name(pb.purpose),
+        pb.proof_shown,
     )
 
 

@@ -45,7 +45,7 @@ async def _serve(settings: HubSettings, bootstrap: str) -> None:
         stopping.cancel()
         lost.cancel()
         log.info("stopping: finishing in-flight calls")
-        await hub.stop()
+        await hub.stop(log_lost=hub.broker.lost_log.is_set())
         if stop.is_set():
             return
         log.warning("starting afresh on the broker's new log")

@@ -25,11 +25,13 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc import aio
 
 from hub.cache.shards import ShardRegistry
+from hub.cache.table import Watermark
 from hub.client import DEFAULT_OPTIONS, identity_headers
 from hub.errors import HubError, InvalidArgument, Unavailable
 from hub.governance.identity import current_caller
 from hub.headers import FORWARDED_HEADER
 from hub.records.shards import WHOLE, ShardAssignment, shard_of
+from hub.server.convert import watermark_from_pb, watermark_to_pb
 from hub.v1 import common_pb2
 
 
@@ -67,9 +69,10 @@ class Route:
 class ShardRouter:
     """This replica's shard, the registry of the others, and channels to them."""
 
-    def __init__(self, shard: ShardAssignment, registry: ShardRegistry, tls_dir: Path | None) -> None:
+    def __init__(self, shard: ShardAssignment, registry: ShardRegistry, tls_dir: Path | None, lease_s: float) -> None:
         self.shard = shard
         self.registry = registry
+        self.lease_s = lease_s
         self._credentials = None
         if tls_dir is not None:  # the replica's own certificate; any replica's address matches "localhost"
             self._credentials = grpc.ssl_channel_credentials(
@@ -85,7 +88,7 @@ class ShardRouter:
         return self.shard != WHOLE
 
     def replicas(self, index: int) -> list[str]:
-        return self.registry.replicas(self.shard.count).get(index, [])
+        return self.registry.replicas(self.shard.count, self.lease_s).get(index, [])
 
     def route(self, key: str | None, partitions: int, context: aio.ServicerContext) -> Route:
         """A key's shard (``key``), or every shard (None: an indexed field or a stream)."""
@@ -95,12 +98,16 @@ class ShardRouter:
         if key is None:
             others = tuple(i for i in range(self.shard.count) if i != self.shard.index)
             return Route(True, () if forwarded else others)
-        owner = shard_of(key, partitions, self.shard.count)
+        owner = self.owner(key, partitions)
         if owner == self.shard.index:
             return Route(True, ())
         if forwarded:
             raise Unavailable(f"shard {self.shard} does not hold this key (shard {owner}/{self.shard.count} does)")
         return Route(False, (owner,))
+
+    def owner(self, key: str, partitions: int) -> int:
+        """The shard holding ``key`` of a resource topic with ``partitions`` partitions."""
+        return shard_of(key, partitions, self.shard.count)
 
     def _channel(self, address: str) -> aio.Channel:
         channel = self._channels.get(address)
@@ -161,11 +168,4 @@ def is_forwarded(context: aio.ServicerContext) -> bool:
 
 
 def merge_watermarks(marks: Sequence[common_pb2.Watermark]) -> common_pb2.Watermark:
-    """Shards hold disjoint partitions: per partition the furthest offset, the oldest catch-up."""
-    size = max(len(m.offsets) for m in marks)
-    offsets = [max((m.offsets[p] if p < len(m.offsets) else 0) for m in marks) for p in range(size)]
-    return common_pb2.Watermark(
-        offsets=offsets,
-        caught_up_at_ms=min(m.caught_up_at_ms for m in marks),
-        last_record_at_ms=max(m.last_record_at_ms for m in marks),
-    )
+    return watermark_to_pb(Watermark.merged([watermark_from_pb(m) for m in marks]))

@@ -8,22 +8,23 @@ import datetime as dt
 import numpy as np
 from grpc import aio
 
-from hub.cache.claims import compile_claims
+from hub.cache.claims import Claim, compile_claims
 from hub.cache.table import TableVersion
 from hub.cache.verify import BatchOutcome, Outcome, key_field_of, verify_many, verify_one
 from hub.catalogue.model import ResourceSpec
-from hub.errors import FailedPrecondition, InvalidArgument, Unavailable
-from hub.flows.restrictions import check_context, restrictions_of
+from hub.errors import InvalidArgument, Unavailable
+from hub.flows.restrictions import check_context
 from hub.governance.identity import current_caller
 from hub.governance.policy import Access
 from hub.records.identifiers import credit_code_problem
 from hub.records.shards import shards_of
+from hub.server.case_shards import gathered_restrictions
 from hub.server.convert import claims_from_pb, wanted_offsets, watermark_to_pb
 from hub.server.deps import Deps
 from hub.server.interceptors import note_access
 from hub.server.receipts import receipt_for_batch, receipt_for_verify
 from hub.server.shards import is_forwarded, merge_watermarks
-from hub.v1 import common_pb2, verification_pb2, verification_pb2_grpc
+from hub.v1 import cases_pb2, common_pb2, verification_pb2, verification_pb2_grpc
 
 MAX_KEYS = 100_000
 # Without a deadline, read-your-writes waits at most this long.
@@ -64,13 +65,11 @@ class VerificationService(verification_pb2_grpc.VerificationServicer):
         compiled = compile_claims(spec, claims)  # a malformed claim is INVALID_ARGUMENT before any policy
         check_context(request.context.restricted_context, "context.restricted_context")
         route = deps.shards.route(request.key if field == spec.key else None, spec_partitions(deps, spec.name), context)
-        if not route.local:  # the owning shard checks, audits and answers
-            return await deps.shards.call(route.remote[0], _verify, request, context)
-        if request.context.restricted_context and deps.shards.sharded:
-            raise FailedPrecondition(
-                "context.restricted_context: restrictions read the whole credit list, which a sharded replica "
-                "does not hold; ask an unsharded replica"
-            )
+        if not route.local:  # the owning shard checks, audits and answers; disputes as this replica knows them
+            answer = await deps.shards.call(route.remote[0], _verify, request, context)
+            del answer.disputed_fields[:]
+            answer.disputed_fields.extend(_disputed(deps, spec, request.key, claims))
+            return answer
         touched = [c.field for c in claims] + ([field] if field != spec.key else [])
         authorize_read(deps, request, "verify", (request.key,), touched)
         version = await version_for(deps, request.resource, request.consistency, context)
@@ -80,6 +79,7 @@ class VerificationService(verification_pb2_grpc.VerificationServicer):
             remote = verification_pb2.VerifyRequest()
             remote.CopyFrom(request)
             remote.receipt = False
+            remote.context.restricted_context = ""  # gathered once, below
             answers = await asyncio.gather(*(deps.shards.call(i, _verify, remote, context) for i in route.remote))
             outcome = Outcome(
                 outcome.found or any(a.found for a in answers),
@@ -90,15 +90,16 @@ class VerificationService(verification_pb2_grpc.VerificationServicer):
         response = verification_pb2.VerifyResponse(
             found=outcome.found, match=outcome.match, claims=outcome.claims, watermark=watermark
         )
-        if field == spec.key:  # claims on fields under an open correction request say so
-            disputed = deps.corrections.disputed(spec.name, request.key)
-            if disputed:
-                response.disputed_fields.extend(sorted(disputed & {c.field for c in claims}))
+        if field == spec.key:
+            response.disputed_fields.extend(_disputed(deps, spec, request.key, claims))
         if request.context.restricted_context and credit_code_problem(request.key) is None:
-            today = dt.date.today().isoformat()
-            for r in restrictions_of(
-                deps.cache.version("credit.list_entry"), request.key, request.context.restricted_context, today
-            ):
+            query = cases_pb2.RestrictionQuery(
+                credit_code=request.key,
+                restricted_context=request.context.restricted_context,
+                date=dt.date.today().isoformat(),
+            )
+            [found] = await gathered_restrictions(deps, [query], context)
+            for r in found:
                 response.restrictions.add(credit_code=r.credit_code, measure=r.measure, entry_id=r.entry_id)
         if request.receipt:
             response.receipt.CopyFrom(receipt_for_verify(deps, request, field, claims, outcome, version.watermark))
@@ -189,6 +190,11 @@ class VerificationService(verification_pb2_grpc.VerificationServicer):
                 invalid[original] = message.replace(f"keys[{i}]", f"keys[{original}]", 1)
         marks = [a[4] for a in answers]
         return BatchOutcome(found, match, claims, sorted(invalid.items())), merge_watermarks(marks)
+
+
+def _disputed(deps: Deps, spec: ResourceSpec, key: str, claims: list[Claim]) -> list[str]:
+    """Claims on fields of the record under an open correction request."""
+    return sorted(deps.corrections.disputed(spec.name, key) & {c.field for c in claims})
 
 
 def _verify(channel):

@@ -19,7 +19,7 @@ import grpc
 import orjson
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from hub.catalogue.model import load_builtin
+from hub.catalogue.model import load_catalogue
 from hub.client import open_channel
 from hub.server.app import HubServer
 from hub.settings import HubSettings
@@ -60,7 +60,7 @@ class RunningHub:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
-        self.server = HubServer(settings, bootstrap, load_builtin(), interceptors=interceptors)
+        self.server = HubServer(settings, bootstrap, load_catalogue(settings.catalogue_path), interceptors=interceptors)
         self.port = self._call(self.server.start())
         self.address = f"{settings.host}:{self.port}"
         self._clients: dict[str, Client] = {}
@@ -70,6 +70,16 @@ class RunningHub:
         self.exchange, self.verification, self.lookup = default.exchange, default.verification, default.lookup
         self.catalog = default.catalog
         self.health = health_pb2_grpc.HealthStub(self.channel)
+        self.replicas = [self]  # every shard's replica, this one included (running_shards sets it)
+
+    def settle(self, topic: str, timeout: float = 60) -> None:
+        """Waits until every replica has applied what this one has of a state topic (``server.topics``):
+        a grant or a dispute made here is then known to the shard that checks a forwarded call."""
+        assert self.server.cache is not None
+        wanted = [(p, n - 1) for p, n in enumerate(self.server.cache.positions(topic)) if n]
+        for hub in self.replicas:
+            assert hub.server.cache is not None
+            hub._call(hub.server.cache.reached(topic, wanted, timeout), timeout + 5)
 
     def client(self, department: str, subsystem: str = "") -> Client:
         """Stubs calling as ``department``: with its certificate under mutual TLS (issued on first use),
@@ -194,6 +204,7 @@ def running_shards(bootstrap: str, prefix: str, data_dir: Path, count: int, **se
             )
         for hub in hubs:
             hub.wait_ready()
+            hub.replicas = hubs
         deadline = time.monotonic() + 60
         while not all(h.server.deps and all(h.server.deps.shards.replicas(i) for i in range(count)) for h in hubs):
             if time.monotonic() > deadline:
@@ -203,3 +214,15 @@ def running_shards(bootstrap: str, prefix: str, data_dir: Path, count: int, **se
     finally:
         for hub in hubs:
             hub.stop()
+
+
+@contextmanager
+def running_layout(bootstrap: str, prefix: str, data_dir: Path, count: int) -> Iterator[RunningHub]:
+    """An unsharded hub (``count`` 1), or the replica of shard 0 of ``count``, which forwards to the others
+    and gathers their answers: the same behaviour tests run on both."""
+    if count == 1:
+        with running_hub(bootstrap, prefix, data_dir) as hub:
+            yield hub
+    else:
+        with running_shards(bootstrap, prefix, data_dir, count) as shards:
+            yield shards[0]
