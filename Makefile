@@ -44,6 +44,7 @@ bench: $(INSTALLED)
 	$(BIN)/python -m bench.connector_pg
 	$(BIN)/python -m bench.flows
 	$(BIN)/python -m bench.receipts
+	$(BIN)/python -m bench.case_ledger
 	$(BIN)/python -m bench.inspections
 	$(BIN)/python -m bench.compare
 

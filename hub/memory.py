@@ -1,7 +1,7 @@
 """Resident memory of one hub process by component, estimated when metrics are scraped.
 
 The cache's columns are counted exactly (their arrays); Python structures (key indexes, change rings,
-the audit index's case numbers) are estimated from their sizes and a sample entry, close enough to
+the audit index's and the case ledger's case numbers) are estimated from their sizes and a sample entry, close enough to
 say which part grew. What no component claims (the interpreter, libraries, librdkafka's queues,
 the case book, garbage not yet returned) is the rest of the resident size.
 """
@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from hub.cache.replica import ReplicaCache
     from hub.cache.table import Layered
     from hub.governance.audit_index import AuditIndex
+
+
+class Measured(Protocol):
+    """A component that says what it takes (the case ledger: it imports this module, so is not named)."""
+
+    @property
+    def nbytes(self) -> int: ...
 
 
 def resident_bytes() -> int:
@@ -38,9 +45,11 @@ def dict_bytes(d: dict[str, Any]) -> int:
     return size + len(d) * (sys.getsizeof(key) + boxed)
 
 
-def by_component(cache: ReplicaCache | None, audit_index: AuditIndex | None) -> dict[str, int]:
+def by_component(
+    cache: ReplicaCache | None, audit_index: AuditIndex | None, case_ledger: Measured | None
+) -> dict[str, int]:
     """Bytes per component, and ``other``: the resident size that none of them accounts for."""
-    parts = {"cache columns": 0, "cache key indexes": 0, "change rings": 0, "audit index": 0}
+    parts = {"cache columns": 0, "cache key indexes": 0, "change rings": 0, "audit index": 0, "case ledger": 0}
     if cache is not None:
         for name in list(cache.tables):
             version = cache.version(name)
@@ -50,5 +59,7 @@ def by_component(cache: ReplicaCache | None, audit_index: AuditIndex | None) -> 
         parts["change rings"] = sum(ring.nbytes() for ring in list(cache.rings.values()))
     if audit_index is not None:
         parts["audit index"] = audit_index.nbytes
+    if case_ledger is not None:
+        parts["case ledger"] = case_ledger.nbytes
     resident = resident_bytes()
     return {"resident": resident, **parts, "other": max(0, resident - sum(parts.values()))}

@@ -1,15 +1,27 @@
 """A case number is recorded once: the same case resubmitted (a retry after a lost answer) gets the
 recorded result and no second event, on this replica and on a replica started after it; different
-content under that number is ALREADY_EXISTS naming the number. Unsharded and at two shards."""
+content under that number is ALREADY_EXISTS naming the number, unsharded and at two shards. The ledger keeps
+where a number's first event is, and the result is read back from Kafka there."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import grpc
+import orjson
 import pytest
+from confluent_kafka.admin import AdminClient
 
+from hub.childproc import free_port
 from hub.datagen.city import resident_ids
+from hub.errors import Unavailable
+from hub.flows.case_events import CaseEvents
+from hub.flows.stores import CaseLedger, Recorded
+from hub.kafka.clients import admin_config, producer_config
+from hub.kafka.producer import AckingProducer
+from hub.kafka.topics import TopicSpec, ensure_topics
+from hub.records.change import Change
 from hub.v1 import cases_pb2, cases_pb2_grpc, common_pb2
 from tests.faults import count_by_key
 from tests.hubtest import resident, running_layout
@@ -62,3 +74,57 @@ def test_a_resubmitted_case_is_answered_from_its_record(
         cases = cases_pb2_grpc.CasesStub(hub.client("approval_bureau").channel)
         assert cases.Submit(_case("DY-RESUBMIT-1"), timeout=30).result == first
     assert count_by_key(kafka_bootstrap, topic) == {"DY-RESUBMIT-1": 1, "DY-RESUBMIT-2": 1}
+
+
+# -- the ledger keeps where a number's first event is; the event is read back from Kafka ----------------
+
+
+def _event(digest: str) -> bytes:
+    return orjson.dumps({"request_digest": digest, "result": "", "at_ms": 0})
+
+
+def test_the_ledger_keeps_a_numbers_first_event() -> None:
+    ledger = CaseLedger(3)
+    ledger.record([("DY-OWN", Recorded("0f" * 16, 2, 7))])  # acknowledged here before the feeder brings it
+    ledger.apply(
+        [
+            Change("DY-1", _event("ab" * 16), 1, 4),
+            Change("DY-1", _event("cd" * 16), 0, 9),  # a later duplicate is not the record
+            Change("DY-OLD", b'{"result": ""}', 0, 10),  # written before events carried their digest
+            Change("DY-OWN", _event("0f" * 16), 2, 7),
+        ]
+    )
+    assert ledger.get("DY-1") == Recorded("ab" * 16, 1, 4)
+    assert ledger.get("DY-OWN") == Recorded("0f" * 16, 2, 7)
+    assert "DY-OLD" not in ledger and ledger.get("DY-OLD") is None
+    assert ledger.positions() == (11, 5, 8)
+
+
+def test_events_are_read_back_at_their_positions(kafka_bootstrap: str, topic_prefix: str) -> None:
+    topic = f"{topic_prefix}_cases"
+    ensure_topics(AdminClient(admin_config(kafka_bootstrap)), [TopicSpec(topic, 3, compacted=False)])
+    producer = AckingProducer(producer_config(kafka_bootstrap))
+    try:
+        values = [_event(f"{i:032x}") for i in range(6)]
+        sent = [
+            asyncio.run(producer.send(topic, [(b"DY-%d" % i, v)], [], partition_hint=i % 3))[0]
+            for i, v in enumerate(values)
+        ]
+    finally:
+        producer.close()
+    events = CaseEvents(kafka_bootstrap, topic)
+    try:
+        positions = [(d.partition, d.offset) for d in reversed(sent)]
+        assert events.read([*positions, positions[0]]) == [orjson.loads(v) for v in [*reversed(values), values[-1]]]
+        assert events.read([positions[2]]) == [orjson.loads(values[3])]  # the consumer serves read after read
+    finally:
+        events.close()
+
+
+def test_an_unreadable_topic_is_unavailable() -> None:
+    events = CaseEvents(f"127.0.0.1:{free_port()}", "nowhere")  # nothing listens there
+    try:
+        with pytest.raises(Unavailable, match="could not read the case event"):
+            events.read([(0, 0)], timeout=1)
+    finally:
+        events.close()

@@ -1,49 +1,90 @@
-"""Reads one case's events back from the cases topic, for a reviewer asking for the proofs behind a
-case number. The topic is the record (not compacted): every submission of the case is an event.
+"""Reads recorded case events back from the cases topic, at the positions the case ledger keeps: a
+resubmitted case's recorded result, and a case's receipt for a reviewer. The topic is the record (not
+compacted), so an acknowledged event stays where the ledger saw it.
 
-A reviewer's question is rare, so this scans the topic rather than keeping an index in every replica.
+Both questions are rare next to submissions, so one consumer, made at the first read, serves them one
+read at a time; it is unassigned between reads, so it fetches nothing while idle.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
 import orjson
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from hub.errors import Unavailable
+from hub.errors import FailedPrecondition, Unavailable
 from hub.kafka.clients import consumer_config
 
 
-def case_events(
-    bootstrap: str, topic: str, case_number: str, consumer_extra: dict[str, Any] | None = None, timeout: float = 60.0
-) -> list[dict]:
-    """Every event keyed ``case_number``, oldest first, each with ``at_ms`` (its record's timestamp)."""
-    consumer = Consumer(
-        consumer_config(bootstrap, "hub-case-events", {"enable.partition.eof": True, **(consumer_extra or {})})
-    )
-    wanted = case_number.encode()
-    deadline = time.monotonic() + timeout
-    try:
-        partitions = consumer.list_topics(topic, timeout=timeout).topics[topic].partitions
-        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        found: list[dict] = []
-        done: set[int] = set()
-        while len(done) < len(partitions):
-            if time.monotonic() > deadline:
-                raise Unavailable(f"could not read {topic} to its end within {timeout:.0f} s; try again")
-            for m in consumer.consume(5000, 1.0):
-                error, partition, value = m.error(), m.partition(), m.value()
-                if partition is None:
+class CaseEvents:
+    """The events at given (partition, offset) positions of the cases topic. Any thread."""
+
+    def __init__(self, bootstrap: str, topic: str, consumer_extra: dict[str, Any] | None = None) -> None:
+        self._topic = topic
+        # Fetch only what is asked for, at once: the record is there, so no fetch need wait for more
+        # (tansu held each read ~20 ms at the default wait), nothing is prefetched past it (one record
+        # queued stops fetching, where the default fetched on to the partition's end), a partition
+        # whose queue was full is not held back 1 s into the next read (librdkafka's queue backoff),
+        # and an offset Kafka no longer holds is an error, not a read from the partition's start.
+        self._config = consumer_config(
+            bootstrap,
+            "hub-case-events",
+            {
+                "fetch.wait.max.ms": 1,
+                "queued.min.messages": 1,
+                "fetch.queue.backoff.ms": 1,
+                "auto.offset.reset": "error",
+                **(consumer_extra or {}),
+            },
+        )
+        self._consumer: Consumer | None = None
+        self._lock = threading.Lock()
+
+    def read(self, positions: Sequence[tuple[int, int]], timeout: float = 30.0) -> list[dict]:
+        """The events at ``positions``, in their order. :class:`Unavailable` if Kafka does not give them all
+        within ``timeout`` seconds; :class:`FailedPrecondition` if it no longer holds one (past retention)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            if self._consumer is None:
+                self._consumer = Consumer(self._config)
+            try:
+                found = self._read(self._consumer, set(positions), deadline)
+            finally:
+                self._consumer.unassign()
+        return [orjson.loads(found[p]) for p in positions]
+
+    def _read(self, consumer: Consumer, wanted: set[tuple[int, int]], deadline: float) -> dict[tuple[int, int], bytes]:
+        found: dict[tuple[int, int], bytes] = {}
+        # One assignment per position not yet read: a call's events are consecutive in one partition,
+        # so the first fetch usually brings the rest of them too.
+        for partition, offset in sorted(wanted):
+            if (partition, offset) in found:
+                continue
+            consumer.assign([TopicPartition(self._topic, partition, offset)])
+            while (partition, offset) not in found:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise Unavailable(f"could not read the case event at {self._topic}[{partition}]@{offset}; retry")
+                m = consumer.poll(min(remaining, 1.0))
+                if m is None:
                     continue
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        done.add(partition)
-                    continue
-                done.discard(partition)
-                if m.key() == wanted and value:
-                    found.append(orjson.loads(value))
-        return sorted(found, key=lambda e: e.get("at_ms", 0))
-    finally:
-        consumer.close()
+                err, at = m.error(), (cast(int, m.partition()), cast(int, m.offset()))
+                if err is None and at in wanted:
+                    found[at] = cast(bytes, m.value())
+                elif err.code() == KafkaError._AUTO_OFFSET_RESET if err else at[0] == partition and at[1] > offset:
+                    # Out of the partition's range, or skipped: removed by retention, and a retry would not
+                    # bring it back. Other errors (a broker away) are retried until the deadline.
+                    raise FailedPrecondition(
+                        f"the case event at {self._topic}[{partition}]@{offset} is no longer held (topic retention)"
+                    )
+        return found
+
+    def close(self) -> None:
+        with self._lock:
+            if self._consumer is not None:
+                self._consumer.close()
+                self._consumer = None

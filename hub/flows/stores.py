@@ -1,16 +1,19 @@
-"""The flows' replicated state, each a compacted topic held in memory on every replica."""
+"""The flows' replicated state, held in memory on every replica: compacted topics, and the case ledger."""
 
 from __future__ import annotations
 
-import base64
 import logging
+import threading
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
+import numpy as np
 import orjson
 
+from hub.cache.columns import Buffer
 from hub.flows.model import Alert, CorrectionRequest, Notice
 from hub.kafka.keyed_state import KeyedState
+from hub.memory import dict_bytes
 from hub.records.change import Change
 
 log = logging.getLogger(__name__)
@@ -123,31 +126,84 @@ def _put(records: dict[str, R], ident: str, record: R | None) -> None:
         records[ident] = record
 
 
-class CaseLedger(KeyedState):
-    """Recorded cases (the cases topic, keyed by case number, several partitions): what was submitted
-    (a digest) and the result answered, so a resubmitted case is answered from its record instead of
-    being resolved and counted again."""
+class Recorded(NamedTuple):
+    """A recorded case number: what was submitted (the request digest) and where its event is."""
+
+    digest: str
+    partition: int
+    offset: int
+
+
+_ROW = np.dtype([("digest", "V16"), ("partition", "<i4"), ("offset", "<i8")])
+
+
+class CaseLedger:
+    """Recorded cases (the cases topic, keyed by case number, several partitions), so a resubmitted case
+    is answered from its record instead of being resolved and counted again.
+
+    A number's first event is its record: a later event under it is a duplicate. Per number the ledger
+    keeps only what every submission is checked against, the request digest, and where the event is;
+    the recorded result is read back from the topic when a case is resubmitted (hub.flows.case_events).
+    Holding the results made every worker keep ~500 MiB at a city year (docs/benchmarks.md). The rows
+    are one NumPy table (28 bytes each) behind a dict of case number → row. Written by the feeder
+    thread and by this replica's own acknowledged writes, read without a lock (a row is complete before
+    its number is in the dict, and the table grows by copying before it is replaced).
+    """
 
     def __init__(self, partitions: int) -> None:
-        super().__init__("cases")
         self.partitions = partitions
-        self.recorded: dict[str, tuple[str, bytes]] = {}
+        self._rows: dict[str, int] = {}
+        self._table = Buffer(_ROW)
         self._next = [0] * partitions
+        self._lock = threading.Lock()
+
+    def __contains__(self, case_number: str) -> bool:
+        return case_number in self._rows
+
+    def get(self, case_number: str) -> Recorded | None:
+        row = self._rows.get(case_number)
+        if row is None:
+            return None
+        digest, partition, offset = self._table.arr[row].item()
+        return Recorded(digest.hex(), partition, offset)
+
+    def record(self, cases: Sequence[tuple[str, Recorded]]) -> None:
+        """This replica's own acknowledged writes, known before the feeder brings them back."""
+        self._add([(number, bytes.fromhex(r.digest), r.partition, r.offset) for number, r in cases])
+
+    @property
+    def nbytes(self) -> int:
+        return self._table.nbytes + dict_bytes(self._rows)
 
     def positions(self) -> tuple[int, ...]:
         return tuple(self._next)
 
-    def record(self, case_number: str, digest: str, result: bytes) -> None:
-        """This replica's own acknowledged write, known before the feeder brings it back."""
-        self.recorded[case_number] = (digest, result)
-
     def apply(self, changes: Sequence[Change]) -> None:
+        found = []
         for c in changes:
-            if c.value is not None:
+            if c.value is not None and c.key not in self._rows:  # a known number's later event is no record
                 try:
-                    event = orjson.loads(c.value)
-                    # The first event of a number is its record: a later one is a duplicate of it.
-                    self.recorded.setdefault(c.key, (event["request_digest"], base64.b64decode(event["result"])))
+                    digest = bytes.fromhex(orjson.loads(c.value)["request_digest"])
                 except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                    pass  # an event written before cases recorded their digest: not resubmittable
+                    digest = b""
+                if len(digest) == _ROW["digest"].itemsize:  # else written before cases recorded their digest
+                    found.append((c.key, digest, c.partition, c.offset))
             self._next[c.partition] = max(self._next[c.partition], c.offset + 1)
+        self._add(found)
+
+    def _add(self, cases: Sequence[tuple[str, bytes, int, int]]) -> None:
+        with self._lock:
+            fresh: dict[str, tuple[bytes, int, int]] = {}
+            for number, digest, partition, offset in cases:
+                if number not in self._rows:
+                    fresh.setdefault(number, (digest, partition, offset))  # a number's first, within a batch too
+            if fresh:
+                first = self._table.n
+                self._table.extend(np.array(list(fresh.values()), dtype=_ROW))
+                self._rows.update(zip(fresh, range(first, first + len(fresh)), strict=True))
+
+    def mark_caught_up(self, at_ms: int) -> None:
+        pass
+
+    def settle(self) -> bool:
+        return False

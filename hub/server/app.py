@@ -32,6 +32,7 @@ from hub.cache.shards import ShardRegistry, announcement
 from hub.catalogue.model import Catalogue
 from hub.errors import HubError
 from hub.flows.alert_loop import alert_interval, raise_alerts
+from hub.flows.case_events import CaseEvents
 from hub.flows.cases import CaseResolver, load_case_types
 from hub.flows.notices import NoticeEngine, load_rules
 from hub.flows.stores import CaseLedger, CorrectionStore, NoticeStore, SubscriptionStore
@@ -58,6 +59,7 @@ from hub.public.site import PublicSite
 from hub.records.shards import WHOLE, ShardAssignment
 from hub.server.audit import AuditService
 from hub.server.broker_watch import BrokerWatch
+from hub.server.case_records import CaseRecords
 from hub.server.cases import CasesService
 from hub.server.catalog import CatalogService
 from hub.server.corrections import CorrectionsService
@@ -187,6 +189,8 @@ class HubServer:
         self.deps: Deps | None = None
         self.notice_engine: NoticeEngine | None = None
         self.resolver: CaseResolver | None = None
+        self.case_ledger: CaseLedger | None = None
+        self._case_events: CaseEvents | None = None
         self.metrics = HubMetrics(
             lambda: HubParts(
                 cache=self.cache,
@@ -195,6 +199,7 @@ class HubServer:
                 notices=self.deps.notices if self.deps else None,
                 governance=self.governance,
                 audit_index=self.deps.audit_index.index if self.deps else None,
+                case_ledger=self.case_ledger,
             )
         )
         self.supervision = SupervisionPlatform.build(settings, on_alert=self.metrics.observe_alert)
@@ -218,9 +223,9 @@ class HubServer:
         self.identity = self._build_identity()
         self.governance = GovernanceState(on_crl=self.identity.load_crl)
         audit_index = AuditReader(self.bootstrap, self.topics.audit, internal[self.topics.audit], self._kafka_extra)
-        stores = _StateStores(
-            governance=self.governance, audit_index=audit_index, cases=CaseLedger(internal[self.topics.cases])
-        )
+        self.case_ledger = CaseLedger(internal[self.topics.cases])
+        self._case_events = CaseEvents(self.bootstrap, self.topics.cases, self._kafka_extra)
+        stores = _StateStores(governance=self.governance, audit_index=audit_index, cases=self.case_ledger)
         self.cache = self._build_cache(admin=admin, partitions=partitions, identities=identities, stores=stores)
         self.producer = AckingProducer(self._producer_config())
         subject_key = self._subject_key()
@@ -464,6 +469,8 @@ class HubServer:
             ],
         )
         deps = self.deps
+        assert self._case_events is not None
+        case_records = CaseRecords(deps, stores.cases, self._case_events)
         exchange_pb2_grpc.add_ExchangeServicer_to_server(ExchangeService(deps), server)
         verification_pb2_grpc.add_VerificationServicer_to_server(VerificationService(deps), server)
         lookup_pb2_grpc.add_LookupServicer_to_server(LookupService(deps), server)
@@ -472,13 +479,11 @@ class HubServer:
         audit_pb2_grpc.add_AuditServicer_to_server(AuditService(deps, subject_key), server)
         subscription_pb2_grpc.add_SubscriptionServicer_to_server(SubscriptionService(deps), server)
         notices_pb2_grpc.add_NoticesServicer_to_server(NoticesService(deps, s.notice_feedback_limit_s), server)
-        cases_pb2_grpc.add_CasesServicer_to_server(CasesService(deps, self.resolver, stores.cases), server)
+        cases_pb2_grpc.add_CasesServicer_to_server(CasesService(deps, self.resolver, case_records), server)
         corrections_pb2_grpc.add_CorrectionsServicer_to_server(
             CorrectionsService(deps, s.correction_working_days), server
         )
-        receipts_pb2_grpc.add_ReceiptsServicer_to_server(
-            ReceiptsService(deps, self.bootstrap, self._kafka_extra), server
-        )
+        receipts_pb2_grpc.add_ReceiptsServicer_to_server(ReceiptsService(deps, case_records), server)
         supervision_pb2_grpc.add_SupervisionServicer_to_server(SupervisionService(deps, self.supervision), server)
         self.inspections = InspectionsService(deps, stores.inspections, self._key_dir())
         inspections_pb2_grpc.add_InspectionsServicer_to_server(self.inspections, server)
@@ -605,6 +610,8 @@ class HubServer:
             await asyncio.to_thread(self.producer.close)
         if self.cache is not None:
             await asyncio.to_thread(self.cache.stop)
+        if self._case_events is not None:
+            await asyncio.to_thread(self._case_events.close)
         if self.deps is not None:
             await self.deps.shards.close()
         self.metrics.close()

@@ -14,10 +14,11 @@ from grpc import aio
 
 from hub.errors import AlreadyExists, HubError, InvalidArgument, Unavailable
 from hub.flows.cases import CaseOutcome, CaseRequest, CaseResolver
-from hub.flows.stores import CaseLedger
+from hub.flows.stores import Recorded
 from hub.governance.audit import AuditEvent
 from hub.governance.identity import current_caller
 from hub.governance.receipts import Signed
+from hub.server.case_records import CaseRecords
 from hub.server.case_shards import Case, ShardedCases, answer_restrictions
 from hub.server.convert import case_from_pb, watermark_to_pb
 from hub.server.deps import Deps
@@ -109,12 +110,14 @@ class CasesService(cases_pb2_grpc.CasesServicer):
     a lost answer) gets the recorded result and writes no second event; different content under a
     recorded number is ALREADY_EXISTS. A number this replica has not seen is looked up again once the
     replica has read the cases topic to its current end, so this holds across workers and replicas: a
-    retry sent elsewhere after the first attempt's event was acknowledged finds that event."""
+    retry sent elsewhere after the first attempt's event was acknowledged finds that event. The recorded
+    result is read back from that event (the ledger keeps where it is, not the result)."""
 
-    def __init__(self, deps: Deps, resolver: CaseResolver, ledger: CaseLedger) -> None:
+    def __init__(self, deps: Deps, resolver: CaseResolver, records: CaseRecords) -> None:
         self._deps = deps
         self._resolver = resolver
-        self._ledger = ledger
+        self._records = records
+        self._ledger = records.ledger
         self._sharded = ShardedCases(deps, resolver)
 
     async def _outcomes(self, cases: list[Case], context: aio.ServicerContext) -> list[CaseOutcome | HubError]:
@@ -154,27 +157,30 @@ class CasesService(cases_pb2_grpc.CasesServicer):
                     )
         return outcomes
 
-    async def _caught_up(self) -> None:
-        await self._deps.caught_up(self._deps.topics.cases, self._ledger.partitions)
-
-    def _recorded(self, request: CaseRequest, digest: str) -> cases_pb2.CaseResult | None:
-        recorded = self._ledger.recorded.get(request.case_number)
-        if recorded is None:
-            return None
-        if recorded[0] != digest:
+    @staticmethod
+    def _same(request: CaseRequest, digest: str, recorded: Recorded | None) -> Recorded | None:
+        """The record of a resubmission of the same case; ALREADY_EXISTS if it records different content."""
+        if recorded is not None and recorded.digest != digest:
             raise AlreadyExists(
                 f"case_number: {request.case_number} is already recorded with different content "
                 "(department, type, applicant, date, params, purpose or proof); use a new case number",
                 field="case_number",
             )
-        return cases_pb2.CaseResult.FromString(recorded[1])
+        return recorded
+
+    async def _read_back(self, recorded: list[Recorded]) -> list[cases_pb2.CaseResult]:
+        """The recorded results, read from their events (Unavailable if Kafka cannot be read)."""
+        if not recorded:
+            return []
+        events = await self._records.events(recorded)
+        return [cases_pb2.CaseResult.FromString(base64.b64decode(e["result"])) for e in events]
 
     async def _publish(self, items: list[_Resolved]) -> None:
         caller = current_caller.get().department
         events = [(i.outcome.case_number, i.digest, i.result.SerializeToString()) for i in items]
         # A call's events go to one partition, as one record batch: a batch per partition per call made
-        # the broker's partitions grow by three small batches a call. Nothing reads the topic by partition
-        # (a case's events are found by scanning it), so the key need not choose it.
+        # the broker's partitions grow by three small batches a call. A case's event is found where the
+        # ledger saw it, never by its key's partition, so the key need not choose it.
         partition = zlib.crc32(items[0].outcome.case_number.encode()) % self._ledger.partitions
         deliveries = await self._deps.producer.send(
             self._deps.topics.cases,
@@ -187,8 +193,12 @@ class CasesService(cases_pb2_grpc.CasesServicer):
         )
         if any(d.error is not None for d in deliveries):
             raise Unavailable("the case events were not acknowledged by Kafka; resubmit (it is idempotent)")
-        for number, digest, result in events:
-            self._ledger.record(number, digest, result)
+        self._ledger.record(
+            [
+                (number, Recorded(digest, d.partition, d.offset))
+                for (number, digest, _), d in zip(events, deliveries, strict=True)
+            ]
+        )
 
     async def Submit(self, request: cases_pb2.SubmitRequest, context: aio.ServicerContext) -> cases_pb2.SubmitResponse:
         note_access("case.submit", request.case_type, subjects=(request.applicant,), case_number=request.case_number)
@@ -203,12 +213,11 @@ class CasesService(cases_pb2_grpc.CasesServicer):
         self, pb: cases_pb2.SubmitRequest, case: CaseRequest, digest: str, context: aio.ServicerContext
     ) -> cases_pb2.CaseResult:
         async with self._deps.exclusive(f"case:{case.case_number}"):  # two clicks on Submit: one event
-            recorded = self._recorded(case, digest)
-            if recorded is None:  # a retry whose first attempt another worker or replica recorded
-                await self._caught_up()
-                recorded = self._recorded(case, digest)
+            # A retry whose first attempt another worker or replica recorded is found once caught up.
+            recorded = self._same(case, digest, await self._records.find(case.case_number))
             if recorded is not None:
-                return recorded
+                [result] = await self._read_back([recorded])
+                return result
             [outcome] = await self._outcomes([(pb, case)], context)
             if isinstance(outcome, HubError):
                 raise outcome
@@ -229,9 +238,9 @@ class CasesService(cases_pb2_grpc.CasesServicer):
             "case.submit_batch", "", subjects=[c.applicant for c in request.cases], detail=f"{len(request.cases)} cases"
         )
         department = current_caller.get().department
-        if any(c.case_number not in self._ledger.recorded for c in request.cases):
-            await self._caught_up()
-        answers: list[cases_pb2.CaseResult | HubError | None] = []  # None: resolved below
+        if any(c.case_number not in self._ledger for c in request.cases):
+            await self._records.caught_up()
+        answers: list[cases_pb2.CaseResult | Recorded | HubError | None] = []  # None: resolved below
         fresh: list[tuple[int, Case, str]] = []  # position, case, digest
         first: dict[str, tuple[str, int]] = {}  # a number's digest and first position in the batch
         repeats: list[tuple[int, int]] = []  # a number sent again with the same content: its first position
@@ -246,13 +255,18 @@ class CasesService(cases_pb2_grpc.CasesServicer):
                     repeats.append((i, earlier[1]))
                     answers.append(None)
                     continue
-                recorded = self._recorded(case, digest)
+                recorded = self._same(case, digest, self._ledger.get(case.case_number))
                 if recorded is None:
                     fresh.append((i, (pb, case), digest))
                 first[case.case_number] = (digest, i)
                 answers.append(recorded)
             except HubError as exc:
                 answers.append(exc)
+        # Read before resolving and publishing: a batch that fails on Kafka's read fails before its
+        # evidence is checked and before it has written.
+        recorded_at = {i: a for i, a in enumerate(answers) if isinstance(a, Recorded)}
+        for i, result in zip(recorded_at, await self._read_back(list(recorded_at.values())), strict=True):
+            answers[i] = result
         resolved: list[_Resolved] = []
         outcomes = await self._outcomes([case for _, case, _ in fresh], context)
         for (i, (pb, case), digest), outcome in zip(fresh, outcomes, strict=True):

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
     from hub.cache.replica import ReplicaCache
-    from hub.flows.stores import NoticeStore
+    from hub.flows.stores import CaseLedger, NoticeStore
     from hub.governance.audit import AuditLog
     from hub.governance.audit_index import AuditIndex
     from hub.governance.state import GovernanceState
@@ -66,6 +66,7 @@ class HubParts:
     notices: NoticeStore | None = None
     governance: GovernanceState | None = None
     audit_index: AuditIndex | None = None
+    case_ledger: CaseLedger | None = None
 
 
 class _PartsCollector:
@@ -112,7 +113,7 @@ class _PartsCollector:
         backlog.add_metric([], audit.backlog if audit else 0)
         yield backlog
         memory = GaugeMetricFamily("hub_memory_bytes", "Resident memory by component.", labels=["component"])
-        for component, size in by_component(cache, parts.audit_index).items():
+        for component, size in by_component(cache, parts.audit_index, parts.case_ledger).items():
             memory.add_metric([component], size)
         yield memory
         yield from _supervision(parts, int(time.time() * 1000))

@@ -3,9 +3,6 @@ Verification and Cases servicers attach to their answers when asked."""
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
 import orjson
 from grpc import aio
 
@@ -13,12 +10,12 @@ from hub.cache.claims import Claim, Compiled
 from hub.cache.table import Watermark
 from hub.cache.verify import BatchOutcome, Outcome
 from hub.errors import InvalidArgument, NotFound, PermissionDenied
-from hub.flows.case_events import case_events
 from hub.flows.cases import CaseOutcome, CaseRequest
 from hub.governance.identity import HUB_ADMIN, current_caller
 from hub.governance.policy import purpose_name
 from hub.governance.receipts import EvidenceStatement, ReceiptSigner, Signed
 from hub.proofs.receipt_format import b64u, unb64u
+from hub.server.case_records import CaseRecords
 from hub.server.deps import Deps
 from hub.server.interceptors import note_access
 from hub.v1 import receipts_pb2, receipts_pb2_grpc, verification_pb2
@@ -111,10 +108,9 @@ def stored(signed: Signed) -> dict:
 
 
 class ReceiptsService(receipts_pb2_grpc.ReceiptsServicer):
-    def __init__(self, deps: Deps, bootstrap: str, consumer_extra: dict[str, Any]) -> None:
+    def __init__(self, deps: Deps, records: CaseRecords) -> None:
         self._deps = deps
-        self._bootstrap = bootstrap
-        self._consumer_extra = consumer_extra
+        self._records = records
 
     async def GetKeys(
         self, request: receipts_pb2.GetKeysRequest, context: aio.ServicerContext
@@ -129,27 +125,22 @@ class ReceiptsService(receipts_pb2_grpc.ReceiptsServicer):
             raise InvalidArgument("case_number: required", field="case_number")
         note_access("receipts.case", "", case_number=number)  # a reviewer's look at a case is audited too
         caller = current_caller.get()
-        events = await asyncio.to_thread(
-            case_events, self._bootstrap, self._deps.topics.cases, number, self._consumer_extra
-        )
-        with_receipts = [e for e in events if e.get("receipt")]
-        if not with_receipts:
+        recorded = await self._records.find(number)
+        event = (await self._records.events([recorded]))[0] if recorded is not None else {}
+        if not event.get("receipt"):
             raise NotFound(f"case_number: no receipt is stored for case {number!r}", field="case_number")
-        if caller.department != HUB_ADMIN:
-            with_receipts = [e for e in with_receipts if e.get("department") == caller.department]
-            if not with_receipts:
-                raise PermissionDenied(
-                    f"case {number!r} was submitted by another department; "
-                    f"only it and {HUB_ADMIN} may read its receipts"
-                )
+        if caller.department not in (HUB_ADMIN, event.get("department")):
+            raise PermissionDenied(
+                f"case {number!r} was submitted by another department; only it and {HUB_ADMIN} may read its receipts"
+            )
+        receipt = event["receipt"]
         return receipts_pb2.GetCaseReceiptsResponse(
             receipts=[
                 receipts_pb2.CaseReceipt(
                     case_number=number,
-                    department=e["department"],
-                    at_ms=e["at_ms"],
-                    receipt=receipts_pb2.Receipt(jws=e["receipt"]["jws"], salt=unb64u(e["receipt"]["salt"])),
+                    department=event["department"],
+                    at_ms=event["at_ms"],
+                    receipt=receipts_pb2.Receipt(jws=receipt["jws"], salt=unb64u(receipt["salt"])),
                 )
-                for e in with_receipts
             ]
         )
