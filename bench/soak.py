@@ -245,22 +245,22 @@ def main() -> None:
         finally:
             hub.stop()
     print(f"ran {ended - started:,.0f}s: {len(samples.calls):,} operations, {samples.events:,} subscription events")
+
     # RSS swings by tens of MiB as the table compacts and the ring trims, so two single samples measure where in
-    # that cycle they fell: growth compares the peak of the first window after warm-up with the last window's.
-    windows = round((ended - started) / minute)
-    peaks = [
-        max((m for t, m, _ in rss if 0 <= t - started - k * minute <= minute), default=0.0) for k in range(windows)
-    ]
+    # that cycle they fell: growth compares the peak of the minute after warm-up with the peak of the last minute.
+    def peak(since: float) -> float:
+        return max((m for t, m, _ in rss if since <= t <= since + minute), default=math.nan)
+
+    peaks = [peak(started + k * minute) for k in range(round((ended - started) / minute))]
     print(f"hub RSS peak per {minute:.0f}s: " + ", ".join(f"{m:,.1f}" for m in peaks) + " MiB")
     warm = next((t for t, _, published in rss if t >= started + minute and published >= RING_FULL), ended)
-    first = math.ceil((warm - started) / minute)
-    if first >= windows - 1:
+    if warm + minute > ended - minute:
         print(f"hub RSS: warm-up ended at {warm - started:,.0f}s ({RING_FULL:,} records published); too late to tell")
     else:
-        growth = (peaks[-1] - peaks[first]) / peaks[first] * 100
+        first, last = peak(warm), peak(ended - minute)
         print(
-            f"hub RSS: warm-up ended at {warm - started:,.0f}s; peak {peaks[first]:,.1f} MiB in window {first + 1}, "
-            f"{peaks[-1]:,.1f} MiB in the last: {growth:+.1f}% (target < 5%)"
+            f"hub RSS: warm-up ended at {warm - started:,.0f}s; peak {first:,.1f} MiB in the {minute:.0f}s after it, "
+            f"{last:,.1f} MiB in the last {minute:.0f}s: {(last - first) / first * 100:+.1f}% (target < 5%)"
         )
     print(
         f"p99: {samples.p99(started, started + minute):,.1f} ms in the first {minute:.0f}s, "
