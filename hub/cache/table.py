@@ -12,9 +12,10 @@ Layout ("append and compact"):
   copied on write for each batch (so versions stay immutable at the cost of
   copying only the delta). When the delta grows past an eighth of the base,
   it is merged into a new base.
-- When dead rows exceed a third of the live ones, the table is compacted: the
-  live rows are gathered into new columns and the index renumbered. Memory
-  therefore stays within a constant factor of the live data under any churn.
+- When dead rows exceed a third of the live ones (and a small floor), the table
+  is compacted: the live rows are gathered into new columns and the index
+  renumbered. Memory therefore stays within a constant factor of the live data
+  under any churn.
 - Fields marked ``indexed`` get a secondary index value → tuple of rows, kept
   in the same base + delta layers.
 """
@@ -39,7 +40,8 @@ from hub.records.change import Change
 log = logging.getLogger(__name__)
 
 DELTA_MIN = 65536
-COMPACT_MIN_DEAD = 65536
+# A floor only so that a small table is not compacted on every batch: past 12,288 live rows the bound is a third.
+COMPACT_MIN_DEAD = 4096
 _MISSING = -2
 _V = TypeVar("_V")
 
