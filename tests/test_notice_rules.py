@@ -78,6 +78,7 @@ class FakeConsumer:
         self.assigned: list[tuple[str, int, int]] = []
         self.seeks: list[tuple[int, int]] = []
         self.commits: list[dict[int, int]] = []
+        self.polls = 0
         self.closed = False
 
     def subscribe(self, topics: list[str], on_assign: Callable[..., None] | None = None) -> None:
@@ -86,7 +87,9 @@ class FakeConsumer:
     def assign(self, partitions: list[TopicPartition]) -> None:
         self.assigned = [(tp.topic, tp.partition, tp.offset) for tp in partitions]
 
-    def poll(self, timeout: float) -> Msg | None:
+    def poll(self, timeout: float | None) -> Msg | None:
+        assert timeout is not None and 0 < timeout <= 0.5  # short: the engine notices stop() soon
+        self.polls += 1
         if not self.batches:
             self.drained()
             return None
@@ -103,7 +106,7 @@ class FakeConsumer:
         self.seeks.append((tp.partition, tp.offset))
 
     def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> None:
-        assert not asynchronous and {tp.topic for tp in offsets} == {"market"}
+        assert asynchronous is False and {tp.topic for tp in offsets} == {"market"}
         self.commits.append({tp.partition: tp.offset for tp in offsets})
 
     def close(self) -> None:
@@ -125,7 +128,8 @@ class FakeProducer:
         self.produced.append((topic, key, value))
         self._waiting.append(on_delivery)
 
-    def flush(self, timeout: float) -> int:
+    def flush(self, timeout: float | None) -> int:
+        assert timeout is not None  # Kafka away must not stop the engine for good
         outcome, self.outcome = self.outcome, "ok"
         if outcome == "timed out":
             return len(self._waiting)
@@ -198,7 +202,7 @@ def rig(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Rig]:
 
 
 def test_the_shipped_rules_name_a_permit_and_its_departments(tmp_path: Path) -> None:
-    assert RULES["catering"].model_dump() == {
+    assert load_rules() == RULES and RULES["catering"].model_dump() == {
         "item": "catering",
         "text": "餐饮服务",
         "permit": "食品经营许可证",
@@ -210,7 +214,7 @@ def test_the_shipped_rules_name_a_permit_and_its_departments(tmp_path: Path) -> 
         RULES["catering"].permit = "none"  # shared by every replica's engine: read only
     typo = tmp_path / "rules.toml"
     typo.write_text('[[rules]]\nitem = "x"\ntext = "x"\npermit = "x"\ndepartments = ["a"]\ndepartment = "b"\n')
-    with pytest.raises(ValidationError):  # a misspelt key is an error, not a rule without it
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):  # a misspelt key is an error
         load_rules(typo)
 
 
@@ -272,6 +276,7 @@ def test_an_item_added_later_is_a_scope_change_and_nothing_is_noticed_twice(rig:
     r = rig()
     first = r.run([Msg(0, 0, entity(CODE, ["catering"])), Msg(0, 1, entity(CODE, ["catering"]))])
     assert [(n.scope_item, n.reason) for n in first] == [("catering", "registered")]  # the same record twice
+    assert first[0].entity_name == "德阳餐饮"
     # the engine's own notice is not in the store yet: it still knows the entity
     later = r.run([Msg(0, 2, entity(CODE, ["catering", "road_freight"])), Msg(0, 3, entity(OTHER, ["catering"]))])
     assert [(n.credit_code, n.scope_item, n.reason) for n in later] == [
@@ -284,10 +289,13 @@ def test_an_item_added_later_is_a_scope_change_and_nothing_is_noticed_twice(rig:
 def test_a_notice_already_in_the_store_is_not_written_again_and_makes_the_entity_known(
     rig: Callable[..., Rig],
 ) -> None:
-    [stored] = rig().run([Msg(0, 0, entity(CODE, ["catering"]))])
-    r = rig(_store_with(stored))  # another replica wrote it; this one owns the partition now
-    produced = r.run([Msg(0, 0, entity(CODE, ["catering", "drug_retail"]))])
-    assert [(n.scope_item, n.reason) for n in produced] == [("drug_retail", "scope_changed")]
+    stored, _ = rig().run([Msg(0, 0, entity(CODE, ["internet_cafe"]))])
+    r = rig(_store_with(stored))  # another replica wrote one of the two; this one owns the partition now
+    produced = r.run([Msg(0, 0, entity(CODE, ["internet_cafe", "drug_retail"]))])
+    assert [(n.scope_item, n.department, n.reason) for n in produced] == [
+        ("drug_retail", "food_drug", "scope_changed"),
+        ("internet_cafe", "public_security", "scope_changed"),
+    ]
 
 
 def test_going_live_notices_only_what_changes_after_the_cut_over(rig: Callable[..., Rig]) -> None:
@@ -319,13 +327,13 @@ def test_positions_are_committed_per_partition_after_the_notices_and_past_what_i
     r = rig()
     failed = KafkaError(KafkaError._PARTITION_EOF)
     produced = r.run(
-        [Msg(0, 4, entity(CODE, ["catering"])), Msg(1, 9, None), Msg(0, 5, None), Msg(0, 6, None, error=failed)],
+        [Msg(0, 4, entity(CODE, ["catering"])), Msg(0, 5, None, error=failed), Msg(1, 9, None)],
         [],  # a poll that found nothing: the engine polls again
         [Msg(None, None, None, error=failed), Msg(2, None, entity(OTHER, ["catering"]))],  # errors have no position
         [Msg(1, 10, entity(OTHER, ["catering"]))],
     )
     assert [n.credit_code for n in produced] == [CODE, OTHER]
-    assert r.consumer.commits == [{0: 6, 1: 10}, {1: 11}]  # a tombstone is passed over; an error is not read
+    assert r.consumer.commits == [{0: 5, 1: 10}, {1: 11}]  # a tombstone is passed over; an error is not read
 
 
 @pytest.mark.parametrize("outcome", ["refused", "timed out"])
@@ -343,8 +351,14 @@ def test_start_reads_from_the_committed_position_or_for_go_live_from_the_beginni
     for since_ms, rewinds in ((None, False), (WRITTEN_MS, True)):
         r = rig(since_ms=since_ms)
         assert r.consumer.config["group.id"] == "notice-engine" and r.consumer.config["client.id"] == "consumer"
-        assert r.consumer.config["enable.partition.eof"] is False and r.producer.config == {"client.id": "producer"}
-        r.engine.start()  # its thread finds nothing and stops
+        assert (
+            r.consumer.config["bootstrap.servers"] == "127.0.0.1:9"
+            and r.consumer.config["enable.partition.eof"] is False
+        )
+        assert r.producer.config == {"client.id": "producer"}
+        r.engine.start()
+        r.engine._thread.join()  # it finds nothing and stops
+        assert r.consumer.polls == 1 and r.engine._thread.daemon  # a hub that never called stop() still exits
         r.engine.stop()
         assert r.consumer.subscribed == ["market"] and (r.consumer.on_assign is not None) == rewinds
         assert r.consumer.closed and r.producer.closed and not r.engine._thread.is_alive()
@@ -399,7 +413,13 @@ def test_overdue_alerts_follow_the_notice(notice: Notice, now_ms: int, kind: str
 
 
 def test_overdue_alerts_cover_every_late_notice() -> None:
-    store = _store_with(OPEN)
+    done = CLAIMED.done("inspected", "", NOW_MS + 2_000)
     other = replace(OPEN, id=f"{OTHER}:catering:food_drug", credit_code=OTHER, created_at_ms=NOW_MS + 1)
-    store.apply([Change(f"notice:{other.id}", orjson.dumps(asdict(other)), 0, 1)])
-    assert [a.notice_id for a in overdue_alerts(store, NOW_MS + 10**9)] == [OPEN.id, other.id]
+    store = NoticeStore()
+    store.apply(
+        [
+            Change(f"notice:{n.id}", orjson.dumps(asdict(n)), 0, i)
+            for i, n in enumerate([replace(done, id="done", created_at_ms=NOW_MS - 1), OPEN, other])
+        ]
+    )
+    assert [a.notice_id for a in overdue_alerts(store, NOW_MS + 10**9)] == [OPEN.id, other.id]  # past one on time
