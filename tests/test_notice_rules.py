@@ -347,24 +347,29 @@ def test_a_batch_whose_notices_kafka_did_not_take_is_read_again(rig: Callable[..
     assert [n.id for n in produced[:2]] == [n.id for n in produced[2:]]  # forgotten, so written again
 
 
-def test_start_reads_from_the_committed_position_or_for_go_live_from_the_beginning(rig: Callable[..., Rig]) -> None:
-    for since_ms, rewinds in ((None, False), (WRITTEN_MS, True)):
-        r = rig(since_ms=since_ms)
-        assert r.consumer.config["group.id"] == "notice-engine" and r.consumer.config["client.id"] == "consumer"
-        assert (
-            r.consumer.config["bootstrap.servers"] == "127.0.0.1:9"
-            and r.consumer.config["enable.partition.eof"] is False
-        )
-        assert r.producer.config == {"client.id": "producer"}
-        r.engine.start()
-        r.engine._thread.join()  # it finds nothing and stops
-        assert r.consumer.polls == 1 and r.engine._thread.daemon  # a hub that never called stop() still exits
-        r.engine.stop()
-        assert r.consumer.subscribed == ["market"] and (r.consumer.on_assign is not None) == rewinds
-        assert r.consumer.closed and r.producer.closed and not r.engine._thread.is_alive()
-        if r.consumer.on_assign is not None:
-            r.consumer.on_assign(r.consumer, [TopicPartition("market", 0, 42), TopicPartition("market", 1, 7)])
-            assert r.consumer.assigned == [("market", 0, OFFSET_BEGINNING), ("market", 1, OFFSET_BEGINNING)]
+@pytest.mark.parametrize("since_ms", [None, WRITTEN_MS], ids=["committed position", "go-live"])
+def test_start_reads_from_the_committed_position_or_for_go_live_from_the_beginning(
+    rig: Callable[..., Rig], since_ms: int | None
+) -> None:
+    r = rig(since_ms=since_ms)
+    config = r.consumer.config
+    assert (config["group.id"], config["client.id"], config["bootstrap.servers"]) == (
+        "notice-engine",
+        "consumer",
+        "127.0.0.1:9",
+    )
+    assert config["enable.partition.eof"] is False and r.producer.config == {"client.id": "producer"}
+    r.engine.start()
+    r.engine._thread.join()  # it finds nothing and stops
+    assert r.consumer.polls == 1 and r.engine._thread.daemon  # a hub that never called stop() still exits
+    r.engine.stop()
+    assert r.consumer.subscribed == ["market"] and r.consumer.closed and r.producer.closed
+    if since_ms is None:
+        assert r.consumer.on_assign is None  # the group's committed positions
+    else:
+        assert r.consumer.on_assign is not None
+        r.consumer.on_assign(r.consumer, [TopicPartition("market", 0, 42), TopicPartition("market", 1, 7)])
+        assert r.consumer.assigned == [("market", 0, OFFSET_BEGINNING), ("market", 1, OFFSET_BEGINNING)]
 
 
 OPEN = Notice(
