@@ -3,6 +3,10 @@ Publish stub that answers as scripted, the retry queue and the committer a clock
 
 from __future__ import annotations
 
+import random
+import re
+import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -19,7 +23,7 @@ from hub.connect.publisher import MAX_INTERNAL, ConnectorFailed, Publisher
 from hub.connect.retries import Retry, RetryQueue
 from hub.connect.source import Connector, MappingError, Source, SourceRecord
 from hub.connect.state import DeadLetterFile, OffsetStore
-from hub.v1 import exchange_pb2
+from hub.v1 import common_pb2, exchange_pb2
 
 OK = grpc.StatusCode.OK.value[0]
 INVALID = grpc.StatusCode.INVALID_ARGUMENT.value[0]
@@ -73,7 +77,9 @@ def test_mapper_dead_letters_unreadable_and_unmappable_rows_and_keeps_their_plac
     assert [e.done for e in batch.entries] == [False, True, True, False, True]
     assert batch.remaining == 2 and batch.entries[0].payload == b'{"id":"k1","v":1}'
     assert batch.entries[3].delete and batch.entries[3].key == "k4"
+    assert [m.key_of(e) for e in (batch.entries[0], batch.entries[3])] == ["k1", "k4"]
     letters = m.dead_letter.entries()
+    assert {e["partition"] for e in letters} == {"p"}
     assert [(e["line"], e["stage"], e["reason"]) for e in letters] == [
         (2, "mapping", "line 2: not valid JSON"),
         (3, "mapping", "id: must not be empty"),
@@ -88,6 +94,7 @@ def test_mapper_cuts_batches_numbered_in_source_order(tmp_path: Path) -> None:
     second = m.batches([rec(6)], 2)
     assert [len(b.entries) for b in first] == [2, 2, 1]
     assert [b.seq for b in (*first, *second)] == [0, 1, 2, 3]
+    assert m.stats.read == 6  # counted over every call
 
 
 def test_mapper_lets_a_connector_bug_through(tmp_path: Path) -> None:
@@ -140,10 +147,12 @@ class FakeExchange:
     def __init__(self, answer: Callable[[exchange_pb2.PublishRequest], exchange_pb2.PublishResponse]) -> None:
         self.answer = answer
         self.requests: list[exchange_pb2.PublishRequest] = []
+        self.timeouts: list[float | None] = []
         self.Publish = self
 
     def future(self, request: exchange_pb2.PublishRequest, timeout: float | None = None) -> Answered:
         self.requests.append(request)
+        self.timeouts.append(timeout)
         try:
             return Answered(self.answer(request))
         except grpc.RpcError as err:
@@ -190,6 +199,7 @@ def test_publisher_settles_each_record_by_its_own_status(tmp_path: Path) -> None
     p = publisher(tmp_path, stub)
     [retry] = publish(p, Call(batch, (a, b, c)))
     assert [r.json for r in stub.requests[0].records] == [a.payload, b.payload, c.payload]
+    assert stub.requests[0].resource == "test.thing" and stub.timeouts == [5.0]  # a call never waits forever
     assert a.published and a.done
     assert b.done and not b.published
     assert not c.done and retry == ToRetry(batch, (c,))
@@ -209,9 +219,13 @@ def test_publisher_sends_deletes_by_key_and_resends_only_what_failed_retriably(t
 
 
 def test_publisher_dead_letters_each_record_of_an_invalid_call_with_its_own_reason(tmp_path: Path) -> None:
-    batch, (a, b) = entries_of(tmp_path, 2)
+    batch, (a, b, c) = entries_of(tmp_path, 3)
+    violation = error_details_pb2.BadRequest.FieldViolation
     bad = error_details_pb2.BadRequest(
-        field_violations=[error_details_pb2.BadRequest.FieldViolation(field="records[1].v", description="v: too big")]
+        field_violations=[
+            violation(field="records[1].v", description="v: too big"),
+            violation(field="records[2].tags[0]", description="tags: not text"),
+        ]
     )
     detail = any_pb2.Any()
     detail.Pack(bad)
@@ -222,9 +236,13 @@ def test_publisher_dead_letters_each_record_of_an_invalid_call_with_its_own_reas
         (Metadatum("grpc-status-details-bin", status.SerializeToString()),),
     )
     p = publisher(tmp_path, FakeExchange(fails(err)))
-    assert publish(p, Call(batch, (a, b))) == []
-    assert [e["reason"] for e in p.dead_letter.entries()] == ["every record was rejected", "v: too big"]
-    assert batch.settled and not (a.published or b.published)
+    assert publish(p, Call(batch, (a, b, c))) == []
+    assert [e["reason"] for e in p.dead_letter.entries()] == [
+        "every record was rejected",
+        "v: too big",
+        "tags: not text",
+    ]
+    assert batch.settled and not (a.published or b.published or c.published) and p.stats.dead_lettered == 3
 
 
 def test_publisher_retries_a_retriable_call_with_the_hubs_advice(tmp_path: Path) -> None:
@@ -234,16 +252,18 @@ def test_publisher_retries_a_retriable_call_with_the_hubs_advice(tmp_path: Path)
     assert retry == ToRetry(batch, (a,), resend=(b,), retry_after=0.3)
 
 
-def test_publisher_isolates_records_the_hub_fails_on(tmp_path: Path) -> None:
-    batch, (a, b) = entries_of(tmp_path, 2)
+@pytest.mark.parametrize("resending", [False, True])
+def test_publisher_isolates_records_the_hub_fails_on(tmp_path: Path, resending: bool) -> None:
+    batch, (a, b, c) = entries_of(tmp_path, 3)
+    resend = (c,) if resending else ()  # a newer value of a retried key: it still goes after them
     err = HubError(grpc.StatusCode.INTERNAL, "boom")
     p = publisher(tmp_path, FakeExchange(fails(err)))
-    [retry] = publish(p, Call(batch, (a, b)))
-    assert retry == ToRetry(batch, (a, b), one_per_call=True)  # one call each, to find the one
+    [retry] = publish(p, Call(batch, (a, b), resend))
+    assert retry == ToRetry(batch, (a, b), resend, one_per_call=True)  # one call each, to find the one
     for attempt in range(1, MAX_INTERNAL):
-        assert publish(p, Call(batch, (a,))) == [ToRetry(batch, (a,))]
+        assert publish(p, Call(batch, (a,), resend)) == [ToRetry(batch, (a,), resend)]
         assert a.internal_failures == attempt and not a.done
-    assert publish(p, Call(batch, (a,))) == []
+    assert publish(p, Call(batch, (a,), resend)) == ([ToRetry(batch, (), resend)] if resending else [])
     [letter] = p.dead_letter.entries()
     assert a.done and "INTERNAL" in letter["reason"] and str(MAX_INTERNAL) in letter["reason"]
 
@@ -253,16 +273,99 @@ def test_publisher_stops_on_what_retrying_cannot_fix(tmp_path: Path, code: grpc.
     batch, entries = entries_of(tmp_path, 1)
     p = publisher(tmp_path, FakeExchange(fails(HubError(code, "no grant"))))
     p.send(Call(batch, tuple(entries)))
-    with pytest.raises(ConnectorFailed, match=f"{code.name}: no grant"):
+    with pytest.raises(
+        ConnectorFailed, match=re.escape(f"things: the hub refused Publish to test.thing: {code.name}: no grant")
+    ):
         p.settle()
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [(grpc.StatusCode.FAILED_PRECONDITION.value[0], "FAILED_PRECONDITION: reason 0"), (99, "UNKNOWN: reason 0")],
+    ids=["not retriable", "unknown code"],
+)
+def test_publisher_dead_letters_a_record_refused_for_another_reason(tmp_path: Path, code: int, reason: str) -> None:
+    batch, (a,) = entries_of(tmp_path, 1)
+    p = publisher(tmp_path, FakeExchange(codes(code)))
+    assert publish(p, Call(batch, (a,))) == []  # no retry fixes it, and the hub has not taken it
+    [letter] = p.dead_letter.entries()
+    assert {k: letter[k] for k in ("stage", "partition", "line", "reason", "row", "record")} == {
+        "stage": "hub",
+        "partition": "p",
+        "line": 1,
+        "reason": reason,
+        "row": {"id": "k1", "v": 1},
+        "record": {"id": "k1", "v": 1},
+    }
+    assert a.done and not a.published and batch.settled and p.stats.dead_lettered == 1
+
+
+def test_publisher_counts_calls_in_flight_and_keeps_the_last_offsets(tmp_path: Path) -> None:
+    batch, entries = entries_of(tmp_path, 3)
+    offsets = iter(
+        [[common_pb2.PartitionOffset(partition=0, offset=41)], [common_pb2.PartitionOffset(partition=1, offset=7)], []]
+    )
+    stub = FakeExchange(
+        lambda _: exchange_pb2.PublishResponse(results=[exchange_pb2.RecordResult(code=OK)], offsets=next(offsets))
+    )
+    p = publisher(tmp_path, stub)
+    assert p.last_offsets == []
+    for e in entries:
+        p.send(Call(batch, (e,)))
+    assert (p.in_flight, p.stats.calls) == (3, 3)
+    assert p.settle() == []  # every answer by now, each acknowledged: nothing to retry
+    assert (p.in_flight, p.stats.published) == (0, 3) and batch.settled
+    assert p.last_offsets == [common_pb2.PartitionOffset(partition=1, offset=7)]  # the last answer that had any
+
+
+@pytest.mark.parametrize("resending", [False, True])
+def test_publisher_fails_loudly_on_an_answer_without_a_result_per_record(tmp_path: Path, resending: bool) -> None:
+    batch, (a, b) = entries_of(tmp_path, 2)
+    results = [exchange_pb2.RecordResult(code=OK)] if resending else []  # one short either way
+    p = publisher(tmp_path, FakeExchange(lambda _: exchange_pb2.PublishResponse(results=results)))
+    p.send(Call(batch, (a,), resend=(b,) if resending else ()))
+    with pytest.raises(ValueError):  # a record without a result would never be done, nor its offset stored
+        p.settle()
+
+
+class Unanswered:
+    """A call gRPC answers later, from another thread: acknowledged once ``answer()`` runs."""
+
+    def __init__(self) -> None:
+        self.callbacks: list[Callable[[Unanswered], None]] = []
+        self.Publish = self
+
+    def future(self, request: exchange_pb2.PublishRequest, timeout: float | None = None) -> Unanswered:
+        return self
+
+    def result(self, timeout: float | None = None) -> exchange_pb2.PublishResponse:
+        return exchange_pb2.PublishResponse(results=[exchange_pb2.RecordResult(code=OK)])
+
+    def add_done_callback(self, fn: Callable[[Unanswered], None]) -> None:
+        self.callbacks.append(fn)
+
+    def answer(self) -> None:
+        time.sleep(0.05)  # only makes the answer come after settle() started waiting; nothing waits on it
+        for fn in self.callbacks:
+            fn(self)
+
+
+def test_publisher_settle_waits_for_the_first_answer_only_when_asked(tmp_path: Path) -> None:
+    batch, (a,) = entries_of(tmp_path, 1)
+    call = Unanswered()
+    p = publisher(tmp_path, call)  # type: ignore[arg-type]
+    p.send(Call(batch, (a,)))
+    assert p.settle() == [] and p.in_flight == 1  # not answered yet: returns at once
+    threading.Thread(target=call.answer).start()
+    assert p.settle(timeout=30.0) == [] and p.in_flight == 0 and a.published
 
 
 # -- retry queue -----------------------------------------------------------------------------------
 
 
 class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
+    def __init__(self, now: float = 100.0) -> None:
+        self.now = now
 
     def __call__(self) -> float:
         return self.now
@@ -298,26 +401,33 @@ def test_retry_queue_gives_the_oldest_batch_first_once_due(tmp_path: Path) -> No
     assert m.stats.retried == 2
 
 
-def test_retry_queue_backs_off_exponentially_up_to_the_maximum(tmp_path: Path) -> None:
-    q, m = queue(tmp_path, Clock())
+@pytest.mark.parametrize(("jitter", "factor"), [("least", 0.5), ("most", 1.0)])
+def test_retry_queue_backs_off_exponentially_up_to_the_maximum(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jitter: str, factor: float
+) -> None:
+    monkeypatch.setattr(random, "uniform", lambda least, most: {"least": least, "most": most}[jitter])
+    q, m = queue(tmp_path, Clock(now=0.0))
+    assert not q.holding() and q.next_due() is None  # nothing holds until the hub asks
     [batch] = m.batches([rec(1)], 1)
     delays = [q.schedule(ToRetry(batch, ())) for _ in range(6)]
-    for attempt, delay in enumerate(delays):
-        assert min(8.0, 2.0**attempt) * 0.5 <= delay <= min(8.0, 2.0**attempt)
+    assert delays == [factor * d for d in (1.0, 2.0, 4.0, 8.0, 8.0, 8.0)]
+    assert q.next_due() == delays[0]
 
 
 def test_retry_queue_keeps_a_split_batchs_order_and_holds_for_the_hub(tmp_path: Path) -> None:
     clock = Clock()
     q, m = queue(tmp_path, clock)
-    [batch] = m.batches([rec(1), rec(2), rec(3)], 3)
-    a, b, c = batch.entries
-    delay = q.schedule(ToRetry(batch, (a, b, c), resend=(), retry_after=30.0, one_per_call=True))
+    [batch] = m.batches([rec(i) for i in range(1, 6)], 5)
+    a, b, c, d, newer = batch.entries
+    delay = q.schedule(ToRetry(batch, (a, b, c, d), resend=(newer,), retry_after=30.0, one_per_call=True))
     assert delay == 30.0 and q.holding() and q.held_until == clock.now + 30.0
     clock.now += 29.0
     assert q.pop_due([]) is None and q.holding()
     clock.now += 1.0
     assert not q.holding()
-    assert [q.pop_due([]) for _ in range(3)] == [Call(batch, (a,)), Call(batch, (b,)), Call(batch, (c,))]
+    # the re-sent records go once, after the first
+    calls = [Call(batch, (a,), (newer,)), Call(batch, (b,)), Call(batch, (c,)), Call(batch, (d,))]
+    assert [q.pop_due([]) for _ in range(4)] == calls
 
 
 def test_a_retry_carries_the_newer_acknowledged_records_of_its_keys(tmp_path: Path) -> None:
@@ -344,6 +454,30 @@ def test_a_retry_carries_the_newer_acknowledged_records_of_its_keys(tmp_path: Pa
     clock.now += 1000
     call = q.pop_due([first, later, last])
     assert call == Call(first, (old,), resend=(newer,))  # the newest acknowledged value of k comes last again
+
+
+@pytest.mark.parametrize(
+    ("rows", "carried"),
+    [
+        ([("k", False), ("k", True)], [1]),  # acknowledged after the retried one: written after it again
+        ([("k", True), ("k", False)], []),  # acknowledged before it: the retried one is the newer
+        ([("k", False), ("x", True), ("k", False)], []),  # another key's; one not acknowledged
+    ],
+    ids=["newer", "older", "other key, unacknowledged"],
+)
+def test_a_retry_carries_only_newer_acknowledged_records_of_its_keys_from_its_own_batch(
+    tmp_path: Path, rows: list[tuple[str, bool]], carried: list[int]
+) -> None:
+    clock = Clock()
+    q, m = queue(tmp_path, clock)
+    [batch] = m.batches([rec(i, {"id": key, "v": i}) for i, (key, _) in enumerate(rows)], len(rows))
+    for e, (_, published) in zip(batch.entries, rows, strict=True):
+        e.published = published
+    retried = next(e for e in batch.entries if not e.published)
+    q.schedule(ToRetry(batch, (retried,)))
+    clock.now += 1000
+    resend = tuple(batch.entries[i] for i in carried)
+    assert q.pop_due([batch]) == Call(batch, (retried,), resend)  # its own batch is not yet committed either
 
 
 # -- committer -------------------------------------------------------------------------------------
@@ -448,13 +582,23 @@ def test_commit_policy_stores_every_so_many_records_or_seconds(tmp_path: Path) -
     assert c.stored() == {"p": 8}  # the end of a run stores what is ready
 
 
+def test_commit_policy_counts_the_records_ready_from_the_last_store(tmp_path: Path) -> None:
+    c = Committed(tmp_path, CommitPolicy(every_records=2))
+    for stored, batch in zip([{}, {"p": 2}, {"p": 2}, {"p": 4}], batches(tmp_path, [1, 1, 1, 1]), strict=True):
+        c.committer.track(batch)
+        ack(batch)
+        c.committer.commit()
+        assert c.stored() == stored
+
+
 def test_commit_policy() -> None:
     assert CommitPolicy().due(0.0, 1)
+    assert CommitPolicy(every_s=0.0, every_records=1).due(0.0, 1)  # the smallest allowed
     assert not CommitPolicy(every_s=1.0).due(0.5, 10**6)
     assert CommitPolicy(every_s=1.0).due(1.0, 1)
     assert CommitPolicy(every_records=3).due(0.0, 3) and not CommitPolicy(every_records=3).due(99.0, 2)
     for wrong in ({"every_s": -1.0}, {"every_records": 0}):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="every_s must be >= 0 and every_records >= 1"):
             CommitPolicy(**wrong)
     with pytest.raises(AttributeError):
         CommitPolicy().every_s = 1.0  # type: ignore[misc]
