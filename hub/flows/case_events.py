@@ -75,9 +75,12 @@ class CaseEvents:
                 err, at = m.error(), (cast(int, m.partition()), cast(int, m.offset()))
                 if err is None and at in wanted:
                     found[at] = cast(bytes, m.value())
-                elif err.code() == KafkaError._AUTO_OFFSET_RESET if err else at[0] == partition and at[1] > offset:
-                    # Out of the partition's range, or skipped: removed by retention, and a retry would not
-                    # bring it back. Other errors (a broker away) are retried until the deadline.
+                    continue
+                # Out of the partition's range, or skipped: removed by retention, and a retry would not bring
+                # it back. Other errors (a broker away) are retried until the deadline.
+                out_of_range = err is not None and err.code() == KafkaError._AUTO_OFFSET_RESET
+                skipped = err is None and at[0] == partition and at[1] > offset
+                if out_of_range or skipped:
                     raise FailedPrecondition(
                         f"the case event at {self._topic}[{partition}]@{offset} is no longer held (topic retention)"
                     )
