@@ -99,6 +99,12 @@ class NoticeEngine:
             tp.offset = OFFSET_BEGINNING
         consumer.assign(partitions)
 
+    def abandon(self) -> None:
+        """The broker lost its log (a new cluster): notices waiting for it fail now rather than after the
+        delivery timeout, and the engine stops reading. Call before :meth:`stop`."""
+        self._stop.set()
+        self._producer.purge()
+
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(10)

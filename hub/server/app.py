@@ -586,7 +586,7 @@ class HubServer:
         waits for Kafka fails at once rather than after the delivery timeout."""
         await self._health.enter_graceful_shutdown()
         if log_lost:
-            for part in (self.audit, self.producer):
+            for part in (self.audit, self.producer, self.notice_engine):
                 if part is not None:
                     part.abandon()
         if self._renewal is not None:  # stopped first: a renewal after the tombstone would relist this replica
