@@ -72,6 +72,8 @@ class CacheFeeder:
         on_changes: Callable[[str, Sequence[Change]], None] | None = None,
         consumer_extra: dict[str, Any] | None = None,
         owned: Callable[[str, int], Sequence[int]] | None = None,
+        shared: Iterable[str] = (),
+        on_demand: Iterable[str] = (),
     ) -> None:
         self._targets = dict(targets)  # by topic
         self._owned = owned or (lambda topic, partitions: range(partitions))  # a shard's share of a topic
@@ -90,6 +92,12 @@ class CacheFeeder:
         self._added: queue.Queue[dict[str, FeedTarget]] = queue.Queue()
         self._caught_up_at: dict[str, int] = {}
         self._broker_down = False
+        # Topics another reader applies too (hub.kafka.tail), each with its apply lock. Of those, the
+        # on-demand ones are only read to their end at start-up: after that the calls that need them
+        # current read them, and an idle fetch of each partition is not repeated fifty times a second.
+        self._on_demand = set(on_demand)
+        self._shared = {topic: threading.Lock() for topic in {*shared, *self._on_demand}}
+        self._released: set[str] = set()
         self.ready = threading.Event()
         self.ready_topics: set[str] = set()
         self.consumed = 0
@@ -112,6 +120,26 @@ class CacheFeeder:
     def add(self, targets: dict[str, FeedTarget]) -> None:
         """Starts feeding more topics (e.g. a resource registered at run time). Any thread."""
         self._added.put(dict(targets))
+
+    def apply(self, topic: str, changes: Sequence[Change]) -> Sequence[Change]:
+        """Applies records to the topic's target, whichever reader read them; returns those applied.
+
+        Of a shared topic, only records at or past the target's position are applied, under one lock:
+        the other reader may have applied them already, and each reader reads in offset order.
+        """
+        lock = self._shared.get(topic)
+        if lock is None:
+            return self._apply(topic, changes)
+        with lock:
+            positions = self._targets[topic].positions()
+            return self._apply(topic, [c for c in changes if c.offset >= positions[c.partition]])
+
+    def _apply(self, topic: str, changes: Sequence[Change]) -> Sequence[Change]:
+        if changes:
+            self._targets[topic].apply(changes)
+            if self._on_changes is not None:
+                self._on_changes(topic, changes)
+        return changes
 
     def _run(self) -> None:
         consumer = Consumer(self._config)
@@ -183,9 +211,7 @@ class CacheFeeder:
         if messages:
             self._broker_down = False
         for topic, changes in batches.items():
-            self._targets[topic].apply(changes)
-            if self._on_changes is not None:
-                self._on_changes(topic, changes)
+            self.apply(topic, changes)
             for c in changes:
                 self._parts[(topic, c.partition)].at_end = False
             self.consumed += len(changes)
@@ -195,10 +221,18 @@ class CacheFeeder:
             if position >= state.target:
                 state.caught_up = True
         self._refresh_freshness(batches.keys() | {t for t, _, _ in eofs})
+        self._release_on_demand(consumer)
         if batches and self._on_applied is not None:
             self._on_applied(batches.keys())
         if not messages:
             self._settle_one()
+
+    def _release_on_demand(self, consumer: Consumer) -> None:
+        ready = (self._on_demand & self.ready_topics) - self._released
+        if ready:
+            consumer.incremental_unassign([TopicPartition(t, p) for t, p in self._parts if t in ready])
+            self._released |= ready
+            log.info("cache read %s to its end; calls read it from now on", ", ".join(sorted(ready)))
 
     def _settle_one(self) -> None:
         """When the topics are quiet, let one target tidy up (one per idle poll: bounded pauses)."""

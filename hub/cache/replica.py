@@ -57,6 +57,8 @@ class ReplicaCache:
         feeds: Iterable[str] = (),
         ring_capacity: int = 20_000,
         shard: ShardAssignment = WHOLE,
+        shared: Iterable[str] = (),
+        on_demand: Iterable[str] = (),
     ) -> None:
         self._topic_prefix = topic_prefix
         self.shard = shard
@@ -89,6 +91,8 @@ class ReplicaCache:
             on_changes=self._changes,
             consumer_extra=consumer_extra,
             owned=self.owned,
+            shared=shared,
+            on_demand=on_demand,
         )
 
     def owned(self, topic: str, partitions: int) -> tuple[int, ...]:
@@ -249,6 +253,13 @@ class ReplicaCache:
     def positions(self, topic: str) -> tuple[int, ...]:
         """The next offset to apply, per partition, of a topic this replica follows."""
         return self._targets[topic].positions()
+
+    def apply_read(self, topic: str, changes: Sequence[Change]) -> None:
+        """Applies records of a ``shared`` or ``on_demand`` topic that a call read itself
+        (hub.kafka.tail); any thread. Records the feeder applied first are left out, and the feeder
+        leaves out these. An ``on_demand`` topic is followed only until the cache is ready."""
+        if self.feeder.apply(topic, changes):
+            self._applied([topic])
 
     async def reached(self, topic: str, wanted: Sequence[tuple[int, int]], timeout: float | None) -> None:
         """Waits until the target of ``topic`` has applied every ``(partition, offset)`` in ``wanted``."""

@@ -271,7 +271,9 @@ class HubServer:
                 TopicSpec(t.subscriptions, 1),
                 TopicSpec(t.notices, 1),
                 TopicSpec(t.corrections, 1),
-                TopicSpec(t.cases, 3, compacted=False),
+                # A call's events are one batch in one partition, and tansu lists a partition's batches
+                # on every fetch that finds new ones: many partitions keep those lists short.
+                TopicSpec(t.cases, 24, compacted=False),
                 TopicSpec(inspections_topic(t.prefix), 1),
                 TopicSpec(t.steps, STEP_PARTITIONS, compacted=False),
                 TopicSpec(t.supervision, 1),
@@ -333,6 +335,9 @@ class HubServer:
             feeds=[t.notices, t.corrections],
             ring_capacity=s.change_ring_capacity,
             shard=self.shard,
+            # Read to their end by calls too (Deps.caught_up); the case ledger only by them once ready.
+            shared=[t.steps],
+            on_demand=[t.cases],
             internal={
                 t.catalogue: self.catalogue,
                 t.governance: stores.governance,
@@ -613,6 +618,7 @@ class HubServer:
         if self._case_events is not None:
             await asyncio.to_thread(self._case_events.close)
         if self.deps is not None:
+            await asyncio.to_thread(self.deps.close_readers)
             await self.deps.shards.close()
         self.metrics.close()
         self.deps = None  # drops the admin client, which has no close() of its own

@@ -21,7 +21,11 @@ class CaseRecords:
 
     async def caught_up(self) -> None:
         """Waits until the ledger holds every case event acknowledged before the call, by any worker."""
-        await self._deps.caught_up(self._deps.topics.cases, self.ledger.partitions)
+        await self.catching_up()
+
+    def catching_up(self) -> asyncio.Future[None]:
+        """:meth:`caught_up` started now, awaited later."""
+        return self._deps.catching_up(self._deps.topics.cases)
 
     async def find(self, case_number: str) -> Recorded | None:
         """The number's record; one this replica has not seen is looked up again once caught up."""

@@ -122,40 +122,49 @@ class CasesService(cases_pb2_grpc.CasesServicer):
 
     async def _outcomes(self, cases: list[Case], context: aio.ServicerContext) -> list[CaseOutcome | HubError]:
         """Each case resolved (or why it was refused as a whole), its evidence checks audited."""
-        caller = current_caller.get()
         started = time.perf_counter()
-        outcomes: list[CaseOutcome | HubError] = []
+        outcomes = await self._resolve(cases, context)
+        self._audit_evidence(cases, outcomes, time.perf_counter() - started)
+        return outcomes
+
+    async def _resolve(self, cases: list[Case], context: aio.ServicerContext) -> list[CaseOutcome | HubError]:
+        """Each case resolved, or why it was refused as a whole; nothing recorded yet."""
         if self._deps.shards.sharded:  # evidence spans resources and keys of every shard
-            outcomes = await self._sharded.resolve(cases, context)
-        else:
-            for _, case in cases:
-                try:
-                    outcomes.append(self._resolver.resolve(caller, case))
-                except HubError as exc:
-                    outcomes.append(exc)
+            return await self._sharded.resolve(cases, context)
+        caller = current_caller.get()
+        outcomes: list[CaseOutcome | HubError] = []
+        for _, case in cases:
+            try:
+                outcomes.append(self._resolver.resolve(caller, case))
+            except HubError as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def _audit_evidence(self, cases: list[Case], outcomes: list[CaseOutcome | HubError], seconds: float) -> None:
+        """Every evidence check of the resolved cases, audited under its case number."""
         audit = self._deps.audit
         resolved = [(case, o) for (_, case), o in zip(cases, outcomes, strict=True) if isinstance(o, CaseOutcome)]
-        if audit is not None and resolved:  # every evidence check is audited under the case number
-            checks = sum(len(o.evidence) for _, o in resolved)
-            latency = int((time.perf_counter() - started) * 1e6 / max(1, checks))
-            for case, outcome in resolved:
-                for e in outcome.evidence:
-                    audit.record(
-                        AuditEvent(
-                            caller.department,
-                            caller.subsystem,
-                            "case.evidence",
-                            e.evidence.resource,
-                            (e.subject,),
-                            [c.field for c in e.evidence.claims],
-                            case.purpose,
-                            case.case_number,
-                            e.error_code,
-                            latency,
-                            e.evidence.name,
-                        )
+        if audit is None or not resolved:
+            return
+        caller = current_caller.get()
+        latency = int(seconds * 1e6 / max(1, sum(len(o.evidence) for _, o in resolved)))
+        for case, outcome in resolved:
+            for e in outcome.evidence:
+                audit.record(
+                    AuditEvent(
+                        caller.department,
+                        caller.subsystem,
+                        "case.evidence",
+                        e.evidence.resource,
+                        (e.subject,),
+                        [c.field for c in e.evidence.claims],
+                        case.purpose,
+                        case.case_number,
+                        e.error_code,
+                        latency,
+                        e.evidence.name,
                     )
-        return outcomes
+                )
 
     @staticmethod
     def _same(request: CaseRequest, digest: str, recorded: Recorded | None) -> Recorded | None:
@@ -238,10 +247,13 @@ class CasesService(cases_pb2_grpc.CasesServicer):
             "case.submit_batch", "", subjects=[c.applicant for c in request.cases], detail=f"{len(request.cases)} cases"
         )
         department = current_caller.get().department
-        if any(c.case_number not in self._ledger for c in request.cases):
-            await self._records.caught_up()
+        # A number this replica has not seen is looked up again once the cases topic is read to its end
+        # (another worker or replica may have recorded it). The batch is resolved while that read waits
+        # on Kafka; only what is still unrecorded after it is audited and written.
+        unseen = any(c.case_number not in self._ledger for c in request.cases)
+        catching_up = self._records.catching_up() if unseen else None
         answers: list[cases_pb2.CaseResult | Recorded | HubError | None] = []  # None: resolved below
-        fresh: list[tuple[int, Case, str]] = []  # position, case, digest
+        candidates: list[tuple[int, Case, str]] = []  # position, case, digest
         first: dict[str, tuple[str, int]] = {}  # a number's digest and first position in the batch
         repeats: list[tuple[int, int]] = []  # a number sent again with the same content: its first position
         for i, pb in enumerate(request.cases):
@@ -253,23 +265,39 @@ class CasesService(cases_pb2_grpc.CasesServicer):
                     if earlier[0] != digest:
                         raise AlreadyExists(f"case_number: {case.case_number} appears twice with different content")
                     repeats.append((i, earlier[1]))
-                    answers.append(None)
-                    continue
-                recorded = self._same(case, digest, self._ledger.get(case.case_number))
-                if recorded is None:
-                    fresh.append((i, (pb, case), digest))
-                first[case.case_number] = (digest, i)
-                answers.append(recorded)
+                else:
+                    candidates.append((i, (pb, case), digest))
+                    first[case.case_number] = (digest, i)
+                answers.append(None)
             except HubError as exc:
                 answers.append(exc)
-        # Read before resolving and publishing: a batch that fails on Kafka's read fails before its
-        # evidence is checked and before it has written.
+        started = time.perf_counter()
+        try:
+            outcomes = await self._resolve([case for _, case, _ in candidates], context)
+        finally:
+            if catching_up is not None:
+                await catching_up
+        fresh: list[tuple[int, Case, str]] = []
+        resolved_fresh: list[CaseOutcome | HubError] = []
+        for (i, (pb, case), digest), outcome in zip(candidates, outcomes, strict=True):
+            try:
+                recorded = self._same(case, digest, self._ledger.get(case.case_number))
+            except HubError as exc:
+                answers[i] = exc
+                continue
+            if recorded is not None:
+                answers[i] = recorded
+            else:
+                fresh.append((i, (pb, case), digest))
+                resolved_fresh.append(outcome)
+        # Read before auditing and publishing: a batch that fails on Kafka's read fails before its
+        # evidence checks are recorded and before it has written.
         recorded_at = {i: a for i, a in enumerate(answers) if isinstance(a, Recorded)}
         for i, result in zip(recorded_at, await self._read_back(list(recorded_at.values())), strict=True):
             answers[i] = result
+        self._audit_evidence([case for _, case, _ in fresh], resolved_fresh, time.perf_counter() - started)
         resolved: list[_Resolved] = []
-        outcomes = await self._outcomes([case for _, case, _ in fresh], context)
-        for (i, (pb, case), digest), outcome in zip(fresh, outcomes, strict=True):
+        for (i, (pb, case), digest), outcome in zip(fresh, resolved_fresh, strict=True):
             if isinstance(outcome, HubError):
                 answers[i] = outcome
                 continue

@@ -1,67 +1,70 @@
-"""Reading what other workers and replicas wrote: wait until a topic's ends, as of now, are applied here."""
+"""Reading what other workers and replicas wrote: a topic's records, as of now, applied here."""
 
 from __future__ import annotations
 
 import asyncio
 
-from confluent_kafka import KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka import KafkaException
 
 from hub.cache.replica import ReplicaCache
 from hub.errors import Unavailable
+from hub.kafka.tail import TailReader
 
 
 class CatchUp:
-    """Waits until this replica has applied everything ``topic`` held when the wait began.
+    """Applies, before a call goes on, every record that ``topic`` held when the call began.
 
     A check-then-write on state that any worker may write (a case number recorded once, a case's next
-    step) must first read the other writers' acknowledged records. Waits that overlap share a round, one
-    ListOffsets request and one wait on the feeder: a round serves every wait that began before it asked
-    for the ends, so a busy replica asks once per round trip, not once per call.
+    step) must first read the other writers' acknowledged records. The call reads them itself, from
+    where this replica's store stands to each partition's end (hub.kafka.tail), rather than asking
+    Kafka for the ends and waiting for the feeder: one fetch that returns at once, and on tansu a
+    partition with nothing new costs the same however long its log (ListOffsets lists every batch).
+    The topic must be one the cache shares (``shared`` or ``on_demand``), so each record is applied once.
+
+    Waits that overlap share a round: a round serves every wait that began before it started reading,
+    so a busy replica reads once per round trip, not once per call.
     """
 
-    def __init__(self, admin: AdminClient, cache: ReplicaCache, topic: str, partitions: int) -> None:
-        self._admin = admin
+    def __init__(self, reader: TailReader, cache: ReplicaCache) -> None:
+        self._reader = reader
         self._cache = cache
-        self._topic = topic
-        self._partitions = partitions
         self._next: asyncio.Future[None] | None = None  # the round not yet started, joined by new waits
-        self._rounds: asyncio.Task[None] | None = None
+        self._running: asyncio.Future[None] | None = None
 
-    async def wait(self) -> None:
-        """Returns once every record acknowledged before the call is applied; Unavailable if the broker
-        cannot say where the topic ends, DeadlineExceeded if this replica does not get there in 30 s."""
+    def begin(self) -> asyncio.Future[None]:
+        """Starts catching up now (on a thread) and returns what to await: done once every record
+        acknowledged before the call is applied; Unavailable if the topic cannot be read to its end
+        within 30 s. Call from the event loop; a caller may do other work before awaiting."""
+        loop = asyncio.get_running_loop()
         if self._next is None:
-            self._next = asyncio.get_running_loop().create_future()
+            self._next = loop.create_future()
         joined = self._next
-        if self._rounds is None:
-            self._rounds = asyncio.create_task(self._run())
-        await asyncio.shield(joined)
+        if self._running is None:
+            self._start_round(loop)
+        return asyncio.shield(joined)
 
-    async def _run(self) -> None:
+    def _start_round(self, loop: asyncio.AbstractEventLoop) -> None:
+        round_, self._next = self._next, None
+        assert round_ is not None
+        self._running = loop.run_in_executor(None, self._one_round)
+        self._running.add_done_callback(lambda done: self._finished(loop, round_, done))
+
+    def _finished(self, loop: asyncio.AbstractEventLoop, round_: asyncio.Future[None], done: asyncio.Future) -> None:
+        self._running = None
+        exc = done.exception()
+        if exc is not None:  # handed to every wait of the round
+            round_.set_exception(exc)
+        else:
+            round_.set_result(None)
+        if self._next is not None:  # waits that began during the round
+            self._start_round(loop)
+
+    def _one_round(self) -> None:
+        topic = self._reader.topic
         try:
-            while self._next is not None:
-                round_, self._next = self._next, None
-                try:
-                    await self._one_round()
-                except Exception as exc:  # handed to every wait of the round
-                    round_.set_exception(exc)
-                else:
-                    round_.set_result(None)
-        finally:
-            self._rounds = None
+            self._reader.read(self._cache.positions(topic), lambda c: self._cache.apply_read(topic, c), 30)
+        except (TimeoutError, KafkaException) as exc:  # the broker away, or too far behind to catch up
+            raise Unavailable(f"could not read {topic} to its end ({exc}); retry") from exc
 
-    async def _one_round(self) -> None:
-        ends = await asyncio.to_thread(self._ends)
-        # tansu reports a partition's end at its last batch's first record; a batch is applied whole.
-        wanted = [(p, end - 1) for p, end in enumerate(ends) if end > 0]
-        if wanted:
-            await self._cache.reached(self._topic, wanted, 30)
-
-    def _ends(self) -> list[int]:
-        asked = {TopicPartition(self._topic, p): OffsetSpec.latest() for p in range(self._partitions)}
-        try:
-            futures = self._admin.list_offsets(asked, request_timeout=10)
-            return [futures[tp].result(10).offset for tp in asked]
-        except (KafkaException, TimeoutError) as exc:
-            raise Unavailable(f"could not ask Kafka where {self._topic} ends ({exc}); retry") from exc
+    def close(self) -> None:
+        self._reader.close()

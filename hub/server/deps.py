@@ -22,6 +22,7 @@ from hub.governance.policy import AccessPolicy
 from hub.governance.receipts import ReceiptSigner
 from hub.governance.state import GovernanceState
 from hub.kafka.producer import AckingProducer
+from hub.kafka.tail import TailReader
 from hub.records import codec
 from hub.server.catch_up import CatchUp
 from hub.server.shards import ShardRouter
@@ -96,12 +97,22 @@ class Deps:
     _locks: weakref.WeakValueDictionary[str, asyncio.Lock] = field(default_factory=weakref.WeakValueDictionary)
     _catch_ups: dict[str, CatchUp] = field(default_factory=dict)
 
-    async def caught_up(self, topic: str, partitions: int) -> None:
-        """Waits until this replica has applied what ``topic`` held when the call began (see CatchUp)."""
+    async def caught_up(self, topic: str) -> None:
+        """Waits until this replica has applied what ``topic`` held when the call began (see CatchUp);
+        ``topic`` is one the cache shares."""
+        await self.catching_up(topic)
+
+    def catching_up(self, topic: str) -> asyncio.Future[None]:
+        """:meth:`caught_up` started now, awaited later: the caller works while Kafka is read."""
         catch_up = self._catch_ups.get(topic)
         if catch_up is None:
-            catch_up = self._catch_ups[topic] = CatchUp(self.admin, self.cache, topic, partitions)
-        await catch_up.wait()
+            reader = TailReader(self.cache.bootstrap, topic, self.cache.consumer_extra)
+            catch_up = self._catch_ups[topic] = CatchUp(reader, self.cache)
+        return catch_up.begin()
+
+    def close_readers(self) -> None:
+        for catch_up in self._catch_ups.values():
+            catch_up.close()
 
     @asynccontextmanager
     async def exclusive(self, key: str) -> AsyncIterator[None]:

@@ -19,7 +19,7 @@ from hub.governance.identity import HUB_ADMIN, current_caller
 from hub.server.deps import Deps
 from hub.server.interceptors import note_access
 from hub.supervision.alerts import AlertAnswer, SupervisionAlert, status
-from hub.supervision.platform import STEP_PARTITIONS, SupervisionPlatform
+from hub.supervision.platform import SupervisionPlatform
 from hub.supervision.powers import PowerItem
 from hub.supervision.registry import CachedPowerList
 from hub.supervision.report import month_bounds, monthly_report
@@ -68,7 +68,7 @@ class SupervisionService(supervision_pb2_grpc.SupervisionServicer):
 
     async def _caught_up(self) -> None:
         """Steps written through other workers and replicas applied here too: a case's state as of now."""
-        await self._deps.caught_up(self._deps.topics.steps, STEP_PARTITIONS)
+        await self._deps.caught_up(self._deps.topics.steps)
 
     def _oversees(self, department: str) -> bool:
         caller = current_caller.get().department

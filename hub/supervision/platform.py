@@ -62,15 +62,22 @@ class SupervisionPlatform:
             await asyncio.sleep(self.sweep_s)
             await asyncio.to_thread(self.book.sweep)
             now = int(time.time() * 1000)
-            for alert in self.book.alerts():
-                if alert.id not in escalated and status(alert, self.answers.answer(alert.id), now) == "escalated":
-                    escalated.add(alert.id)
-                    log.warning(
-                        "supervision alert %s of %s unanswered past its deadline: escalated to %s",
-                        alert.id,
-                        alert.department,
-                        self.supervising_office,
-                    )
+            fresh = [
+                a
+                for a in self.book.alerts()
+                if a.id not in escalated and status(a, self.answers.answer(a.id), now) == "escalated"
+            ]
+            if fresh:  # one line a sweep: a backlog of old cases escalates thousands at once
+                escalated.update(a.id for a in fresh)
+                named = ", ".join(f"{a.id} of {a.department}" for a in fresh[:3])
+                more = f" and {len(fresh) - 3} more" if len(fresh) > 3 else ""
+                log.warning(
+                    "%d supervision alert(s) unanswered past their deadline escalated to %s: %s%s",
+                    len(fresh),
+                    self.supervising_office,
+                    named,
+                    more,
+                )
 
 
 def _log_alert(alert: SupervisionAlert, then: Callable[[SupervisionAlert], None] | None) -> None:
