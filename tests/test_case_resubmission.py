@@ -76,6 +76,31 @@ def test_a_resubmitted_case_is_answered_from_its_record(
     assert count_by_key(kafka_bootstrap, topic) == {"DY-RESUBMIT-1": 1, "DY-RESUBMIT-2": 1}
 
 
+def test_a_case_recorded_through_one_running_replica_is_found_by_another(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """Both replicas are ready before the case is submitted, so the second one's cache no longer
+    follows the cases topic: it reads the topic to its end when it meets a number it has not seen."""
+    with (
+        running_layout(kafka_bootstrap, topic_prefix, tmp_path / "a", 1) as a,
+        running_layout(kafka_bootstrap, topic_prefix, tmp_path / "b", 1) as b,
+    ):
+        a.publish("population.resident", [resident(APPLICANT), resident(OTHER)])
+        first = cases_pb2_grpc.CasesStub(a.client("approval_bureau").channel).Submit(_case("DY-ACROSS-1"), timeout=30)
+        other = cases_pb2_grpc.CasesStub(b.client("approval_bureau").channel)
+        assert other.Submit(_case("DY-ACROSS-1"), timeout=30).result == first.result
+        again = cases_pb2_grpc.CasesStub(a.client("approval_bureau").channel).SubmitBatch(
+            cases_pb2.SubmitBatchRequest(cases=[_case("DY-ACROSS-2", applicant=OTHER)]), timeout=30
+        )
+        batch = other.SubmitBatch(
+            cases_pb2.SubmitBatchRequest(cases=[_case("DY-ACROSS-2", applicant=OTHER), _case("DY-ACROSS-1")]),
+            timeout=30,
+        ).results
+        assert list(batch) == [again.results[0], first.result]
+        topic = a.server.topics.cases
+    assert count_by_key(kafka_bootstrap, topic) == {"DY-ACROSS-1": 1, "DY-ACROSS-2": 1}
+
+
 # -- the ledger keeps where a number's first event is; the event is read back from Kafka ----------------
 
 
