@@ -26,7 +26,7 @@ class CaseEvents:
     def __init__(self, bootstrap: str, topic: str, consumer_extra: dict[str, Any] | None = None) -> None:
         self._topic = topic
         # Fetch only what is asked for, at once: the record is there, so no fetch need wait for more
-        # (tansu held each read ~20 ms at the default wait), nothing is prefetched past it (one record
+        # (tansu holds each fetch for the whole wait), nothing is prefetched past it (one record
         # queued stops fetching, where the default fetched on to the partition's end), a partition
         # whose queue was full is not held back 1 s into the next read (librdkafka's queue backoff),
         # and an offset Kafka no longer holds is an error, not a read from the partition's start.
