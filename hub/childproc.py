@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -30,11 +31,31 @@ def _die_with_parent() -> None:  # runs in the child, between fork and exec
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port that was free on ``host`` a moment ago."""
+    """A port that was free on ``host`` a moment ago, below the kernel's ephemeral range.
+
+    Every outgoing connection takes an ephemeral port, so a server restarted on its port after a kill
+    (the fault tests) could find it taken by some client in between; below that range only another
+    explicit bind can take it."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(min(10_000, low - 1), low)
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket(family, socket.SOCK_STREAM) as s:  # that range is full: any free port
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def wait_for_tcp(host: str, port: int, timeout: float, proc: subprocess.Popen | None = None) -> None:
