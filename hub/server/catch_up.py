@@ -51,7 +51,7 @@ class CatchUp:
 
     def _finished(self, loop: asyncio.AbstractEventLoop, round_: asyncio.Future[None], done: asyncio.Future) -> None:
         self._running = None
-        exc = done.exception()
+        exc = asyncio.CancelledError() if done.cancelled() else done.exception()
         if exc is not None:  # handed to every wait of the round
             round_.set_exception(exc)
         else:
