@@ -1,16 +1,20 @@
 """End-to-end publish throughput (connectors → gRPC Publish → Kafka → the cache), beside raw
 librdkafka produce of the same records' bytes to the same broker in the same run.
 
-    python -m bench.ingest [--residents 200000] [--entities 40000]
+    python -m bench.ingest [--residents 100000] [--entities 20000]
 
 The seeded city's departmental exports (residents, market entities and their credit records, as
 ``hub demo`` writes them) are published by the population, market and credit connectors, one after
 the other, through a ``hub serve`` process (one worker, audit on) on an embedded broker, until a
-read-your-writes Verify of each resource sees its last record. The baseline is a plain
-``confluent_kafka.Producer`` with the hub's own producer settings (``acks=all``, idempotent, lz4)
-producing the records the connectors map, as the JSON values and headers the hub writes, to
-topics of their own on the same broker, until ``flush()`` returns. The hub's process id is printed
-so that a profiler can attach (``py-spy record --pid PID``).
+read-your-writes Verify of each resource sees its last record. That runs twice, each on fresh topics
+and a fresh hub: with the upserts of a call as one JSON Lines blob (what connectors send) and with a
+message per record (what they sent before, and what any client may still send). The baseline is a
+plain ``confluent_kafka.Producer`` with the hub's own producer settings (``acks=all``, idempotent,
+lz4) producing the records the connectors map, as the JSON values and headers the hub writes, to
+topics of their own on the same broker, until ``flush()`` returns; it runs before and after the hub
+runs, and the ratios use the mean. CPU per record is summed over the processes of each path (hub,
+connector, broker; producer, broker). Each hub's process id is printed so that a profiler can attach
+(``py-spy record --pid PID``).
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ import argparse
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 import orjson
+import psutil
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
@@ -46,6 +52,27 @@ RAW_PREFIX = "raw."
 OPTIONS = RuntimeOptions(batch_size=2000, max_in_flight=4)
 
 
+@dataclass(frozen=True)
+class Run:
+    """One path's wall time and the CPU seconds of each of its processes."""
+
+    seconds: float
+    cpu: dict[str, float]
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(self.cpu.values())
+
+
+def cpu_seconds(pids: dict[str, int | None]) -> dict[str, float]:
+    """User and system CPU seconds each process has used so far, by its role."""
+    return {role: sum(psutil.Process(pid).cpu_times()[:2]) for role, pid in pids.items()}
+
+
+def measured(pids: dict[str, int | None], started: float, before: dict[str, float]) -> Run:
+    return Run(time.perf_counter() - started, {r: s - before[r] for r, s in cpu_seconds(pids).items()})
+
+
 def mapped(exports: ExportSet, name: str) -> list[tuple[bytes, bytes]]:
     """(key, JSON value) of every record the connector ``name`` maps from its export: what the hub writes."""
     connector = resolve_connector(name)()
@@ -56,18 +83,19 @@ def mapped(exports: ExportSet, name: str) -> list[tuple[bytes, bytes]]:
     return out
 
 
-def produce_raw(bootstrap: str, idempotent: bool, records: dict[str, list[tuple[bytes, bytes]]]) -> float:
-    """Seconds to produce every record with the hub's producer settings until Kafka acknowledged all."""
+def produce_raw(broker: EmbeddedBroker, records: dict[str, list[tuple[bytes, bytes]]], prefix: str) -> Run:
+    """Every record produced with the hub's producer settings until Kafka acknowledged all."""
     catalogue = load_builtin()
     ensure_topics(
-        AdminClient(admin_config(bootstrap)),
-        [TopicSpec(RAW_PREFIX + r, catalogue.resource(r).partitions) for r in records],
+        AdminClient(admin_config(broker.bootstrap)),
+        [TopicSpec(prefix + r, catalogue.resource(r).partitions) for r in records],
     )
-    producer = Producer(producer_config(bootstrap, idempotent=idempotent))
-    started = time.perf_counter()
+    producer = Producer(producer_config(broker.bootstrap, idempotent=broker.idempotent_producers))
+    pids = {"producer": os.getpid(), "broker": broker.pid}
+    cpu, started = cpu_seconds(pids), time.perf_counter()
     for resource, pairs in records.items():
         spec = catalogue.resource(resource)
-        topic, headers = RAW_PREFIX + resource, codec.headers(spec.provider, spec.schema_version, "bench")
+        topic, headers = prefix + resource, codec.headers(spec.provider, spec.schema_version, "bench")
         for key, value in pairs:
             while True:
                 try:
@@ -76,29 +104,33 @@ def produce_raw(bootstrap: str, idempotent: bool, records: dict[str, list[tuple[
                 except BufferError:
                     producer.poll(0.01)
     remaining = producer.flush(300)
-    elapsed = time.perf_counter() - started
+    run = measured(pids, started, cpu)
     if remaining:
         raise RuntimeError(f"{remaining:,} raw records were not acknowledged")
-    return elapsed
+    return run
 
 
-def publish(exports: ExportSet, address: str) -> tuple[float, dict[str, float]]:
-    """Seconds from the first connector's start until the cache shows every connector's last record,
-    and each connector's own records/s (acknowledged by the hub)."""
-    rates = {}
-    last: list[tuple[grpc.Channel, str, str, list[common_pb2.PartitionOffset]]] = []
-    with tempfile.TemporaryDirectory() as state:
-        started = time.perf_counter()
+def publish(exports: ExportSet, broker: EmbeddedBroker, data_dir: Path, prefix: str, jsonl: bool) -> Run:
+    """From the first connector's start until the cache of a fresh hub on fresh topics shows every
+    connector's last record."""
+    hub = ServedHub(broker.bootstrap, data_dir, 1, prefix)
+    try:
+        wait_serving(open_channel(hub.address, department="hub_admin"), 120)
+        print(f"hub serving, pid {hub.pid}; load average {os.getloadavg()[0]:.1f}", flush=True)
+        options = RuntimeOptions(batch_size=OPTIONS.batch_size, max_in_flight=OPTIONS.max_in_flight, jsonl=jsonl)
+        last: list[tuple[grpc.Channel, str, str, list[common_pb2.PartitionOffset]]] = []
+        rates = []
+        pids = {"hub": hub.pid, "connector": os.getpid(), "broker": broker.pid}
+        cpu, started = cpu_seconds(pids), time.perf_counter()
         for name in CONNECTORS:
             connector = resolve_connector(name)()
-            channel = open_channel(address, department=connector.department)
-            runtime = ConnectorRuntime(
-                connector, connector.default_source(str(exports.files[name])), channel, Path(state) / name, OPTIONS
-            )
+            channel = open_channel(hub.address, department=connector.department)
+            source = connector.default_source(str(exports.files[name]))
+            runtime = ConnectorRuntime(connector, source, channel, data_dir / "connectors" / name, options)
             stats = runtime.run()
             if stats.published != exports.counts[name]:
                 raise RuntimeError(f"{name}: {stats.published:,} of {exports.counts[name]:,} records published")
-            rates[name] = stats.rate
+            rates.append(f"{name} {stats.rate:,.0f}/s")
             first = connector.default_source(str(exports.files[name])).poll(1)[0]
             last.append((channel, connector.resource, connector.key(first.row), runtime.last_offsets))
         for channel, resource, key, offsets in last:  # read your writes: returns once the cache has them
@@ -111,42 +143,43 @@ def publish(exports: ExportSet, address: str) -> tuple[float, dict[str, float]]:
                 ),
                 timeout=300,
             )
-        return time.perf_counter() - started, rates
+        run = measured(pids, started, cpu)
+        print(f"  connectors: {', '.join(rates)}; load average {os.getloadavg()[0]:.1f}", flush=True)
+        return run
+    finally:
+        hub.stop()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--residents", type=int, default=200_000)
-    parser.add_argument("--entities", type=int, default=40_000)
+    parser.add_argument("--residents", type=int, default=100_000)
+    parser.add_argument("--entities", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=2017)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker(Path(tmp) / "broker") as broker:
         started = time.perf_counter()
         exports = write_exports(args.seed, CitySize(args.residents, args.entities), Path(tmp) / "exports")
-        total = sum(exports.counts.values())
-        print(f"generated {total:,} records {exports.counts} in {time.perf_counter() - started:.1f}s", flush=True)
-        records = {resolve_connector(n).resource: mapped(exports, n) for n in CONNECTORS}
-        raw_s = produce_raw(broker.bootstrap, broker.idempotent_producers, records)
-        del records
-        print(f"raw librdkafka produce: {total:,} records acknowledged in {raw_s:.2f}s", flush=True)
+        n = sum(exports.counts.values())
+        print(f"generated {n:,} records {exports.counts} in {time.perf_counter() - started:.1f}s", flush=True)
+        records = {resolve_connector(c).resource: mapped(exports, c) for c in CONNECTORS}
 
-        hub = ServedHub(broker.bootstrap, Path(tmp) / "hub", 1)
-        try:
-            wait_serving(open_channel(hub.address, department="hub_admin"), 120)
-            print(f"hub serving, pid {hub.pid}; load average {os.getloadavg()[0]:.1f}", flush=True)
-            hub_s, rates = publish(exports, hub.address)
+        def show(what: str, run: Run) -> Run:
             print(
-                f"hub path: {total:,} records visible in the cache after {hub_s:.2f}s; "
-                + ", ".join(f"{n} {r:,.0f}/s" for n, r in rates.items())
-                + f"; load average {os.getloadavg()[0]:.1f}",
-                flush=True,
+                f"{what}: {n:,} records in {run.seconds:.2f}s, {run.cpu_seconds / n * 1e6:.1f} CPU µs each", flush=True
             )
-        finally:
-            hub.stop()
-    report = Report(f"publish → Kafka → cache, {total:,} records, one hub worker")
-    report.add(
-        "publish → visible, records/s", total / hub_s, "raw librdkafka produce", total / raw_s, "rec/s", ">= 50,000/s"
-    )
+            return run
+
+        raw = [show("raw librdkafka produce", produce_raw(broker, records, RAW_PREFIX + "1."))]
+        jsonl = show("hub, JSON Lines", publish(exports, broker, Path(tmp) / "jsonl", "jsonl.", True))
+        each = show("hub, a message per record", publish(exports, broker, Path(tmp) / "each", "each.", False))
+        raw.append(show("raw librdkafka produce", produce_raw(broker, records, RAW_PREFIX + "2.")))
+    raw_s, raw_cpu = sum(r.seconds for r in raw) / len(raw), sum(r.cpu_seconds for r in raw) / len(raw)
+    report = Report(f"publish → Kafka → cache, {n:,} records, one hub worker")
+    for what, run in (("JSON Lines", jsonl), ("a message per record", each)):
+        report.add(f"records/s, {what}", n / run.seconds, "raw librdkafka", n / raw_s, "rec/s", ">= 50,000/s")
+    for what, run in (("JSON Lines", jsonl), ("a message per record", each)):
+        report.add(f"CPU µs/record, {what}", run.cpu_seconds / n * 1e6, "raw librdkafka", raw_cpu / n * 1e6, "µs")
+    report.add("records/s, JSON Lines", n / jsonl.seconds, "a message per record", n / each.seconds, "rec/s")
     report.print_summary()
 
 

@@ -222,6 +222,10 @@ def test_publisher_sends_deletes_by_key_and_resends_only_what_failed_retriably(t
     [retry] = publish(publisher(tmp_path, stub), Call(batch, (a, b), resend=(c, d)))
     assert stub.requests[0].records[1] == exchange_pb2.Record(key="k2", delete=True)  # a delete: records
     assert not stub.requests[0].jsonl
+    older = Publisher(stub, "things", "test.thing", DeadLetterFile(tmp_path / "older.jsonl"), RunStats(), 5.0, False)
+    stub.answer = codes(OK)
+    older.send(Call(batch, (a,)))
+    assert stub.requests[1].records[0].json == a.payload and not stub.requests[1].jsonl  # for a hub before jsonl
     assert retry == ToRetry(batch, (), resend=(c,))  # a re-sent record the hub refused was accepted before
 
 

@@ -49,8 +49,8 @@ class Publisher:
     - :meth:`send` does not block: it starts the call and returns. gRPC's thread queues the answer;
       :meth:`settle` takes answers on the runtime thread, the only thread that calls either method.
     - A call of upserts only carries them as one JSON Lines blob (``jsonl``), cheaper on both sides
-      than a message per record (the hub needs this field: a hub older than it finds no records);
-      a call with deletes carries ``records``.
+      than a message per record; a call with deletes carries ``records``, and so does every call
+      with ``jsonl=False``, for a hub older than that field (which would find no records).
     - A record the hub acknowledged is marked published and done; one it refused as invalid
       (INVALID_ARGUMENT, for the record or the whole call) goes to the dead letter with the reason.
     - Records answered with a retriable status (:data:`hub.errors.RETRIABLE`) come back from
@@ -69,8 +69,10 @@ class Publisher:
         dead_letter: DeadLetterFile,
         stats: RunStats,
         call_timeout_s: float,
+        jsonl: bool = True,
     ) -> None:
         self._stub = stub
+        self._jsonl = jsonl
         self.connector = connector
         self.resource = resource
         self.dead_letter = dead_letter
@@ -84,7 +86,7 @@ class Publisher:
     def send(self, call: Call) -> None:
         entries = (*call.entries, *call.resend)
         request = exchange_pb2.PublishRequest(resource=self.resource)
-        if any(e.delete for e in entries):
+        if not self._jsonl or any(e.delete for e in entries):
             request.records.extend(
                 exchange_pb2.Record(key=e.key, delete=True) if e.delete else exchange_pb2.Record(json=e.payload)
                 for e in entries
