@@ -164,9 +164,8 @@ def main() -> None:
         records = {resolve_connector(c).resource: mapped(exports, c) for c in CONNECTORS}
 
         def show(what: str, run: Run) -> Run:
-            print(
-                f"{what}: {n:,} records in {run.seconds:.2f}s, {run.cpu_seconds / n * 1e6:.1f} CPU µs each", flush=True
-            )
+            split = ", ".join(f"{role} {seconds / n * 1e6:.1f}" for role, seconds in run.cpu.items())
+            print(f"{what}: {n:,} records in {run.seconds:.2f}s; CPU µs per record: {split}", flush=True)
             return run
 
         raw = [show("raw librdkafka produce", produce_raw(broker, records, RAW_PREFIX + "1."))]
