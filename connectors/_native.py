@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from functools import lru_cache
+from typing import Any
 
 from hub.connect.source import MappingError
 
@@ -47,7 +49,7 @@ def text(value: object) -> str | None:
     return s or None
 
 
-def required(row: dict, column: str) -> str:
+def required(row: Mapping[str, Any], column: str) -> str:
     value = text(row.get(column))
     if value is None:
         raise MappingError("is required", field=column)
