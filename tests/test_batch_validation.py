@@ -10,6 +10,8 @@ from functools import cache
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hub.catalogue.model import ResourceSpec, load_builtin
 from hub.datagen.city import City, CitySize
@@ -160,6 +162,35 @@ def test_records_contradicting_their_identifiers_are_refused_from_the_columns_to
     birth = {"cert_no": "O1", "birth_date": "2011-04-02", "mother_id": WOMAN, "father_id": MAN}
     lines = [orjson.dumps(birth), orjson.dumps({**birth, "birth_date": "1985-03-15"})]
     assert [getattr(o, "field", None) for o in assert_same(lines, exact, batch)] == [None, "mother_id"]
+
+
+_RESOURCES = sorted(GENERATED)
+
+
+@st.composite
+def batches(draw: st.DrawFn) -> tuple[str, list[bytes]]:
+    """A resource and a few of its generated records, each with some fields replaced by drawn values."""
+    resource = draw(st.sampled_from(_RESOURCES))
+    names = [f.name for f in load_builtin().resource(resource).fields] + ["extra"]
+    value = st.one_of(
+        st.sampled_from(VALUES),
+        st.text(max_size=20),
+        st.integers(-(2**63), 2**64 - 1),  # orjson writes up to an unsigned 64-bit integer
+        st.floats(allow_nan=False),
+        st.lists(st.text(max_size=5), max_size=3),
+    )
+    lines = []
+    for record in draw(st.lists(st.sampled_from(good_records(resource)), min_size=1, max_size=6)):
+        changed = draw(st.dictionaries(st.sampled_from(names), value, max_size=3))
+        lines.append(orjson.dumps({**record, **changed}))
+    return resource, lines
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(batches())
+def test_random_batches_get_the_per_record_outcomes(batch: tuple[str, list[bytes]]) -> None:
+    resource, lines = batch
+    assert_same(lines, *validators(resource))
 
 
 def test_lines_of_a_blob() -> None:
