@@ -42,6 +42,7 @@ bench: $(INSTALLED)
 	$(BIN)/python -m bench.audit
 	$(BIN)/python -m bench.recovery
 	$(BIN)/python -m bench.connector_pg
+	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.flows
 	$(BIN)/python -m bench.receipts
 	$(BIN)/python -m bench.case_ledger

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
 
 from hub.connect.source import MappingError
 
@@ -17,6 +20,15 @@ def date_from(value: object, field: str, *, required: bool = False) -> str | Non
         if required:
             raise MappingError("is required", field=field)
         return None
+    try:
+        return _iso_date(text)
+    except ValueError as exc:
+        raise MappingError(str(exc), field=field) from None
+
+
+@lru_cache(maxsize=65536)
+def _iso_date(text: str) -> str:
+    """Cached: an export repeats its dates (birth dates, listing dates) across many rows."""
     if m := _CHINESE_DATE.match(text):
         y, mo, d = (int(g) for g in m.groups())
     elif len(text) == 8 and text.isdigit():
@@ -24,12 +36,12 @@ def date_from(value: object, field: str, *, required: bool = False) -> str | Non
     else:
         parts = re.split(r"[-/.]", text)
         if len(parts) != 3 or not all(p.isdigit() for p in parts):
-            raise MappingError(f"{text!r} is not a date", field=field)
+            raise ValueError(f"{text!r} is not a date")
         y, mo, d = (int(p) for p in parts)
     try:
         return dt.date(y, mo, d).isoformat()
     except ValueError:
-        raise MappingError(f"{text!r} is not a valid date", field=field) from None
+        raise ValueError(f"{text!r} is not a valid date") from None
 
 
 def text(value: object) -> str | None:
@@ -37,7 +49,7 @@ def text(value: object) -> str | None:
     return s or None
 
 
-def required(row: dict, column: str) -> str:
+def required(row: Mapping[str, Any], column: str) -> str:
     value = text(row.get(column))
     if value is None:
         raise MappingError("is required", field=column)

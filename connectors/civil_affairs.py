@@ -25,7 +25,7 @@ class MarriageConnector(Connector):
     title = "Civil affairs: marriage registration"
 
     def key(self, row: Mapping[str, Any]) -> str:
-        return required(dict(row), "登记证字号")
+        return required(row, "登记证字号")
 
     def deleted(self, row: Mapping[str, Any]) -> bool:
         return str(row.get("操作类型") or "").strip() == "删除"

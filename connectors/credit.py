@@ -27,7 +27,7 @@ class CreditRecordsConnector(Connector):
         self._authorities = {d.name: d.code for d in load_builtin().departments}
 
     def key(self, row: Mapping[str, Any]) -> str:
-        return required(dict(row), "记录编号")
+        return required(row, "记录编号")
 
     def map(self, row: Mapping[str, Any]) -> dict[str, Any]:
         r = dict(row)

@@ -41,7 +41,7 @@ class BirthCertificatesConnector(Connector):
     title = "Health: birth medical certificates"
 
     def key(self, row: Mapping[str, Any]) -> str:
-        return required(dict(row), "出生医学证明编号")
+        return required(row, "出生医学证明编号")
 
     def deleted(self, row: Mapping[str, Any]) -> bool:
         return str(row.get("操作类型") or "").strip() == "删除"

@@ -35,7 +35,7 @@ class HousingFundConnector(Connector):
     table = "gjj_grzh"
 
     def key(self, row: Mapping[str, Any]) -> str:
-        return required(dict(row), "grzh")
+        return required(row, "grzh")
 
     def deleted(self, row: Mapping[str, Any]) -> bool:
         return str(row.get("scbz") or "0") == "1"

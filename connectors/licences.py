@@ -28,7 +28,7 @@ class LicencesConnector(Connector):
         self._issuers = {d.name: d.code for d in load_builtin().departments}
 
     def key(self, row: Mapping[str, Any]) -> str:
-        return required(dict(row), "zzbh")
+        return required(row, "zzbh")
 
     def deleted(self, row: Mapping[str, Any]) -> bool:
         return row.get("op") == "delete"

@@ -36,7 +36,7 @@ class EntitiesConnector(Connector):
     title = "Market regulation: market entities and their registrations"
 
     def key(self, row: Mapping[str, Any]) -> str:
-        return required(dict(row), "TYSHXYDM").upper()
+        return required(row, "TYSHXYDM").upper()
 
     def map(self, row: Mapping[str, Any]) -> dict[str, Any]:
         r = dict(row)

@@ -27,7 +27,7 @@ class ResidentsConnector(Connector):
     title = "Public security: residents and household registration"
 
     def key(self, row: Mapping[str, Any]) -> str:
-        return required(dict(row), "GMSFHM").upper()
+        return required(row, "GMSFHM").upper()
 
     def map(self, row: Mapping[str, Any]) -> dict[str, Any]:
         r = dict(row)

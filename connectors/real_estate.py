@@ -24,7 +24,7 @@ class RealEstateConnector(Connector):
     title = "Real-estate registration: property certificates"
 
     def key(self, row: Mapping[str, Any]) -> str:
-        return required(dict(row), "bdcqzh")
+        return required(row, "bdcqzh")
 
     def deleted(self, row: Mapping[str, Any]) -> bool:
         return str(row.get("yxbz") or "1") == "0"

@@ -26,7 +26,7 @@ class InsuredConnector(Connector):
     table = "si_cbry"
 
     def key(self, row: Mapping[str, Any]) -> str:
-        return required(dict(row), "aac002").upper()
+        return required(row, "aac002").upper()
 
     def deleted(self, row: Mapping[str, Any]) -> bool:
         return str(row.get("aae100") or "1") == "0"

@@ -159,9 +159,14 @@ class FakeExchange:
             return Answered(err)
 
 
+def sent(request: exchange_pb2.PublishRequest) -> list[exchange_pb2.Record]:
+    """The records of a call, as ``records`` carries them or one per line of ``jsonl``."""
+    return list(request.records) or [exchange_pb2.Record(json=line) for line in request.jsonl.split(b"\n")]
+
+
 def codes(*results: int) -> Callable[[exchange_pb2.PublishRequest], exchange_pb2.PublishResponse]:
     def answer(request: exchange_pb2.PublishRequest) -> exchange_pb2.PublishResponse:
-        assert len(request.records) == len(results)
+        assert len(sent(request)) == len(results)
         return exchange_pb2.PublishResponse(
             results=[exchange_pb2.RecordResult(code=c, message=f"reason {i}") for i, c in enumerate(results)]
         )
@@ -198,7 +203,8 @@ def test_publisher_settles_each_record_by_its_own_status(tmp_path: Path) -> None
     stub = FakeExchange(codes(OK, INVALID, UNAVAILABLE))
     p = publisher(tmp_path, stub)
     [retry] = publish(p, Call(batch, (a, b, c)))
-    assert [r.json for r in stub.requests[0].records] == [a.payload, b.payload, c.payload]
+    assert not stub.requests[0].records  # upserts only: one JSON Lines blob
+    assert [r.json for r in sent(stub.requests[0])] == [a.payload, b.payload, c.payload]
     assert stub.requests[0].resource == "test.thing" and stub.timeouts == [5.0]  # a call never waits forever
     assert a.published and a.done
     assert b.done and not b.published
@@ -214,7 +220,12 @@ def test_publisher_sends_deletes_by_key_and_resends_only_what_failed_retriably(t
     a, b, c, d = batch.entries
     stub = FakeExchange(codes(OK, OK, UNAVAILABLE, INVALID))
     [retry] = publish(publisher(tmp_path, stub), Call(batch, (a, b), resend=(c, d)))
-    assert stub.requests[0].records[1] == exchange_pb2.Record(key="k2", delete=True)
+    assert stub.requests[0].records[1] == exchange_pb2.Record(key="k2", delete=True)  # a delete: records
+    assert not stub.requests[0].jsonl
+    older = Publisher(stub, "things", "test.thing", DeadLetterFile(tmp_path / "older.jsonl"), RunStats(), 5.0, False)
+    stub.answer = codes(OK)
+    older.send(Call(batch, (a,)))
+    assert stub.requests[1].records[0].json == a.payload and not stub.requests[1].jsonl  # for a hub before jsonl
     assert retry == ToRetry(batch, (), resend=(c,))  # a re-sent record the hub refused was accepted before
 
 

@@ -91,6 +91,65 @@ def test_all_bad_batch_is_invalid_argument_with_details(hub: RunningHub) -> None
     assert [v.field for v in bad.field_violations] == ["records[0].resident_id", "records[1].foo"]
 
 
+def publish_jsonl(hub: RunningHub, resource: str, records: list[dict]) -> exchange_pb2.PublishResponse:
+    lines = b"\n".join(orjson.dumps(r) for r in records)
+    request = exchange_pb2.PublishRequest(resource=resource, jsonl=lines)
+    return hub.client(hub.provider_of(resource)).exchange.Publish(request, timeout=30)
+
+
+def test_a_json_lines_batch_gets_each_record_the_outcome_it_gets_alone(hub: RunningHub) -> None:
+    bad_check = RID[:17] + "0"
+    parseable = [  # one table: the columns vouch for the good records, the bad ones are judged one by one
+        resident(RID),
+        resident(bad_check),
+        {k: v for k, v in resident(RID2).items() if k != "name"},
+        resident(RID2, birth_date="1985-02-30"),
+        resident(RID2, gender="2"),
+        resident(RID2),
+    ]
+    unparseable = [resident(RID), resident(RID2, gender=1), resident(RID2, foo="bar")]  # judged one by one
+    for records in (parseable, unparseable):
+        as_lines = publish_jsonl(hub, "population.resident", records)
+        one_each = hub.publish("population.resident", records)
+        outcome = [(r.code, r.message, r.field, r.key) for r in as_lines.results]
+        assert outcome == [(r.code, r.message, r.field, r.key) for r in one_each.results]
+        assert (as_lines.accepted, as_lines.rejected) == (one_each.accepted, one_each.rejected)
+    assert [r.code for r in as_lines.results] == [0, 3, 3]
+    assert "records[1]" in as_lines.results[1].message and "'gender'" in as_lines.results[1].message
+    assert hub.verify("population.resident", RID2, {"status": "registered"}, after=as_lines).found
+
+
+def test_an_all_bad_json_lines_batch_is_invalid_argument_naming_each_record(hub: RunningHub) -> None:
+    for lines, fields in (
+        (
+            [resident(RID[:17] + "0"), resident(RID, birth_date="1990-01-02")],
+            ["records[0].resident_id", "records[1].birth_date"],
+        ),
+        ([resident(RID, foo="bar")], ["records[0].foo"]),
+    ):
+        with pytest.raises(grpc.RpcError) as err:
+            publish_jsonl(hub, "population.resident", lines)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "records[0]" in err.value.details()
+        bad = error_details_pb2.BadRequest()
+        rpc_status.from_call(err.value).details[0].Unpack(bad)
+        assert [v.field for v in bad.field_violations] == fields
+    provider = hub.client("public_security").exchange
+    for request, named in (
+        (exchange_pb2.PublishRequest(resource="population.resident", jsonl=b'{"resident_id": \n'), "not valid JSON"),
+        (
+            exchange_pb2.PublishRequest(
+                resource="population.resident",
+                jsonl=orjson.dumps(resident(RID)),
+                records=[exchange_pb2.Record(json=orjson.dumps(resident(RID)))],
+            ),
+            "jsonl: set records or jsonl, not both",
+        ),
+    ):
+        with pytest.raises(grpc.RpcError) as err:
+            provider.Publish(request, timeout=30)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and named in err.value.details()
+
+
 def test_unknown_resource_is_not_found(hub: RunningHub) -> None:
     for call in (
         lambda: hub.publish("population.nobody", [resident(RID)]),

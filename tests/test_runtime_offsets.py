@@ -44,7 +44,8 @@ class Fault(PublishInterceptor):
             return key in self._acknowledged
 
     async def publish(self, inner, request, context):
-        if not self.release.is_set() and any(self.poison in r.json for r in request.records):
+        carried = request.jsonl or b"\n".join(r.json for r in request.records)  # JSON Lines, or one record each
+        if not self.release.is_set() and self.poison in carried:
             self.active.set()
             if self.refuse:
                 await context.abort(grpc.StatusCode.UNAVAILABLE, "a broker is changing leaders")

@@ -82,7 +82,7 @@ class FailOn(PublishInterceptor):
         self.poison = poison.encode()
 
     async def publish(self, inner, request, context):
-        if any(self.poison in r.json for r in request.records):
+        if self.poison in (request.jsonl or b"\n".join(r.json for r in request.records)):  # JSON Lines, or one each
             await context.abort(grpc.StatusCode.INTERNAL, "Exception calling application: boom")
         return await inner(request, context)
 

@@ -10,7 +10,7 @@ from hub.connect.settings import ConnectorSettings
 from hub.settings import HubSettings
 
 # Options of ``connector run`` generated from ConnectorSettings; type, source, hub and tls have their own.
-_RUN_OPTIONS = ("metrics_port", "state_dir", "batch_size", "max_in_flight", "once")
+_RUN_OPTIONS = ("metrics_port", "state_dir", "batch_size", "max_in_flight", "jsonl", "once")
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -48,6 +48,9 @@ class Publisher:
 
     - :meth:`send` does not block: it starts the call and returns. gRPC's thread queues the answer;
       :meth:`settle` takes answers on the runtime thread, the only thread that calls either method.
+    - A call of upserts only carries them as one JSON Lines blob (``jsonl``), cheaper on both sides
+      than a message per record; a call with deletes carries ``records``, and so does every call
+      with ``jsonl=False``, for a hub older than that field (which would find no records).
     - A record the hub acknowledged is marked published and done; one it refused as invalid
       (INVALID_ARGUMENT, for the record or the whole call) goes to the dead letter with the reason.
     - Records answered with a retriable status (:data:`hub.errors.RETRIABLE`) come back from
@@ -66,8 +69,10 @@ class Publisher:
         dead_letter: DeadLetterFile,
         stats: RunStats,
         call_timeout_s: float,
+        jsonl: bool = True,
     ) -> None:
         self._stub = stub
+        self._jsonl = jsonl
         self.connector = connector
         self.resource = resource
         self.dead_letter = dead_letter
@@ -79,13 +84,15 @@ class Publisher:
         self._answers: queue.SimpleQueue[tuple[Call, grpc.Future[exchange_pb2.PublishResponse]]] = queue.SimpleQueue()
 
     def send(self, call: Call) -> None:
-        request = exchange_pb2.PublishRequest(
-            resource=self.resource,
-            records=[
+        entries = (*call.entries, *call.resend)
+        request = exchange_pb2.PublishRequest(resource=self.resource)
+        if not self._jsonl or any(e.delete for e in entries):
+            request.records.extend(
                 exchange_pb2.Record(key=e.key, delete=True) if e.delete else exchange_pb2.Record(json=e.payload)
-                for e in (*call.entries, *call.resend)
-            ],
-        )
+                for e in entries
+            )
+        else:  # upserts only: one JSON Lines blob, which the hub validates column by column
+            request.jsonl = b"\n".join(cast(bytes, e.payload) for e in entries)
         self.in_flight += 1
         self.stats.calls += 1
         future = self._stub.Publish.future(request, timeout=self.call_timeout_s)

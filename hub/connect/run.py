@@ -67,7 +67,10 @@ def run_connector(settings: ConnectorSettings) -> int:
         channel,
         state,
         RuntimeOptions(
-            batch_size=settings.batch_size, max_in_flight=settings.max_in_flight, stop_when_idle=settings.once
+            batch_size=settings.batch_size,
+            max_in_flight=settings.max_in_flight,
+            stop_when_idle=settings.once,
+            jsonl=settings.jsonl,
         ),
         on_progress=report,
     )

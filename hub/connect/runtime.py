@@ -64,6 +64,8 @@ class RuntimeOptions:
     batch_size: int = 2000
     max_in_flight: int = 4
     call_timeout_s: float = 60.0
+    # Upserts go as one JSON Lines blob per call; False sends a message per record, as hubs before it need.
+    jsonl: bool = True
     backoff_initial_s: float = 0.2
     backoff_max_s: float = 30.0
     idle_poll_s: float = 0.2
@@ -97,7 +99,13 @@ class ConnectorRuntime:
         self._mapper = Mapper(connector, self.dead_letter, self.stats)
         stub = publish_stub(channel)
         self._publisher = Publisher(
-            stub, connector.name, connector.resource, self.dead_letter, self.stats, options.call_timeout_s
+            stub,
+            connector.name,
+            connector.resource,
+            self.dead_letter,
+            self.stats,
+            options.call_timeout_s,
+            options.jsonl,
         )
         self._retries = RetryQueue(
             connector.name, self._mapper.key_of, self.stats, options.backoff_initial_s, options.backoff_max_s

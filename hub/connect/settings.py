@@ -44,6 +44,10 @@ class ConnectorSettings(BaseModel):
     )
     batch_size: int = Field(default=2000, ge=1, le=10000, description="Records per Publish call.")
     max_in_flight: int = Field(default=4, ge=1, le=64, description="Publish calls outstanding at once.")
+    jsonl: bool = Field(
+        default=True,
+        description="Send upserts as one JSON Lines blob per call; false for a hub older than Publish's jsonl field.",
+    )
     once: bool = Field(
         default=False,
         description="Stop once a live source (table, endpoint, drop folder) has caught up. A file always stops.",

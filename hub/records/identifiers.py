@@ -64,7 +64,9 @@ PROVINCES = frozenset(
         "82",
     ]
 )
-_USCC_ALPHABET = frozenset("0123456789ABCDEFGHJKLMNPQRTUWXY")
+# GB 32100's characters, in the order of their values (0-30) in the check character's sum.
+USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_USCC_CHARACTERS = frozenset(USCC_ALPHABET)
 
 
 @lru_cache(maxsize=65536)
@@ -106,7 +108,7 @@ def credit_code_problem(value: str) -> str | None:
         return f"must have 18 characters, has {len(value)}"
     if not value[2:8].isdigit() or not value[2:8].isascii():
         return "characters 3-8 must be the division code digits"
-    bad = sorted(set(value) - _USCC_ALPHABET)
+    bad = sorted(set(value) - _USCC_CHARACTERS)
     if bad:
         return f"contains characters outside GB 32100's alphabet: {''.join(bad)!r}"
     expected = uscc.calc_check_digit(value[:17])
@@ -136,6 +138,8 @@ def implied_gender(resident_id: str) -> str:
 
 # Catalogue fields holding the resident ID of a person whose gender the field's name states.
 GENDERED_ID_FIELDS = {"husband_id": "1", "father_id": "1", "wife_id": "2", "mother_id": "2"}
+# Catalogue fields holding a parent's resident ID: a parent is born before the record's birth_date.
+PARENT_ID_FIELDS = ("mother_id", "father_id")
 
 # GB 32100: 1st character 9 = registered by market regulation (工商); 2nd character, within that
 # department, 1 = enterprise, 2 = individual business, 3 = farmers' specialised cooperative.

@@ -1,4 +1,8 @@
-"""Exchange.Publish: validate, produce with acks=all, answer after Kafka acknowledged."""
+"""Exchange.Publish: validate, produce with acks=all, answer after Kafka acknowledged.
+
+A batch comes as ``records`` (one message each, validated one by one) or as ``jsonl`` (validated column
+by column: hub.records.batch_validation); either way each record gets the same outcome and message.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from hub.errors import InvalidArgument
 from hub.governance.catalogue import resource_key
 from hub.governance.identity import current_caller
 from hub.records import codec
+from hub.records.batch_validation import BatchValidator
 from hub.records.validation import Accepted, RecordValidator, Rejection
 from hub.server.deps import Deps
 from hub.server.interceptors import note_access
@@ -24,13 +29,13 @@ MAX_RECORDS = 10000
 class ExchangeService(exchange_pb2_grpc.ExchangeServicer):
     def __init__(self, deps: Deps) -> None:
         self._deps = deps
-        self._validators: dict[tuple[str, int], RecordValidator] = {}
+        self._validators: dict[tuple[str, int], BatchValidator] = {}
 
-    def _validator(self, spec: ResourceSpec) -> RecordValidator:
+    def _validator(self, spec: ResourceSpec) -> BatchValidator:
         key = (spec.name, self._deps.catalogue.version(resource_key(spec.name)))
         validator = self._validators.get(key)
         if validator is None or validator.spec is not spec:
-            validator = self._validators[key] = RecordValidator(spec)
+            validator = self._validators[key] = BatchValidator(RecordValidator(spec))
         return validator
 
     async def Publish(
@@ -38,15 +43,22 @@ class ExchangeService(exchange_pb2_grpc.ExchangeServicer):
     ) -> exchange_pb2.PublishResponse:
         deps = self._deps
         spec = deps.catalogue.resource(request.resource)
-        records = request.records
-        note_access("publish", spec.name, detail=f"{len(records)} records")
+        lines = BatchValidator.lines(request.jsonl)
+        count = len(request.records) or len(lines)
+        note_access("publish", spec.name, detail=f"{count} records")
         deps.policy.publish(current_caller.get(), spec)
-        if not records:
+        if request.records and lines:
+            raise InvalidArgument("jsonl: set records or jsonl, not both", field="jsonl")
+        if not count:
             raise InvalidArgument("records: must not be empty", field="records")
-        if len(records) > MAX_RECORDS:
-            raise InvalidArgument(f"records: at most {MAX_RECORDS} per call, got {len(records)}", field="records")
-        validate = self._validator(spec).validate
-        outcomes = [validate(i, r.key, r.json, r.delete) for i, r in enumerate(records)]
+        if count > MAX_RECORDS:
+            raise InvalidArgument(f"records: at most {MAX_RECORDS} per call, got {count}", field="records")
+        validator = self._validator(spec)
+        if lines:
+            outcomes = validator.validate(lines)
+        else:
+            validate = validator.exact.validate
+            outcomes = [validate(i, r.key, r.json, r.delete) for i, r in enumerate(request.records)]
         accepted = [o for o in outcomes if isinstance(o, Accepted)]
         if not accepted:
             rejected = [o for o in outcomes if isinstance(o, Rejection)]  # all of them
