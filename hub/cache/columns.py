@@ -52,6 +52,15 @@ class Buffer:
         self.arr[self.n : self.n + k] = values
         self.n += k
 
+    def fit(self) -> None:
+        """Drops most of the headroom growth left (up to a third of the buffer), keeping 1/16 for the next
+        writes; copied and then published, as growth is."""
+        keep = max(self.n + (self.n >> 4), 16)
+        if len(self.arr) - keep > keep >> 3:
+            fitted = np.empty(keep, dtype=self.arr.dtype)
+            fitted[: self.n] = self.arr[: self.n]
+            self.arr = fitted
+
     @property
     def nbytes(self) -> int:
         return self.arr.nbytes
@@ -109,6 +118,15 @@ class Column(ABC):
     @property
     @abstractmethod
     def nbytes(self) -> int: ...
+
+    @abstractmethod
+    def buffers(self) -> tuple[Buffer, ...]:
+        """The growable buffers holding the values."""
+
+    def fit(self) -> None:
+        """Drops most growth headroom, once writes have paused."""
+        for buffer in self.buffers():
+            buffer.fit()
 
     def compacted(self, rows: np.ndarray) -> Column:
         """A new column holding only ``rows``, in that order."""
@@ -176,6 +194,9 @@ class StringColumn(Column):
     @property
     def nbytes(self) -> int:
         return self.offsets.nbytes + self.data.nbytes + self.validity.nbytes
+
+    def buffers(self) -> tuple[Buffer, ...]:
+        return self.offsets, self.data, self.validity
 
 
 class ListColumn(StringColumn):
@@ -253,6 +274,9 @@ class CodeColumn(Column):
     def nbytes(self) -> int:
         return self.codes.nbytes + sum(len(c) + 60 for c in self.categories)
 
+    def buffers(self) -> tuple[Buffer, ...]:
+        return (self.codes,)
+
 
 class _FixedColumn(Column):
     """Fixed-width numbers with a sentinel for "unset"."""
@@ -291,6 +315,9 @@ class _FixedColumn(Column):
     @property
     def nbytes(self) -> int:
         return self.values.nbytes
+
+    def buffers(self) -> tuple[Buffer, ...]:
+        return (self.values,)
 
 
 class DateColumn(_FixedColumn):
