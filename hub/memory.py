@@ -1,9 +1,9 @@
 """Resident memory of one hub process by component, estimated when metrics are scraped.
 
 The cache's columns are counted exactly (their arrays); Python structures (key indexes, change rings,
-the audit index's and the case ledger's case numbers) are estimated from their sizes and a sample entry, close enough to
-say which part grew. What no component claims (the interpreter, libraries, librdkafka's queues,
-the case book, garbage not yet returned) is the rest of the resident size.
+the audit index's and the case ledger's case numbers, the notices) are estimated from their sizes and
+a sample entry, close enough to say which part grew. What no component claims (the interpreter,
+libraries, librdkafka's queues, the case book, garbage not yet returned) is the rest of the resident size.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 
 class Measured(Protocol):
-    """A component that says what it takes (the case ledger: it imports this module, so is not named)."""
+    """A component that says what it takes (the case ledger, the notices: their module imports this one, so
+    they are not named)."""
 
     @property
     def nbytes(self) -> int: ...
@@ -71,10 +72,15 @@ def dict_bytes(d: dict[str, Any]) -> int:
 
 
 def by_component(
-    cache: ReplicaCache | None, audit_index: AuditIndex | None, case_ledger: Measured | None
+    cache: ReplicaCache | None,
+    audit_index: AuditIndex | None,
+    case_ledger: Measured | None,
+    notices: Measured | None = None,
 ) -> dict[str, int]:
     """Bytes per component, and ``other``: the resident size that none of them accounts for."""
-    parts = {"cache columns": 0, "cache key indexes": 0, "change rings": 0, "audit index": 0, "case ledger": 0}
+    parts = dict.fromkeys(
+        ("cache columns", "cache key indexes", "change rings", "audit index", "case ledger", "notices"), 0
+    )
     if cache is not None:
         for name in list(cache.tables):
             version = cache.version(name)
@@ -86,5 +92,7 @@ def by_component(
         parts["audit index"] = audit_index.nbytes
     if case_ledger is not None:
         parts["case ledger"] = case_ledger.nbytes
+    if notices is not None:
+        parts["notices"] = notices.nbytes
     resident = resident_bytes()
     return {"resident": resident, **parts, "other": max(0, resident - sum(parts.values()))}

@@ -80,6 +80,19 @@ class NoticeStore:
     def has_notices_for(self, credit_code: str) -> bool:
         return credit_code in self._entities
 
+    @property
+    def nbytes(self) -> int:
+        """Roughly what the notices take: the dicts, the entity set, and per notice one sample's record with
+        the strings and numbers of its own (the shared strings are counted once, i.e. not at all)."""
+        notices = self._notices
+        size = sys.getsizeof(notices) + sys.getsizeof(self._alerts) + sys.getsizeof(self._entities)
+        try:
+            sample = next(iter(notices.values()))
+        except (StopIteration, RuntimeError):  # none, or replaced while we looked
+            return size
+        own = sys.getsizeof(sample) + sum(sys.getsizeof(getattr(sample, name)) for name in _NOTICE_OWN)
+        return size + len(notices) * own
+
     def notice(self, ident: str) -> Notice | None:
         return self._notices.get(ident)
 
@@ -96,6 +109,8 @@ class NoticeStore:
 # Fields with a handful of values across all notices: one shared string each instead of one per notice.
 _NOTICE_SHARED = ("department", "scope_item", "permit", "reason", "state", "claimed_by", "feedback")
 _ALERT_SHARED = ("department", "kind")
+# Fields a notice has a value of its own in (the rest are shared strings or small numbers).
+_NOTICE_OWN = ("id", "credit_code", "entity_name", "created_at_ms", "registered_at_ms", "claim_due_ms")
 
 
 class CorrectionStore(KeyedState):
