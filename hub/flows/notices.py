@@ -72,9 +72,10 @@ class NoticeEngine:
         self._store = store
         self._rules = rules
         self._claim_limit_ms = int(claim_limit_s * 1000)
-        self._consumer = Consumer(
-            consumer_config(bootstrap, group, {"enable.partition.eof": False, **(consumer_extra or {})})
-        )
+        # It reads 500 registrations at a time and waits for their notices to be written: the cache's 256 MiB
+        # prefetch let it hold most of a city's market topic (~240 MiB) in librdkafka's queue during a load.
+        prefetch = {"enable.partition.eof": False, "queued.max.messages.kbytes": 16384}
+        self._consumer = Consumer(consumer_config(bootstrap, group, {**prefetch, **(consumer_extra or {})}))
         self._producer = Producer(producer_config)
         self._created: set[str] = set()  # ours, until the store has read them back
         self._created_for: set[str] = set()  # credit codes of those
