@@ -14,7 +14,7 @@ import orjson
 from hub.cache.columns import Buffer
 from hub.flows.model import Alert, CorrectionRequest, Notice
 from hub.kafka.keyed_state import KeyedState
-from hub.memory import dict_bytes
+from hub.memory import dict_bytes, object_bytes
 from hub.records.change import Change
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class NoticeStore:
             sample = next(iter(notices.values()))
         except (StopIteration, RuntimeError):  # none, or replaced while we looked
             return size
-        own = sys.getsizeof(sample) + sum(sys.getsizeof(getattr(sample, name)) for name in _NOTICE_OWN)
+        own = object_bytes(sample) + sum(object_bytes(getattr(sample, name)) for name in _NOTICE_OWN)
         return size + len(notices) * own
 
     def notice(self, ident: str) -> Notice | None:
