@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 from hub.catalogue.model import FieldSpec
 
 INT32_NULL = np.iinfo(np.int32).min
+INT32_MAX = np.iinfo(np.int32).max
 INT64_NULL = np.iinfo(np.int64).min
 LIST_SEP = "\x1f"
 _EPOCH = dt.date(1970, 1, 1)
@@ -51,6 +52,10 @@ class Buffer:
             self.arr = grown  # published only after the prefix is copied
         self.arr[self.n : self.n + k] = values
         self.n += k
+
+    def widen(self, dtype: np.dtype | type) -> None:
+        """Holds the values in a wider type from now on; copied and then published, as growth is."""
+        self.arr = self.arr.astype(dtype)
 
     def fit(self) -> None:
         """Drops most of the headroom growth left (up to a third of the buffer), keeping 1/16 for the next
@@ -136,14 +141,15 @@ class Column(ABC):
 
 
 class StringColumn(Column):
-    """Variable-length UTF-8 strings: int64 offsets and a byte buffer."""
+    """Variable-length UTF-8 strings: offsets and a byte buffer. The offsets are int32 until the bytes pass
+    2 GiB, then int64: half the offsets' memory for every column a city has (~70 MiB at city scale)."""
 
     json_type = pa.string()
 
     def __init__(self, spec: FieldSpec) -> None:
         super().__init__(spec)
-        self.offsets = Buffer(np.int64)
-        self.offsets.extend(np.zeros(1, dtype=np.int64))
+        self.offsets = Buffer(np.int32)
+        self.offsets.extend(np.zeros(1, dtype=np.int32))
         self.data = Buffer(np.uint8, 16384)
         self.validity = Buffer(np.bool_)
 
@@ -158,8 +164,10 @@ class StringColumn(Column):
         start, end = int(offsets[0]), int(offsets[-1])
         if end > start:
             self.data.extend(np.frombuffer(data, dtype=np.uint8)[start:end])
-        base = self.offsets.arr[self.offsets.n - 1]
-        self.offsets.extend(offsets[1:] - start + base)
+        ends = offsets[1:] - start + int(self.offsets.arr[self.offsets.n - 1])
+        if n and ends[-1] > INT32_MAX and self.offsets.arr.dtype != np.int64:
+            self.offsets.widen(np.int64)
+        self.offsets.extend(ends)
         self.validity.extend(_valid_mask(arr))
 
     def raw(self, row: int) -> bytes:
