@@ -12,6 +12,7 @@ import ctypes
 import os
 import sys
 from collections.abc import Callable
+from itertools import islice
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -67,15 +68,19 @@ def object_bytes(o: object) -> int:
     return (size + 15) & ~15 if size <= 512 else size
 
 
-def dict_bytes(d: dict[str, Any]) -> int:
-    """A str-keyed dict's table, keys and values, estimated from one entry (small ints are shared)."""
+def dict_bytes(d: dict[str, Any], sample: int = 64) -> int:
+    """A str-keyed dict's table, keys and values, estimated from its first entries. Every int counts (the
+    first rows' numbers are Python's shared small ints, the millions after them are not); a tuple's items do
+    not (a secondary index's row numbers are the key index's ints)."""
     size = sys.getsizeof(d)
     try:
-        key, value = next(iter(d.items()))
-    except (StopIteration, RuntimeError):  # empty, or changed while we looked: its table only
+        entries = list(islice(d.items(), sample))
+    except RuntimeError:  # changed while we looked: its table only
         return size
-    boxed = 0 if isinstance(value, int) and -5 <= value <= 256 else object_bytes(value)
-    return size + len(d) * (object_bytes(key) + boxed)
+    if not entries:
+        return size
+    each = sum(object_bytes(k) + object_bytes(v) for k, v in entries)
+    return size + len(d) * each // len(entries)
 
 
 def by_component(
