@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import orjson
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 import hub.cache.columns as columns_module
 import hub.cache.table as table_module
 from hub.cache.claims import Claim, Op, compile_claims
+from hub.cache.columns import CodeColumn
 from hub.cache.snapshot import read_snapshot, write_snapshot
 from hub.cache.table import ResourceTable
 from hub.cache.verify import verify_many, verify_one
@@ -222,3 +224,15 @@ def test_churn_keeps_memory_bounded() -> None:
     assert max(n for n, _ in sizes) <= 500 + max(table_module.COMPACT_MIN_DEAD, 500 // 3) + 500
     assert sizes[-1][1] <= 3 * sizes[1][1]
     assert np.all(table.version.rows([f"K{i}" for i in range(500)]) >= 0)
+
+
+def test_code_columns_widen_their_codes_as_categories_grow() -> None:
+    column = CodeColumn(SPEC.field("category"))
+    values = [f"c{i}" for i in range(32_896)]
+    appended: list[str | None] = []
+    for chunk, dtype in ((values[:128], np.int8), (values[128:256], np.int16), (values[256:], np.int32)):
+        column.append(pa.array([*chunk, None]))
+        appended += [*chunk, None]
+        assert column.codes.arr.dtype == dtype
+    assert column.take(np.arange(column.codes.n)).to_pylist() == appended
+    assert column.value(129) == "c128" and not column.is_set(128)
