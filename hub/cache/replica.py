@@ -22,11 +22,11 @@ from typing import Any
 
 from hub.cache.changes import ChangeRing
 from hub.cache.feeder import CacheFeeder, FeedTarget
+from hub.cache.heap import release_free_memory
 from hub.cache.snapshot import SnapshotInfo, read_snapshot, write_snapshot
 from hub.cache.table import ResourceTable, TableVersion
 from hub.catalogue.model import ResourceSpec
 from hub.errors import DeadlineExceeded, InvalidArgument, UnknownResource
-from hub.memory import release_free_memory
 from hub.records.change import Change
 from hub.records.codec import topic_for
 from hub.records.shards import WHOLE, ShardAssignment

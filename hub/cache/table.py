@@ -34,8 +34,8 @@ import pyarrow as pa
 import pyarrow.json as pj
 
 from hub.cache.columns import Column, new_column
+from hub.cache.heap import release_free_memory
 from hub.catalogue.model import ResourceSpec
-from hub.memory import release_free_memory
 from hub.records.change import Change
 
 log = logging.getLogger(__name__)

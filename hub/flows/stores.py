@@ -12,9 +12,9 @@ import numpy as np
 import orjson
 
 from hub.cache.columns import Buffer
+from hub.cache.heap import dict_bytes, object_bytes
 from hub.flows.model import Alert, CorrectionRequest, Notice
 from hub.kafka.keyed_state import KeyedState
-from hub.memory import dict_bytes, object_bytes
 from hub.records.change import Change
 
 log = logging.getLogger(__name__)
