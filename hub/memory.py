@@ -1,16 +1,17 @@
 """Resident memory of one hub process by component, estimated when metrics are scraped.
 
 The cache's columns are counted exactly (their arrays); Python structures (key indexes, change rings,
-the audit index's and the case ledger's case numbers) are estimated from their sizes and a sample entry, close enough to
-say which part grew. What no component claims (the interpreter, libraries, librdkafka's queues,
-the case book, garbage not yet returned) is the rest of the resident size.
+the audit index's and the case ledger's case numbers, the notices) are estimated from their sizes and
+a sample of entries (hub.cache.heap), close enough to say which part grew. What no component claims (the interpreter,
+libraries, librdkafka's queues, the case book, garbage not yet returned) is the rest of the resident size.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from typing import TYPE_CHECKING, Any, Protocol
+
+from hub.cache.heap import dict_bytes
 
 if TYPE_CHECKING:
     from hub.cache.replica import ReplicaCache
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
 
 class Measured(Protocol):
-    """A component that says what it takes (the case ledger: it imports this module, so is not named)."""
+    """A component that says what it takes (the case ledger, the notices)."""
 
     @property
     def nbytes(self) -> int: ...
@@ -34,22 +35,16 @@ def resident_bytes() -> int:
         return 0
 
 
-def dict_bytes(d: dict[str, Any]) -> int:
-    """A str-keyed dict's table, keys and values, estimated from one entry (small ints are shared)."""
-    size = sys.getsizeof(d)
-    try:
-        key, value = next(iter(d.items()))
-    except (StopIteration, RuntimeError):  # empty, or changed while we looked: its table only
-        return size
-    boxed = 0 if isinstance(value, int) and -5 <= value <= 256 else sys.getsizeof(value)
-    return size + len(d) * (sys.getsizeof(key) + boxed)
-
-
 def by_component(
-    cache: ReplicaCache | None, audit_index: AuditIndex | None, case_ledger: Measured | None
+    cache: ReplicaCache | None,
+    audit_index: AuditIndex | None,
+    case_ledger: Measured | None,
+    notices: Measured | None = None,
 ) -> dict[str, int]:
     """Bytes per component, and ``other``: the resident size that none of them accounts for."""
-    parts = {"cache columns": 0, "cache key indexes": 0, "change rings": 0, "audit index": 0, "case ledger": 0}
+    parts = dict.fromkeys(
+        ("cache columns", "cache key indexes", "change rings", "audit index", "case ledger", "notices"), 0
+    )
     if cache is not None:
         for name in list(cache.tables):
             version = cache.version(name)
@@ -61,5 +56,7 @@ def by_component(
         parts["audit index"] = audit_index.nbytes
     if case_ledger is not None:
         parts["case ledger"] = case_ledger.nbytes
+    if notices is not None:
+        parts["notices"] = notices.nbytes
     resident = resident_bytes()
     return {"resident": resident, **parts, "other": max(0, resident - sum(parts.values()))}

@@ -108,7 +108,13 @@ def print_status(hub: str, metrics: str, interval: float = 1.0) -> int:
     console.print(procs)
 
     components = [dict(labels)["component"] for labels in next(iter(after.values())).series("hub_memory_bytes")]
-    memory = Table("component", *after, title="resident memory by component, MiB")
+    memory = Table(
+        "component",
+        *after,
+        title="resident memory by component, MiB",
+        caption="resident: the process's RSS; other: what no component accounts for (the interpreter, "
+        "libraries, librdkafka, heap memory freed but not yet returned)",
+    )
     for c in components:
         memory.add_row(c, *(f"{now.get('hub_memory_bytes', component=c) / 2**20:,.0f}" for now in after.values()))
     console.print(memory)

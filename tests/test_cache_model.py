@@ -1,5 +1,6 @@
-"""Property: after any sequence of upserts, deletes, snapshots and restarts, the cache equals a
-model that replays the same log. Merges and compactions are forced often by tiny thresholds."""
+"""Property: after any sequence of upserts, deletes, settles, snapshots and restarts, the cache equals a
+model that replays the same log. Merges, compactions and (in one run) wide string offsets are forced
+often by tiny thresholds."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import orjson
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import hub.cache.columns as columns_module
 import hub.cache.table as table_module
 from hub.cache.claims import Claim, Op, compile_claims
+from hub.cache.columns import CodeColumn
 from hub.cache.snapshot import read_snapshot, write_snapshot
 from hub.cache.table import ResourceTable
 from hub.cache.verify import verify_many, verify_one
@@ -48,6 +52,7 @@ operations = st.lists(
         st.tuples(st.just("delete"), st.sampled_from(KEYS), st.none()),
         st.tuples(st.just("apply"), st.integers(1, 8), st.none()),
         st.tuples(st.just("apply"), st.integers(1, 3), st.none()),
+        st.tuples(st.just("settle"), st.none(), st.none()),
         st.tuples(st.just("snapshot"), st.none(), st.none()),
         st.tuples(st.just("restart"), st.none(), st.none()),
     ),
@@ -126,10 +131,12 @@ def assert_equal(table: ResourceTable, model: dict[str, dict]) -> None:
     assert list(by_key.found) == [k in model for k in KEYS]
 
 
-@pytest.fixture(autouse=True)
-def tiny_thresholds(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(autouse=True, params=["int32 offsets", "offsets widened to int64"])
+def tiny_thresholds(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(table_module, "DELTA_MIN", 3)
     monkeypatch.setattr(table_module, "COMPACT_MIN_DEAD", 2)
+    if request.param == "offsets widened to int64":  # as past 2 GiB of a column's text, here past 40 bytes
+        monkeypatch.setattr(columns_module, "INT32_MAX", 40)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -149,6 +156,8 @@ def test_cache_equals_replayed_log(ops) -> None:
                 tail = log.after(table.version.watermark.offsets)
                 for start in range(0, len(tail), key):
                     table.apply(tail[start : start + key])
+            elif op == "settle":  # the topics went quiet: merged indexes, fitted buffers
+                table.settle()
             elif op == "snapshot":
                 write_snapshot(snapshots, table.version, IDENTITY)
             else:  # restart: a new replica loads the last snapshot and replays the tail
@@ -215,3 +224,15 @@ def test_churn_keeps_memory_bounded() -> None:
     assert max(n for n, _ in sizes) <= 500 + max(table_module.COMPACT_MIN_DEAD, 500 // 3) + 500
     assert sizes[-1][1] <= 3 * sizes[1][1]
     assert np.all(table.version.rows([f"K{i}" for i in range(500)]) >= 0)
+
+
+def test_code_columns_widen_their_codes_as_categories_grow() -> None:
+    column = CodeColumn(SPEC.field("category"))
+    values = [f"c{i}" for i in range(32_896)]
+    appended: list[str | None] = []
+    for chunk, dtype in ((values[:128], np.int8), (values[128:256], np.int16), (values[256:], np.int32)):
+        column.append(pa.array([*chunk, None]))
+        appended += [*chunk, None]
+        assert column.codes.arr.dtype == dtype
+    assert column.take(np.arange(column.codes.n)).to_pylist() == appended
+    assert column.value(129) == "c128" and not column.is_set(128)

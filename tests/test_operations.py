@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from hub.status import scrape
 from tests.hubtest import resident, running_hub
 
 PEOPLE = resident_ids(77, 20)
+COMPONENTS = ["cache columns", "cache key indexes", "change rings", "audit index", "case ledger", "notices"]
 HUB = [sys.executable, "-m", "hub.cli"]
 ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
 
@@ -60,9 +62,10 @@ def test_metrics_status_and_debug_log(
         assert metrics.get("hub_consumed_records_total") >= len(PEOPLE)
         assert metrics.get("hub_cache_lag_seconds", resource="population.resident") < 5
         assert metrics.get("hub_cache_rejected_records_total", resource="population.resident") == 0
-        rss = metrics.get("hub_memory_bytes", component="resident")
-        assert rss > metrics.get("hub_memory_bytes", component="cache columns") > 0
-        assert metrics.get("hub_memory_bytes", component="change rings") > 0
+        memory = {dict(labels)["component"]: size for labels, size in metrics.series("hub_memory_bytes").items()}
+        assert list(memory) == ["resident", *COMPONENTS, "other"]
+        assert memory["resident"] > memory["cache columns"] > 0 and memory["change rings"] > 0
+        assert memory["other"] == memory["resident"] - sum(memory[c] for c in COMPONENTS)  # the unaccounted rest
         # Counted before the answer leaves: even a slow count is seen by a scrape right after the refusal.
         children = hub.server.metrics._children
         key = ("/hub.v1.Verification/Verify", "INVALID_ARGUMENT")
@@ -82,7 +85,10 @@ def test_metrics_status_and_debug_log(
         assert status.returncode == 0, status.stderr
         assert "SERVING" in status.stdout and "Verification/Verify" in status.stdout
         assert "population.resident" in status.stdout
-        assert "resident memory by component" in status.stdout and "change rings" in status.stdout
+        table = status.stdout[status.stdout.index("resident memory by component") :]
+        for component in ["resident", *COMPONENTS, "other"]:
+            assert re.search(rf"│ {component} +│ +[\d,]+ +│", table), component
+        assert "what no component accounts for" in table
 
 
 def test_several_workers_share_one_port(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.json as pj
 
 from hub.cache.columns import Column, new_column
+from hub.cache.heap import release_free_memory
 from hub.catalogue.model import ResourceSpec
 from hub.records.change import Change
 
@@ -185,6 +186,7 @@ class ResourceTable:
         self.version = self._empty(Watermark((0,) * partitions))
         self.rejected = 0  # records on the topic that could not be decoded
         self.compactions = 0
+        self._settled = True  # nothing written since the last settle
 
     def _empty(self, watermark: Watermark) -> TableVersion:
         columns = {f.name: new_column(f) for f in self.spec.fields}
@@ -209,21 +211,23 @@ class ResourceTable:
             if parsed is not None:
                 columns[f.name].append(parsed.column(f.name))
         n1 = n0 + len(upsert_keys)
+        new_rows = list(range(n0, n1))  # one int per row, shared by the key index and the secondary indexes
 
         touched = upsert_keys + delete_keys
         old_rows = old.rows(touched) if touched else np.zeros(0, dtype=np.int64)
         replaced = int((old_rows >= 0).sum())
         delta = dict(old.index.delta)
-        delta.update(zip(upsert_keys, range(n0, n1), strict=True))
+        delta.update(zip(upsert_keys, new_rows, strict=True))
         delta.update(zip(delete_keys, repeat(-1)))
         live = old.live + len(upsert_keys) - replaced
         index = Layered(old.index.base, delta)
-        secondary = self._update_secondary(old, old_rows, n0, n1)
+        secondary = self._update_secondary(old, old_rows, new_rows)
 
         watermark = self._advance(old.watermark, changes)
         version = TableVersion(self.spec, columns, n1, index, secondary, live, watermark)
         version = self._maintain(version)
         self.version = version
+        self._settled = False
         return version
 
     def _decode(self, keys: list[str], values: list[bytes]) -> tuple[pa.Table | None, list[str]]:
@@ -254,7 +258,7 @@ class ResourceTable:
         return table
 
     def _update_secondary(
-        self, old: TableVersion, old_rows: np.ndarray, n0: int, n1: int
+        self, old: TableVersion, old_rows: np.ndarray, new_rows: list[int]
     ) -> dict[str, Layered[tuple[int, ...]]]:
         if not old.secondary:
             return old.secondary
@@ -273,7 +277,7 @@ class ResourceTable:
             for row in dead:
                 for value in _index_values(col.value(row)):
                     delta[value] = tuple(r for r in current(value) if r != row)
-            for row in range(n0, n1):
+            for row in new_rows:
                 for value in _index_values(col.value(row)):
                     delta[value] = (*current(value), row)
             out[name] = Layered(layered.base, delta)
@@ -297,15 +301,22 @@ class ResourceTable:
         self.version = TableVersion(v.spec, v.columns, v.n_rows, v.index, v.secondary, v.live, wm)
 
     def settle(self) -> bool:
-        """Merges the index deltas into their bases, so reads do one lookup per key instead of two.
+        """Tidies up after writes: merges the index deltas into their bases, so reads do one lookup per key
+        instead of two; fits the column buffers to their rows (growth leaves up to a third of them empty);
+        and hands the memory this and the load freed back to the system.
 
         Called by the feeder when the topics are quiet; O(live keys), off the read path.
-        Returns whether there was anything to merge.
+        Returns whether anything was written since the last settle.
         """
-        v = self.version
-        if not v.index.delta and not any(s.delta for s in v.secondary.values()):
+        if self._settled:
             return False
-        self.version = self._merge(v)
+        self._settled = True
+        v = self.version
+        if v.index.delta or any(s.delta for s in v.secondary.values()):
+            self.version = self._merge(v)
+        for column in v.columns.values():
+            column.fit()
+        release_free_memory()
         return True
 
     # -- keeping memory bounded ------------------------------------------------------------------
@@ -337,8 +348,8 @@ class ResourceTable:
         old_rows = np.fromiter(base.values(), dtype=np.int64, count=len(base))
         order = np.argsort(old_rows, kind="stable")
         keep = old_rows[order]
-        new_of_old = np.full(v.n_rows, -1, dtype=np.int64)
-        new_of_old[keep] = np.arange(len(keep))
+        new_of_old = np.empty(v.n_rows, dtype=object)
+        new_of_old[keep] = _row_ints(len(keep))
         index = Layered(dict(zip(base.keys(), new_of_old[old_rows].tolist(), strict=True)))
         columns = {name: col.compacted(keep) for name, col in v.columns.items()}
         secondary = {}
@@ -364,17 +375,18 @@ class ResourceTable:
             fresh.columns[f.name].append(table.column(f.name))
         n = table.num_rows
         keys = table.column(self.spec.key).to_pylist()
-        index = Layered(dict(zip(keys, range(n), strict=True)))
+        rows = _row_ints(n)
+        index = Layered(dict(zip(keys, rows.tolist(), strict=True)))
         secondary = {}
         for name in self.spec.indexed_fields:
             if self.spec.field(name).type == "list":
                 groups: dict[str, list[int]] = {}
-                for row in range(n):
+                for row in rows.tolist():
                     for value in _index_values(fresh.columns[name].value(row)):
                         groups.setdefault(value, []).append(row)
                 secondary[name] = Layered({k: tuple(v) for k, v in groups.items()})
             else:
-                secondary[name] = Layered(_group_rows(table.column(name)))
+                secondary[name] = Layered(_group_rows(table.column(name), rows))
         self.version = TableVersion(self.spec, fresh.columns, n, index, secondary, n, watermark)
         return self.version
 
@@ -388,8 +400,16 @@ def _index_values(value: object) -> Iterable[str]:
     return (value,)  # type: ignore[return-value]  # indexed fields are looked up by string values
 
 
-def _group_rows(column: pa.ChunkedArray) -> dict[str, tuple[int, ...]]:
-    """value → rows holding it, built with one sort instead of a dict append per row."""
+def _row_ints(n: int) -> np.ndarray:
+    """Row numbers 0..n-1 as one int object each (an object array): the key index and the secondary
+    indexes then hold the same ints, not one each per index (32 bytes a row an index: ~130 MiB at city scale)."""
+    out = np.empty(n, dtype=object)
+    out[:] = range(n)
+    return out
+
+
+def _group_rows(column: pa.ChunkedArray, row_ints: np.ndarray) -> dict[str, tuple[int, ...]]:
+    """value → rows holding it (the ints of ``row_ints``), built with one sort instead of a dict append per row."""
     encoded = column.combine_chunks().dictionary_encode()
     codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
     order = np.argsort(codes, kind="stable")
@@ -398,7 +418,7 @@ def _group_rows(column: pa.ChunkedArray) -> dict[str, tuple[int, ...]]:
     starts = np.concatenate(([0], bounds))
     ends = np.concatenate((bounds, [len(codes)]))
     values = encoded.dictionary.to_pylist()
-    rows = order.tolist()
+    rows = row_ints[order].tolist()
     return {
         values[sorted_codes[s]]: tuple(rows[s:e])
         for s, e in zip(starts.tolist(), ends.tolist(), strict=True)

@@ -72,11 +72,12 @@ class NoticeEngine:
         self._store = store
         self._rules = rules
         self._claim_limit_ms = int(claim_limit_s * 1000)
-        self._consumer = Consumer(
-            consumer_config(bootstrap, group, {"enable.partition.eof": False, **(consumer_extra or {})})
-        )
+        # It reads 500 registrations at a time and waits for their notices to be written: the cache's 256 MiB
+        # prefetch let it hold most of a city's market topic (~240 MiB) in librdkafka's queue during a load.
+        prefetch = {"enable.partition.eof": False, "queued.max.messages.kbytes": 16384}
+        self._consumer = Consumer(consumer_config(bootstrap, group, {**prefetch, **(consumer_extra or {})}))
         self._producer = Producer(producer_config)
-        self._created: set[str] = set()  # ours, before the store has read them back
+        self._created: set[str] = set()  # ours, until the store has read them back
         self._created_for: set[str] = set()  # credit codes of those
         self._since_ms = since_ms
         # credit code of every entity registered before the cut-over → its regulated scope items then
@@ -119,6 +120,7 @@ class NoticeEngine:
                 continue
             first: dict[int, int] = {}
             positions: dict[int, int] = {}
+            self._forget_read_back()
             self._batch_created, self._undelivered = [], 0
             for m in messages:
                 partition, offset, value = m.partition(), m.offset(), m.value()
@@ -144,6 +146,12 @@ class NoticeEngine:
                 self._consumer.commit(
                     offsets=[TopicPartition(self._market_topic, p, o) for p, o in positions.items()], asynchronous=False
                 )
+
+    def _forget_read_back(self) -> None:
+        """Drops the notices the store has read back: it answers for them now. Kept, the engine's own sets
+        grew with every notice it ever wrote (~50 MiB at city scale)."""
+        self._created = {i for i in self._created if self._store.notice(i) is None}
+        self._created_for = {c for c in self._created_for if not self._store.has_notices_for(c)}
 
     def _delivered(self, err: KafkaError | None, _msg: Message) -> None:  # in flush(), on this thread
         if err is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from typing import NamedTuple, TypeVar
@@ -11,9 +12,9 @@ import numpy as np
 import orjson
 
 from hub.cache.columns import Buffer
+from hub.cache.heap import dict_bytes, object_bytes
 from hub.flows.model import Alert, CorrectionRequest, Notice
 from hub.kafka.keyed_state import KeyedState
-from hub.memory import dict_bytes
 from hub.records.change import Change
 
 log = logging.getLogger(__name__)
@@ -32,30 +33,65 @@ class SubscriptionStore(KeyedState):
         return value["cursor"] if value and value.get("resource") == resource else None
 
 
-class NoticeStore(KeyedState):
-    """Notices (``notice:<id>``) and their alerts (``alert:<id>``)."""
+class NoticeStore:
+    """Notices (``notice:<id>``) and their alerts (``alert:<id>``): the notices topic (one partition), as typed records.
+
+    Unlike the small state topics (:class:`KeyedState`) it keeps no decoded JSON beside the records, and
+    the few-valued strings (department, scope item, permit, state, ...) are shared: a city's 340,000
+    registrations make ~270,000 notices, which took ~1.6 KiB each as JSON dicts beside the records, and
+    take ~0.6 KiB as records alone (docs/benchmarks.md). Written by the feeder thread; readers on the event
+    loop see one consistent pair of dicts (replaced, never changed in place).
+    """
+
+    partitions = 1
+    name = "notices"
 
     def __init__(self) -> None:
-        super().__init__("notices")
         self._notices: dict[str, Notice] = {}
         self._alerts: dict[str, Alert] = {}
         self._entities: set[str] = set()  # credit codes that have had a notice
+        self._position = 0
 
-    def on_applied(self, keys: list[str]) -> None:
-        notices, alerts = dict(self._notices), dict(self._alerts)  # copy on write, as the values are
-        for key in keys:
-            kind, _, ident = key.partition(":")
+    def positions(self) -> tuple[int, ...]:
+        return (self._position,)
+
+    def apply(self, changes: Sequence[Change]) -> None:
+        notices, alerts = dict(self._notices), dict(self._alerts)  # copy on write
+        for c in changes:
+            kind, _, ident = c.key.partition(":")
             if kind == "notice":
-                notice = _read(self, key, Notice)
+                notice = _record(self.name, c, Notice, _NOTICE_SHARED)
+                if notice is not None and notice.id == ident:
+                    ident = notice.id  # one string for the key and the record
                 _put(notices, ident, notice)
                 if notice is not None:
                     self._entities.add(notice.credit_code)
             elif kind == "alert":
-                _put(alerts, ident, _read(self, key, Alert))
+                _put(alerts, ident, _record(self.name, c, Alert, _ALERT_SHARED))
         self._notices, self._alerts = notices, alerts
+        self._position = max(self._position, max(c.offset for c in changes) + 1)
+
+    def mark_caught_up(self, at_ms: int) -> None:
+        pass
+
+    def settle(self) -> bool:
+        return False
 
     def has_notices_for(self, credit_code: str) -> bool:
         return credit_code in self._entities
+
+    @property
+    def nbytes(self) -> int:
+        """Roughly what the notices take: the dicts, the entity set, and per notice one sample's record with
+        the strings and numbers of its own (the shared strings are counted once, i.e. not at all)."""
+        notices = self._notices
+        size = sys.getsizeof(notices) + sys.getsizeof(self._alerts) + sys.getsizeof(self._entities)
+        try:
+            sample = next(iter(notices.values()))
+        except (StopIteration, RuntimeError):  # none, or replaced while we looked
+            return size
+        own = object_bytes(sample) + sum(object_bytes(getattr(sample, name)) for name in _NOTICE_OWN)
+        return size + len(notices) * own
 
     def notice(self, ident: str) -> Notice | None:
         return self._notices.get(ident)
@@ -68,6 +104,13 @@ class NoticeStore(KeyedState):
 
     def alerts(self) -> list[Alert]:
         return sorted(self._alerts.values(), key=lambda a: a.raised_at_ms)
+
+
+# Fields with a handful of values across all notices: one shared string each instead of one per notice.
+_NOTICE_SHARED = ("department", "scope_item", "permit", "reason", "state", "claimed_by", "feedback")
+_ALERT_SHARED = ("department", "kind")
+# Fields a notice has a value of its own in (the rest are shared strings or small numbers).
+_NOTICE_OWN = ("id", "credit_code", "entity_name", "created_at_ms", "registered_at_ms", "claim_due_ms")
 
 
 class CorrectionStore(KeyedState):
@@ -110,12 +153,29 @@ class CorrectionStore(KeyedState):
 def _read(state: KeyedState, key: str, record: Callable[..., R]) -> R | None:
     """The record now at ``key``: None once deleted, or (logged) if the value is not such a record."""
     value = state.values.get(key)
-    if value is None:
+    return None if value is None else _typed(state.name, key, value, record)
+
+
+def _record(store: str, change: Change, record: Callable[..., R], shared: Sequence[str]) -> R | None:
+    """The record a change writes, its ``shared`` strings interned: None for a tombstone, or (logged) if
+    the value is not such a record."""
+    if change.value is None:
         return None
+    try:
+        value = orjson.loads(change.value)
+    except orjson.JSONDecodeError:
+        log.error("%s: undecodable value for %s at offset %d", store, change.key, change.offset)
+        return None
+    if isinstance(value, dict):
+        value.update((name, sys.intern(value[name])) for name in shared if isinstance(value.get(name), str))
+    return _typed(store, change.key, value, record)
+
+
+def _typed(store: str, key: str, value: dict, record: Callable[..., R]) -> R | None:
     try:
         return record(**value)
     except TypeError as err:  # a field missing or unknown: skipped, as an undecodable value is
-        log.error("%s: %s is not a valid record: %s", state.name, key, err)
+        log.error("%s: %s is not a valid record: %s", store, key, err)
         return None
 
 

@@ -113,7 +113,7 @@ class _PartsCollector:
         backlog.add_metric([], audit.backlog if audit else 0)
         yield backlog
         memory = GaugeMetricFamily("hub_memory_bytes", "Resident memory by component.", labels=["component"])
-        for component, size in by_component(cache, parts.audit_index, parts.case_ledger).items():
+        for component, size in by_component(cache, parts.audit_index, parts.case_ledger, parts.notices).items():
             memory.add_metric([component], size)
         yield memory
         yield from _supervision(parts, int(time.time() * 1000))
