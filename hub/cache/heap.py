@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ctypes
 import sys
+import threading
+import time
 from collections.abc import Callable
 from itertools import islice
 from typing import Any
@@ -20,16 +22,42 @@ def _malloc_trim() -> Callable[[int], int] | None:
 _TRIM = _malloc_trim()
 
 
+_MIN_INTERVAL_S = 5.0
+_trim_lock = threading.Lock()
+_last_trim = -_MIN_INTERVAL_S
+_deferred: threading.Timer | None = None
+
+
 def release_free_memory() -> None:
     """Hands the heap memory already freed back to the system (glibc's ``malloc_trim``).
 
     glibc returns only the top of each heap on free; what was freed below live data stays resident.
     A load frees much of that kind (fetched batches, decoded JSON, replaced index dicts and column
     buffers, in the feeder's, librdkafka's and the server's own heaps): ~300 MiB at city scale that no
-    component holds. Call once writes have paused; it takes the heaps' locks for a few milliseconds.
+    component holds. Call once writes have paused. A trim holds the heaps' locks (30-60 ms on a
+    fragmented heap), so under a steady trickle of writes it runs at most once every 5 s: a call
+    within that time is deferred to its end, not dropped.
     """
-    if _TRIM is not None:
-        _TRIM(0)
+    global _last_trim, _deferred
+    if _TRIM is None:
+        return
+    with _trim_lock:
+        wait = _last_trim + _MIN_INTERVAL_S - time.monotonic()
+        if wait > 0:
+            if _deferred is None:
+                _deferred = threading.Timer(wait, _deferred_trim)
+                _deferred.daemon = True
+                _deferred.start()
+            return
+        _last_trim = time.monotonic()
+    _TRIM(0)
+
+
+def _deferred_trim() -> None:
+    global _deferred
+    with _trim_lock:
+        _deferred = None
+    release_free_memory()
 
 
 def object_bytes(o: object) -> int:
