@@ -113,7 +113,6 @@ class Deps:
     def close_readers(self) -> None:
         for catch_up in self._catch_ups.values():
             catch_up.close()
-        self.audit_index.close()
 
     @asynccontextmanager
     async def exclusive(self, key: str) -> AsyncIterator[None]:
