@@ -21,17 +21,15 @@ class CatchUp:
     partition with nothing new costs the same however long its log (ListOffsets lists every batch).
     The topic must be one the cache shares (``shared`` or ``on_demand``), so each record is applied once.
 
-    Waits share rounds: a round serves every wait that began before it started reading. A new wait
-    starts its round at once while a reader is free (two, so a call does not wait out a round that
-    began before it), else joins the round that starts when one is: a busy replica reads about once
-    per call, never more.
+    Waits that overlap share a round: a round serves every wait that began before it started reading,
+    so a busy replica reads once per round trip, not once per call.
     """
 
-    def __init__(self, readers: list[TailReader], cache: ReplicaCache) -> None:
-        self._idle = list(readers)  # one round at a time per reader
-        self._readers = tuple(readers)
+    def __init__(self, reader: TailReader, cache: ReplicaCache) -> None:
+        self._reader = reader
         self._cache = cache
         self._next: asyncio.Future[None] | None = None  # the round not yet started, joined by new waits
+        self._running: asyncio.Future[None] | None = None
 
     def begin(self) -> asyncio.Future[None]:
         """Starts catching up now (on a thread) and returns what to await: done once every record
@@ -41,36 +39,32 @@ class CatchUp:
         if self._next is None:
             self._next = loop.create_future()
         joined = self._next
-        if self._idle:
+        if self._running is None:
             self._start_round(loop)
         return asyncio.shield(joined)
 
     def _start_round(self, loop: asyncio.AbstractEventLoop) -> None:
         round_, self._next = self._next, None
         assert round_ is not None
-        reader = self._idle.pop()
-        running = loop.run_in_executor(None, self._one_round, reader)
-        running.add_done_callback(lambda done: self._finished(loop, reader, round_, done))
+        self._running = loop.run_in_executor(None, self._one_round)
+        self._running.add_done_callback(lambda done: self._finished(loop, round_, done))
 
-    def _finished(
-        self, loop: asyncio.AbstractEventLoop, reader: TailReader, round_: asyncio.Future[None], done: asyncio.Future
-    ) -> None:
-        self._idle.append(reader)
+    def _finished(self, loop: asyncio.AbstractEventLoop, round_: asyncio.Future[None], done: asyncio.Future) -> None:
+        self._running = None
         exc = asyncio.CancelledError() if done.cancelled() else done.exception()
         if exc is not None:  # handed to every wait of the round
             round_.set_exception(exc)
         else:
             round_.set_result(None)
-        if self._next is not None:  # waits that began while every reader was busy
+        if self._next is not None:  # waits that began during the round
             self._start_round(loop)
 
-    def _one_round(self, reader: TailReader) -> None:
-        topic = reader.topic
+    def _one_round(self) -> None:
+        topic = self._reader.topic
         try:
-            reader.read(self._cache.positions(topic), lambda c: self._cache.apply_read(topic, c), 30)
+            self._reader.read(self._cache.positions(topic), lambda c: self._cache.apply_read(topic, c), 30)
         except (TimeoutError, KafkaException) as exc:  # the broker away, or too far behind to catch up
             raise Unavailable(f"could not read {topic} to its end ({exc}); retry") from exc
 
     def close(self) -> None:
-        for reader in self._readers:
-            reader.close()
+        self._reader.close()

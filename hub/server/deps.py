@@ -106,8 +106,8 @@ class Deps:
         """:meth:`caught_up` started now, awaited later: the caller works while Kafka is read."""
         catch_up = self._catch_ups.get(topic)
         if catch_up is None:
-            readers = [TailReader(self.cache.bootstrap, topic, self.cache.consumer_extra) for _ in range(2)]
-            catch_up = self._catch_ups[topic] = CatchUp(readers, self.cache)
+            reader = TailReader(self.cache.bootstrap, topic, self.cache.consumer_extra)
+            catch_up = self._catch_ups[topic] = CatchUp(reader, self.cache)
         return catch_up.begin()
 
     def close_readers(self) -> None:
