@@ -179,7 +179,7 @@ def check_resume(kit: Kit, hub: HubUnderTest, workdir: Path, services: dict[str,
     try:
         system.write([kit.render(r) for r in records])
         first = run_once(hub, connector, StopAfter(connector.default_source(system.location()), 110), workdir / "state")
-        assert first.stats.read == 110
+        assert first.stats.read == 110, first.stats
         second = run_once(hub, kit.make(), connector.default_source(system.location()), workdir / "state")
         assert first.stats.read + second.stats.read == len(records), "rows read twice or never"
         assert first.stats.published + second.stats.published == len(records)
