@@ -14,10 +14,11 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import KafkaError, TopicPartition
 
 from hub.errors import FailedPrecondition, Unavailable
 from hub.kafka.clients import consumer_config
+from hub.kafka.read_consumer import STALL_S, ReadConsumer
 
 
 class CaseEvents:
@@ -26,22 +27,24 @@ class CaseEvents:
     def __init__(self, bootstrap: str, topic: str, consumer_extra: dict[str, Any] | None = None) -> None:
         self._topic = topic
         # Fetch only what is asked for, at once: the record is there, so no fetch need wait for more
-        # (tansu holds each fetch for the whole wait), nothing is prefetched past it (one record
-        # queued stops fetching, where the default fetched on to the partition's end), a partition
-        # whose queue was full is not held back 1 s into the next read (librdkafka's queue backoff),
-        # and an offset Kafka no longer holds is an error, not a read from the partition's start.
-        self._config = consumer_config(
-            bootstrap,
-            "hub-case-events",
-            {
-                "fetch.wait.max.ms": 1,
-                "queued.min.messages": 1,
-                "fetch.queue.backoff.ms": 1,
-                "auto.offset.reset": "error",
-                **(consumer_extra or {}),
-            },
+        # (tansu holds each fetch for the whole wait; hub.kafka.read_consumer widens it when tansu needs
+        # longer), nothing is prefetched past it (one record queued stops fetching, where the default
+        # fetched on to the partition's end), a partition whose queue was full is not held back 1 s into
+        # the next read (librdkafka's queue backoff), and an offset Kafka no longer holds is an error,
+        # not a read from the partition's start.
+        self._reads = ReadConsumer(
+            consumer_config(
+                bootstrap,
+                "hub-case-events",
+                {
+                    "fetch.wait.max.ms": 1,
+                    "queued.min.messages": 1,
+                    "fetch.queue.backoff.ms": 1,
+                    "auto.offset.reset": "error",
+                    **(consumer_extra or {}),
+                },
+            )
         )
-        self._consumer: Consumer | None = None
         self._lock = threading.Lock()
 
     def read(self, positions: Sequence[tuple[int, int]], timeout: float = 30.0) -> list[dict]:
@@ -49,28 +52,31 @@ class CaseEvents:
         within ``timeout`` seconds; :class:`FailedPrecondition` if it no longer holds one (past retention)."""
         deadline = time.monotonic() + timeout
         with self._lock:
-            if self._consumer is None:
-                self._consumer = Consumer(self._config)
             try:
-                found = self._read(self._consumer, set(positions), deadline)
+                found = self._read(set(positions), deadline)
             finally:
-                self._consumer.unassign()
+                if (consumer := self._reads.current) is not None:
+                    consumer.unassign()
         return [orjson.loads(found[p]) for p in positions]
 
-    def _read(self, consumer: Consumer, wanted: set[tuple[int, int]], deadline: float) -> dict[tuple[int, int], bytes]:
+    def _read(self, wanted: set[tuple[int, int]], deadline: float) -> dict[tuple[int, int], bytes]:
         found: dict[tuple[int, int], bytes] = {}
         # One assignment per position not yet read: a call's events are consecutive in one partition,
         # so the first fetch usually brings the rest of them too.
         for partition, offset in sorted(wanted):
             if (partition, offset) in found:
                 continue
+            consumer = self._reads.consumer
             consumer.assign([TopicPartition(self._topic, partition, offset)])
             while (partition, offset) not in found:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise Unavailable(f"could not read the case event at {self._topic}[{partition}]@{offset}; retry")
-                m = consumer.poll(min(remaining, 1.0))
+                m = consumer.poll(min(remaining, STALL_S))
                 if m is None:
+                    if self._reads.stalled():
+                        consumer = self._reads.consumer
+                        consumer.assign([TopicPartition(self._topic, partition, offset)])
                     continue
                 err, at = m.error(), (cast(int, m.partition()), cast(int, m.offset()))
                 if err is None and at in wanted:
@@ -88,6 +94,4 @@ class CaseEvents:
 
     def close(self) -> None:
         with self._lock:
-            if self._consumer is not None:
-                self._consumer.close()
-                self._consumer = None
+            self._reads.close()

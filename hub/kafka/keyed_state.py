@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
-from typing import cast
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from hub.kafka.clients import consumer_config
+from hub.kafka.tail import TailReader
 from hub.records.change import Change
 
 log = logging.getLogger(__name__)
@@ -76,26 +73,8 @@ def read_to_end(
     bootstrap: str, topic: str, target: KeyedState, consumer_extra: dict | None = None, timeout: float = 60.0
 ) -> None:
     """Applies ``topic`` to ``target`` until partition EOF (start-up, before serving)."""
-    consumer = Consumer(
-        consumer_config(bootstrap, "hub-state-reader", {"enable.partition.eof": True, **(consumer_extra or {})})
-    )
+    reader = TailReader(bootstrap, topic, {"group.id": "hub-state-reader", **(consumer_extra or {})})
     try:
-        _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=timeout, cached=False)
-        consumer.assign([TopicPartition(topic, 0, target.positions()[0])])
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            batch, at_end = [], False
-            for m in consumer.consume(5000, 0.2):
-                if err := m.error():
-                    if err.code() == KafkaError._PARTITION_EOF and cast(int, m.offset()) >= high:
-                        at_end = True
-                    continue
-                # A consumed message has its offset, and the state topic's are keyed; ignores, not casts, per message.
-                batch.append(Change(m.key().decode(), m.value(), 0, m.offset()))  # type: ignore[union-attr, arg-type]
-            if batch:
-                target.apply(batch)
-            if at_end:
-                return
-        raise TimeoutError(f"could not read {topic} to its end within {timeout:.0f}s")
+        reader.read(target.positions(), target.apply, timeout)
     finally:
-        consumer.close()
+        reader.close()

@@ -19,6 +19,7 @@ from typing import Any, cast
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from hub.kafka.clients import consume_ready, consumer_config
+from hub.kafka.read_consumer import STALL_S, ReadConsumer
 from hub.records.change import Change
 
 log = logging.getLogger(__name__)
@@ -28,24 +29,25 @@ class TailReader:
     """Reads one topic to its end from the positions it is given. One read at a time; any thread.
 
     The consumer is made at the first read and unassigned between reads, so it fetches nothing while
-    idle. Fetches return at once (a read waits on them), and a position Kafka no longer holds is an
-    error rather than a silent jump to the partition's start.
+    idle. Fetches return at once unless the broker needs longer (hub.kafka.read_consumer), and a
+    position Kafka no longer holds is an error rather than a silent jump to the partition's start.
     """
 
     def __init__(self, bootstrap: str, topic: str, consumer_extra: dict[str, Any] | None = None) -> None:
         self.topic = topic
-        self._config = consumer_config(
-            bootstrap,
-            "hub-tail-reader",
-            {
-                "enable.partition.eof": True,
-                "fetch.wait.max.ms": 1,
-                "fetch.queue.backoff.ms": 1,
-                "auto.offset.reset": "error",
-                **(consumer_extra or {}),
-            },
+        self._reads = ReadConsumer(
+            consumer_config(
+                bootstrap,
+                "hub-tail-reader",
+                {
+                    "enable.partition.eof": True,
+                    "fetch.wait.max.ms": 1,
+                    "fetch.queue.backoff.ms": 1,
+                    "auto.offset.reset": "error",
+                    **(consumer_extra or {}),
+                },
+            )
         )
-        self._consumer: Consumer | None = None
         self._lock = threading.Lock()
 
     def read(self, positions: Sequence[int], apply: Callable[[list[Change]], object], timeout: float) -> None:
@@ -53,43 +55,52 @@ class TailReader:
         partition to ``apply``, in offset order per partition, in batches. Raises TimeoutError if some
         partition's end is not reached within ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
+        at = dict(enumerate(positions))  # the next offset of each partition not yet at its end
         with self._lock:
-            if self._consumer is None:
-                self._consumer = Consumer(self._config)
-            consumer = self._consumer
-            consumer.assign([TopicPartition(self.topic, p, at) for p, at in enumerate(positions)])
-            try:
-                self._read(consumer, set(range(len(positions))), apply, deadline)
-            finally:
-                consumer.unassign()
+            while at:
+                consumer = self._reads.consumer
+                consumer.assign([TopicPartition(self.topic, p, offset) for p, offset in at.items()])
+                try:
+                    self._read(consumer, at, apply, deadline)
+                finally:
+                    if self._reads.current is consumer:
+                        consumer.unassign()
 
     def _read(
-        self, consumer: Consumer, pending: set[int], apply: Callable[[list[Change]], object], deadline: float
+        self, consumer: Consumer, at: dict[int, int], apply: Callable[[list[Change]], object], deadline: float
     ) -> None:
-        while pending:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"{self.topic}: partitions {sorted(pending)} did not reach their end in time")
+        """Reads until every partition in ``at`` is at its end, or returns early with a new consumer."""
+        progress = time.monotonic()
+        while at:
+            now = time.monotonic()
+            if now >= deadline:
+                raise TimeoutError(f"{self.topic}: partitions {sorted(at)} did not reach their end in time")
+            if now - progress >= STALL_S and self._reads.stalled():
+                return
             batch = []
-            for m in consume_ready(consumer, 5000, min(remaining, 0.2)):
+            for m in consume_ready(consumer, 5000, min(deadline - now, STALL_S)):
                 err, partition = m.error(), cast(int, m.partition())
+                if partition not in at:
+                    continue
                 if err is not None:
                     if err.code() == KafkaError._PARTITION_EOF:
-                        pending.discard(partition)
+                        del at[partition]
+                        progress = time.monotonic()
                     elif err.code() == KafkaError._AUTO_OFFSET_RESET:
                         raise TimeoutError(f"{self.topic}[{partition}] no longer holds the position to read from")
                     continue
+                offset = cast(int, m.offset())
+                at[partition] = offset + 1
+                progress = time.monotonic()
                 try:
                     key = m.key().decode()  # type: ignore[union-attr]
                 except (AttributeError, UnicodeDecodeError):
-                    log.error("%s[%d]@%d has no UTF-8 key: skipped", self.topic, partition, m.offset())
+                    log.error("%s[%d]@%d has no UTF-8 key: skipped", self.topic, partition, offset)
                     continue
-                batch.append(Change(key, m.value(), partition, cast(int, m.offset()), m.timestamp()[1]))
+                batch.append(Change(key, m.value(), partition, offset, m.timestamp()[1]))
             if batch:
                 apply(batch)
 
     def close(self) -> None:
         with self._lock:
-            if self._consumer is not None:
-                self._consumer.close()
-                self._consumer = None
+            self._reads.close()

@@ -619,6 +619,7 @@ class HubServer:
             await asyncio.to_thread(self._case_events.close)
         if self.deps is not None:
             await asyncio.to_thread(self.deps.close_readers)
+            await asyncio.to_thread(self.deps.audit_index.close)
             await self.deps.shards.close()
         self.metrics.close()
         self.deps = None  # drops the admin client, which has no close() of its own

@@ -1,0 +1,81 @@
+"""A consumer for reads that a caller waits on, whose fetch wait widens when the broker needs longer.
+
+Such reads want each fetch answered at once (``fetch.wait.max.ms`` of 1 ms): tansu holds every fetch
+for its whole wait, and Kafka holds a fetch at a partition's end that long. But to serve a fetch behind
+a partition's end, tansu 0.6.0 lists every record batch of that partition, and when the broker takes
+longer than the fetch's wait it answers with no records and no error. The client fetches again at
+once, and the read spins, the broker busy listing, until its deadline. Measured (one-record batches
+in one partition, reading its last ten records): 2,000 batches already failed now and then with a
+1 ms wait, 30,000 never answered with 5 ms and were read in 40 ms with 20 ms. A partition's batch
+count only grows, so no fixed wait is right for its whole life, and a short one is wrong sooner on
+a busy machine.
+
+So a read that makes no progress (no record, no end of partition) for :data:`STALL_S` says so with
+:meth:`ReadConsumer.stalled`: the consumer is replaced by one whose wait is four times longer, up to
+:data:`MAX_WAIT_MS`, and the caller assigns again from where it stands. A broker that was away also
+stalls reads, so a wider wait is tried one step narrower after :data:`NARROW_AFTER_S` without a
+stall (a log that outgrew the narrower wait stalls once more and widens it again). On Kafka a fetch
+returns as soon as there is data, so there a stall means a slow broker and a wider wait costs little.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from confluent_kafka import Consumer
+
+log = logging.getLogger(__name__)
+
+STALL_S = 0.2
+MAX_WAIT_MS = 1024
+NARROW_AFTER_S = 60.0
+
+
+class ReadConsumer:
+    """Holds the consumer of one kind of read (not thread-safe: the reader serialises its reads)."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self._config = config
+        self._narrowest = self.wait_ms = int(config.get("fetch.wait.max.ms", 1))
+        self._stalled_at = 0.0
+        self._consumer: Consumer | None = None
+
+    @property
+    def consumer(self) -> Consumer:
+        """The consumer to assign for a read: made at first use, after :meth:`stalled`, and when a
+        widened wait is narrowed again."""
+        if self.wait_ms > self._narrowest and time.monotonic() - self._stalled_at > NARROW_AFTER_S:
+            self.close()
+            self.wait_ms = max(self.wait_ms // 4, self._narrowest)
+            self._stalled_at = time.monotonic()
+        if self._consumer is None:
+            self._consumer = Consumer({**self._config, "fetch.wait.max.ms": self.wait_ms})
+        return self._consumer
+
+    @property
+    def current(self) -> Consumer | None:
+        """The consumer made last, if it is still open."""
+        return self._consumer
+
+    def stalled(self) -> bool:
+        """A read made no progress for STALL_S. Returns True if the consumer was replaced by one that
+        waits longer (the caller assigns again); False if the wait is already the longest."""
+        self._stalled_at = time.monotonic()
+        if self.wait_ms >= MAX_WAIT_MS:
+            return False
+        self.close()
+        before, self.wait_ms = self.wait_ms, min(self.wait_ms * 4, MAX_WAIT_MS)
+        log.warning(
+            "%s: the broker answered no fetch within %d ms; fetching with a %d ms wait from now on",
+            self._config.get("group.id", "a reader"),
+            before,
+            self.wait_ms,
+        )
+        return True
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None

@@ -1,0 +1,42 @@
+"""Reading a topic to its end from known positions (hub.kafka.tail), on a partition of many batches."""
+
+from __future__ import annotations
+
+import uuid
+
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
+
+from hub.kafka.clients import admin_config, producer_config
+from hub.kafka.tail import TailReader
+from hub.kafka.topics import TopicSpec, ensure_topics
+from hub.records.change import Change
+
+# tansu 0.6.0 lists every batch of a partition to serve a fetch behind its end, and answers a fetch it
+# cannot serve within its wait with nothing: with a fixed 1 ms wait this read never reached the end.
+BATCHES = 20_000
+
+
+def _fill(bootstrap: str, topic: str, batches: int) -> None:
+    """``batches`` record batches of one record each in partition 0."""
+    producer = Producer(producer_config(bootstrap, {"linger.ms": 0, "batch.num.messages": 1}))
+    for i in range(batches):
+        producer.produce(topic, b"v%d" % i, b"k%d" % i, partition=0)
+        producer.poll(0)
+    assert producer.flush(120) == 0
+
+
+def test_a_read_behind_the_end_of_a_partition_of_many_batches_reaches_its_end(kafka_bootstrap: str) -> None:
+    topic = f"tail-{uuid.uuid4().hex[:8]}"
+    ensure_topics(AdminClient(admin_config(kafka_bootstrap)), [TopicSpec(topic, 1, compacted=False)])
+    _fill(kafka_bootstrap, topic, BATCHES)
+    reader = TailReader(kafka_bootstrap, topic)
+    read: list[Change] = []
+    try:
+        reader.read([BATCHES - 10], read.extend, timeout=120)
+        assert [(c.key, c.offset) for c in read] == [(f"k{i}", i) for i in range(BATCHES - 10, BATCHES)]
+        read.clear()
+        reader.read([BATCHES], read.extend, timeout=120)  # at the end already: nothing, and it returns
+        assert read == []
+    finally:
+        reader.close()
