@@ -17,6 +17,13 @@ as ``hub demo`` or ``python -m loadtest.city_year`` loaded), with ``--miss-share
 
 from __future__ import annotations
 
+import os
+
+# Before gRPC starts: grpcio 1.81 and later restart their poller in a forked child, and a child forked
+# for subprocess.Popen (close_fds) then aborts on epoll EBADF (grpc/grpc#43055); it aborted a Locust
+# master here once. Locust's processes never fork with a channel to carry over.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 import random
 import time
 import uuid

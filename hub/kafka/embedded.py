@@ -20,6 +20,10 @@ Known gaps of tansu 0.6.0 that the rest of the hub designs around:
 - read_committed consumers see records of aborted transactions if the
   producer had flushed them (the hub does not use transactions);
 - a JoinGroup waits half of ``session.timeout.ms`` (hub.kafka.clients);
+- a fetch behind a partition's end lists every record batch of that partition,
+  and one the broker cannot serve within the fetch's ``fetch.wait.max.ms`` is
+  answered with no records and no error, so the client fetches again at once
+  and spins (reads that want a short wait widen it: hub.kafka.read_consumer);
 - durable storage writes a produce as three objects in turn: the idempotent
   producer's sequence (``meta.json``), the partition's watermark, then the
   batch. Killed between the first and the last, it restarts with a sequence
