@@ -18,7 +18,7 @@ from confluent_kafka import KafkaError, TopicPartition
 
 from hub.errors import FailedPrecondition, Unavailable
 from hub.kafka.clients import consumer_config
-from hub.kafka.read_consumer import STALL_S, ReadConsumer
+from hub.kafka.read_consumer import ReadConsumer
 
 
 class CaseEvents:
@@ -72,7 +72,7 @@ class CaseEvents:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise Unavailable(f"could not read the case event at {self._topic}[{partition}]@{offset}; retry")
-                m = consumer.poll(min(remaining, STALL_S))
+                m = consumer.poll(min(remaining, self._reads.stall_after_s))
                 if m is None:
                     if self._reads.stalled():
                         consumer = self._reads.consumer

@@ -10,12 +10,13 @@ in one partition, reading its last ten records): 2,000 batches already failed no
 count only grows, so no fixed wait is right for its whole life, and a short one is wrong sooner on
 a busy machine.
 
-So a read that makes no progress (no record, no end of partition) for :data:`STALL_S` says so with
-:meth:`ReadConsumer.stalled`: the consumer is replaced by one whose wait is four times longer, up to
-:data:`MAX_WAIT_MS`, and the caller assigns again from where it stands. A broker that was away also
-stalls reads, so a wider wait is tried one step narrower after :data:`NARROW_AFTER_S` without a
-stall (a log that outgrew the narrower wait stalls once more and widens it again). On Kafka a fetch
-returns as soon as there is data, so there a stall means a slow broker and a wider wait costs little.
+So a read that makes no progress (no record, no end of partition) for ten fetch waits, and at least
+:data:`MIN_STALL_S`, says so with :meth:`ReadConsumer.stalled`: the consumer is replaced by one whose
+wait is four times longer, up to :data:`MAX_WAIT_MS`, and the caller assigns again from where it
+stands. A broker that was away also stalls reads, so a wider wait is tried one step narrower after
+:data:`NARROW_AFTER_S` without a stall (a log that outgrew the narrower wait stalls once more and
+widens it again). On Kafka a fetch returns as soon as there is data, so there a stall means a slow
+broker and a wider wait costs little.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from confluent_kafka import Consumer
 
 log = logging.getLogger(__name__)
 
-STALL_S = 0.2
+MIN_STALL_S = 0.05
+STALL_FETCHES = 10
 MAX_WAIT_MS = 1024
 NARROW_AFTER_S = 60.0
 
@@ -55,12 +57,17 @@ class ReadConsumer:
         return self._consumer
 
     @property
+    def stall_after_s(self) -> float:
+        """How long a read may go without progress before it calls :meth:`stalled`."""
+        return max(MIN_STALL_S, STALL_FETCHES * self.wait_ms / 1000)
+
+    @property
     def current(self) -> Consumer | None:
         """The consumer made last, if it is still open."""
         return self._consumer
 
     def stalled(self) -> bool:
-        """A read made no progress for STALL_S. Returns True if the consumer was replaced by one that
+        """A read made no progress for :attr:`stall_after_s`. Returns True if the consumer was replaced by one that
         waits longer (the caller assigns again); False if the wait is already the longest."""
         self._stalled_at = time.monotonic()
         if self.wait_ms >= MAX_WAIT_MS:

@@ -19,7 +19,7 @@ from typing import Any, cast
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from hub.kafka.clients import consume_ready, consumer_config
-from hub.kafka.read_consumer import STALL_S, ReadConsumer
+from hub.kafka.read_consumer import ReadConsumer
 from hub.records.change import Change
 
 log = logging.getLogger(__name__)
@@ -75,10 +75,11 @@ class TailReader:
             now = time.monotonic()
             if now >= deadline:
                 raise TimeoutError(f"{self.topic}: partitions {sorted(at)} did not reach their end in time")
-            if now - progress >= STALL_S and self._reads.stalled():
+            stall_after = self._reads.stall_after_s
+            if now - progress >= stall_after and self._reads.stalled():
                 return
             batch = []
-            for m in consume_ready(consumer, 5000, min(deadline - now, STALL_S)):
+            for m in consume_ready(consumer, 5000, min(deadline - now, stall_after)):
                 err, partition = m.error(), cast(int, m.partition())
                 if partition not in at:
                     continue
