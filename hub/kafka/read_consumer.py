@@ -13,10 +13,11 @@ a busy machine.
 So a read that makes no progress (no record, no end of partition) for ten fetch waits, and at least
 :data:`MIN_STALL_S`, says so with :meth:`ReadConsumer.stalled`: the consumer is replaced by one whose
 wait is four times longer, up to :data:`MAX_WAIT_MS`, and the caller assigns again from where it
-stands. A broker that was away also stalls reads, so a wider wait is tried one step narrower after
-:data:`NARROW_AFTER_S` without a stall (a log that outgrew the narrower wait stalls once more and
-widens it again). On Kafka a fetch returns as soon as there is data, so there a stall means a slow
-broker and a wider wait costs little.
+stands. A broker that is away stalls reads too, but the client says so (a transport error): such a
+stall widens nothing. The log only grows, so a wider wait is kept, and tried one step narrower only
+after :data:`NARROW_AFTER_S` without a stall (a narrowing costs one stall while the log is long). On
+Kafka a fetch returns as soon as there is data, so there a stall means a slow broker and a wider
+wait costs little.
 """
 
 from __future__ import annotations
@@ -25,21 +26,26 @@ import logging
 import time
 from typing import Any
 
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, KafkaError
 
 log = logging.getLogger(__name__)
 
 MIN_STALL_S = 0.05
 STALL_FETCHES = 10
 MAX_WAIT_MS = 1024
-NARROW_AFTER_S = 60.0
+NARROW_AFTER_S = 600.0
+# How recent a transport error must be for a stall to count as the broker being away (librdkafka
+# retries a lost connection with a backoff of up to 10 s).
+AWAY_S = 10.0
+_AWAY = (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE)
 
 
 class ReadConsumer:
     """Holds the consumer of one kind of read (not thread-safe: the reader serialises its reads)."""
 
     def __init__(self, config: dict[str, Any]) -> None:
-        self._config = config
+        self._config = {**config, "error_cb": self._on_error}
+        self._away_at = -AWAY_S  # when the client last said the broker is away
         self._narrowest = self.wait_ms = int(config.get("fetch.wait.max.ms", 1))
         self._stalled_at = 0.0
         self._consumer: Consumer | None = None
@@ -66,10 +72,18 @@ class ReadConsumer:
         """The consumer made last, if it is still open."""
         return self._consumer
 
+    def _on_error(self, err: KafkaError) -> None:  # served by the consumer's poll
+        if err.code() in _AWAY:
+            self._away_at = time.monotonic()
+
     def stalled(self) -> bool:
-        """A read made no progress for :attr:`stall_after_s`. Returns True if the consumer was replaced by one that
-        waits longer (the caller assigns again); False if the wait is already the longest."""
-        self._stalled_at = time.monotonic()
+        """A read made no progress for :attr:`stall_after_s`. Returns True if the consumer was replaced by
+        one that waits longer (the caller assigns again); False if the broker is away or the wait is
+        already the longest."""
+        now = time.monotonic()
+        if now - self._away_at < AWAY_S:
+            return False
+        self._stalled_at = now
         if self.wait_ms >= MAX_WAIT_MS:
             return False
         self.close()
