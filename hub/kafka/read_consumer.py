@@ -14,8 +14,9 @@ So a read that makes no progress (no record, no end of partition) for ten fetch 
 :data:`MIN_STALL_S`, says so with :meth:`ReadConsumer.stalled`: the consumer is replaced by one whose
 wait is four times longer, up to :data:`MAX_WAIT_MS`, and the caller assigns again from where it
 stands. A broker that is away stalls reads too, but the client says so (a transport error): such a
-stall widens nothing. The log only grows, so a wider wait is kept, and tried one step narrower only
-after :data:`NARROW_AFTER_S` without a stall (a narrowing costs one stall while the log is long). On
+stall widens nothing. A wider wait is tried one step narrower after :data:`NARROW_AFTER_S` without a
+stall: a narrowing costs one stall while the log is long, but every read at a wider wait costs that
+wait on tansu (two years of cases ran slower with widened waits kept ten minutes than one). On
 Kafka a fetch returns as soon as there is data, so there a stall means a slow broker and a wider
 wait costs little.
 """
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 MIN_STALL_S = 0.05
 STALL_FETCHES = 10
 MAX_WAIT_MS = 1024
-NARROW_AFTER_S = 600.0
+NARROW_AFTER_S = 60.0
 # How recent a transport error must be for a stall to count as the broker being away (librdkafka
 # retries a lost connection with a backoff of up to 10 s).
 AWAY_S = 10.0
