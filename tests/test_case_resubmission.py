@@ -6,6 +6,7 @@ where a number's first event is, and the result is read back from Kafka there.""
 from __future__ import annotations
 
 import asyncio
+import random
 from pathlib import Path
 
 import grpc
@@ -19,7 +20,7 @@ from hub.errors import Unavailable
 from hub.flows.case_events import CaseEvents
 from hub.flows.stores import CaseLedger, Recorded
 from hub.kafka.clients import admin_config, producer_config
-from hub.kafka.producer import AckingProducer
+from hub.kafka.producer import AckingProducer, StickyPartition
 from hub.kafka.topics import TopicSpec, ensure_topics
 from hub.records.change import Change
 from hub.v1 import cases_pb2, cases_pb2_grpc, common_pb2
@@ -123,6 +124,28 @@ def test_the_ledger_keeps_a_numbers_first_event() -> None:
     assert ledger.get("DY-OWN") == Recorded("0f" * 16, 2, 7)
     assert "DY-OLD" not in ledger and ledger.get("DY-OLD") is None
     assert ledger.positions() == (11, 5, 8)
+
+
+def test_the_ledger_moves_past_its_own_writes_once_it_reaches_them() -> None:
+    ledger = CaseLedger(2)
+    digest = "0f" * 16
+    ledger.record([("DY-A", Recorded(digest, 0, 1)), ("DY-B", Recorded(digest, 0, 0))])
+    assert ledger.positions() == (2, 0)  # nothing of another writer can lie inside offsets 0..1
+    ledger.record([("DY-C", Recorded(digest, 1, 3)), ("DY-D", Recorded(digest, 1, 4))])
+    assert ledger.positions() == (2, 0)  # offsets 0..2 are another writer's, not read yet
+    ledger.apply([Change(f"DY-X{i}", _event("ab" * 16), 1, i) for i in range(3)])
+    assert ledger.positions() == (2, 5)
+    ledger.record([("DY-E", Recorded(digest, 0, -1))])  # acknowledged without an offset: read back
+    assert ledger.positions() == (2, 5)
+    assert ledger.get("DY-X2") == Recorded("ab" * 16, 1, 2) and ledger.get("DY-D") == Recorded(digest, 1, 4)
+
+
+def test_a_writer_sticks_to_a_partition_for_a_run_of_batches() -> None:
+    sticky = StickyPartition(24, run=3, rng=random.Random(7))
+    chosen = [sticky.choose() for _ in range(30)]
+    runs = [chosen[i : i + 3] for i in range(0, 30, 3)]
+    assert all(len(set(run)) == 1 for run in runs)
+    assert len({run[0] for run in runs}) > 1
 
 
 def test_events_are_read_back_at_their_positions(kafka_bootstrap: str, topic_prefix: str) -> None:

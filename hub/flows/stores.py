@@ -215,6 +215,7 @@ class CaseLedger:
         self._rows: dict[str, int] = {}
         self._table = Buffer(_ROW)
         self._next = [0] * partitions
+        self._own: list[list[tuple[int, int]]] = [[] for _ in range(partitions)]  # unread own offsets [from, to)
         self._lock = threading.Lock()
 
     def __contains__(self, case_number: str) -> bool:
@@ -228,8 +229,24 @@ class CaseLedger:
         return Recorded(digest.hex(), partition, offset)
 
     def record(self, cases: Sequence[tuple[str, Recorded]]) -> None:
-        """This replica's own acknowledged writes, known before the feeder brings them back."""
+        """This replica's own acknowledged writes, known before a read brings them back.
+
+        Once the ledger's position in a partition reaches a run of them, it moves past the run: no other
+        writer's record lies inside it, so the next catch-up need not read this replica's writes again
+        (on tansu every partition read lists the partition's whole log)."""
         self._add([(number, bytes.fromhex(r.digest), r.partition, r.offset) for number, r in cases])
+        runs: dict[int, list[tuple[int, int]]] = {}
+        for r in sorted({(r.partition, r.offset) for _, r in cases if r.offset >= 0}):
+            partition, offset = r
+            own = runs.setdefault(partition, [])
+            if own and own[-1][1] == offset:
+                own[-1] = (own[-1][0], offset + 1)
+            else:
+                own.append((offset, offset + 1))
+        with self._lock:
+            for partition, own in runs.items():
+                self._own[partition].extend(own)
+                self._skip_own(partition)
 
     @property
     def nbytes(self) -> int:
@@ -248,8 +265,23 @@ class CaseLedger:
                     digest = b""
                 if len(digest) == _ROW["digest"].itemsize:  # else written before cases recorded their digest
                     found.append((c.key, digest, c.partition, c.offset))
-            self._next[c.partition] = max(self._next[c.partition], c.offset + 1)
+        with self._lock:
+            for c in changes:
+                self._next[c.partition] = max(self._next[c.partition], c.offset + 1)
+            for partition in {c.partition for c in changes}:
+                self._skip_own(partition)
         self._add(found)
+
+    def _skip_own(self, partition: int) -> None:
+        """Moves the position past this replica's own runs that it has reached; forgets runs behind it."""
+        own = self._own[partition]
+        if not own:
+            return
+        own.sort()
+        at = self._next[partition]
+        while own and own[0][0] <= at:
+            at = max(at, own.pop(0)[1])
+        self._next[partition] = at
 
     def _add(self, cases: Sequence[tuple[str, bytes, int, int]]) -> None:
         with self._lock:

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import hashlib
 import time
-import zlib
 from dataclasses import dataclass
 
 import orjson
@@ -18,6 +17,7 @@ from hub.flows.stores import Recorded
 from hub.governance.audit import AuditEvent
 from hub.governance.identity import current_caller
 from hub.governance.receipts import Signed
+from hub.kafka.producer import StickyPartition
 from hub.server.case_records import CaseRecords
 from hub.server.case_shards import Case, ShardedCases, answer_restrictions
 from hub.server.convert import case_from_pb, watermark_to_pb
@@ -118,6 +118,7 @@ class CasesService(cases_pb2_grpc.CasesServicer):
         self._resolver = resolver
         self._records = records
         self._ledger = records.ledger
+        self._partitions = StickyPartition(self._ledger.partitions)
         self._sharded = ShardedCases(deps, resolver)
 
     async def _outcomes(self, cases: list[Case], context: aio.ServicerContext) -> list[CaseOutcome | HubError]:
@@ -190,7 +191,7 @@ class CasesService(cases_pb2_grpc.CasesServicer):
         # A call's events go to one partition, as one record batch: a batch per partition per call made
         # the broker's partitions grow by three small batches a call. A case's event is found where the
         # ledger saw it, never by its key's partition, so the key need not choose it.
-        partition = zlib.crc32(items[0].outcome.case_number.encode()) % self._ledger.partitions
+        partition = self._partitions.choose()
         deliveries = await self._deps.producer.send(
             self._deps.topics.cases,
             [
