@@ -233,7 +233,9 @@ class CaseLedger:
 
         Once the ledger's position in a partition reaches a run of them, it moves past the run: no other
         writer's record lies inside it, so the next catch-up need not read this replica's writes again
-        (on tansu every partition read lists the partition's whole log)."""
+        (on tansu every partition read lists the partition's whole log). The position can stop inside a
+        record batch only where the batch's other records are this replica's too (a batch has one
+        producer), which reach the ledger here: tansu skips the rest of a batch read from inside it."""
         self._add([(number, bytes.fromhex(r.digest), r.partition, r.offset) for number, r in cases])
         runs: dict[int, list[tuple[int, int]]] = {}
         for r in sorted({(r.partition, r.offset) for _, r in cases if r.offset >= 0}):

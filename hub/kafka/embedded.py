@@ -24,6 +24,9 @@ Known gaps of tansu 0.6.0 that the rest of the hub designs around:
   and one the broker cannot serve within the fetch's ``fetch.wait.max.ms`` is
   answered with no records and no error, so the client fetches again at once
   and spins (reads that want a short wait widen it: hub.kafka.read_consumer);
+- a fetch from an offset inside a record batch skips the rest of that batch
+  (it serves batches whose base offset is at or past the fetch offset), so
+  the hub's readers start at batch ends (hub.flows.stores ``CaseLedger``);
 - durable storage writes a produce as three objects in turn: the idempotent
   producer's sequence (``meta.json``), the partition's watermark, then the
   batch. Killed between the first and the last, it restarts with a sequence

@@ -201,14 +201,16 @@ class CasesService(cases_pb2_grpc.CasesServicer):
             [],
             partition_hint=partition,
         )
-        if any(d.error is not None for d in deliveries):
-            raise Unavailable("the case events were not acknowledged by Kafka; resubmit (it is idempotent)")
+        # What Kafka acknowledged is recorded even if the rest failed: the resubmission finds it.
         self._ledger.record(
             [
                 (number, Recorded(digest, d.partition, d.offset))
                 for (number, digest, _), d in zip(events, deliveries, strict=True)
+                if d.error is None
             ]
         )
+        if any(d.error is not None for d in deliveries):
+            raise Unavailable("the case events were not acknowledged by Kafka; resubmit (it is idempotent)")
 
     async def Submit(self, request: cases_pb2.SubmitRequest, context: aio.ServicerContext) -> cases_pb2.SubmitResponse:
         note_access("case.submit", request.case_type, subjects=(request.applicant,), case_number=request.case_number)
