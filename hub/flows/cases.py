@@ -164,6 +164,15 @@ class CaseResolver:
         self._policy = policy
         self._corrections = corrections
         self._compiled: dict[tuple[str, tuple[Claim, ...]], tuple[ResourceSpec, list[Compiled]]] = {}
+        # Each evidence item's claims depend only on the values its templates name (cases share dates).
+        self._names = {
+            (t.code, i): tuple(
+                sorted({m.group(1) for c in e.claims for v in c.values for m in _PLACEHOLDER.finditer(v)})
+            )
+            for t in types.values()
+            for i, e in enumerate(t.evidence)
+        }
+        self._claims: dict[tuple[str, int, tuple[str, ...]], tuple[Claim, ...]] = {}
 
     def check(self, request: CaseRequest) -> CaseType:
         """The case type, after checking the request is complete; raises InvalidArgument."""
@@ -206,11 +215,17 @@ class CaseResolver:
             "param:applicant": request.applicant,
         }
         out = []
-        for e in case_type.evidence:
+        for i, e in enumerate(case_type.evidence):
             subject = request.applicant if e.subject == "applicant" else request.params.get(e.subject, "")
-            claims = tuple(
-                Claim(c.field, Op(c.op), tuple(_fill(v, values) for v in c.values), c.or_unset) for c in e.claims
-            )
+            key = (case_type.code, i, tuple(values.get(name, "") for name in self._names[case_type.code, i]))
+            claims = self._claims.get(key)
+            if claims is None:
+                claims = tuple(
+                    Claim(c.field, Op(c.op), tuple(_fill(v, values) for v in c.values), c.or_unset) for c in e.claims
+                )
+                if len(self._claims) >= 10_000:
+                    self._claims.clear()
+                self._claims[key] = claims
             out.append(Item(e, subject, claims))
         return out
 
