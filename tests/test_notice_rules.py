@@ -138,6 +138,9 @@ class FakeProducer:
         self._waiting = []
         return 0
 
+    def purge(self) -> None:
+        self._waiting = []
+
     def close(self) -> None:
         self.closed = True
 
@@ -161,22 +164,27 @@ class Stop(threading.Event):
 class Rig:
     engine: NoticeEngine
     consumer: FakeConsumer
-    producer: FakeProducer
+    producers: list[FakeProducer]  # every producer the engine made, the current one last
     stop: Stop
+
+    @property
+    def producer(self) -> FakeProducer:
+        return self.producers[-1]
 
     def run(self, *batches: list[Msg]) -> list[Notice]:
         """Runs the engine over ``batches`` on this thread; returns the notices it produced meanwhile."""
-        before = len(self.producer.produced)
+        before = sum(len(p.produced) for p in self.producers)
         self.stop.clear()
         self.consumer.batches = list(batches)
         self.engine._run()
-        return self.producer.notices()[before:]
+        return [n for p in self.producers for n in p.notices()][before:]
 
 
 @pytest.fixture
 def rig(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Rig]:
+    made: list[FakeProducer] = []
     monkeypatch.setattr(notices, "Consumer", FakeConsumer)
-    monkeypatch.setattr(notices, "Producer", FakeProducer)
+    monkeypatch.setattr(notices, "Producer", lambda config: made.append(FakeProducer(config)) or made[-1])
     monkeypatch.setattr(notices.time, "time", lambda: NOW_MS / 1000)
 
     def make(store: NoticeStore | None = None, since_ms: int | None = None) -> Rig:
@@ -196,7 +204,7 @@ def rig(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Rig]:
         consumer, producer = engine._consumer, engine._producer
         assert isinstance(consumer, FakeConsumer) and isinstance(producer, FakeProducer)
         consumer.drained = stop.set
-        return Rig(engine, consumer, producer, stop)
+        return Rig(engine, consumer, made, stop)
 
     return make
 
@@ -343,6 +351,8 @@ def test_a_batch_whose_notices_kafka_did_not_take_is_read_again(rig: Callable[..
     r.producer.outcome = outcome
     produced = r.run(batch, batch)
     assert r.consumer.seeks == [(0, 3), (1, 8)] and r.stop.backoffs == [1.0]
+    # Written again by a fresh producer: on tansu the one whose batch timed out is fenced for good.
+    assert len(r.producers) == 2 and r.producers[0].closed and r.producer.config == r.producers[0].config
     assert r.consumer.commits == [{0: 5, 1: 9}]  # only the second time
     assert [n.id for n in produced[:2]] == [n.id for n in produced[2:]]  # forgotten, so written again
 

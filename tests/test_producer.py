@@ -1,16 +1,20 @@
-"""The acknowledging producer under a full local queue: what could not be queued is refused, the
-rest is acknowledged, and the call always returns."""
+"""The acknowledging producer under a full local queue (what could not be queued is refused, the rest
+is acknowledged, and the call always returns) and after a delivery timeout."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from confluent_kafka import KafkaError
 from confluent_kafka.admin import AdminClient
 
+from hub.childproc import free_port
 from hub.kafka.clients import admin_config, producer_config
+from hub.kafka.embedded import EmbeddedBroker
 from hub.kafka.producer import AckingProducer
 from hub.kafka.topics import TopicSpec, ensure_topics
+from tests.faults import TcpProxy
 
 
 def test_a_full_queue_refuses_the_rest_and_the_call_returns(kafka_bootstrap: str, topic_prefix: str) -> None:
@@ -30,3 +34,32 @@ def test_a_full_queue_refuses_the_rest_and_the_call_returns(kafka_bootstrap: str
             assert refused and all(d.error.code() == KafkaError._QUEUE_FULL for d in refused)
     finally:
         producer.close()
+
+
+def test_a_call_after_a_delivery_timeout_is_acknowledged(tmp_path: Path) -> None:
+    """The broker unreachable past the delivery timeout, then back: the calls that timed out are refused
+    (retriable), and the next call is acknowledged, not fenced (tansu does not know the epoch an
+    idempotent producer bumps after a timeout)."""
+    listen = free_port()
+    broker = EmbeddedBroker(tmp_path / "broker", "memory", advertised_port=listen)
+    proxy = TcpProxy("127.0.0.1", broker.port, listen)
+    broker.start()
+    through = f"127.0.0.1:{listen}"
+    topic = "timeouts"
+    ensure_topics(AdminClient(admin_config(through)), [TopicSpec(topic, 1, compacted=False)])
+    producer = AckingProducer(producer_config(through, {"delivery.timeout.ms": 2000}))
+
+    def send(key: bytes) -> list[KafkaError | None]:
+        return [d.error for d in asyncio.run(producer.send(topic, [(key, b"v")], []))]
+
+    try:
+        assert send(b"before") == [None]
+        proxy.stall()
+        [timed_out] = send(b"stalled")
+        assert timed_out is not None and timed_out.code() == KafkaError._MSG_TIMED_OUT
+        proxy.heal()
+        assert send(b"after") == [None]
+    finally:
+        producer.close()
+        broker.stop()
+        proxy.close()

@@ -19,15 +19,17 @@ BATCHES = 20_000
 
 def _fill(bootstrap: str, topic: str, batches: int) -> None:
     """``batches`` record batches of one record each in partition 0, at offsets 0 to batches - 1."""
-    # One request in flight, no idempotence: each record is its own batch, stored in order.
-    producer = Producer(producer_config(bootstrap, {"linger.ms": 0, "batch.num.messages": 1}, idempotent=False))
+    # One request in flight, no idempotence: each record is its own batch, stored in order. A busy broker
+    # stores a few hundred such batches a second: no record may time out before it is stored.
+    config = {"linger.ms": 0, "batch.num.messages": 1, "delivery.timeout.ms": 900_000}
+    producer = Producer(producer_config(bootstrap, config, idempotent=False))
     stored: list[int] = []
     for i in range(batches):
         producer.produce(
             topic, b"v%d" % i, b"k%d" % i, partition=0, on_delivery=lambda err, m: stored.append(m.offset())
         )
         producer.poll(0)
-    assert producer.flush(300) == 0
+    assert producer.flush(900) == 0
     assert sorted(stored) == list(range(batches)), "the broker did not store the records at offsets 0.."
 
 

@@ -76,6 +76,7 @@ class NoticeEngine:
         # prefetch let it hold most of a city's market topic (~240 MiB) in librdkafka's queue during a load.
         prefetch = {"enable.partition.eof": False, "queued.max.messages.kbytes": 16384}
         self._consumer = Consumer(consumer_config(bootstrap, group, {**prefetch, **(consumer_extra or {})}))
+        self._producer_config = producer_config
         self._producer = Producer(producer_config)
         self._created: set[str] = set()  # ours, until the store has read them back
         self._created_for: set[str] = set()  # credit codes of those
@@ -138,6 +139,7 @@ class NoticeEngine:
                 # Not durable: forget them and read the batch again (their ids make a replay harmless).
                 log.error("notices not acknowledged by Kafka; reading %d registrations again", len(messages))
                 self._created.difference_update(self._batch_created)
+                self._renew_producer()
                 for p, offset in first.items():
                     self._consumer.seek(TopicPartition(self._market_topic, p, offset))
                 self._stop.wait(1.0)
@@ -146,6 +148,16 @@ class NoticeEngine:
                 self._consumer.commit(
                     offsets=[TopicPartition(self._market_topic, p, o) for p, o in positions.items()], asynchronous=False
                 )
+
+    def _renew_producer(self) -> None:
+        """A fresh producer for the batch's next attempt. An idempotent producer whose batch timed out
+        is fenced for good on tansu (it bumps its epoch, which tansu does not know: hub.kafka.embedded),
+        so retrying on it would fail forever. What the old one still held is dropped (the notices' ids
+        make a copy that reached Kafka anyway harmless)."""
+        old, self._producer = self._producer, Producer(self._producer_config)
+        old.purge()
+        old.flush(0)
+        old.close()
 
     def _forget_read_back(self) -> None:
         """Drops the notices the store has read back: it answers for them now. Kept, the engine's own sets

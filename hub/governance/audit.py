@@ -63,6 +63,9 @@ def subject_digest(subject_key: bytes, subject: str) -> str:
     return hashlib.blake2b(subject.encode(), digest_size=16, key=subject_key[:64]).hexdigest()
 
 
+_RENEWED_BY = (KafkaError.PRODUCER_FENCED, KafkaError._MSG_TIMED_OUT)
+
+
 def entry_hash(prev: str, body: dict) -> str:
     return hashlib.sha256(prev.encode() + orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
@@ -272,7 +275,9 @@ class AuditLog:
                 self._delivered(err, waiting)
                 return
             log.warning("audit batch not written (%s); sending it again", err)
-            if err.fatal() or err.code() == KafkaError.PRODUCER_FENCED or self._fatal.is_set():
+            # After a timeout, too: an idempotent producer's next batch would be fenced on tansu (it bumps
+            # its epoch, which tansu does not know: hub.kafka.embedded).
+            if err.fatal() or err.code() in _RENEWED_BY or self._fatal.is_set():
                 self._replace_producer()
 
     def _write(self, value: bytes) -> KafkaError | None:

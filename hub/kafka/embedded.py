@@ -27,6 +27,9 @@ Known gaps of tansu 0.6.0 that the rest of the hub designs around:
 - a fetch from an offset inside a record batch skips the rest of that batch
   (it serves batches whose base offset is at or past the fetch offset), so
   the hub's readers start at batch ends (hub.flows.stores ``CaseLedger``);
+- an idempotent producer whose batch timed out bumps its epoch, which tansu
+  does not know: every later batch is PRODUCER_FENCED, so the hub's producers
+  start afresh after a timeout (hub.kafka.producer, hub.flows.notices);
 - durable storage writes a produce as three objects in turn: the idempotent
   producer's sequence (``meta.json``), the partition's watermark, then the
   batch. Killed between the first and the last, it restarts with a sequence

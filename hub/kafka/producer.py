@@ -102,6 +102,11 @@ class AckingProducer:
         self._config = {**config, "error_cb": self._on_error}
         self._producer = Producer(self._config)
         self._fatal = threading.Event()
+        # After a timeout an idempotent producer bumps its epoch, which tansu does not know: every later
+        # batch would be PRODUCER_FENCED (hub.kafka.embedded). Replaced at once, the next call goes through.
+        self._renewed_by = {KafkaError.PRODUCER_FENCED} | (
+            {KafkaError._MSG_TIMED_OUT} if config.get("enable.idempotence") else set()
+        )
         self._queue_wait_s = queue_wait_s
         self._stopping = threading.Event()
         self._poller = threading.Thread(target=self._poll_loop, name="producer-poll", daemon=True)
@@ -146,6 +151,8 @@ class AckingProducer:
         pending = _Pending(len(records), loop)
         if not records:
             return []
+        while self._fatal.is_set() and self._poller.is_alive():  # not on the producer being replaced
+            await asyncio.sleep(0.005)
         produce = self._producer.produce
         for i, (key, value) in enumerate(records):
             callback = partial(pending.on_delivery, i)
@@ -174,7 +181,7 @@ class AckingProducer:
                     return await pending.future
         self.produced += len(records)
         deliveries = await pending.future
-        if any(d.error is not None and d.error.code() == KafkaError.PRODUCER_FENCED for d in deliveries):
+        if any(d.error is not None and d.error.code() in self._renewed_by for d in deliveries):
             self._fatal.set()  # fenced records come back one by one, not through error_cb
         return deliveries
 
