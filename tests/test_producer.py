@@ -52,13 +52,18 @@ def test_a_call_after_a_delivery_timeout_is_acknowledged(tmp_path: Path) -> None
     def send(key: bytes) -> list[KafkaError | None]:
         return [d.error for d in asyncio.run(producer.send(topic, [(key, b"v")], []))]
 
+    def acknowledged(key: bytes) -> None:  # a busy machine may time out a 2 s delivery: then again
+        while (errors := send(key)) != [None]:
+            assert errors[0] is not None and errors[0].code() == KafkaError._MSG_TIMED_OUT
+
     try:
-        assert send(b"before") == [None]
+        acknowledged(b"before")
         proxy.stall()
         [timed_out] = send(b"stalled")
         assert timed_out is not None and timed_out.code() == KafkaError._MSG_TIMED_OUT
         proxy.heal()
-        assert send(b"after") == [None]
+        # The first call after the outage is not fenced (with a bumped epoch it would be, and every one after).
+        acknowledged(b"after")
     finally:
         producer.close()
         broker.stop()
