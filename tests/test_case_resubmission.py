@@ -158,6 +158,8 @@ def test_events_are_read_back_at_their_positions(kafka_bootstrap: str, topic_pre
             asyncio.run(producer.send(topic, [(b"DY-%d" % i, v)], [], partition_hint=i % 3))[0]
             for i, v in enumerate(values)
         ]
+        batch = [_event(f"{i:032x}") for i in range(10, 13)]  # one call: one record batch, read from inside
+        in_batch = asyncio.run(producer.send(topic, [(b"DY-B%d" % i, v) for i, v in enumerate(batch)], [], 0))
     finally:
         producer.close()
     events = CaseEvents(kafka_bootstrap, topic)
@@ -165,6 +167,7 @@ def test_events_are_read_back_at_their_positions(kafka_bootstrap: str, topic_pre
         positions = [(d.partition, d.offset) for d in reversed(sent)]
         assert events.read([*positions, positions[0]]) == [orjson.loads(v) for v in [*reversed(values), values[-1]]]
         assert events.read([positions[2]]) == [orjson.loads(values[3])]  # the consumer serves read after read
+        assert events.read([(d.partition, d.offset) for d in in_batch[1:]]) == [orjson.loads(v) for v in batch[1:]]
     finally:
         events.close()
 

@@ -205,9 +205,10 @@ class CaseLedger:
     keeps only what every submission is checked against, the request digest, and where the event is;
     the recorded result is read back from the topic when a case is resubmitted (hub.flows.case_events).
     Holding the results made every worker keep ~500 MiB at a city year (docs/benchmarks.md). The rows
-    are one NumPy table (28 bytes each) behind a dict of case number → row. Written by the feeder
-    thread and by this replica's own acknowledged writes, read without a lock (a row is complete before
-    its number is in the dict, and the table grows by copying before it is replaced).
+    are one NumPy table (28 bytes each) behind a dict of case number → row. Written by a reader thread
+    (the feeder at start-up, then the calls' catch-up) and by this replica's own acknowledged writes,
+    read without a lock (a row is complete before its number is in the dict, and the table grows by
+    copying before it is replaced).
     """
 
     def __init__(self, partitions: int) -> None:
@@ -233,9 +234,8 @@ class CaseLedger:
 
         Once the ledger's position in a partition reaches a run of them, it moves past the run: no other
         writer's record lies inside it, so the next catch-up need not read this replica's writes again
-        (on tansu every partition read lists the partition's whole log). The position can stop inside a
-        record batch only where the batch's other records are this replica's too (a batch has one
-        producer), which reach the ledger here: tansu skips the rest of a batch read from inside it."""
+        (on tansu every partition read lists the partition's whole log). A position may stop inside a
+        record batch (calls share batches); a read from there gets the batch's remaining records."""
         self._add([(number, bytes.fromhex(r.digest), r.partition, r.offset) for number, r in cases])
         runs: dict[int, list[tuple[int, int]]] = {}
         for r in sorted({(r.partition, r.offset) for _, r in cases if r.offset >= 0}):

@@ -63,9 +63,6 @@ def subject_digest(subject_key: bytes, subject: str) -> str:
     return hashlib.blake2b(subject.encode(), digest_size=16, key=subject_key[:64]).hexdigest()
 
 
-_RENEWED_BY = (KafkaError.PRODUCER_FENCED, KafkaError._MSG_TIMED_OUT)
-
-
 def entry_hash(prev: str, body: dict) -> str:
     return hashlib.sha256(prev.encode() + orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
@@ -108,6 +105,11 @@ class AuditLog:
         self.chain = chain or f"{socket.gethostname()}-{os.getpid()}-{int(time.time() * 1000)}"
         # No linger: callers wait for the acknowledgement, and batching comes from the group commit.
         self._producer = Producer({**producer_config, "linger.ms": 0, "error_cb": self._on_error})
+        # An idempotent producer whose batch timed out is fenced on tansu (it bumps its epoch, which tansu
+        # does not know: hub.kafka.embedded), so the batch goes again on a fresh one.
+        self._renewed_by = {KafkaError.PRODUCER_FENCED} | (
+            {KafkaError._MSG_TIMED_OUT} if producer_config.get("enable.idempotence") else set()
+        )
         self._signing_key = signing_key
         self._keyed = hashlib.blake2b(digest_size=16, key=subject_key[:64])
         self._every = checkpoint_every
@@ -275,9 +277,7 @@ class AuditLog:
                 self._delivered(err, waiting)
                 return
             log.warning("audit batch not written (%s); sending it again", err)
-            # After a timeout, too: an idempotent producer's next batch would be fenced on tansu (it bumps
-            # its epoch, which tansu does not know: hub.kafka.embedded).
-            if err.fatal() or err.code() in _RENEWED_BY or self._fatal.is_set():
+            if err.fatal() or err.code() in self._renewed_by or self._fatal.is_set():
                 self._replace_producer()
 
     def _write(self, value: bytes) -> KafkaError | None:
@@ -312,6 +312,8 @@ class AuditLog:
         old, self._producer = self._producer, Producer({**self._config, "error_cb": self._on_error})
         old.purge()
         self._retired.append(old)
+        while len(self._retired) > 1:  # the delivery thread may still be polling the last one only
+            self._retired.pop(0).close()
         log.error("audit producer hit a fatal error; replaced it")
 
     def _checkpoint(self, closing: bool = False) -> None:

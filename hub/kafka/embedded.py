@@ -24,9 +24,6 @@ Known gaps of tansu 0.6.0 that the rest of the hub designs around:
   and one the broker cannot serve within the fetch's ``fetch.wait.max.ms`` is
   answered with no records and no error, so the client fetches again at once
   and spins (reads that want a short wait widen it: hub.kafka.read_consumer);
-- a fetch from an offset inside a record batch skips the rest of that batch
-  (it serves batches whose base offset is at or past the fetch offset), so
-  the hub's readers start at batch ends (hub.flows.stores ``CaseLedger``);
 - an idempotent producer whose batch timed out bumps its epoch, which tansu
   does not know: every later batch is PRODUCER_FENCED, so the hub's producers
   start afresh after a timeout (hub.kafka.producer, hub.flows.notices);

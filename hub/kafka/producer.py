@@ -104,6 +104,7 @@ class AckingProducer:
         self._fatal = threading.Event()
         # After a timeout an idempotent producer bumps its epoch, which tansu does not know: every later
         # batch would be PRODUCER_FENCED (hub.kafka.embedded). Replaced at once, the next call goes through.
+        # (On Kafka the bump is accepted; the replacement only fails what else was in flight, retriable.)
         self._renewed_by = {KafkaError.PRODUCER_FENCED} | (
             {KafkaError._MSG_TIMED_OUT} if config.get("enable.idempotence") else set()
         )
@@ -153,20 +154,27 @@ class AckingProducer:
             return []
         while self._fatal.is_set() and self._poller.is_alive():  # not on the producer being replaced
             await asyncio.sleep(0.005)
-        produce = self._producer.produce
+        first = self._producer
         for i, (key, value) in enumerate(records):
             callback = partial(pending.on_delivery, i)
             deadline = None
             while True:
+                producer = self._producer  # the poller may replace it while this call waits for room
                 try:
                     if partition_hint is None:
-                        produce(topic, value, key, headers=headers, on_delivery=callback)
+                        producer.produce(topic, value, key, headers=headers, on_delivery=callback)
                     else:
-                        produce(topic, value, key, partition=partition_hint, headers=headers, on_delivery=callback)
+                        producer.produce(
+                            topic, value, key, partition=partition_hint, headers=headers, on_delivery=callback
+                        )
                     break
                 except KafkaException as exc:  # refused before queueing (too large): this record only
                     pending.refuse(i, exc.args[0])
                     break
+                except RuntimeError:  # closed: replaced meanwhile (then on the new one), or shutting down
+                    if self._producer is producer:
+                        pending.refuse_from(i, KafkaError(KafkaError._DESTROY))
+                        return await pending.future
                 except BufferError:
                     deadline = deadline or time.monotonic() + self._queue_wait_s
                     if time.monotonic() < deadline:
@@ -181,8 +189,12 @@ class AckingProducer:
                     return await pending.future
         self.produced += len(records)
         deliveries = await pending.future
-        if any(d.error is not None and d.error.code() in self._renewed_by for d in deliveries):
-            self._fatal.set()  # fenced records come back one by one, not through error_cb
+        # Fenced records come back one by one, not through error_cb. A producer already replaced is not
+        # renewed again: its late timeouts would purge the new one's records in flight.
+        if self._producer is first and any(
+            d.error is not None and d.error.code() in self._renewed_by for d in deliveries
+        ):
+            self._fatal.set()
         return deliveries
 
     def abandon(self) -> None:

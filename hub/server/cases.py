@@ -188,9 +188,9 @@ class CasesService(cases_pb2_grpc.CasesServicer):
     async def _publish(self, items: list[_Resolved]) -> None:
         caller = current_caller.get().department
         events = [(i.outcome.case_number, i.digest, i.result.SerializeToString()) for i in items]
-        # A call's events go to one partition, as one record batch: a batch per partition per call made
-        # the broker's partitions grow by three small batches a call. A case's event is found where the
-        # ledger saw it, never by its key's partition, so the key need not choose it.
+        # A call's events go to one partition (a batch per partition per call made the broker's partitions
+        # grow by three small batches a call), the same for a run of calls. A case's event is found where
+        # the ledger saw it, never by its key's partition, so the key need not choose it.
         partition = self._partitions.choose()
         deliveries = await self._deps.producer.send(
             self._deps.topics.cases,
