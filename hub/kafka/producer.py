@@ -38,8 +38,8 @@ class StickyPartition:
 
     Like librdkafka's sticky partitioner for unkeyed records, for records whose key must not choose
     their partition (readers find them by position): a reader that catches up on the other writers
-    finds new records in about one partition per writer, not in one per batch written, and a writer
-    whose run no other writer interleaves is already at the end of its partition (hub.flows.stores).
+    finds new records in about one partition per writer, not in one per batch written, and a writer's
+    own run, once its reads reach it, need not be read back (hub.flows.stores ``CaseLedger.record``).
     """
 
     def __init__(self, partitions: int, run: int = 32, rng: random.Random | None = None) -> None:
