@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict
 
 from hub.flows.model import Alert, Notice
 from hub.flows.stores import NoticeStore
-from hub.kafka.clients import consume_ready, consumer_config
+from hub.kafka.clients import consume_ready, consumer_config, discard
 
 log = logging.getLogger(__name__)
 
@@ -155,9 +155,7 @@ class NoticeEngine:
         so retrying on it would fail forever. What the old one still held is dropped (the notices' ids
         make a copy that reached Kafka anyway harmless)."""
         old, self._producer = self._producer, Producer(self._producer_config)
-        old.purge()
-        old.flush(0)
-        old.close()
+        discard(old)
 
     def _forget_read_back(self) -> None:
         """Drops the notices the store has read back: it answers for them now. Kept, the engine's own sets

@@ -44,6 +44,7 @@ from confluent_kafka import KafkaError, Producer
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from hub.errors import Unavailable
+from hub.kafka.clients import renewal_errors
 from hub.records.codec import clip
 
 log = logging.getLogger(__name__)
@@ -105,11 +106,7 @@ class AuditLog:
         self.chain = chain or f"{socket.gethostname()}-{os.getpid()}-{int(time.time() * 1000)}"
         # No linger: callers wait for the acknowledgement, and batching comes from the group commit.
         self._producer = Producer({**producer_config, "linger.ms": 0, "error_cb": self._on_error})
-        # An idempotent producer whose batch timed out is fenced on tansu (it bumps its epoch, which tansu
-        # does not know: hub.kafka.embedded), so the batch goes again on a fresh one.
-        self._renewed_by = {KafkaError.PRODUCER_FENCED} | (
-            {KafkaError._MSG_TIMED_OUT} if producer_config.get("enable.idempotence") else set()
-        )
+        self._renewed_by = renewal_errors(producer_config)  # the batch then goes again on a fresh one
         self._signing_key = signing_key
         self._keyed = hashlib.blake2b(digest_size=16, key=subject_key[:64])
         self._every = checkpoint_every

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Consumer, KafkaError, Message, Producer
 
 # Java clients' partitioner, so a key lands on the same partition whichever
 # client produced it. Compacted topics and per-key ordering depend on it.
@@ -60,6 +60,23 @@ def producer_config(bootstrap: str, extra: dict[str, Any] | None = None, *, idem
         config.update({"enable.idempotence": False, "max.in.flight.requests.per.connection": 1})
     config.update(extra or {})
     return config
+
+
+def renewal_errors(config: dict[str, Any]) -> frozenset[int]:
+    """Delivery errors after which a producer made from ``config`` is replaced by a fresh one: fenced,
+    and for an idempotent producer a timeout too. After a timeout librdkafka bumps the producer's
+    epoch, which tansu 0.6.0 does not know, so every later batch would be PRODUCER_FENCED
+    (hub.kafka.embedded). On Kafka the bump is accepted; a replacement there only fails what else was in
+    flight, as retriable."""
+    fenced = frozenset({KafkaError.PRODUCER_FENCED})
+    return fenced | {KafkaError._MSG_TIMED_OUT} if config.get("enable.idempotence") else fenced
+
+
+def discard(producer: Producer) -> None:
+    """Drops what a replaced producer still holds (its callers see it fail, retriable) and closes it."""
+    producer.purge()
+    producer.flush(0)
+    producer.close()
 
 
 def consumer_config(bootstrap: str, group_id: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:

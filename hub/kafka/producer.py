@@ -19,6 +19,7 @@ from functools import partial
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from hub.kafka.clients import discard, renewal_errors
 from hub.records.codec import Headers
 
 log = logging.getLogger(__name__)
@@ -102,12 +103,7 @@ class AckingProducer:
         self._config = {**config, "error_cb": self._on_error}
         self._producer = Producer(self._config)
         self._fatal = threading.Event()
-        # After a timeout an idempotent producer bumps its epoch, which tansu does not know: every later
-        # batch would be PRODUCER_FENCED (hub.kafka.embedded). Replaced at once, the next call goes through.
-        # (On Kafka the bump is accepted; the replacement only fails what else was in flight, retriable.)
-        self._renewed_by = {KafkaError.PRODUCER_FENCED} | (
-            {KafkaError._MSG_TIMED_OUT} if config.get("enable.idempotence") else set()
-        )
+        self._renewed_by = renewal_errors(config)  # replaced at once, the next call goes through
         self._queue_wait_s = queue_wait_s
         self._stopping = threading.Event()
         self._poller = threading.Thread(target=self._poll_loop, name="producer-poll", daemon=True)
@@ -131,9 +127,7 @@ class AckingProducer:
         old, self._producer = self._producer, Producer(self._config)
         self._fatal.clear()
         log.error("kafka producer hit a fatal error; replaced it")
-        old.purge()
-        old.flush(0)
-        old.close()
+        discard(old)
 
     async def send(
         self,
