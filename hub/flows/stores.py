@@ -238,8 +238,7 @@ class CaseLedger:
         record batch (calls share batches); a read from there gets the batch's remaining records."""
         self._add([(number, bytes.fromhex(r.digest), r.partition, r.offset) for number, r in cases])
         runs: dict[int, list[tuple[int, int]]] = {}
-        for r in sorted({(r.partition, r.offset) for _, r in cases if r.offset >= 0}):
-            partition, offset = r
+        for partition, offset in sorted({(r.partition, r.offset) for _, r in cases if r.offset >= 0}):
             own = runs.setdefault(partition, [])
             if own and own[-1][1] == offset:
                 own[-1] = (own[-1][0], offset + 1)

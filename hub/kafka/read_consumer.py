@@ -15,11 +15,11 @@ So a read that makes no progress (no record, no end of partition) for ten fetch 
 wait is twice as long, up to :data:`MAX_WAIT_MS`, and the caller assigns again from where it stands
 (steps of four went from 4 straight to 16 ms in two years of cases, and on tansu every fetch costs
 its whole wait). A broker that is away stalls reads too, but the client says so (a transport
-error): such a stall widens nothing. A wider wait is tried one step narrower after :data:`NARROW_AFTER_S` without a
-stall: a narrowing costs one stall while the log is long, but every read at a wider wait costs that
-wait on tansu (two years of cases ran slower with widened waits kept ten minutes than one). On
-Kafka a fetch returns as soon as there is data, so there a stall means a slow broker and a wider
-wait costs little.
+error): such a stall widens nothing. A wider wait is tried one step narrower after
+:data:`NARROW_AFTER_S` without a stall: a narrowing costs one stall while the log is long, but every
+read at a wider wait costs that wait on tansu (two years of cases ran slower with widened waits kept
+ten minutes than one). On Kafka a fetch returns as soon as there is data, so there a stall means a
+slow broker and a wider wait costs little.
 """
 
 from __future__ import annotations
