@@ -115,6 +115,8 @@ class TailReader:
                 _, high = consumer.get_watermark_offsets(TopicPartition(self.topic, partition), cached=True)
                 if at[partition] >= high >= 0:
                     del at[partition]
+            if not at:
+                consumer.unassign()  # before applying, which takes long enough for librdkafka to fetch again
             if batch:
                 apply(batch)
 
