@@ -84,11 +84,13 @@ class ChangeRing:
             return [p for p in range(self.partitions) if positions[p] < self._parts[p].oldest()]
 
     def read(self, positions: Sequence[int], limit: int) -> list[Change]:
-        """Changes at or after ``positions``, at most ``limit``, partition by partition in order."""
+        """Changes at or after ``positions``, at most ``limit``, partition by partition in order. Nothing
+        of a partition whose position the ring no longer holds (:meth:`behind`): the ring may have
+        dropped it since the caller last asked, and what it still holds would skip the changes between."""
         out: list[Change] = []
         with self._lock:
             for p, part in enumerate(self._parts):
-                if positions[p] >= part.next or not part.offsets:
+                if positions[p] >= part.next or positions[p] < part.oldest():
                     continue
                 start = bisect.bisect_left(part.offsets, positions[p])
                 out.extend(part.changes[start : start + max(1, limit - len(out))])
