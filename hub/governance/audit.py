@@ -65,7 +65,11 @@ def subject_digest(subject_key: bytes, subject: str) -> str:
 
 
 def entry_hash(prev: str, body: dict) -> str:
-    return hashlib.sha256(prev.encode() + orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return _hash_of(prev, orjson.dumps(body, option=orjson.OPT_SORT_KEYS))
+
+
+def _hash_of(prev: str, canonical: bytes) -> str:
+    return hashlib.sha256(prev.encode() + canonical).hexdigest()
 
 
 def checkpoint_message(chain: str, seq: int, digest: str) -> bytes:
@@ -119,7 +123,7 @@ class AuditLog:
         self._poller = threading.Thread(target=self._poll, name="audit-delivery", daemon=True)
         self._seq = -1
         self._prev = ""
-        self._batch: list[dict] = []
+        self._batch: list[bytes] = []  # each entry's JSON
         self._batch_bytes = 0
         self._waiting: list[asyncio.Future] = []  # calls whose entries are in ``_batch``
         self._since_checkpoint = 0
@@ -246,12 +250,14 @@ class AuditLog:
 
     def _append(self, body: dict, size: int = 0) -> None:
         self._seq += 1
-        body = {**body, "chain": self.chain, "seq": self._seq, "prev": self._prev}
+        body["chain"], body["seq"], body["prev"] = self.chain, self._seq, self._prev
         body.setdefault("at_ms", int(time.time() * 1000))
-        digest = entry_hash(self._prev, body)
-        body["hash"] = digest
+        # Encoded once: the canonical JSON the hash covers is the entry as written, its hash added
+        # last (readers parse it; hub.governance.audit_verify hashes the entry without it again).
+        canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+        digest = _hash_of(self._prev, canonical)
         self._prev = digest
-        self._batch.append(body)
+        self._batch.append(b'%s,"hash":"%s"}' % (canonical[:-1], digest.encode()))
         self._batch_bytes += 400 + size  # a close enough estimate of the entry's JSON
         self.written += 1
 
@@ -263,7 +269,7 @@ class AuditLog:
         or the log stops; only a batch refused as such fails its callers."""
         if not self._batch:
             return
-        value = orjson.dumps({"entries": self._batch})
+        value = b'{"entries":[%s]}' % b",".join(self._batch)
         waiting = self._waiting
         self._batch = []
         self._batch_bytes = 0
