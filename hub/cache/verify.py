@@ -73,8 +73,9 @@ def verify_one(v: TableVersion, field_name: str, key: str, claims: Sequence[Comp
     if not rows:
         _raise_if_malformed(v.spec, field_name, key)
         return Outcome(False, False, [False] * len(claims))
-    table = [[c.test(columns[c.field], r) for c in claims] for r in rows]
-    per_claim = [any(t[i] for t in table) for i in range(len(claims))]
+    tests = [(c.test, columns[c.field]) for c in claims]  # looked up once, not once a row
+    table = [[test(column, r) for test, column in tests] for r in rows]
+    per_claim = [any(held) for held in zip(*table, strict=True)]  # rows is not empty here
     return Outcome(True, any(all(t) for t in table), per_claim)
 
 
