@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from hub.kafka.clients import admin_config, producer_config
-from hub.kafka.tail import TailReader
+from hub.kafka.tail import ONE_FETCH, TailReader
 from hub.kafka.topics import TopicSpec, ensure_topics
 from hub.records.change import Change
 
@@ -45,5 +46,30 @@ def test_a_read_behind_the_end_of_a_partition_of_many_batches_reaches_its_end(ka
         read.clear()
         reader.read([BATCHES], read.extend, timeout=120)  # at the end already: nothing, and it returns
         assert read == []
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize("watermark_ends", [True, False], ids=["one broker: watermark or EOF", "EOF only"])
+def test_each_read_brings_every_record_acknowledged_before_it(kafka_bootstrap: str, watermark_ends: bool) -> None:
+    topic = f"tail-{uuid.uuid4().hex[:8]}"
+    ensure_topics(AdminClient(admin_config(kafka_bootstrap)), [TopicSpec(topic, 3, compacted=False)])
+    producer = Producer(producer_config(kafka_bootstrap, {"linger.ms": 0}))
+    reader = TailReader(kafka_bootstrap, topic, ONE_FETCH)
+    reader._watermark_ends = lambda consumer: watermark_ends  # type: ignore[method-assign]  # as with several brokers
+    positions = [0, 0, 0]
+
+    def apply(changes: list[Change]) -> None:
+        for c in changes:
+            assert c.offset == positions[c.partition], "a record skipped or read twice"
+            positions[c.partition] = c.offset + 1
+
+    try:
+        for round_, partitions in enumerate([(0, 1), (), (2, 0, 0), (1,) * 30]):
+            for i, partition in enumerate(partitions):
+                producer.produce(topic, b"v", f"r{round_}-{i}".encode(), partition=partition)
+            assert producer.flush(60) == 0  # acknowledged before the read begins
+            reader.read(list(positions), apply, timeout=60)
+            assert positions == [[1, 1, 0], [1, 1, 0], [3, 1, 1], [3, 31, 1]][round_]
     finally:
         reader.close()

@@ -22,7 +22,7 @@ from hub.governance.policy import AccessPolicy
 from hub.governance.receipts import ReceiptSigner
 from hub.governance.state import GovernanceState
 from hub.kafka.producer import AckingProducer
-from hub.kafka.tail import TailReader
+from hub.kafka.tail import ONE_FETCH, TailReader
 from hub.records import codec
 from hub.server.catch_up import CatchUp
 from hub.server.shards import ShardRouter
@@ -106,7 +106,7 @@ class Deps:
         """:meth:`caught_up` started now, awaited later: the caller works while Kafka is read."""
         catch_up = self._catch_ups.get(topic)
         if catch_up is None:
-            reader = TailReader(self.cache.bootstrap, topic, self.cache.consumer_extra)
+            reader = TailReader(self.cache.bootstrap, topic, {**ONE_FETCH, **(self.cache.consumer_extra or {})})
             catch_up = self._catch_ups[topic] = CatchUp(reader, self.cache)
         return catch_up.begin()
 
