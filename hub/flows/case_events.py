@@ -19,6 +19,7 @@ from confluent_kafka import KafkaError, TopicPartition
 from hub.errors import FailedPrecondition, Unavailable
 from hub.kafka.clients import consumer_config
 from hub.kafka.read_consumer import ReadConsumer
+from hub.kafka.tail import ONE_FETCH
 
 
 class CaseEvents:
@@ -38,7 +39,7 @@ class CaseEvents:
                 "hub-case-events",
                 {
                     "fetch.wait.max.ms": 1,
-                    "queued.min.messages": 1,
+                    **ONE_FETCH,
                     "fetch.queue.backoff.ms": 1,
                     "auto.offset.reset": "error",
                     **(consumer_extra or {}),

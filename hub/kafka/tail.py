@@ -36,8 +36,9 @@ from hub.records.change import Change
 log = logging.getLogger(__name__)
 
 
-# Settings of a reader whose reads usually end after one fetch (a call's catch-up): no fetch ahead while
-# the records of the last one are being handled. Bulk reads (a store read whole at start) keep it.
+# Settings of a reader whose reads usually end after one fetch (a call's catch-up, a case event read
+# back): no fetch ahead while the records of the last one are being handled. Bulk reads (a store read
+# whole at start) keep librdkafka's prefetch.
 ONE_FETCH = {"queued.min.messages": 1}
 BROKERS_CHECK_S = 60.0  # how often a reader asks how many brokers the cluster has
 
@@ -110,7 +111,7 @@ class TailReader:
             if now - progress >= stall_after and self._reads.stalled():
                 return
             batch: list[Change] = []
-            read: set[int] = set()
+            brought: set[int] = set()  # partitions this fetch brought records of
             for m in consume_ready(consumer, 5000, min(deadline - now, stall_after)):
                 err, partition = m.error(), cast(int, m.partition())
                 if partition not in at:
@@ -124,7 +125,7 @@ class TailReader:
                     continue
                 offset = cast(int, m.offset())
                 at[partition] = offset + 1
-                read.add(partition)
+                brought.add(partition)
                 progress = time.monotonic()
                 try:
                     key = m.key().decode()  # type: ignore[union-attr]
@@ -132,10 +133,11 @@ class TailReader:
                     log.error("%s[%d]@%d has no UTF-8 key: skipped", self.topic, partition, offset)
                     continue
                 batch.append(Change(key, m.value(), partition, offset, m.timestamp()[1]))
-            for partition in read & at.keys() if watermark_ends else ():
-                _, high = consumer.get_watermark_offsets(TopicPartition(self.topic, partition), cached=True)
-                if at[partition] >= high >= 0:  # -1001 while unknown
-                    del at[partition]
+            if watermark_ends:
+                for partition in brought & at.keys():
+                    _, high = consumer.get_watermark_offsets(TopicPartition(self.topic, partition), cached=True)
+                    if at[partition] >= high >= 0:  # -1001 while unknown
+                        del at[partition]
             if not at:
                 consumer.unassign()  # before applying, which takes long enough for librdkafka to fetch again
             if batch:
