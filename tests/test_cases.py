@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import time
 
 import grpc
 import orjson
@@ -485,15 +484,36 @@ def test_batch_of_a_thousand_cases_events_and_audit(loaded: RunningHub) -> None:
     # each case is an event; its evidence checks are audited under its case number
     events = read_topic(loaded.bootstrap, loaded.server.topics.cases)
     assert "DY-BATCH-0998" in events and orjson.loads(events["DY-BATCH-0998"])["complete"] is True
+    # acknowledged before the answer, and the index reads the audit topic to its end before it answers
     digest = subject_digest(subject_key(loaded.settings.data_dir / "dev-keys"), D)
-    deadline = time.monotonic() + 60  # the audit index follows the topic; a guard only
-    while True:
-        entries = loaded.server.deps.audit_index.by_subject(digest, 5000)
-        checks = [e for e in entries if e["action"] == "case.evidence" and e["case_number"] == "DY-BATCH-0001"]
-        if len(checks) == 2 or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+    entries = loaded.server.deps.audit_index.by_subject(digest, 5000)
+    checks = [e for e in entries if e["action"] == "case.evidence" and e["case_number"] == "DY-BATCH-0001"]
     assert len(checks) == 2, checks
+
+
+def test_case_answers_wait_for_what_the_trail_must_hold(loaded: RunningHub) -> None:
+    """New cases answer once their evidence checks are on the audit trail (the call's own entry may
+    follow); an answer that reads a recorded result back waits for the call's entry too, which is what
+    records that disclosure."""
+    [applicant] = resident_ids(43, 1)  # no other test's subject
+    digest = subject_digest(subject_key(loaded.settings.data_dir / "dev-keys"), applicant)
+    stub = cases_pb2_grpc.CasesStub(loaded.client(DEPARTMENT).channel)
+    case = cases_pb2.SubmitRequest(
+        case_number="DY-AUDIT-1", case_type="pension_qualification", applicant=applicant, date=DATE,
+        purpose=common_pb2.PURPOSE_LEGAL_BASIS,
+    )  # fmt: skip
+
+    def entries(action: str) -> list[dict]:  # the index reads the audit topic to its end before answering
+        return [e for e in loaded.server.deps.audit_index.by_subject(digest, 1000) if e["action"] == action]
+
+    first = stub.SubmitBatch(cases_pb2.SubmitBatchRequest(cases=[case])).results[0]
+    assert [e["case_number"] for e in entries("case.evidence")] == ["DY-AUDIT-1"] * len(first.evidence)
+    again = stub.SubmitBatch(cases_pb2.SubmitBatchRequest(cases=[case])).results[0]
+    assert again == first
+    assert len(entries("case.submit_batch")) == 2  # this call's, and the first call's before it in the chain
+    assert stub.Submit(case).result == first
+    assert len(entries("case.submit")) == 1
+    assert len(entries("case.evidence")) == len(first.evidence)  # read back: nothing checked again
 
 
 def test_correction_round_trip(loaded: RunningHub) -> None:

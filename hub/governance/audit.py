@@ -20,7 +20,9 @@ acknowledged by Kafka (:meth:`AuditLog.write`). That costs one produce round tri
 produce per call: a writer thread wakes on the first queued entry, takes every entry queued by then
 (group commit), computes digests and hashes and produces them as one message; entries queued while
 that message is in flight go into the next one. A delivery thread settles the waiting calls.
-:meth:`AuditLog.record` enqueues without waiting, for entries made inside a call that itself waits.
+:meth:`AuditLog.record` enqueues without waiting, for entries made inside a call that itself waits;
+:meth:`AuditLog.writing` enqueues several and hands back the wait, for a call that waits on Kafka for
+something else meanwhile (a case's evidence checks, acknowledged while its event is).
 When the backlog is too long, the hub refuses new calls with RESOURCE_EXHAUSTED rather than leave
 them unaudited.
 """
@@ -159,10 +161,19 @@ class AuditLog:
     async def write(self, access: AuditEvent) -> None:
         """Records ``access`` and returns once Kafka acknowledged its entry (and every entry queued
         before it); raises :class:`Unavailable` if the entry could not be written."""
+        await self.writing([access])
+
+    def writing(self, accesses: Sequence[AuditEvent]) -> asyncio.Future[None]:
+        """:meth:`write` of several entries, started now (the writer wakes once for them all) and
+        awaited later: done once Kafka acknowledged the last. Call from the event loop."""
         done = asyncio.get_running_loop().create_future()
-        self._queue.append((access, done))
+        if not accesses:
+            done.set_result(None)
+            return done
+        self._queue.extend((access, None) for access in accesses[:-1])
+        self._queue.append((accesses[-1], done))
         self._wake.set()
-        await done
+        return done
 
     def abandon(self) -> None:
         """The broker lost its log (a new cluster): the chain cannot go on there, so :meth:`stop`

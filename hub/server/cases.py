@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hashlib
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 import orjson
@@ -22,7 +23,7 @@ from hub.server.case_records import CaseRecords
 from hub.server.case_shards import Case, ShardedCases, answer_restrictions
 from hub.server.convert import case_from_pb, watermark_to_pb
 from hub.server.deps import Deps
-from hub.server.interceptors import note_access
+from hub.server.interceptors import accesses_audited, note_access
 from hub.server.receipts import receipt_for_case, stored
 from hub.v1 import cases_pb2, cases_pb2_grpc
 
@@ -121,13 +122,6 @@ class CasesService(cases_pb2_grpc.CasesServicer):
         self._partitions = StickyPartition(self._ledger.partitions)
         self._sharded = ShardedCases(deps, resolver)
 
-    async def _outcomes(self, cases: list[Case], context: aio.ServicerContext) -> list[CaseOutcome | HubError]:
-        """Each case resolved (or why it was refused as a whole), its evidence checks audited."""
-        started = time.perf_counter()
-        outcomes = await self._resolve(cases, context)
-        self._audit_evidence(cases, outcomes, time.perf_counter() - started)
-        return outcomes
-
     async def _resolve(self, cases: list[Case], context: aio.ServicerContext) -> list[CaseOutcome | HubError]:
         """Each case resolved, or why it was refused as a whole; nothing recorded yet."""
         if self._deps.shards.sharded:  # evidence spans resources and keys of every shard
@@ -141,31 +135,50 @@ class CasesService(cases_pb2_grpc.CasesServicer):
                 outcomes.append(exc)
         return outcomes
 
-    def _audit_evidence(self, cases: list[Case], outcomes: list[CaseOutcome | HubError], seconds: float) -> None:
-        """Every evidence check of the resolved cases, audited under its case number."""
+    def _audit_evidence(
+        self, cases: list[Case], outcomes: list[CaseOutcome | HubError], seconds: float
+    ) -> asyncio.Future[None] | None:
+        """Every evidence check of the resolved cases, audited under its case number: what to await for
+        Kafka's acknowledgement of them all (None if there was nothing to audit)."""
         audit = self._deps.audit
         resolved = [(case, o) for (_, case), o in zip(cases, outcomes, strict=True) if isinstance(o, CaseOutcome)]
         if audit is None or not resolved:
-            return
+            return None
         caller = current_caller.get()
         latency = int(seconds * 1e6 / max(1, sum(len(o.evidence) for _, o in resolved)))
-        for case, outcome in resolved:
-            for e in outcome.evidence:
-                audit.record(
-                    AuditEvent(
-                        caller.department,
-                        caller.subsystem,
-                        "case.evidence",
-                        e.evidence.resource,
-                        (e.subject,),
-                        [c.field for c in e.evidence.claims],
-                        case.purpose,
-                        case.case_number,
-                        e.error_code,
-                        latency,
-                        e.evidence.name,
-                    )
+        return audit.writing(
+            [
+                AuditEvent(
+                    caller.department,
+                    caller.subsystem,
+                    "case.evidence",
+                    e.evidence.resource,
+                    (e.subject,),
+                    [c.field for c in e.evidence.claims],
+                    case.purpose,
+                    case.case_number,
+                    e.error_code,
+                    latency,
+                    e.evidence.name,
                 )
+                for case, outcome in resolved
+                for e in outcome.evidence
+            ]
+        )
+
+    async def _write(self, items: list[_Resolved], audited: asyncio.Future[None] | None, read_back: bool) -> None:
+        """Publishes the new cases' events while Kafka acknowledges their evidence checks' entries. Once
+        both are done every access of the call is on the trail, so the answer need not wait for the call's
+        own entry too (hub.server.interceptors.accesses_audited), unless it carries a recorded result read
+        back: that disclosure is recorded by the call's entry only."""
+        steps: list[Awaitable[None]] = [self._publish(items)] if items else []
+        if audited is not None:
+            steps.append(audited)
+        for result in await asyncio.gather(*steps, return_exceptions=True):
+            if isinstance(result, BaseException):
+                raise result
+        if audited is not None and not read_back:
+            accesses_audited()
 
     @staticmethod
     def _same(request: CaseRequest, digest: str, recorded: Recorded | None) -> Recorded | None:
@@ -230,11 +243,17 @@ class CasesService(cases_pb2_grpc.CasesServicer):
             if recorded is not None:
                 [result] = await self._read_back([recorded])
                 return result
-            [outcome] = await self._outcomes([(pb, case)], context)
+            started = time.perf_counter()
+            [outcome] = await self._resolve([(pb, case)], context)
             if isinstance(outcome, HubError):
                 raise outcome
-            resolved = self._resolved(case, digest, pb.receipt, outcome)
-            await self._publish([resolved])
+            audited = self._audit_evidence([(pb, case)], [outcome], time.perf_counter() - started)
+            try:
+                resolved = self._resolved(case, digest, pb.receipt, outcome)
+            except HubError:  # its receipt could not be signed: refused, its evidence checks still on the trail
+                await self._write([], audited, read_back=False)
+                raise
+            await self._write([resolved], audited, read_back=False)
         return resolved.result
 
     def _resolved(self, case: CaseRequest, digest: str, receipt: bool, outcome: CaseOutcome) -> _Resolved:
@@ -298,7 +317,7 @@ class CasesService(cases_pb2_grpc.CasesServicer):
         recorded_at = {i: a for i, a in enumerate(answers) if isinstance(a, Recorded)}
         for i, result in zip(recorded_at, await self._read_back(list(recorded_at.values())), strict=True):
             answers[i] = result
-        self._audit_evidence([case for _, case, _ in fresh], resolved_fresh, time.perf_counter() - started)
+        audited = self._audit_evidence([case for _, case, _ in fresh], resolved_fresh, time.perf_counter() - started)
         resolved: list[_Resolved] = []
         for (i, (pb, case), digest), outcome in zip(fresh, resolved_fresh, strict=True):
             if isinstance(outcome, HubError):
@@ -321,8 +340,7 @@ class CasesService(cases_pb2_grpc.CasesServicer):
                 response.results.add(
                     case_number=pb.case_number, case_type=pb.case_type, error=f"cases[{i}]: {answer.message}"
                 )
-        if resolved:
-            await self._publish(resolved)
+        await self._write(resolved, audited, read_back=bool(recorded_at))
         return response
 
     async def CheckEvidence(

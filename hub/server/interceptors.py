@@ -8,7 +8,9 @@ For every call except health and reflection:
 3. whatever the outcome, including refusals, an audit entry with the status and the latency is
    recorded when the call ends, and the answer is released only once Kafka acknowledged it (an
    answered access is always on the trail; if the entry cannot be written the caller gets
-   UNAVAILABLE instead of the answer);
+   UNAVAILABLE instead of the answer). A servicer that itself audits every access the call makes,
+   one entry each, and awaits them says so with :func:`accesses_audited`: a successful call's own
+   entry then follows without holding the answer back, as it records no access those do not;
 4. :class:`hub.errors.HubError` becomes its status and message; anything else becomes INTERNAL
    with a log line, so a bug never shows a stack trace to a caller;
 5. the call is counted in the metrics, and at debug level logged as one JSON line, also before the
@@ -47,6 +49,7 @@ class AccessNote:
     purpose: str = ""
     case_number: str = ""
     detail: str = ""
+    audited: bool = False  # every access already has its own acknowledged entry
 
 
 _note: ContextVar[AccessNote | None] = ContextVar("access_note", default=None)
@@ -63,6 +66,15 @@ def note_access(
 ) -> None:
     """Servicers call this once they know what the call touches; the entry is written at the end."""
     _note.set(AccessNote(action, resource, subjects, fields, purpose, case_number, detail))
+
+
+def accesses_audited() -> None:
+    """Servicers call this once Kafka acknowledged an entry of their own for every access the call
+    made (each evidence check of a case, under its case number), after :func:`note_access`. The
+    call's entry, a summary of those, is then recorded without waiting if the call succeeds."""
+    note = _note.get()
+    if note is not None:
+        note.audited = True
 
 
 def _clip(text: str, limit: int = 1000) -> str:
@@ -183,10 +195,14 @@ class CallInterceptor(aio.ServerInterceptor):
         event = self._event(method, outcome, time.perf_counter() - started)
         failed = None
         if event is not None and self._audit is not None:
-            try:
-                await self._audit.write(event)
-            except Unavailable as exc:
-                failed, outcome = exc, exc.code.name
+            note = _note.get()
+            if outcome == "OK" and note is not None and note.audited:
+                self._audit.record(event)
+            else:
+                try:
+                    await self._audit.write(event)
+                except Unavailable as exc:
+                    failed, outcome = exc, exc.code.name
         if self._observe is not None:
             self._observe(method, outcome, time.perf_counter() - started)
         return failed
