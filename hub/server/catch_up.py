@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from confluent_kafka import KafkaException
 
@@ -21,15 +22,18 @@ class CatchUp:
     partition with nothing new costs the same however long its log (ListOffsets lists every batch).
     The topic must be one the cache shares (``shared`` or ``on_demand``), so each record is applied once.
 
-    Waits that overlap share a round: a round serves every wait that began before it started reading,
-    so a busy replica reads once per round trip, not once per call.
+    Waits that overlap share a round: a round serves every wait that began before it started reading.
+    Up to ``len(readers)`` rounds read at once, so a wait that begins while a round is reading starts
+    the next on a free reader instead of waiting that round out first. Overlapping rounds may read
+    the same records; the cache applies each once.
     """
 
-    def __init__(self, reader: TailReader, cache: ReplicaCache) -> None:
-        self._reader = reader
+    def __init__(self, readers: Sequence[TailReader], cache: ReplicaCache) -> None:
+        self._readers = tuple(readers)
+        self._free = list(readers)
+        self._topic = readers[0].topic
         self._cache = cache
         self._next: asyncio.Future[None] | None = None  # the round not yet started, joined by new waits
-        self._running: asyncio.Future[None] | None = None
 
     def begin(self) -> asyncio.Future[None]:
         """Starts catching up now (on a thread) and returns what to await: done once every record
@@ -39,32 +43,35 @@ class CatchUp:
         if self._next is None:
             self._next = loop.create_future()
         joined = self._next
-        if self._running is None:
+        if self._free:
             self._start_round(loop)
         return asyncio.shield(joined)
 
     def _start_round(self, loop: asyncio.AbstractEventLoop) -> None:
         round_, self._next = self._next, None
         assert round_ is not None
-        self._running = loop.run_in_executor(None, self._one_round)
-        self._running.add_done_callback(lambda done: self._finished(loop, round_, done))
+        reader = self._free.pop()
+        running = loop.run_in_executor(None, self._one_round, reader)
+        running.add_done_callback(lambda done: self._finished(loop, reader, round_, done))
 
-    def _finished(self, loop: asyncio.AbstractEventLoop, round_: asyncio.Future[None], done: asyncio.Future) -> None:
-        self._running = None
+    def _finished(
+        self, loop: asyncio.AbstractEventLoop, reader: TailReader, round_: asyncio.Future[None], done: asyncio.Future
+    ) -> None:
+        self._free.append(reader)
         exc = asyncio.CancelledError() if done.cancelled() else done.exception()
         if exc is not None:  # handed to every wait of the round
             round_.set_exception(exc)
         else:
             round_.set_result(None)
-        if self._next is not None:  # waits that began during the round
+        if self._next is not None:  # waits that began while every reader was busy
             self._start_round(loop)
 
-    def _one_round(self) -> None:
-        topic = self._reader.topic
+    def _one_round(self, reader: TailReader) -> None:
         try:
-            self._reader.read(self._cache.positions(topic), lambda c: self._cache.apply_read(topic, c), 30)
+            reader.read(self._cache.positions(self._topic), lambda c: self._cache.apply_read(self._topic, c), 30)
         except (TimeoutError, KafkaException) as exc:  # the broker away, or too far behind to catch up
-            raise Unavailable(f"could not read {topic} to its end ({exc}); retry") from exc
+            raise Unavailable(f"could not read {self._topic} to its end ({exc}); retry") from exc
 
     def close(self) -> None:
-        self._reader.close()
+        for reader in self._readers:
+            reader.close()

@@ -28,6 +28,8 @@ from hub.server.catch_up import CatchUp
 from hub.server.shards import ShardRouter
 from hub.settings import HubSettings
 
+CATCH_UP_READERS = 2  # rounds of a topic's catch-up that may read at once (hub.server.catch_up)
+
 
 @dataclass(frozen=True)
 class Topics:
@@ -106,8 +108,9 @@ class Deps:
         """:meth:`caught_up` started now, awaited later: the caller works while Kafka is read."""
         catch_up = self._catch_ups.get(topic)
         if catch_up is None:
-            reader = TailReader(self.cache.bootstrap, topic, {**ONE_FETCH, **(self.cache.consumer_extra or {})})
-            catch_up = self._catch_ups[topic] = CatchUp(reader, self.cache)
+            config = {**ONE_FETCH, **(self.cache.consumer_extra or {})}
+            readers = [TailReader(self.cache.bootstrap, topic, config) for _ in range(CATCH_UP_READERS)]
+            catch_up = self._catch_ups[topic] = CatchUp(readers, self.cache)
         return catch_up.begin()
 
     def close_readers(self) -> None:

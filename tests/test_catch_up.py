@@ -1,0 +1,125 @@
+"""How a catch-up schedules its rounds: which waits a round serves, and how many rounds read at once."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException
+
+from hub.errors import Unavailable
+from hub.server.catch_up import CatchUp
+
+
+class _Reads:
+    """Readers whose every read blocks until the test releases it; ``released`` holds one event per read
+    begun, in the order they began."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.released: list[threading.Event] = []
+        self._lock = threading.Lock()
+        self._fail = fail
+
+    def reader(self) -> _Reader:
+        return _Reader(self)
+
+    def read(self) -> None:
+        release = threading.Event()
+        with self._lock:
+            self.released.append(release)
+        release.wait(30)
+        if self._fail:
+            raise KafkaException(KafkaError(KafkaError._TRANSPORT))
+
+    async def begun(self, count: int) -> None:
+        while len(self.released) < count:
+            await asyncio.sleep(0)
+
+
+class _Reader:
+    topic = "t"
+
+    def __init__(self, reads: _Reads) -> None:
+        self._reads = reads
+
+    def read(self, positions, apply: Callable, timeout: float) -> None:
+        self._reads.read()
+
+    def close(self) -> None:
+        pass
+
+
+class _Cache:
+    def positions(self, topic: str) -> tuple[int, ...]:
+        return (0,)
+
+    def apply_read(self, topic: str, changes) -> None:
+        pass
+
+
+def _run(test) -> None:
+    asyncio.run(asyncio.wait_for(test, 60))  # a guard: a round that never starts fails, not hangs
+
+
+def _catch_up(reads: _Reads, readers: int) -> CatchUp:
+    return CatchUp([reads.reader() for _ in range(readers)], _Cache())  # type: ignore[arg-type]
+
+
+def test_a_wait_during_a_round_starts_its_own_on_a_free_reader() -> None:
+    async def run() -> None:
+        reads = _Reads()
+        catch_up = _catch_up(reads, 2)
+        first = catch_up.begin()
+        await reads.begun(1)
+        second = catch_up.begin()  # the first round may have fetched before this wait began
+        await reads.begun(2)
+        reads.released[1].set()
+        await second  # served by its own round, not after the first
+        assert not first.done()
+        reads.released[0].set()
+        await first
+
+    _run(run())
+
+
+def test_waits_while_every_reader_reads_share_the_next_round() -> None:
+    async def run() -> None:
+        reads = _Reads()
+        catch_up = _catch_up(reads, 2)
+        a = catch_up.begin()
+        await reads.begun(1)
+        b = catch_up.begin()
+        await reads.begun(2)
+        c, d = catch_up.begin(), catch_up.begin()  # no reader free: one round for both, once one is
+        reads.released[0].set()
+        await a
+        await reads.begun(3)
+        assert not c.done() and not d.done()
+        reads.released[2].set()
+        await asyncio.gather(c, d)
+        assert len(reads.released) == 3
+        reads.released[1].set()
+        await b
+
+    _run(run())
+
+
+def test_a_failed_round_fails_each_of_its_waits() -> None:
+    async def run() -> None:
+        reads = _Reads(fail=True)
+        catch_up = _catch_up(reads, 1)
+        first = catch_up.begin()
+        await reads.begun(1)
+        second, third = catch_up.begin(), catch_up.begin()
+        reads.released[0].set()
+        with pytest.raises(Unavailable, match="could not read t to its end"):
+            await first
+        await reads.begun(2)
+        reads.released[1].set()
+        for wait in (second, third):
+            with pytest.raises(Unavailable):
+                await wait
+
+    _run(run())
