@@ -76,6 +76,20 @@ def alert_latency(endpoints: list[str]) -> tuple[int, float, float]:
     return int(buckets[max(buckets)]), bucket_quantile(buckets, 0.5), bucket_quantile(buckets, 0.99)
 
 
+def calls_per_worker(endpoints: list[str]) -> list[int]:
+    """SubmitBatch and Submit calls each worker answered: the kernel spreads connections over the
+    workers sharing the port (SO_REUSEPORT), not calls, so four clerks are often three on one."""
+    submits = ("/SubmitBatch", "/Submit")
+    return [
+        int(
+            sum(
+                n for labels, n in scrape(e).series("hub_rpc_total").items() if dict(labels)["method"].endswith(submits)
+            )
+        )
+        for e in endpoints
+    ]
+
+
 def print_slope(timeline: list[tuple[float, int]], samples: list, years: int) -> None:
     """The run's shape: the first and last tenth, memory at 10% and 90%, and each year's rate."""
     first, last = window(timeline, samples, 0.0, 0.1), window(timeline, samples, 0.9, 1.0)
@@ -158,6 +172,7 @@ def main() -> int:
                 )
             elapsed = time.monotonic() - before[3]
             alerts = alert_latency(hub.metrics)
+            per_worker = calls_per_worker(hub.metrics)
             cores = [
                 (cpu_seconds(hub_pids) - before[0]) / elapsed,
                 (_children_cpu_seconds() - before[1]) / elapsed,  # the drive, now waited for
@@ -177,7 +192,10 @@ def main() -> int:
     print(f"cases: {s['cases']:,} in {wall:.1f}s wall time")
     print(f"cases/s: {s['cases'] / wall:,.0f}")
     print(f"verifications: {s['verifications']:,} ({s['verifications'] / wall:,.0f}/s)")
-    print(f"calls: {s['calls']:,} of {args.cases_per_call} cases")
+    print(
+        f"calls: {s['calls']:,} of {args.cases_per_call} cases; answered by worker: "
+        + ", ".join(f"{n:,}" for n in per_worker)
+    )
     print(f"call latency: p50 {s['p50_ms']:.0f} ms, p95 {s['p95_ms']:.0f} ms, p99 {s['p99_ms']:.0f} ms")
     print(
         f"errors: {errors} ({s['failed_calls']} failed calls, {s['case_errors']} rejected cases, "

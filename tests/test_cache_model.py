@@ -127,6 +127,7 @@ def assert_equal(table: ResourceTable, model: dict[str, dict]) -> None:
         assert [bool(c[i]) for c in batch.claims] == [any(h[j] for h in holds) for j in range(3)]
         single = verify_one(v, "credit_code", code, compiled)
         assert (single.found, single.match) == (bool(batch.found[i]), bool(batch.match[i]))
+        assert single.claims == ([any(h[j] for h in holds) for j in range(3)] if mine else [False] * 3)
     by_key = verify_many(v, "entry_id", KEYS, compiled)
     assert list(by_key.found) == [k in model for k in KEYS]
 

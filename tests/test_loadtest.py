@@ -132,6 +132,7 @@ def test_city_year_on_a_small_city(kafka_bootstrap: str, topic_prefix: str, tmp_
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert f"cases: {cases:,} in" in done.stdout and f"verifications: {4 * cases:,}" in done.stdout, done.stdout
     assert "errors: 0" in done.stdout
+    assert f"answered by worker: {cases // per_call:,}\n" in done.stdout, done.stdout
     assert "cores busy during the drive" in done.stdout, done.stdout
     assert (tmp_path / "out" / "city_year.png").stat().st_size > 20_000
     assert (tmp_path / "out" / "city_year.html").exists()

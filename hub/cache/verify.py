@@ -74,9 +74,11 @@ def verify_one(v: TableVersion, field_name: str, key: str, claims: Sequence[Comp
         _raise_if_malformed(v.spec, field_name, key)
         return Outcome(False, False, [False] * len(claims))
     tests = [(c.test, columns[c.field]) for c in claims]  # looked up once, not once a row
-    table = [[test(column, r) for test, column in tests] for r in rows]
-    per_claim = [any(held) for held in zip(*table, strict=True)]  # rows is not empty here
-    return Outcome(True, any(all(t) for t in table), per_claim)
+    # Each test stops at its first answer: a claim held by some row, and only if every claim is, a row
+    # that holds them all (an entity's credit records are mostly not the serious kind a case asks for).
+    per_claim = [any(test(column, r) for r in rows) for test, column in tests]
+    match = all(per_claim) and any(all(test(column, r) for test, column in tests) for r in rows)
+    return Outcome(True, match, per_claim)
 
 
 def _raise_if_malformed(spec: ResourceSpec, field_name: str, key: str) -> None:

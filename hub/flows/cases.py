@@ -15,7 +15,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -105,8 +105,7 @@ class CaseOutcome:
         return all(e.outcome == "satisfied" for e in self.evidence) and not self.restrictions
 
 
-@dataclass(frozen=True)
-class Item:
+class Item(NamedTuple):  # one per evidence check, as Check
     """One evidence item of a case: whose record it checks, and the claims, the case's values filled in."""
 
     evidence: Evidence
@@ -114,8 +113,7 @@ class Item:
     claims: tuple[Claim, ...]
 
 
-@dataclass(frozen=True)
-class Check:
+class Check(NamedTuple):  # one per evidence check: 4x cheaper to make than a frozen dataclass
     """An evidence item verified against the records that hold its subject (before it is judged)."""
 
     key_field: str
