@@ -516,6 +516,25 @@ def test_case_answers_wait_for_what_the_trail_must_hold(loaded: RunningHub) -> N
     assert len(entries("case.evidence")) == len(first.evidence)  # read back: nothing checked again
 
 
+def test_a_look_at_joint_restrictions_is_on_the_trail_before_the_answer(loaded: RunningHub) -> None:
+    """The restrictions a case reports are a read of its entity's credit listings: audited under the case
+    number, about the entity, and acknowledged before the answer as its evidence checks are."""
+    stub = cases_pb2_grpc.CasesStub(loaded.client(DEPARTMENT).channel)
+    case = cases_pb2.SubmitRequest(
+        case_number="DY-AUDIT-LOAN-1", case_type="startup_loan_subsidy", applicant=A, date=DATE,
+        params={"business": E_BLACK}, purpose=common_pb2.PURPOSE_LEGAL_BASIS,
+    )  # fmt: skip
+    result = stub.SubmitBatch(cases_pb2.SubmitBatchRequest(cases=[case])).results[0]
+    assert [r.measure for r in result.restrictions] == ["restrict_loans"]
+    digest = subject_digest(subject_key(loaded.settings.data_dir / "dev-keys"), E_BLACK)
+    looks = [
+        e
+        for e in loaded.server.deps.audit_index.by_subject(digest, 100_000)
+        if e["action"] == "case.restrictions" and e["case_number"] == "DY-AUDIT-LOAN-1"
+    ]
+    assert [(e["resource"], e["outcome"]) for e in looks] == [("credit.list_entry", "OK")]
+
+
 def test_correction_round_trip(loaded: RunningHub) -> None:
     consumer = corrections_pb2_grpc.CorrectionsStub(loaded.client(DEPARTMENT).channel)
     provider = corrections_pb2_grpc.CorrectionsStub(loaded.client("public_security").channel)

@@ -25,7 +25,7 @@ from hub.cache.table import Watermark
 from hub.cache.verify import key_field_of, key_problem, verify_one
 from hub.catalogue.model import ResourceSpec
 from hub.errors import HubError, InvalidArgument
-from hub.flows.restrictions import Restriction, context_problem, restrictions_of
+from hub.flows.restrictions import CREDIT_LIST, Restriction, context_problem, restrictions_of
 from hub.flows.stores import CorrectionStore
 from hub.governance.catalogue import CatalogueStore
 from hub.governance.identity import Caller
@@ -261,7 +261,7 @@ class CaseResolver:
         if not case_type.restricted_context:
             return []
         return restrictions_of(
-            self._cache.version("credit.list_entry"),
+            self._cache.version(CREDIT_LIST),
             restricted_subject(request, case_type),
             case_type.restricted_context,
             request.date,

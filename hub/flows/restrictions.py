@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from hub.cache.table import TableVersion
 from hub.errors import InvalidArgument
 
+CREDIT_LIST = "credit.list_entry"  # the resource listings are read from
+LISTING_FIELDS = ("entry_id", "category", "listed_on", "removed_on", "measures")  # what a check reads of each
+
 MEASURE_OF_CONTEXT = {
     "government_procurement": "restrict_procurement",
     "bidding": "restrict_bidding",
@@ -48,7 +51,7 @@ def restrictions_of(credit: TableVersion, credit_code: str, context: str, on_dat
         return []
     out = []
     for row in credit.rows_by("credit_code", credit_code):
-        entry = credit.record(row, ["entry_id", "category", "listed_on", "removed_on", "measures"])
+        entry = credit.record(row, list(LISTING_FIELDS))
         removed = entry["removed_on"]
         if (
             entry["category"] == "serious_violation"

@@ -116,7 +116,8 @@ class AuditLog:
         self._keyed = hashlib.blake2b(digest_size=16, key=subject_key[:64])
         self._every = checkpoint_every
         self._interval = checkpoint_interval_s
-        self._queue: collections.deque[tuple[AuditEvent, asyncio.Future | None]] = collections.deque()
+        # An entry, the call's future if it waits, and whether this entry's acknowledgement settles it.
+        self._queue: collections.deque[tuple[AuditEvent, asyncio.Future | None, bool]] = collections.deque()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._abandoned = False
@@ -126,7 +127,8 @@ class AuditLog:
         self._prev = ""
         self._batch: list[bytes] = []  # each entry's JSON
         self._batch_bytes = 0
-        self._waiting: list[asyncio.Future] = []  # calls whose entries are in ``_batch``
+        # Calls with entries in ``_batch``: each fails if the batch does; succeeds if it settles with it.
+        self._waiting: list[tuple[asyncio.Future, bool]] = []
         self._since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
         self.written = 0
@@ -154,7 +156,7 @@ class AuditLog:
         """Enqueues an entry without waiting for it. Must not block. Callers refuse new calls while
         ``backlog`` is too long (see hub.server.interceptors); a call that already happened is always
         recorded."""
-        self._queue.append((access, None))
+        self._queue.append((access, None, False))
         self._wake.set()
 
     async def write(self, access: AuditEvent) -> None:
@@ -164,13 +166,14 @@ class AuditLog:
 
     def writing(self, accesses: Sequence[AuditEvent]) -> asyncio.Future[None]:
         """:meth:`write` of several entries, started now (the writer wakes once for them all) and
-        awaited later: done once Kafka acknowledged the last. Call from the event loop."""
+        awaited later: done once Kafka acknowledged every one (they may span several messages);
+        Unavailable if any could not be written. Call from the event loop."""
         done = asyncio.get_running_loop().create_future()
         if not accesses:
             done.set_result(None)
             return done
-        self._queue.extend((access, None) for access in accesses[:-1])
-        self._queue.append((accesses[-1], done))
+        self._queue.extend((access, done, False) for access in accesses[:-1])
+        self._queue.append((accesses[-1], done, True))
         self._wake.set()
         return done
 
@@ -224,7 +227,7 @@ class AuditLog:
         queue = self._queue
         while queue:
             for _ in range(min(len(queue), 500)):
-                a, done = queue.popleft()
+                a, done, settles = queue.popleft()
                 subjects = [self.subject_digest(s) for s in a.subjects]
                 # A call about many subjects (a 100,000-key batch) becomes several entries, so that
                 # no Kafka message outgrows what a broker accepts (1 MB by default).
@@ -252,10 +255,10 @@ class AuditLog:
                     self._since_checkpoint += 1
                     if self._since_checkpoint >= self._every:
                         self._checkpoint()
+                    if done is not None:  # any message with a part fails the call; the last part's settles it
+                        self._waiting.append((done, settles and start + SUBJECTS_PER_ENTRY >= len(subjects)))
                     if self._batch_bytes >= MESSAGE_BYTES:
                         self._flush_batch()
-                if done is not None:  # settled with the message that carries the entry's last part
-                    self._waiting.append(done)
             self._flush_batch()
 
     def _append(self, body: dict, size: int = 0) -> None:
@@ -346,13 +349,15 @@ class AuditLog:
         self._since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
 
-    def _delivered(self, err, waiting: list[asyncio.Future]) -> None:
+    def _delivered(self, err, waiting: list[tuple[asyncio.Future, bool]]) -> None:
         if err is not None:
             self.failed += 1
             log.error("audit entry not written: %s", err)
-        for loop in {f.get_loop() for f in waiting}:
+        # Batches are written in order, so a call's failure arrives before a later batch could settle it.
+        futures = [f for f, settles in waiting if settles or err is not None]
+        for loop in {f.get_loop() for f in futures}:
             if not loop.is_closed():  # else no call is left waiting
-                loop.call_soon_threadsafe(_settle, [f for f in waiting if f.get_loop() is loop], err)
+                loop.call_soon_threadsafe(_settle, [f for f in futures if f.get_loop() is loop], err)
 
 
 # What no later attempt can change: the batch itself, or the hub's rights, are refused.

@@ -19,7 +19,7 @@ from grpc import aio
 from hub.errors import HubError, InvalidArgument, PermissionDenied
 from hub.flows.cases import CaseOutcome, CaseRequest, CaseResolver, CaseType, Check, EvidenceResult, Item
 from hub.flows.cases import restricted_subject as entity_of
-from hub.flows.restrictions import Restriction, restrictions_of
+from hub.flows.restrictions import CREDIT_LIST, Restriction, restrictions_of
 from hub.governance.identity import current_caller
 from hub.server.convert import case_from_pb, watermark_from_pb, watermark_to_pb
 from hub.server.deps import Deps
@@ -37,7 +37,7 @@ def from_replica() -> None:
 
 
 def _restrictions_here(deps: Deps, query: cases_pb2.RestrictionQuery) -> list[Restriction]:
-    credit = deps.cache.version("credit.list_entry")
+    credit = deps.cache.version(CREDIT_LIST)
     return restrictions_of(credit, query.credit_code, query.restricted_context, query.date)
 
 

@@ -13,7 +13,8 @@ import orjson
 from grpc import aio
 
 from hub.errors import AlreadyExists, HubError, InvalidArgument, Unavailable
-from hub.flows.cases import CaseOutcome, CaseRequest, CaseResolver
+from hub.flows.cases import CaseOutcome, CaseRequest, CaseResolver, restricted_subject
+from hub.flows.restrictions import CREDIT_LIST, LISTING_FIELDS
 from hub.flows.stores import Recorded
 from hub.governance.audit import AuditEvent
 from hub.governance.identity import current_caller
@@ -66,6 +67,11 @@ def _digest(caller: str, request: CaseRequest) -> str:
     parts = (caller, request.case_type, request.applicant, request.date, sorted(request.params.items()))
     content = orjson.dumps([*parts, request.purpose, request.proof_shown])
     return hashlib.blake2b(content, digest_size=16).hexdigest()
+
+
+def _retrieved(done: asyncio.Future[None]) -> None:
+    if not done.cancelled():
+        done.exception()
 
 
 def _with_receipt(result: cases_pb2.CaseResult, receipt: Signed | None) -> cases_pb2.CaseResult:
@@ -138,33 +144,52 @@ class CasesService(cases_pb2_grpc.CasesServicer):
     def _audit_evidence(
         self, cases: list[Case], outcomes: list[CaseOutcome | HubError], seconds: float
     ) -> asyncio.Future[None] | None:
-        """Every evidence check of the resolved cases, audited under its case number: what to await for
-        Kafka's acknowledgement of them all (None if there was nothing to audit)."""
+        """Every evidence check of the resolved cases, and every look at an entity's joint restrictions,
+        audited under its case number: what to await for Kafka's acknowledgement of them all (None if
+        there was nothing to audit)."""
         audit = self._deps.audit
         resolved = [(case, o) for (_, case), o in zip(cases, outcomes, strict=True) if isinstance(o, CaseOutcome)]
         if audit is None or not resolved:
             return None
         caller = current_caller.get()
         latency = int(seconds * 1e6 / max(1, sum(len(o.evidence) for _, o in resolved)))
-        return audit.writing(
-            [
-                AuditEvent(
-                    caller.department,
-                    caller.subsystem,
-                    "case.evidence",
-                    e.evidence.resource,
-                    (e.subject,),
-                    [c.field for c in e.evidence.claims],
-                    case.purpose,
-                    case.case_number,
-                    e.error_code,
-                    latency,
-                    e.evidence.name,
-                )
-                for case, outcome in resolved
-                for e in outcome.evidence
-            ]
-        )
+        entries = [
+            AuditEvent(
+                caller.department,
+                caller.subsystem,
+                "case.evidence",
+                e.evidence.resource,
+                (e.subject,),
+                [c.field for c in e.evidence.claims],
+                case.purpose,
+                case.case_number,
+                e.error_code,
+                latency,
+                e.evidence.name,
+            )
+            for case, outcome in resolved
+            for e in outcome.evidence
+        ]
+        entries += [
+            AuditEvent(
+                caller.department,
+                caller.subsystem,
+                "case.restrictions",
+                CREDIT_LIST,
+                (entity,),
+                LISTING_FIELDS,
+                case.purpose,
+                case.case_number,
+                "OK",
+                latency,
+                outcome.case_type.restricted_context,
+            )
+            for case, outcome in resolved
+            if outcome.case_type.restricted_context and (entity := restricted_subject(case, outcome.case_type))
+        ]
+        written = audit.writing(entries)
+        written.add_done_callback(_retrieved)  # a refusal may leave it unawaited: no "never retrieved" noise
+        return written
 
     async def _write(self, items: list[_Resolved], audited: asyncio.Future[None] | None, read_back: bool) -> None:
         """Publishes the new cases' events while Kafka acknowledges their evidence checks' entries. Once
@@ -248,11 +273,7 @@ class CasesService(cases_pb2_grpc.CasesServicer):
             if isinstance(outcome, HubError):
                 raise outcome
             audited = self._audit_evidence([(pb, case)], [outcome], time.perf_counter() - started)
-            try:
-                resolved = self._resolved(case, digest, pb.receipt, outcome)
-            except HubError:  # its receipt could not be signed: refused, its evidence checks still on the trail
-                await self._write([], audited, read_back=False)
-                raise
+            resolved = self._resolved(case, digest, pb.receipt, outcome)
             await self._write([resolved], audited, read_back=False)
         return resolved.result
 
