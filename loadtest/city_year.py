@@ -76,18 +76,17 @@ def alert_latency(endpoints: list[str]) -> tuple[int, float, float]:
     return int(buckets[max(buckets)]), bucket_quantile(buckets, 0.5), bucket_quantile(buckets, 0.99)
 
 
+SUBMITS = ("/SubmitBatch", "/Submit")
+
+
 def calls_per_worker(endpoints: list[str]) -> list[int]:
     """SubmitBatch and Submit calls each worker answered: the kernel spreads connections over the
     workers sharing the port (SO_REUSEPORT), not calls, so four clerks are often three on one."""
-    submits = ("/SubmitBatch", "/Submit")
-    return [
-        int(
-            sum(
-                n for labels, n in scrape(e).series("hub_rpc_total").items() if dict(labels)["method"].endswith(submits)
-            )
-        )
-        for e in endpoints
-    ]
+    calls = []
+    for endpoint in endpoints:
+        answered = scrape(endpoint).series("hub_rpc_total")
+        calls.append(int(sum(n for labels, n in answered.items() if dict(labels)["method"].endswith(SUBMITS))))
+    return calls
 
 
 def print_slope(timeline: list[tuple[float, int]], samples: list, years: int) -> None:

@@ -67,14 +67,19 @@ def _catch_up(reads: _Reads, readers: int) -> CatchUp:
     return CatchUp([reads.reader() for _ in range(readers)], _Cache())  # type: ignore[arg-type]
 
 
+async def _two_rounds_reading(reads: _Reads, catch_up: CatchUp) -> tuple[asyncio.Future, asyncio.Future]:
+    """Two waits, the second begun while the first one's round reads (it may have fetched already)."""
+    first = catch_up.begin()
+    await reads.begun(1)
+    second = catch_up.begin()
+    await reads.begun(2)
+    return first, second
+
+
 def test_a_wait_during_a_round_starts_its_own_on_a_free_reader() -> None:
     async def run() -> None:
         reads = _Reads()
-        catch_up = _catch_up(reads, 2)
-        first = catch_up.begin()
-        await reads.begun(1)
-        second = catch_up.begin()  # the first round may have fetched before this wait began
-        await reads.begun(2)
+        first, second = await _two_rounds_reading(reads, _catch_up(reads, 2))
         reads.released[1].set()
         await second  # served by its own round, not after the first
         assert not first.done()
@@ -88,10 +93,7 @@ def test_waits_while_every_reader_reads_share_the_next_round() -> None:
     async def run() -> None:
         reads = _Reads()
         catch_up = _catch_up(reads, 2)
-        a = catch_up.begin()
-        await reads.begun(1)
-        b = catch_up.begin()
-        await reads.begun(2)
+        a, b = await _two_rounds_reading(reads, catch_up)
         c, d = catch_up.begin(), catch_up.begin()  # no reader free: one round for both, once one is
         reads.released[0].set()
         await a

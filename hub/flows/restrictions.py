@@ -51,7 +51,7 @@ def restrictions_of(credit: TableVersion, credit_code: str, context: str, on_dat
         return []
     out = []
     for row in credit.rows_by("credit_code", credit_code):
-        entry = credit.record(row, list(LISTING_FIELDS))
+        entry = credit.record(row, LISTING_FIELDS)
         removed = entry["removed_on"]
         if (
             entry["category"] == "serious_violation"

@@ -141,7 +141,7 @@ class CasesService(cases_pb2_grpc.CasesServicer):
                 outcomes.append(exc)
         return outcomes
 
-    def _audit_evidence(
+    def _audit_accesses(
         self, cases: list[Case], outcomes: list[CaseOutcome | HubError], seconds: float
     ) -> asyncio.Future[None] | None:
         """Every evidence check of the resolved cases, and every look at an entity's joint restrictions,
@@ -272,7 +272,7 @@ class CasesService(cases_pb2_grpc.CasesServicer):
             [outcome] = await self._resolve([(pb, case)], context)
             if isinstance(outcome, HubError):
                 raise outcome
-            audited = self._audit_evidence([(pb, case)], [outcome], time.perf_counter() - started)
+            audited = self._audit_accesses([(pb, case)], [outcome], time.perf_counter() - started)
             resolved = self._resolved(case, digest, pb.receipt, outcome)
             await self._write([resolved], audited, read_back=False)
         return resolved.result
@@ -338,7 +338,7 @@ class CasesService(cases_pb2_grpc.CasesServicer):
         recorded_at = {i: a for i, a in enumerate(answers) if isinstance(a, Recorded)}
         for i, result in zip(recorded_at, await self._read_back(list(recorded_at.values())), strict=True):
             answers[i] = result
-        audited = self._audit_evidence([case for _, case, _ in fresh], resolved_fresh, time.perf_counter() - started)
+        audited = self._audit_accesses([case for _, case, _ in fresh], resolved_fresh, time.perf_counter() - started)
         resolved: list[_Resolved] = []
         for (i, (pb, case), digest), outcome in zip(fresh, resolved_fresh, strict=True):
             if isinstance(outcome, HubError):
