@@ -17,10 +17,12 @@ class _Reads:
     """Readers whose every read blocks until the test releases it; ``released`` holds one event per read
     begun, in the order they began."""
 
-    def __init__(self, fail: bool = False) -> None:
+    def __init__(self, fail: bool = False, fail_to_start: bool = False) -> None:
         self.released: list[threading.Event] = []
+        self.started: list[str] = []  # the thread of each read's start
         self._lock = threading.Lock()
         self._fail = fail
+        self.fail_to_start = fail_to_start
 
     def reader(self) -> _Reader:
         return _Reader(self)
@@ -44,7 +46,12 @@ class _Reader:
     def __init__(self, reads: _Reads) -> None:
         self._reads = reads
 
-    def read(self, positions, apply: Callable, timeout: float) -> None:
+    def start(self, positions) -> None:
+        self._reads.started.append(threading.current_thread().name)
+        if self._reads.fail_to_start:
+            raise KafkaException(KafkaError(KafkaError._TRANSPORT))
+
+    def finish(self, read: None, apply: Callable, timeout: float) -> None:
         self._reads.read()
 
     def close(self) -> None:
@@ -74,6 +81,33 @@ async def _two_rounds_reading(reads: _Reads, catch_up: CatchUp) -> tuple[asyncio
     second = catch_up.begin()
     await reads.begun(2)
     return first, second
+
+
+def test_a_round_assigns_on_the_loop_so_its_fetch_goes_out_at_once() -> None:
+    async def run() -> None:
+        reads = _Reads()
+        wait = _catch_up(reads, 1).begin()
+        assert reads.started == [threading.current_thread().name]  # before begin returned, on this thread
+        await reads.begun(1)
+        reads.released[0].set()
+        await wait
+
+    _run(run())
+
+
+def test_a_round_that_cannot_start_fails_its_waits_and_frees_its_reader() -> None:
+    async def run() -> None:
+        reads = _Reads(fail_to_start=True)
+        catch_up = _catch_up(reads, 1)
+        with pytest.raises(Unavailable, match="could not read t to its end"):
+            await catch_up.begin()
+        reads.fail_to_start = False
+        wait = catch_up.begin()
+        await reads.begun(1)
+        reads.released[0].set()
+        await wait
+
+    _run(run())
 
 
 def test_a_wait_during_a_round_starts_its_own_on_a_free_reader() -> None:

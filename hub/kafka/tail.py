@@ -25,6 +25,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -41,6 +42,15 @@ log = logging.getLogger(__name__)
 # whole at start) keep librdkafka's prefetch.
 ONE_FETCH = {"queued.min.messages": 1}
 BROKERS_CHECK_S = 60.0  # how often a reader asks how many brokers the cluster has
+
+
+@dataclass(slots=True)
+class Read:
+    """A read begun by :meth:`TailReader.start`: the partitions not yet at their end, and their next
+    offsets."""
+
+    at: dict[int, int]
+    consumer: Consumer
 
 
 class TailReader:
@@ -85,17 +95,39 @@ class TailReader:
         """Hands every record from ``positions`` (the next offset per partition) to the end of each
         partition to ``apply``, in offset order per partition, in batches. Raises TimeoutError if some
         partition's end is not reached within ``timeout`` seconds."""
+        self.finish(self.start(positions), apply, timeout)
+
+    def start(self, positions: Sequence[int]) -> Read:
+        """The first half of :meth:`read`: assigns the partitions, so the first fetch is on its way while
+        the caller goes on (it takes well under a millisecond). Must be followed by :meth:`finish`, on
+        any thread; a second read waits until then."""
+        self._lock.acquire()
+        try:
+            at = dict(enumerate(positions))  # the next offset of each partition not yet at its end
+            consumer = self._reads.consumer
+            consumer.assign([TopicPartition(self.topic, p, offset) for p, offset in at.items()])
+        except BaseException:
+            self._lock.release()
+            raise
+        return Read(at, consumer)
+
+    def finish(self, read: Read, apply: Callable[[list[Change]], object], timeout: float) -> None:
+        """The rest of :meth:`read` from a :meth:`start`."""
         deadline = time.monotonic() + timeout
-        at = dict(enumerate(positions))  # the next offset of each partition not yet at its end
-        with self._lock:
-            while at:
-                consumer = self._reads.consumer
-                consumer.assign([TopicPartition(self.topic, p, offset) for p, offset in at.items()])
+        at, consumer = read.at, read.consumer
+        try:
+            while True:
                 try:
                     self._read(consumer, at, apply, deadline)
                 finally:
                     if self._reads.current is consumer:
                         consumer.unassign()
+                if not at:
+                    return
+                consumer = self._reads.consumer  # a stall replaced it: again from where the read stands
+                consumer.assign([TopicPartition(self.topic, p, offset) for p, offset in at.items()])
+        finally:
+            self._lock.release()
 
     def _read(
         self, consumer: Consumer, at: dict[int, int], apply: Callable[[list[Change]], object], deadline: float

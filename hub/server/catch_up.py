@@ -9,7 +9,11 @@ from confluent_kafka import KafkaException
 
 from hub.cache.replica import ReplicaCache
 from hub.errors import Unavailable
-from hub.kafka.tail import TailReader
+from hub.kafka.tail import Read, TailReader
+
+
+def _unavailable(topic: str, exc: Exception) -> Unavailable:
+    return Unavailable(f"could not read {topic} to its end ({exc}); retry")
 
 
 class CatchUp:
@@ -51,7 +55,15 @@ class CatchUp:
         round_, self._next = self._next, None
         assert round_ is not None
         reader = self._free.pop()
-        running = loop.run_in_executor(None, self._one_round, reader)
+        try:
+            # Assigned here, not on the thread: the fetch goes out now rather than once a thread gets the
+            # GIL from a loop busy resolving the call (about 3 ms under load).
+            read = reader.start(self._cache.positions(self._topic))
+        except KafkaException as exc:
+            running: asyncio.Future[None] = loop.create_future()
+            running.set_exception(_unavailable(self._topic, exc))
+        else:
+            running = loop.run_in_executor(None, self._finish_round, reader, read)
         running.add_done_callback(lambda done: self._finished(loop, reader, round_, done))
 
     def _finished(
@@ -66,11 +78,11 @@ class CatchUp:
         if self._next is not None:  # waits that began while every reader was busy
             self._start_round(loop)
 
-    def _one_round(self, reader: TailReader) -> None:
+    def _finish_round(self, reader: TailReader, read: Read) -> None:
         try:
-            reader.read(self._cache.positions(self._topic), lambda c: self._cache.apply_read(self._topic, c), 30)
+            reader.finish(read, lambda c: self._cache.apply_read(self._topic, c), 30)
         except (TimeoutError, KafkaException) as exc:  # the broker away, or too far behind to catch up
-            raise Unavailable(f"could not read {self._topic} to its end ({exc}); retry") from exc
+            raise _unavailable(self._topic, exc) from exc
 
     def close(self) -> None:
         for reader in self._readers:
