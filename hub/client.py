@@ -6,6 +6,7 @@ names its department in the ``x-hub-department`` header instead.
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,6 +29,31 @@ DEFAULT_OPTIONS = (
     # address, and hub workers sharing a port (SO_REUSEPORT) are balanced per connection.
     ("grpc.use_local_subchannel_pool", 1),
 )
+
+
+def workers_target(host: str, worker_port: int, workers: int) -> str:
+    """The gRPC target naming each worker of ``hub serve --workers N --worker-port P`` at its own port,
+    so that a channel's calls take turns over them (:func:`open_channel`'s round_robin). The shared
+    port spreads connections, not calls: a client of one connection would keep to one worker. ``host``
+    is an IP address (gRPC names several endpoints only as addresses)."""
+    ip = ipaddress.ip_address(host)  # ValueError for a name
+    if ip.version == 4:
+        return "ipv4:" + ",".join(f"{host}:{worker_port + i}" for i in range(workers))
+    return "ipv6:" + ",".join(f"[{host}]:{worker_port + i}" for i in range(workers))
+
+
+def starting_at(target: str, turn: int) -> str:
+    """A target of several addresses (:func:`workers_target`) rotated to begin at address ``turn`` (mod
+    their number). With ``lb_policy="pick_first"`` such a channel keeps to that worker, and to the next
+    only while it is down: clients given turns in order are spread evenly, each call on a worker that
+    has only its share in flight (round_robin spreads calls, but their overlap at random). Any other
+    target is returned as it is."""
+    scheme, sep, addresses = target.partition(":")
+    if scheme not in ("ipv4", "ipv6") or not sep:
+        return target
+    parts = addresses.split(",")
+    turn %= len(parts)
+    return f"{scheme}:" + ",".join(parts[turn:] + parts[:turn])
 
 
 class _Headers(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
@@ -56,12 +82,20 @@ def credentials(ca: Path, cert: Path, key: Path) -> grpc.ChannelCredentials:
 
 
 def open_channel(
-    address: str, *, department: str | None = None, subsystem: str = "", tls: tuple[Path, Path, Path] | None = None
+    address: str,
+    *,
+    department: str | None = None,
+    subsystem: str = "",
+    tls: tuple[Path, Path, Path] | None = None,
+    lb_policy: str = "round_robin",
 ) -> grpc.Channel:
-    """A blocking channel. ``tls`` is (CA certificate, department certificate, key)."""
+    """A blocking channel. ``tls`` is (CA certificate, department certificate, key). ``lb_policy`` is
+    gRPC's for an ``address`` naming several endpoints (:func:`workers_target`): round_robin sends each
+    call to the next, pick_first keeps to the first that answers (:func:`starting_at`)."""
+    options = (*DEFAULT_OPTIONS, ("grpc.lb_policy_name", lb_policy))
     if tls is not None:
-        return grpc.secure_channel(address, credentials(*tls), options=DEFAULT_OPTIONS)
-    channel = grpc.insecure_channel(address, options=DEFAULT_OPTIONS)
+        return grpc.secure_channel(address, credentials(*tls), options=options)
+    channel = grpc.insecure_channel(address, options=options)
     if department:
         channel = grpc.intercept_channel(channel, _Headers(identity_headers(department, subsystem)))
     return channel

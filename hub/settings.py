@@ -105,6 +105,14 @@ class HubSettings(BaseSettings):
         default="127.0.0.1", description="Address the metrics endpoint binds (0.0.0.0 in a container or pod)."
     )
     workers: int = Field(default=1, ge=1, le=64, description="Server processes sharing the gRPC port (SO_REUSEPORT).")
+    worker_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Worker i also serves on this port + i, its own (unset: none). The shared port spreads "
+        "connections over the workers, not calls: a client holding few connections spreads its calls with "
+        "gRPC's round_robin over these (hub.client.workers_target).",
+    )
     snapshot_writer: bool = Field(
         default=True, description="Whether this process writes snapshots; of several workers only the first does."
     )

@@ -4,7 +4,8 @@
 
 Starts the embedded broker (or uses ``--bootstrap-servers``), produces the seeded city (1,000,000
 residents, 340,000 entities, ~2.8M credit records) into the topics, starts ``hub serve --workers N``
-with audit on, waits until every worker's cache holds the city, and runs the load
+with audit on (each worker also on its own port; the clerks take one each in turn), waits until
+every worker's cache holds the city, and runs the load
 (:mod:`loadtest.city_year_drive`, Locust in its own process): case clerks submit the year's cases,
 each checked by four verifications in the hub (``loadtest.workload.CITY_YEAR_MIX``),
 ``--cases-per-call`` at a time, until the year is done.
@@ -80,8 +81,8 @@ SUBMITS = ("/SubmitBatch", "/Submit")
 
 
 def calls_per_worker(endpoints: list[str]) -> list[int]:
-    """SubmitBatch and Submit calls each worker answered: the kernel spreads connections over the
-    workers sharing the port (SO_REUSEPORT), not calls, so four clerks are often three on one."""
+    """SubmitBatch and Submit calls each worker answered: the clerks take the workers' own ports in
+    turn (hub.client.starting_at), so these are near equal when the clerks divide evenly."""
     calls = []
     for endpoint in endpoints:
         answered = scrape(endpoint).series("hub_rpc_total")
@@ -161,7 +162,7 @@ def main() -> int:
             with ProcessSampler(hub_pids, broker_pids) as sampler:
                 subprocess.run(
                     [
-                        *(sys.executable, "-m", "loadtest.city_year_drive", hub.address, "--out", str(args.out)),
+                        *(sys.executable, "-m", "loadtest.city_year_drive", hub.spread, "--out", str(args.out)),
                         *("--cases", str(args.cases), "--cases-per-call", str(args.cases_per_call)),
                         *("--years", str(args.years), "--users", str(args.users), "--workers", str(args.workers)),
                         *("--seed", str(args.seed), "--residents", str(args.residents)),

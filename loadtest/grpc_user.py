@@ -8,6 +8,7 @@ the way HTTP users do. Each user opens its own channel as its department: with a
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ import grpc.experimental.gevent as grpc_gevent
 from locust import User
 from locust.env import Environment
 
-from hub.client import open_channel
+from hub.client import open_channel, starting_at
 
 grpc_gevent.init_gevent()
 
@@ -67,6 +68,9 @@ class LocustInterceptor(grpc.UnaryUnaryClientInterceptor):
         return call
 
 
+_TURNS: dict[type, itertools.count] = {}
+
+
 class GrpcUser(User):
     """Subclasses set :attr:`department`; ``self.channel`` is theirs once started."""
 
@@ -81,9 +85,14 @@ class GrpcUser(User):
     def on_start(self) -> None:
         options: Any = getattr(self.environment, "parsed_options", None)
         pki = getattr(options, "pki", None)
+        # Given a target of the workers' own ports, users of a class take one worker each in turn.
+        turn = next(_TURNS.setdefault(type(self), itertools.count()))
         self.channel = grpc.intercept_channel(
             open_channel(
-                self.host, department=self.department, tls=_credentials(Path(pki), self.department) if pki else None
+                starting_at(self.host, turn),
+                department=self.department,
+                tls=_credentials(Path(pki), self.department) if pki else None,
+                lb_policy="pick_first",
             ),
             LocustInterceptor(self.environment, self),
         )

@@ -157,6 +157,15 @@ class _StateStores:
     shards: ShardRegistry = field(default_factory=ShardRegistry)
 
 
+
+def _listen(server: aio.Server, address: str, credentials: grpc.ServerCredentials | None) -> int:
+    try:  # grpc reports a port in use as a RuntimeError; it is an environment problem, not a bug
+        if credentials is not None:
+            return server.add_secure_port(address, credentials)
+        return server.add_insecure_port(address)
+    except RuntimeError as exc:
+        raise OSError(f"cannot listen on {address}: {exc}") from exc
+
 class HubServer:
     def __init__(
         self,
@@ -506,14 +515,9 @@ class HubServer:
                 root_certificates=(s.tls_dir / "ca.crt").read_bytes(),
                 require_client_auth=True,
             )
-        try:  # grpc reports a port in use as a RuntimeError; it is an environment problem, not a bug
-            self.port = (
-                server.add_secure_port(address, credentials)
-                if credentials is not None
-                else server.add_insecure_port(address)
-            )
-        except RuntimeError as exc:
-            raise OSError(f"cannot listen on {address}: {exc}") from exc
+        self.port = _listen(server, address, credentials)
+        if s.worker_port:  # this worker's own, for clients that spread calls over the workers
+            _listen(server, f"{s.host}:{s.worker_port}", credentials)
         if not s.tls_dir:
             print(INSECURE_BANNER, file=sys.stderr, flush=True)
             log.warning("INSECURE DEVELOPMENT MODE: no TLS; departments are taken from a header")
@@ -527,9 +531,10 @@ class HubServer:
                 name, not_serving if name in _READY_FIRST else health_pb2.HealthCheckResponse.SERVING
             )
         log.info(
-            "hub listening on %s:%d (%s; cache catching up)",
+            "hub listening on %s:%d%s (%s; cache catching up)",
             s.host,
             self.port,
+            f" and on its own port {s.worker_port}" if s.worker_port else "",
             "mutual TLS" if s.tls_dir else "INSECURE",
         )
 

@@ -22,6 +22,7 @@ import orjson
 
 from hub.catalogue.model import load_catalogue
 from hub.childproc import free_port
+from hub.client import workers_target
 from hub.governance import keys
 from hub.kafka.embedded import EmbeddedBroker
 from hub.server.app import HubServer
@@ -77,6 +78,8 @@ def worker_environment(settings: HubSettings, bootstrap: str, index: int) -> dic
     values.update(bootstrap_servers=bootstrap, workers=1, snapshot_writer=index == 0)
     if settings.metrics_port:
         values["metrics_port"] = settings.metrics_port + index
+    if settings.worker_port:
+        values["worker_port"] = settings.worker_port + index
     for secret in secret_fields(HubSettings):
         value = getattr(settings, secret)
         if value is not None:
@@ -103,6 +106,8 @@ def _supervise(settings: HubSettings, bootstrap: str) -> None:
 
     workers = [start(i) for i in range(settings.workers)]
     log.info("%d workers on %s:%d: pids %s", len(workers), settings.host, settings.port, [w.pid for w in workers])
+    if settings.worker_port:
+        log.info("calls spread over the workers: %s", workers_target(settings.host, settings.worker_port, len(workers)))
     try:
         while not stopping.wait(1.0):
             for i, w in enumerate(workers):

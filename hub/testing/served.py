@@ -12,21 +12,22 @@ import time
 from pathlib import Path
 
 from hub.childproc import free_port
-from hub.client import open_channel, wait_serving
+from hub.client import open_channel, wait_serving, workers_target
 from hub.status import scrape
 
 
 class ServedHub:
     def __init__(self, bootstrap: str, data_dir: Path, workers: int, topic_prefix: str = "hub.") -> None:
-        port, metrics = free_port(), free_port()
+        port, metrics, own = free_port(), free_port(), free_port()
         self.address = f"127.0.0.1:{port}"
         self.metrics = [f"127.0.0.1:{metrics + i}" for i in range(workers)]  # worker i serves on port + i
+        self.spread = workers_target("127.0.0.1", own, workers)  # calls take turns over the workers
         self.workers = workers
         self.proc = subprocess.Popen(
             [
                 *(sys.executable, "-m", "hub.cli", "serve", "--workers", str(workers), "--insecure-dev"),
                 *("--bootstrap-servers", bootstrap, "--topic-prefix", topic_prefix, "--data-dir", str(data_dir)),
-                *("--port", str(port), "--metrics-port", str(metrics)),
+                *("--port", str(port), "--metrics-port", str(metrics), "--worker-port", str(own)),
             ],
             env={**os.environ, "HUB_LOG_LEVEL": "WARNING", "HUB_NOTICE_ENGINE": "false"},
         )

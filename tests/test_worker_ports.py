@@ -1,0 +1,63 @@
+"""``hub serve --workers 2 --worker-port P``: a channel naming each worker at its own port sends its
+calls to the workers in turn (round_robin), or keeps to the one its list begins with (pick_first);
+one through the shared port keeps to the worker that took its connection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hub.client import open_channel, starting_at, workers_target
+from hub.status import scrape
+from hub.testing.served import ServedHub
+from hub.v1 import cases_pb2, cases_pb2_grpc
+from tests.faults import wait_for
+
+METHOD = "Cases/ListTypes"
+
+
+def _answered(hub: ServedHub) -> list[int]:
+    return [int(scrape(e).get("hub_rpc_total", method=METHOD, code="OK")) for e in hub.metrics]
+
+
+def test_a_channel_to_the_workers_own_ports_takes_turns_over_them(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    hub = ServedHub(kafka_bootstrap, tmp_path / "hub", workers=2, topic_prefix=topic_prefix)
+    try:
+        hub.wait_loaded({})
+        one = cases_pb2_grpc.CasesStub(open_channel(hub.address, department="justice"))
+        for _ in range(10):
+            one.ListTypes(cases_pb2.ListTypesRequest())
+        assert sorted(_answered(hub)) == [0, 10]  # one connection: one worker
+
+        spread = cases_pb2_grpc.CasesStub(open_channel(hub.spread, department="justice"))
+
+        def both_reached() -> bool:  # until each worker's connection is up, calls go to those that are
+            spread.ListTypes(cases_pb2.ListTypesRequest())
+            return min(_answered(hub)) > 0
+
+        wait_for(both_reached, "a call on each worker")
+        before = _answered(hub)
+        for _ in range(20):
+            spread.ListTypes(cases_pb2.ListTypesRequest())
+        assert [n - b for n, b in zip(_answered(hub), before, strict=True)] == [10, 10]
+
+        before = _answered(hub)
+        for turn in (0, 1):
+            pinned = open_channel(starting_at(hub.spread, turn), department="justice", lb_policy="pick_first")
+            for _ in range(5 * (turn + 1)):
+                cases_pb2_grpc.CasesStub(pinned).ListTypes(cases_pb2.ListTypesRequest())
+        assert [n - b for n, b in zip(_answered(hub), before, strict=True)] == [5, 10]
+    finally:
+        hub.stop()
+
+
+def test_workers_target_names_each_worker_at_its_own_port() -> None:
+    assert workers_target("127.0.0.1", 7000, 3) == "ipv4:127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002"
+    assert workers_target("::1", 7000, 2) == "ipv6:[::1]:7000,[::1]:7001"
+    assert starting_at("ipv4:127.0.0.1:7000,127.0.0.1:7001", 3) == "ipv4:127.0.0.1:7001,127.0.0.1:7000"
+    assert starting_at("127.0.0.1:7000", 1) == "127.0.0.1:7000"
+    with pytest.raises(ValueError):
+        workers_target("hub.example", 7000, 2)  # gRPC lists several endpoints only as addresses
