@@ -5,7 +5,7 @@
 Starts the embedded broker (or uses ``--bootstrap-servers``), produces the seeded city (1,000,000
 residents, 340,000 entities, ~2.8M credit records) into the topics, starts ``hub serve --workers N``
 with audit on (each worker also on its own port; the clerks take one each in turn), waits until
-every worker's cache holds the city, and runs the load
+every worker's cache holds the city and worker 0 has written its snapshot of it, and runs the load
 (:mod:`loadtest.city_year_drive`, Locust in its own process): case clerks submit the year's cases,
 each checked by four verifications in the hub (``loadtest.workload.CITY_YEAR_MIX``),
 ``--cases-per-call`` at a time, until the year is done.
@@ -150,9 +150,11 @@ def main() -> int:
             counts = produce_city(bootstrap, args.topic_prefix, size, args.seed)
             print(f"city produced into Kafka in {time.perf_counter() - started:.0f}s", flush=True)
             hub = ServedHub(bootstrap, Path(tmp) / "hub", args.workers, args.topic_prefix)
-            waited = hub.wait_loaded({"population.resident": counts["population.resident"]})
+            waited = hub.wait_loaded({"population.resident": counts["population.resident"]}, snapshotted=True)
             print(
-                f"{args.workers} hub workers loaded the city in {waited:.0f}s; driving {args.cases:,} cases", flush=True
+                f"{args.workers} hub workers loaded the city (and worker 0 wrote its snapshot) in {waited:.0f}s; "
+                f"driving {args.cases:,} cases",
+                flush=True,
             )
             ensure_grants(hub.address, [("approval_bureau", "population.resident", [LEGAL])])
             args.out.mkdir(parents=True, exist_ok=True)

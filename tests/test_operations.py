@@ -41,7 +41,8 @@ class _SlowCounter:
 def test_metrics_status_and_debug_log(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with running_hub(kafka_bootstrap, topic_prefix, tmp_path, metrics_port=0) as hub:
+    # Snapshots only when the test asks (one written meanwhile by the hub's thread would race it).
+    with running_hub(kafka_bootstrap, topic_prefix, tmp_path, metrics_port=0, snapshot_interval_s=3600.0) as hub:
         written = hub.publish("population.resident", [resident(p) for p in PEOPLE])
         with caplog.at_level(logging.DEBUG, logger="hub.server.interceptors"):
             for p in PEOPLE[:5]:
@@ -58,6 +59,9 @@ def test_metrics_status_and_debug_log(
         assert metrics.get("hub_rpc_total", method="Verification/Verify", code="INVALID_ARGUMENT") == 1
         assert metrics.get("hub_rpc_seconds_count", method="Exchange/Publish") == 1
         assert metrics.get("hub_cache_rows", resource="population.resident") == len(PEOPLE)
+        assert not metrics.series("hub_cache_snapshot_rows")  # none written yet
+        hub.server.cache.snapshot_all()
+        assert scrape(endpoint).get("hub_cache_snapshot_rows", resource="population.resident") == len(PEOPLE)
         assert metrics.get("hub_produced_records_total") >= len(PEOPLE)
         assert metrics.get("hub_consumed_records_total") >= len(PEOPLE)
         assert metrics.get("hub_cache_lag_seconds", resource="population.resident") < 5

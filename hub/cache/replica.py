@@ -71,7 +71,7 @@ class ReplicaCache:
         self._snapshot_stop = threading.Event()
         self._snapshotter: threading.Thread | None = None
         self._written: dict[str, tuple[int, ...]] = {}
-        self.snapshot_log: list[SnapshotInfo] = []
+        self.snapshotted: dict[str, SnapshotInfo] = {}  # the last snapshot this process wrote of each
         self.loaded_from_snapshot: dict[str, int] = {}
         self.tables: dict[str, ResourceTable] = {}
         self._targets: dict[str, FeedTarget] = dict(internal or {})
@@ -212,7 +212,7 @@ class ReplicaCache:
                 list(info.offsets),
                 time.perf_counter() - started,
             )
-        self.snapshot_log.extend(written)
+        self.snapshotted.update((info.resource, info) for info in written)
         if written:  # the rows gathered for the files are freed, but kept by the heap (~200 MiB at city scale)
             release_free_memory()
         return written

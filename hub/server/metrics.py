@@ -9,7 +9,9 @@ What operators watch during a run:
   and the seconds since it last reached the end of the resource's topic (0 while caught up);
 - ``hub_cache_rejected_records_total{resource,shard}``: records on a topic the cache could not decode
   (a provider publishing around the hub, or a schema change gone wrong);
-- ``hub_cache_compactions_total{resource,shard}``: rewrites of a table to drop superseded rows (churn).
+- ``hub_cache_compactions_total{resource,shard}``: rewrites of a table to drop superseded rows (churn);
+- ``hub_cache_snapshot_rows{resource,shard}``: records in the last snapshot this process wrote of the
+  resource (only the snapshot writer, worker 0, has the series).
   ``shard`` is a sharded replica's ``I/N``, empty for an unsharded hub;
 - ``hub_audit_backlog``: audit entries queued and not yet written (calls are refused past a limit);
 - ``hub_notices_overdue{department,kind}``: notices now past their claim or feedback limit, and
@@ -98,6 +100,11 @@ class _PartsCollector:
         compactions = CounterMetricFamily(
             "hub_cache_compactions", "Table rewrites that dropped superseded rows.", labels=["resource", "shard"]
         )
+        snapshotted = GaugeMetricFamily(
+            "hub_cache_snapshot_rows",
+            "Records in the last snapshot of the resource this process wrote (none: no series).",
+            labels=["resource", "shard"],
+        )
         if cache is not None:
             now_ms = time.time() * 1000
             shard = "" if cache.shard == WHOLE else str(cache.shard)
@@ -108,7 +115,9 @@ class _PartsCollector:
                 lag.add_metric([name, shard], max(0.0, (now_ms - seen_end) / 1000) if seen_end else float("nan"))
                 rejected.add_metric([name, shard], table.rejected)
                 compactions.add_metric([name, shard], table.compactions)
-        yield from (rows, lag, rejected, compactions)
+            for name, info in list(cache.snapshotted.items()):
+                snapshotted.add_metric([name, shard], info.rows)
+        yield from (rows, lag, rejected, compactions, snapshotted)
         backlog = GaugeMetricFamily("hub_audit_backlog", "Audit entries queued, not yet written.")
         backlog.add_metric([], audit.backlog if audit else 0)
         yield backlog

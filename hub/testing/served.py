@@ -36,9 +36,12 @@ class ServedHub:
     def pid(self) -> int:
         return self.proc.pid
 
-    def wait_loaded(self, counts: dict[str, int], timeout: float = 1800) -> float:
+    def wait_loaded(self, counts: dict[str, int], timeout: float = 1800, snapshotted: bool = False) -> float:
         """Until every worker is SERVING with at least ``counts`` rows per resource in its cache
-        (nothing is measured against a half-loaded worker); returns the seconds waited."""
+        (nothing is measured against a half-loaded worker); returns the seconds waited. With
+        ``snapshotted``, also until worker 0 has written its snapshot of those rows (the first comes a
+        snapshot interval, 60 s, after it started): writing the snapshot of a city takes seconds of a
+        core, the load's cost, not that of what is measured after it."""
         started = time.monotonic()
         wait_serving(open_channel(self.address, department="public_security"), timeout)
         while True:
@@ -47,6 +50,12 @@ class ServedHub:
                     scrape(e).get("hub_cache_rows", resource=resource) >= n
                     for e in self.metrics
                     for resource, n in counts.items()
+                ) and (
+                    not snapshotted
+                    or all(
+                        scrape(self.metrics[0]).get("hub_cache_snapshot_rows", resource=r) >= n
+                        for r, n in counts.items()
+                    )
                 )
             except OSError:
                 ready = False
