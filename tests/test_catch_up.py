@@ -20,6 +20,8 @@ class _Reads:
     def __init__(self, fail: bool = False, fail_to_start: bool = False) -> None:
         self.released: list[threading.Event] = []
         self.started: list[str] = []  # the thread of each read's start
+        self.abandoned = 0
+        self.closed = 0
         self._lock = threading.Lock()
         self._fail = fail
         self.fail_to_start = fail_to_start
@@ -54,8 +56,11 @@ class _Reader:
     def finish(self, read: None, apply: Callable, timeout: float) -> None:
         self._reads.read()
 
+    def abandon(self, read: None) -> None:
+        self._reads.abandoned += 1
+
     def close(self) -> None:
-        pass
+        self._reads.closed += 1
 
 
 class _Cache:
@@ -157,5 +162,38 @@ def test_a_failed_round_fails_each_of_its_waits() -> None:
         for wait in (second, third):
             with pytest.raises(Unavailable):
                 await wait
+
+    _run(run())
+
+
+def test_closing_refuses_new_waits_and_fails_those_no_round_has_taken() -> None:
+    async def run() -> None:
+        reads = _Reads()
+        catch_up = _catch_up(reads, 1)
+        reading = catch_up.begin()
+        await reads.begun(1)
+        queued = catch_up.begin()  # the only reader is busy: waits for the next round
+        closing = asyncio.ensure_future(catch_up.close())
+        await asyncio.sleep(0)
+        with pytest.raises(Unavailable, match="stopping"):
+            catch_up.begin()
+        reads.released[0].set()
+        await reading  # the round already reading ends as it would have
+        with pytest.raises(Unavailable, match="stopping"):
+            await queued
+        await closing
+        assert len(reads.released) == 1 and reads.closed == 1
+
+    _run(run())
+
+
+def test_a_round_the_stopped_executor_cannot_run_fails_its_waits_and_ends_its_read() -> None:
+    async def run() -> None:
+        reads = _Reads()
+        catch_up = _catch_up(reads, 1)
+        await asyncio.get_running_loop().shutdown_default_executor()
+        with pytest.raises(Unavailable, match="stopping"):
+            await catch_up.begin()
+        assert reads.started and reads.abandoned == 1
 
     _run(run())

@@ -111,6 +111,14 @@ class TailReader:
             raise
         return Read(at, consumer)
 
+    def abandon(self, read: Read) -> None:
+        """Ends a :meth:`start` without reading: for a read that will never be finished."""
+        try:
+            if self._reads.current is read.consumer:
+                read.consumer.unassign()
+        finally:
+            self._lock.release()
+
     def finish(self, read: Read, apply: Callable[[list[Change]], object], timeout: float) -> None:
         """The rest of :meth:`read` from a :meth:`start`."""
         deadline = time.monotonic() + timeout

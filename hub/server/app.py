@@ -157,7 +157,6 @@ class _StateStores:
     shards: ShardRegistry = field(default_factory=ShardRegistry)
 
 
-
 def _listen(server: aio.Server, address: str, credentials: grpc.ServerCredentials | None) -> int:
     try:  # grpc reports a port in use as a RuntimeError; it is an environment problem, not a bug
         if credentials is not None:
@@ -165,6 +164,7 @@ def _listen(server: aio.Server, address: str, credentials: grpc.ServerCredential
         return server.add_insecure_port(address)
     except RuntimeError as exc:
         raise OSError(f"cannot listen on {address}: {exc}") from exc
+
 
 class HubServer:
     def __init__(
@@ -623,7 +623,7 @@ class HubServer:
         if self._case_events is not None:
             await asyncio.to_thread(self._case_events.close)
         if self.deps is not None:
-            await asyncio.to_thread(self.deps.close_readers)
+            await self.deps.close_readers()
             await asyncio.to_thread(self.deps.audit_index.close)
             await self.deps.shards.close()
         self.metrics.close()

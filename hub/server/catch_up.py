@@ -16,6 +16,10 @@ def _unavailable(topic: str, exc: Exception) -> Unavailable:
     return Unavailable(f"could not read {topic} to its end ({exc}); retry")
 
 
+def _stopping() -> Unavailable:
+    return Unavailable("this hub process is stopping; retry (another worker or replica answers)")
+
+
 class CatchUp:
     """Applies, before a call goes on, every record that ``topic`` held when the call began.
 
@@ -38,11 +42,14 @@ class CatchUp:
         self._topic = readers[0].topic
         self._cache = cache
         self._next: asyncio.Future[None] | None = None  # the round not yet started, joined by new waits
+        self._closed = False
 
     def begin(self) -> asyncio.Future[None]:
         """Starts catching up now (on a thread) and returns what to await: done once every record
         acknowledged before the call is applied; Unavailable if the topic cannot be read to its end
-        within 30 s. Call from the event loop; a caller may do other work before awaiting."""
+        within 30 s, or once closing. Call from the event loop; a caller may do other work before awaiting."""
+        if self._closed:
+            raise _stopping()
         loop = asyncio.get_running_loop()
         if self._next is None:
             self._next = loop.create_future()
@@ -55,15 +62,22 @@ class CatchUp:
         round_, self._next = self._next, None
         assert round_ is not None
         reader = self._free.pop()
-        try:
-            # Assigned here, not on the thread: the fetch goes out now rather than once a thread gets the
-            # GIL from a loop busy resolving the call (about 3 ms under load).
-            read = reader.start(self._cache.positions(self._topic))
-        except KafkaException as exc:
-            running: asyncio.Future[None] = loop.create_future()
-            running.set_exception(_unavailable(self._topic, exc))
+        running: asyncio.Future[None] = loop.create_future()
+        if self._closed:  # waits that began before close(): their round never starts
+            running.set_exception(_stopping())
         else:
-            running = loop.run_in_executor(None, self._finish_round, reader, read)
+            try:
+                # Assigned here, not on the thread: the fetch goes out now rather than once a thread gets
+                # the GIL from a loop busy resolving the call (about 3 ms under load).
+                read = reader.start(self._cache.positions(self._topic))
+            except KafkaException as exc:
+                running.set_exception(_unavailable(self._topic, exc))
+            else:
+                try:
+                    running = loop.run_in_executor(None, self._finish_round, reader, read)
+                except RuntimeError:  # the loop's executor has shut down: the process is stopping
+                    reader.abandon(read)
+                    running.set_exception(_stopping())
         running.add_done_callback(lambda done: self._finished(loop, reader, round_, done))
 
     def _finished(
@@ -84,6 +98,9 @@ class CatchUp:
         except (TimeoutError, KafkaException) as exc:  # the broker away, or too far behind to catch up
             raise _unavailable(self._topic, exc) from exc
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        """Refuses new waits and fails those not yet in a round (on the loop, so no round starts after);
+        then closes each reader once its round, if any, is done."""
+        self._closed = True
         for reader in self._readers:
-            reader.close()
+            await asyncio.to_thread(reader.close)

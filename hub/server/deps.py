@@ -113,9 +113,9 @@ class Deps:
             catch_up = self._catch_ups[topic] = CatchUp(readers, self.cache)
         return catch_up.begin()
 
-    def close_readers(self) -> None:
+    async def close_readers(self) -> None:
         for catch_up in self._catch_ups.values():
-            catch_up.close()
+            await catch_up.close()
 
     @asynccontextmanager
     async def exclusive(self, key: str) -> AsyncIterator[None]:
