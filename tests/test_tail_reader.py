@@ -73,3 +73,26 @@ def test_each_read_brings_every_record_acknowledged_before_it(kafka_bootstrap: s
             assert positions == [[1, 1, 0], [1, 1, 0], [3, 1, 1], [3, 31, 1]][round_]
     finally:
         reader.close()
+
+
+def test_a_started_read_leaves_closing_or_making_its_consumer_to_finish(kafka_bootstrap: str) -> None:
+    """start runs on the event loop (hub.server.catch_up): it assigns a consumer already made, and leaves
+    one to close or make (which may block) to finish, on a thread."""
+    topic = f"tail-{uuid.uuid4().hex[:8]}"
+    ensure_topics(AdminClient(admin_config(kafka_bootstrap)), [TopicSpec(topic, 1, compacted=False)])
+    producer = Producer(producer_config(kafka_bootstrap, {"linger.ms": 0}))
+    reader = TailReader(kafka_bootstrap, topic, ONE_FETCH)
+    got: list[Change] = []
+    try:
+        for i, (position, made) in enumerate([(0, False), (1, True), (2, False)]):
+            producer.produce(topic, b"v", f"k{i}".encode(), partition=0)
+            assert producer.flush(60) == 0
+            if i == 2:  # a widened wait whose narrowing is due: the consumer is replaced
+                reader._reads.wait_ms, reader._reads._stalled_at = 4, -1e9
+            read = reader.start([position])
+            assert (read.consumer is not None) == made
+            reader.finish(read, got.extend, timeout=60)
+            assert [c.key for c in got] == [f"k{j}" for j in range(i + 1)]
+        assert reader._reads.wait_ms == 2
+    finally:
+        reader.close()

@@ -56,14 +56,22 @@ class ReadConsumer:
     @property
     def consumer(self) -> Consumer:
         """The consumer to assign for a read: made at first use, after :meth:`stalled`, and when a
-        widened wait is narrowed again."""
-        if self.wait_ms > self._narrowest and time.monotonic() - self._stalled_at > NARROW_AFTER_S:
+        widened wait is narrowed again (closing and making one may block)."""
+        if self._narrowing_due():
             self.close()
             self.wait_ms = max(self.wait_ms // WIDEN, self._narrowest)
             self._stalled_at = time.monotonic()
         if self._consumer is None:
             self._consumer = Consumer({**self._config, "fetch.wait.max.ms": self.wait_ms})
         return self._consumer
+
+    @property
+    def made(self) -> Consumer | None:
+        """:attr:`consumer` if taking it needs no consumer closed or made (which may block); else None."""
+        return None if self._narrowing_due() else self._consumer
+
+    def _narrowing_due(self) -> bool:
+        return self.wait_ms > self._narrowest and time.monotonic() - self._stalled_at > NARROW_AFTER_S
 
     @property
     def stall_after_s(self) -> float:

@@ -50,7 +50,7 @@ class Read:
     offsets."""
 
     at: dict[int, int]
-    consumer: Consumer
+    consumer: Consumer | None  # None: not assigned yet (finish makes the consumer first)
 
 
 class TailReader:
@@ -99,13 +99,15 @@ class TailReader:
 
     def start(self, positions: Sequence[int]) -> Read:
         """The first half of :meth:`read`: assigns the partitions, so the first fetch is on its way while
-        the caller goes on (it takes well under a millisecond). Must be followed by :meth:`finish`, on
-        any thread; a second read waits until then."""
+        the caller goes on (it takes well under a millisecond). Never blocks on a consumer to close or
+        make (the first read's, a narrowed wait's): that is left to :meth:`finish`. Must be followed by
+        :meth:`finish` or :meth:`abandon`, on any thread; a second read waits until then."""
         self._lock.acquire()
         try:
             at = dict(enumerate(positions))  # the next offset of each partition not yet at its end
-            consumer = self._reads.consumer
-            consumer.assign([TopicPartition(self.topic, p, offset) for p, offset in at.items()])
+            consumer = self._reads.made
+            if consumer is not None:
+                consumer.assign([TopicPartition(self.topic, p, offset) for p, offset in at.items()])
         except BaseException:
             self._lock.release()
             raise
@@ -114,7 +116,7 @@ class TailReader:
     def abandon(self, read: Read) -> None:
         """Ends a :meth:`start` without reading: for a read that will never be finished."""
         try:
-            if self._reads.current is read.consumer:
+            if read.consumer is not None and self._reads.current is read.consumer:
                 read.consumer.unassign()
         finally:
             self._lock.release()
@@ -124,6 +126,9 @@ class TailReader:
         deadline = time.monotonic() + timeout
         at, consumer = read.at, read.consumer
         try:
+            if consumer is None:
+                consumer = self._reads.consumer
+                consumer.assign([TopicPartition(self.topic, p, offset) for p, offset in at.items()])
             while True:
                 try:
                     self._read(consumer, at, apply, deadline)
