@@ -42,18 +42,28 @@ def workers_target(host: str, worker_port: int, workers: int) -> str:
     return "ipv6:" + ",".join(f"[{host}]:{worker_port + i}" for i in range(workers))
 
 
+def _addresses(target: str) -> list[str]:
+    """The endpoints of an ``ipv4:``/``ipv6:`` target naming several; [] for any other target."""
+    scheme, sep, addresses = target.partition(":")
+    parts = addresses.split(",") if scheme in ("ipv4", "ipv6") and sep else []
+    return parts if len(parts) > 1 else []
+
+
+def _host_of(endpoint: str) -> str:
+    return endpoint.rpartition(":")[0].strip("[]")
+
+
 def starting_at(target: str, turn: int) -> str:
     """A target of several addresses (:func:`workers_target`) rotated to begin at address ``turn`` (mod
     their number). With ``lb_policy="pick_first"`` such a channel keeps to that worker, and to the next
     only while it is down: clients given turns in order are spread evenly, each call on a worker that
     has only its share in flight (round_robin spreads calls, but their overlap at random). Any other
     target is returned as it is."""
-    scheme, sep, addresses = target.partition(":")
-    if scheme not in ("ipv4", "ipv6") or not sep:
+    parts = _addresses(target)
+    if not parts:
         return target
-    parts = addresses.split(",")
     turn %= len(parts)
-    return f"{scheme}:" + ",".join(parts[turn:] + parts[:turn])
+    return target.partition(":")[0] + ":" + ",".join(parts[turn:] + parts[:turn])
 
 
 class _Headers(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
@@ -87,13 +97,18 @@ def open_channel(
     department: str | None = None,
     subsystem: str = "",
     tls: tuple[Path, Path, Path] | None = None,
-    lb_policy: str = "round_robin",
+    lb_policy: str | None = None,
 ) -> grpc.Channel:
     """A blocking channel. ``tls`` is (CA certificate, department certificate, key). ``lb_policy`` is
-    gRPC's for an ``address`` naming several endpoints (:func:`workers_target`): round_robin sends each
-    call to the next, pick_first keeps to the first that answers (:func:`starting_at`)."""
-    options = (*DEFAULT_OPTIONS, ("grpc.lb_policy_name", lb_policy))
+    gRPC's: by default round_robin for an ``address`` naming several endpoints (:func:`workers_target`:
+    each call to the next), pick_first for any other (gRPC's own default: one connection, so a name
+    that resolves to several replicas keeps to one); pick_first over several keeps to the first that
+    answers (:func:`starting_at`)."""
+    several = _addresses(address)
+    options = (*DEFAULT_OPTIONS, ("grpc.lb_policy_name", lb_policy or ("round_robin" if several else "pick_first")))
     if tls is not None:
+        if several:  # gRPC would check the server's certificate against the whole list
+            options = (*options, ("grpc.ssl_target_name_override", _host_of(several[0])))
         return grpc.secure_channel(address, credentials(*tls), options=options)
     channel = grpc.insecure_channel(address, options=options)
     if department:

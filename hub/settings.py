@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Literal, get_args
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -141,6 +141,18 @@ class HubSettings(BaseSettings):
         if value and not re.fullmatch(r"\d+/\d+", value):
             raise ValueError(f"{value!r} is not I/N (shard I of N, numbered from 0, e.g. 0/4)")
         return value
+
+    @model_validator(mode="after")
+    def _worker_ports_fit(self) -> HubSettings:
+        if self.worker_port:
+            last = self.worker_port + self.workers - 1
+            if last > 65535:
+                raise ValueError(f"worker_port: {self.worker_port} + {self.workers} workers passes port 65535")
+            if self.worker_port <= self.port <= last:
+                raise ValueError(
+                    f"worker_port: the workers' own ports {self.worker_port}-{last} include the shared port {self.port}"
+                )
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod

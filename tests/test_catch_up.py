@@ -197,3 +197,26 @@ def test_a_round_the_stopped_executor_cannot_run_fails_its_waits_and_ends_its_re
         assert reads.started and reads.abandoned == 1
 
     _run(run())
+
+
+def test_a_round_whose_start_fails_unexpectedly_fails_its_waits_and_frees_its_reader() -> None:
+    class _Broken(_Cache):
+        calls = 0
+
+        def positions(self, topic: str) -> tuple[int, ...]:
+            self.calls += 1
+            if self.calls == 1:
+                raise ValueError("a bug")
+            return (0,)
+
+    async def run() -> None:
+        reads = _Reads()
+        catch_up = CatchUp([reads.reader()], _Broken())  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="a bug"):
+            await catch_up.begin()
+        wait = catch_up.begin()
+        await reads.begun(1)
+        reads.released[0].set()
+        await wait
+
+    _run(run())

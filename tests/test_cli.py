@@ -65,6 +65,18 @@ MISTAKES = {
     "serve, no such catalogue": (["serve", "--insecure-dev", "--catalogue-path", "{tmp}/none.toml"], "none.toml"),
     "serve, TLS dir without certificates": (["serve", "--tls-dir", "{tmp}"], "ca.crt"),
     "serve, port in use": (["serve", "--insecure-dev", "--port", "{busy}"], "in use"),
+    "serve, a worker's own port past 65535": (
+        ["serve", "--insecure-dev", "--workers", "2", "--worker-port", "65535"],
+        "invalid setting worker_port: 65535 + 2 workers passes port 65535",
+    ),
+    "serve, workers' own ports over the shared one": (
+        ["serve", "--insecure-dev", "--workers", "3", "--port", "50052", "--worker-port", "50051"],
+        "include the shared port 50052",
+    ),
+    "serve, a worker's own port in use": (
+        ["serve", "--insecure-dev", "--port", "{closed}", "--worker-port", "{busy}"],
+        "worker 0's own gRPC port",
+    ),
     "serve, unreachable broker": (["serve", "--insecure-dev", "--bootstrap-servers", "127.0.0.1:{closed}"], "Kafka"),
     "broker, port in use": (["broker", "--broker-port", "{busy}", "--data-dir", "{tmp}"], "in use"),
     "status, nothing running": (

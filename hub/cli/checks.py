@@ -52,5 +52,8 @@ def ready_to_serve(settings: HubSettings) -> None:
     require_transport(settings)
     load_catalogue(settings.catalogue_path)
     port_free(settings.host, settings.port, "gRPC", reuse_port=True)
+    if settings.worker_port:
+        for i in range(settings.workers):
+            port_free(settings.host, settings.worker_port + i, f"worker {i}'s own gRPC")
     if settings.bootstrap_servers:
         kafka_reachable(settings.bootstrap_servers)

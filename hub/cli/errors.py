@@ -44,7 +44,11 @@ class Parser(argparse.ArgumentParser):
 
 
 def _setting_errors(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors())
+    """Each error as ``field: why``; one about several fields names them in its message."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"].removeprefix("Value error, ")
+        for e in exc.errors()
+    )
 
 
 def describe(exc: BaseException) -> tuple[str, int] | None:

@@ -99,9 +99,10 @@ class TailReader:
 
     def start(self, positions: Sequence[int]) -> Read:
         """The first half of :meth:`read`: assigns the partitions, so the first fetch is on its way while
-        the caller goes on (it takes well under a millisecond). Never blocks on a consumer to close or
-        make (the first read's, a narrowed wait's): that is left to :meth:`finish`. Must be followed by
-        :meth:`finish` or :meth:`abandon`, on any thread; a second read waits until then."""
+        the caller goes on (librdkafka's main thread takes the assignment, well under a millisecond,
+        though nothing bounds it). Never blocks on a consumer to close or make (the first read's, a
+        narrowed wait's): that is left to :meth:`finish`. Must be followed by :meth:`finish` or
+        :meth:`abandon`, on any thread; a second read waits until then."""
         self._lock.acquire()
         try:
             at = dict(enumerate(positions))  # the next offset of each partition not yet at its end

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 
 from confluent_kafka import KafkaException
@@ -70,13 +71,14 @@ class CatchUp:
                 # Assigned here, not on the thread: the fetch goes out now rather than once a thread gets
                 # the GIL from a loop busy resolving the call (about 3 ms under load).
                 read = reader.start(self._cache.positions(self._topic))
-            except KafkaException as exc:
-                running.set_exception(_unavailable(self._topic, exc))
+            except Exception as exc:  # the round fails, and its waits with it; the reader is free again
+                running.set_exception(_unavailable(self._topic, exc) if isinstance(exc, KafkaException) else exc)
             else:
                 try:
                     running = loop.run_in_executor(None, self._finish_round, reader, read)
                 except RuntimeError:  # the loop's executor has shut down: the process is stopping
-                    reader.abandon(read)
+                    with contextlib.suppress(KafkaException):
+                        reader.abandon(read)
                     running.set_exception(_stopping())
         running.add_done_callback(lambda done: self._finished(loop, reader, round_, done))
 

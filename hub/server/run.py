@@ -10,6 +10,7 @@ A worker that dies is restarted.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import signal
@@ -89,6 +90,20 @@ def worker_environment(settings: HubSettings, bootstrap: str, index: int) -> dic
     return env
 
 
+def _spread_target(settings: HubSettings) -> str:
+    """The target naming each worker at its own port, for the log; the ports alone when the host is a
+    name or every address (a client names the machine's address itself)."""
+    if not settings.worker_port:
+        return ""
+    last = settings.worker_port + settings.workers - 1
+    try:
+        if not ipaddress.ip_address(settings.host).is_unspecified:
+            return workers_target(settings.host, settings.worker_port, settings.workers)
+    except ValueError:
+        pass
+    return f"ports {settings.worker_port}-{last} of {settings.host}, one a worker"
+
+
 def _supervise(settings: HubSettings, bootstrap: str) -> None:
     if settings.port == 0:
         settings = settings.model_copy(update={"port": free_port(settings.host)})
@@ -104,10 +119,11 @@ def _supervise(settings: HubSettings, bootstrap: str) -> None:
             [sys.executable, "-m", "hub.cli", "serve"], env=worker_environment(settings, bootstrap, index)
         )
 
+    spread = _spread_target(settings)
     workers = [start(i) for i in range(settings.workers)]
     log.info("%d workers on %s:%d: pids %s", len(workers), settings.host, settings.port, [w.pid for w in workers])
-    if settings.worker_port:
-        log.info("calls spread over the workers: %s", workers_target(settings.host, settings.worker_port, len(workers)))
+    if spread:
+        log.info("calls spread over the workers: %s", spread)
     try:
         while not stopping.wait(1.0):
             for i, w in enumerate(workers):

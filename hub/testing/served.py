@@ -46,16 +46,10 @@ class ServedHub:
         wait_serving(open_channel(self.address, department="public_security"), timeout)
         while True:
             try:
-                ready = all(
-                    scrape(e).get("hub_cache_rows", resource=resource) >= n
-                    for e in self.metrics
-                    for resource, n in counts.items()
-                ) and (
+                scrapes = [scrape(e) for e in self.metrics]  # every worker answers, whatever ``counts``
+                ready = all(s.get("hub_cache_rows", resource=r) >= n for s in scrapes for r, n in counts.items()) and (
                     not snapshotted
-                    or all(
-                        scrape(self.metrics[0]).get("hub_cache_snapshot_rows", resource=r) >= n
-                        for r, n in counts.items()
-                    )
+                    or all(scrapes[0].get("hub_cache_snapshot_rows", resource=r) >= n for r, n in counts.items())
                 )
             except OSError:
                 ready = False
