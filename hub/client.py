@@ -105,7 +105,10 @@ def open_channel(
     that resolves to several replicas keeps to one); pick_first over several keeps to the first that
     answers (:func:`starting_at`)."""
     several = _addresses(address)
-    options = (*DEFAULT_OPTIONS, ("grpc.lb_policy_name", lb_policy or ("round_robin" if several else "pick_first")))
+    options: tuple[tuple[str, str | int], ...] = (
+        *DEFAULT_OPTIONS,
+        ("grpc.lb_policy_name", lb_policy or ("round_robin" if several else "pick_first")),
+    )
     if tls is not None:
         if several:  # gRPC would check the server's certificate against the whole list
             options = (*options, ("grpc.ssl_target_name_override", _host_of(several[0])))
