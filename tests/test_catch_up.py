@@ -75,6 +75,13 @@ def _run(test) -> None:
     asyncio.run(asyncio.wait_for(test, 60))  # a guard: a round that never starts fails, not hangs
 
 
+async def _first_read_served(reads: _Reads, wait: asyncio.Future) -> None:
+    """The first read begins and is released; ``wait``, which it serves, is then done."""
+    await reads.begun(1)
+    reads.released[0].set()
+    await wait
+
+
 def _catch_up(reads: _Reads, readers: int) -> CatchUp:
     return CatchUp([reads.reader() for _ in range(readers)], _Cache())  # type: ignore[arg-type]
 
@@ -93,9 +100,7 @@ def test_a_round_assigns_on_the_loop_so_its_fetch_goes_out_at_once() -> None:
         reads = _Reads()
         wait = _catch_up(reads, 1).begin()
         assert reads.started == [threading.current_thread().name]  # before begin returned, on this thread
-        await reads.begun(1)
-        reads.released[0].set()
-        await wait
+        await _first_read_served(reads, wait)
 
     _run(run())
 
@@ -108,9 +113,7 @@ def test_a_round_that_cannot_start_fails_its_waits_and_frees_its_reader() -> Non
             await catch_up.begin()
         reads.fail_to_start = False
         wait = catch_up.begin()
-        await reads.begun(1)
-        reads.released[0].set()
-        await wait
+        await _first_read_served(reads, wait)
 
     _run(run())
 
@@ -215,8 +218,6 @@ def test_a_round_whose_start_fails_unexpectedly_fails_its_waits_and_frees_its_re
         with pytest.raises(ValueError, match="a bug"):
             await catch_up.begin()
         wait = catch_up.begin()
-        await reads.begun(1)
-        reads.released[0].set()
-        await wait
+        await _first_read_served(reads, wait)
 
     _run(run())
