@@ -108,7 +108,7 @@ class TailReader:
             at = dict(enumerate(positions))  # the next offset of each partition not yet at its end
             consumer = self._reads.made
             if consumer is not None:
-                consumer.assign([TopicPartition(self.topic, p, offset) for p, offset in at.items()])
+                self._assign(consumer, at)
         except BaseException:
             self._lock.release()
             raise
@@ -127,10 +127,10 @@ class TailReader:
         deadline = time.monotonic() + timeout
         at, consumer = read.at, read.consumer
         try:
-            if consumer is None:
-                consumer = self._reads.consumer
-                consumer.assign([TopicPartition(self.topic, p, offset) for p, offset in at.items()])
             while True:
+                if consumer is None:  # not assigned at start, or a stall replaced it: from where the read stands
+                    consumer = self._reads.consumer
+                    self._assign(consumer, at)
                 try:
                     self._read(consumer, at, apply, deadline)
                 finally:
@@ -138,10 +138,12 @@ class TailReader:
                         consumer.unassign()
                 if not at:
                     return
-                consumer = self._reads.consumer  # a stall replaced it: again from where the read stands
-                consumer.assign([TopicPartition(self.topic, p, offset) for p, offset in at.items()])
+                consumer = None
         finally:
             self._lock.release()
+
+    def _assign(self, consumer: Consumer, at: dict[int, int]) -> None:
+        consumer.assign([TopicPartition(self.topic, p, offset) for p, offset in at.items()])
 
     def _read(
         self, consumer: Consumer, at: dict[int, int], apply: Callable[[list[Change]], object], deadline: float

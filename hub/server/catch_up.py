@@ -17,6 +17,12 @@ def _unavailable(topic: str, exc: Exception) -> Unavailable:
     return Unavailable(f"could not read {topic} to its end ({exc}); retry")
 
 
+def _failed(loop: asyncio.AbstractEventLoop, exc: BaseException) -> asyncio.Future[None]:
+    failed: asyncio.Future[None] = loop.create_future()
+    failed.set_exception(exc)
+    return failed
+
+
 def _stopping() -> Unavailable:
     return Unavailable("this hub process is stopping; retry (another worker or replica answers)")
 
@@ -63,24 +69,24 @@ class CatchUp:
         round_, self._next = self._next, None
         assert round_ is not None
         reader = self._free.pop()
-        running: asyncio.Future[None] = loop.create_future()
+        self._round_on(loop, reader).add_done_callback(lambda done: self._finished(loop, reader, round_, done))
+
+    def _round_on(self, loop: asyncio.AbstractEventLoop, reader: TailReader) -> asyncio.Future[None]:
+        """The round's read on ``reader``, running; or a future already failed, with no read left on ``reader``."""
         if self._closed:  # waits that began before close(): their round never starts
-            running.set_exception(_stopping())
-        else:
-            try:
-                # Assigned here, not on the thread: the fetch goes out now rather than once a thread gets
-                # the GIL from a loop busy resolving the call (about 3 ms under load).
-                read = reader.start(self._cache.positions(self._topic))
-            except Exception as exc:  # the round fails, and its waits with it; the reader is free again
-                running.set_exception(_unavailable(self._topic, exc) if isinstance(exc, KafkaException) else exc)
-            else:
-                try:
-                    running = loop.run_in_executor(None, self._finish_round, reader, read)
-                except RuntimeError:  # the loop's executor has shut down: the process is stopping
-                    with contextlib.suppress(KafkaException):
-                        reader.abandon(read)
-                    running.set_exception(_stopping())
-        running.add_done_callback(lambda done: self._finished(loop, reader, round_, done))
+            return _failed(loop, _stopping())
+        try:
+            # Assigned here, not on the thread: the fetch goes out now rather than once a thread gets
+            # the GIL from a loop busy resolving the call (about 3 ms under load).
+            read = reader.start(self._cache.positions(self._topic))
+        except Exception as exc:
+            return _failed(loop, _unavailable(self._topic, exc) if isinstance(exc, KafkaException) else exc)
+        try:
+            return loop.run_in_executor(None, self._finish_round, reader, read)
+        except RuntimeError:  # the loop's executor has shut down: the process is stopping
+            with contextlib.suppress(KafkaException):
+                reader.abandon(read)
+            return _failed(loop, _stopping())
 
     def _finished(
         self, loop: asyncio.AbstractEventLoop, reader: TailReader, round_: asyncio.Future[None], done: asyncio.Future
