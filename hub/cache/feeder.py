@@ -32,6 +32,14 @@ from hub.records.change import Change
 
 log = logging.getLogger(__name__)
 
+# How long the broker may hold the feeder's fetch. On Kafka a fetch returns as soon as records arrive,
+# so this only spaces idle polls. tansu holds every fetch this long, records or not, and reads the
+# watermark of each assigned partition (about 45 per worker) on each: at 50 ms an idle two-worker hub
+# kept it busy 0.13 of a core, a quarter of its CPU in the city year. So on tansu it is also how stale
+# a follower may be: calls that must see their own writes read them themselves (hub.server.catch_up)
+# or wait at most this long (ReplicaCache.reached); pushed changes (subscriptions, notices) lag by it.
+FOLLOW_WAIT_MS = 150
+
 
 class FeedTarget(Protocol):
     """What the feeder fills: a resource table, or one of the hub's own state stores."""
@@ -80,7 +88,12 @@ class CacheFeeder:
         self._config = consumer_config(
             bootstrap,
             "hub-cache-unused",
-            {"enable.partition.eof": True, "error_cb": self._on_error, **(consumer_extra or {})},
+            {
+                "enable.partition.eof": True,
+                "fetch.wait.max.ms": FOLLOW_WAIT_MS,
+                "error_cb": self._on_error,
+                **(consumer_extra or {}),
+            },
         )
         self._batch_max = batch_max
         self._on_applied = on_applied
@@ -94,7 +107,7 @@ class CacheFeeder:
         self._broker_down = False
         # Topics another reader applies too (hub.kafka.tail), each with its apply lock. Of those, the
         # on-demand ones are only read to their end at start-up: after that the calls that need them
-        # current read them, and an idle fetch of each partition is not repeated fifty times a second.
+        # current read them, and an idle fetch of each partition is not repeated several times a second.
         self._on_demand = set(on_demand)
         self._shared = {topic: threading.Lock() for topic in {*shared, *self._on_demand}}
         self._released: set[str] = set()

@@ -9,7 +9,8 @@ the embedded broker's (tansu 0.6.0) known gaps:
   so there it only bounds idle polls; tansu holds every fetch that long and then
   reads each assigned partition's watermark, so it sets both how stale a
   follower can be and the broker's idle CPU (20 ms cost an idle two-worker hub
-  0.20 of a core on the broker, 50 ms 0.13). Calls that must see the latest
+  0.20 of a core on the broker, 50 ms 0.13). The cache's feeder, which follows
+  every topic, waits longer (hub.cache.feeder). Calls that must see the latest
   records read them themselves (hub.kafka.tail) with 1 ms, widened while the
   broker cannot answer in that time (hub.kafka.read_consumer).
 - Producers of the durable embedded broker are not idempotent (its producer

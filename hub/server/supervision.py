@@ -100,10 +100,7 @@ class SupervisionService(supervision_pb2_grpc.SupervisionServicer):
         failed = next((d.error for d in deliveries if d.error is not None), None)
         if failed is not None:
             raise Unavailable(f"the steps were not acknowledged by Kafka ({failed.str()}); report them again")
-        highest: dict[int, int] = {}
-        for d in deliveries:
-            highest[d.partition] = max(highest.get(d.partition, -1), d.offset)
-        await deps.cache.reached(deps.topics.steps, list(highest.items()), 30)
+        await self._caught_up()  # reads them back at once, not at the feeder's next poll
         return [(d.partition, d.offset) for d in deliveries]
 
     async def ReportStep(
