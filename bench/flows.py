@@ -42,6 +42,7 @@ from hub.datagen.produce import produce_city
 from hub.kafka.clients import admin_config, consumer_config, producer_config
 from hub.kafka.embedded import EmbeddedBroker
 from hub.kafka.topics import TopicSpec, ensure_topics
+from hub.records.reference import ENTITY_TYPES
 from hub.v1 import (
     common_pb2,
     exchange_pb2,
@@ -65,7 +66,7 @@ def food_entity(code: str) -> exchange_pb2.Record:
     value = {
         "credit_code": code,
         "name": f"德阳{code[-4:]}餐饮有限公司",
-        "entity_type": "company",
+        "entity_type": ENTITY_TYPES[code[:2]][0],  # the code's category character says which
         "district_code": code[2:8],
         "established_on": "2026-11-20",
         "status": "active",
