@@ -33,11 +33,12 @@ from hub.records.change import Change
 log = logging.getLogger(__name__)
 
 # How long the broker may hold the feeder's fetch. On Kafka a fetch returns as soon as records arrive,
-# so this only spaces idle polls. tansu holds every fetch this long, records or not, and reads the
-# watermark of each assigned partition (about 45 per worker) on each: at 50 ms an idle two-worker hub
-# kept it busy 0.13 of a core, a quarter of its CPU in the city year. So on tansu it is also how stale
-# a follower may be: calls that must see their own writes read them themselves (hub.server.catch_up)
-# or wait at most this long (ReplicaCache.reached); pushed changes (subscriptions, notices) lag by it.
+# so this only spaces idle polls. tansu holds every fetch this long, records or not (a wait of 250 ms or
+# more, half as long), and reads the watermark of each assigned partition (about 45 per worker) on
+# each: at 50 ms an idle two-worker hub kept it busy 0.13 of a core, a quarter of its CPU in the city
+# year. So on tansu it is also how stale an idle follower may be: calls that must see their own writes
+# read them themselves (hub.server.catch_up) or wait for the feeder (ReplicaCache.reached), typically
+# up to this long; pushed changes (subscriptions, notices) lag by up to as much.
 FOLLOW_WAIT_MS = 150
 
 

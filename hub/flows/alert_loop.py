@@ -20,10 +20,13 @@ def alert_interval(claim_limit_s: float, feedback_limit_s: float) -> float:
     return max(0.2, min(claim_limit_s, feedback_limit_s, 120.0) / 4)
 
 
-async def raise_alerts(notices: NoticeStore, write: Callable[[str, dict], Awaitable[None]], *, every_s: float) -> None:
-    """Every ``every_s``, writes each alert now due (``write(key, value)`` to the notices topic)."""
+async def raise_alerts(
+    notices: NoticeStore, write: Callable[[list[tuple[str, dict]]], Awaitable[None]], *, every_s: float
+) -> None:
+    """Every ``every_s``, writes the alerts now due (``write([(key, value), ...])`` to the notices topic)."""
     while True:
         await asyncio.sleep(every_s)
-        for alert in overdue_alerts(notices, int(time.time() * 1000)):
+        alerts = overdue_alerts(notices, int(time.time() * 1000))
+        for alert in alerts:
             log.warning("notice %s for %s: %s", alert.notice_id, alert.department, alert.kind)
-            await write(f"alert:{alert.id}", asdict(alert))
+        await write([(f"alert:{a.id}", asdict(a)) for a in alerts])

@@ -10,7 +10,7 @@ the embedded broker's (tansu 0.6.0) known gaps:
   reads each assigned partition's watermark, so it sets both how stale a
   follower can be and the broker's idle CPU (20 ms cost an idle two-worker hub
   0.20 of a core on the broker, 50 ms 0.13). The cache's feeder, which follows
-  every topic, waits longer (hub.cache.feeder). Calls that must see the latest
+  the resource topics and the hub's state topics, waits longer (hub.cache.feeder). Calls that must see the latest
   records read them themselves (hub.kafka.tail) with 1 ms, widened while the
   broker cannot answer in that time (hub.kafka.read_consumer).
 - Producers of the durable embedded broker are not idempotent (its producer

@@ -418,8 +418,8 @@ class HubServer:
         s, deps = self.settings, self.deps
         assert deps is not None and self.governance is not None and self.identity is not None
 
-        async def write_alert(key: str, value: dict) -> None:
-            await deps.write_state(self.topics.notices, key, value)
+        async def write_alerts(alerts: list[tuple[str, dict]]) -> None:
+            await deps.write_states(self.topics.notices, alerts)
 
         every = alert_interval(s.notice_claim_limit_s, s.notice_feedback_limit_s)
         assert self.broker is not None
@@ -427,7 +427,7 @@ class HubServer:
             self._serve_when_ready(),
             self.broker.run(self._set_serving),
             OverdueReporter(self.governance, self.catalogue).run(),
-            raise_alerts(deps.notices, write_alert, every_s=every),
+            raise_alerts(deps.notices, write_alerts, every_s=every),
         ]
         if self.inspections is not None:
             loops.append(self.inspections.raise_alerts())

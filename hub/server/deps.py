@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -129,10 +129,22 @@ class Deps:
 
     async def write_state(self, topic: str, key: str, value: dict | None, timeout: float = 30.0) -> None:
         """Writes one state change and waits until this replica has applied it (read your writes)."""
-        payload = None if value is None else orjson.dumps(value)
-        [delivery] = await self.producer.send(
-            topic, [(key.encode(), payload)], [("trace_id", str(time.time_ns()).encode())]
+        await self.write_states(topic, [(key, value)], timeout)
+
+    async def write_states(self, topic: str, changes: Sequence[tuple[str, dict | None]], timeout: float = 30.0) -> None:
+        """:meth:`write_state` of several changes, in order: one produce and one wait for the feeder, which
+        on tansu may take up to its fetch wait (hub.cache.feeder), however many changes there are."""
+        if not changes:
+            return
+        deliveries = await self.producer.send(
+            topic,
+            [(key.encode(), None if value is None else orjson.dumps(value)) for key, value in changes],
+            [("trace_id", str(time.time_ns()).encode())],
         )
-        if delivery.error is not None:
-            raise Unavailable(f"could not write {key} to {topic}: {delivery.error.str()}")
-        await self.cache.reached(topic, [(delivery.partition, delivery.offset)], timeout)
+        for (key, _), delivery in zip(changes, deliveries, strict=True):
+            if delivery.error is not None:
+                raise Unavailable(f"could not write {key} to {topic}: {delivery.error.str()}")
+        highest: dict[int, int] = {}
+        for d in deliveries:
+            highest[d.partition] = max(highest.get(d.partition, -1), d.offset)
+        await self.cache.reached(topic, list(highest.items()), timeout)

@@ -183,9 +183,11 @@ class InspectionsService(inspections_pb2_grpc.InspectionsServicer):
             "watermark": {name: pools.watermark(v) for name, v in versions.items()},
         }
         parts = max(1, -(-len(targets) // POOL_PART))
-        for i in range(parts):  # the pool first: a plan is never visible without it
-            chunk = targets[i * POOL_PART : (i + 1) * POOL_PART]
-            await deps.write_state(self._topic, f"pool:{plan_id}:{i}", {"plan_id": plan_id, "targets": chunk})
+        pool = [  # written first: a plan is never visible without its pool
+            (f"pool:{plan_id}:{i}", {"plan_id": plan_id, "targets": targets[i * POOL_PART : (i + 1) * POOL_PART]})
+            for i in range(parts)
+        ]
+        await deps.write_states(self._topic, pool)
         entry = {
             "plan": plan,
             "state": "committed",
@@ -273,8 +275,7 @@ class InspectionsService(inspections_pb2_grpc.InspectionsServicer):
             await deps.write_state(self._topic, f"plan:{plan['id']}", entry)
             claim_ms = int(deps.settings.notice_claim_limit_s * 1000)
             notices = joint_notices(self._store, plan, names, now_ms, claim_ms)
-            for notice in notices:
-                await deps.write_state(deps.topics.notices, f"notice:{notice['id']}", notice)
+            await deps.write_states(deps.topics.notices, [(f"notice:{n['id']}", n) for n in notices])
         return inspections_pb2.DrawResponse(plan=_plan_pb(entry), draw=_draw_pb(drawn), joint_notices=len(notices))
 
     def _officer_ids(self, officers: list[dict]) -> dict[str, str]:
@@ -352,9 +353,8 @@ class InspectionsService(inspections_pb2_grpc.InspectionsServicer):
         now_ms = int(time.time() * 1000)
         for result in self._store.results(request.plan_id):
             if not result["published_at_ms"]:
-                result = {**result, "published_at_ms": now_ms}
-                await self._deps.write_state(self._topic, f"result:{result['id']}", result)
-                published.append(result)
+                published.append({**result, "published_at_ms": now_ms})
+        await self._deps.write_states(self._topic, [(f"result:{r['id']}", r) for r in published])
         return inspections_pb2.PublishResultsResponse(published=[_result_pb(r) for r in published])
 
     async def ListAlerts(self, request, context: aio.ServicerContext) -> inspections_pb2.InspectionsListAlertsResponse:
@@ -369,7 +369,8 @@ class InspectionsService(inspections_pb2_grpc.InspectionsServicer):
         s = self._deps.settings
         while True:
             now_ms = int(time.time() * 1000)
-            for alert in overdue_alerts(self._store, now_ms, s.inspection_publish_working_days, s.holidays):
+            alerts = overdue_alerts(self._store, now_ms, s.inspection_publish_working_days, s.holidays)
+            for alert in alerts:
                 log.warning("inspection %s of %s: %s", alert["plan_id"], alert["credit_code"], alert["kind"])
-                await self._deps.write_state(self._topic, f"alert:{alert['id']}", alert)
+            await self._deps.write_states(self._topic, [(f"alert:{a['id']}", a) for a in alerts])
             await asyncio.sleep(every_s)

@@ -100,7 +100,13 @@ class SupervisionService(supervision_pb2_grpc.SupervisionServicer):
         failed = next((d.error for d in deliveries if d.error is not None), None)
         if failed is not None:
             raise Unavailable(f"the steps were not acknowledged by Kafka ({failed.str()}); report them again")
-        await self._caught_up()  # reads them back at once, not at the feeder's next poll
+        try:
+            await self._caught_up()  # reads them back at once, not at the feeder's next poll
+        except Unavailable as exc:
+            raise Unavailable(
+                f"the steps were written (Kafka acknowledged them), but this replica could not read them back: "
+                f"{exc.message}"
+            ) from exc
         return [(d.partition, d.offset) for d in deliveries]
 
     async def ReportStep(
