@@ -49,6 +49,14 @@ def _addresses(target: str) -> list[str]:
     return parts if len(parts) > 1 else []
 
 
+def endpoints(target: str) -> list[str]:
+    """Each address of a target naming several (:func:`workers_target`) as a target of its own; a
+    target naming one is returned as it is. To check something on every worker, not on the one a
+    channel happens to reach."""
+    scheme = target.partition(":")[0]
+    return [f"{scheme}:{a}" for a in _addresses(target)] or [target]
+
+
 def _host_of(endpoint: str) -> str:
     return endpoint.rpartition(":")[0].strip("[]")
 
@@ -180,12 +188,15 @@ def ensure_grants(
     from hub.v1 import governance_pb2, governance_pb2_grpc
 
     catalogue = load_builtin()
+
+    def covered(stub: governance_pb2_grpc.GovernanceStub, consumer: str, resource: str, purposes: Sequence) -> bool:
+        grants = stub.ListGrants(governance_pb2.ListGrantsRequest(resource=resource), timeout=30).grants
+        return any(g.consumer == consumer and set(purposes) <= set(g.purposes) for g in grants)
+
     for consumer, resource, purposes in wanted:
-        as_consumer = governance_pb2_grpc.GovernanceStub(
-            open_channel(address, department=consumer, tls=tls_for(consumer) if tls_for else None)
-        )
-        grants = as_consumer.ListGrants(governance_pb2.ListGrantsRequest(resource=resource), timeout=30).grants
-        if any(g.consumer == consumer and set(purposes) <= set(g.purposes) for g in grants):
+        tls = tls_for(consumer) if tls_for else None
+        as_consumer = governance_pb2_grpc.GovernanceStub(open_channel(address, department=consumer, tls=tls))
+        if covered(as_consumer, consumer, resource, purposes):
             continue
         filed = as_consumer.RequestAccess(
             governance_pb2.RequestAccessRequest(resource=resource, purposes=purposes, legal_basis="load test"),
@@ -207,6 +218,13 @@ def ensure_grants(
                 if err.code() != grpc.StatusCode.NOT_FOUND or time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
+        # Every worker of a target naming several has applied the grant before the load begins.
+        for endpoint in endpoints(address):
+            on_worker = governance_pb2_grpc.GovernanceStub(open_channel(endpoint, department=consumer, tls=tls))
+            while not covered(on_worker, consumer, resource, purposes):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{endpoint} did not show the grant of {resource} to {consumer} within 30 s")
+                time.sleep(0.05)
 
 
 # -- receipts: documents to file, and checking them offline ---------------------------------------

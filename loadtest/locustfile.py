@@ -92,7 +92,7 @@ STEP_OFFICER = "DY-ZF-LOADTEST"
 
 def _publish_power_list(address: str, tls: tuple[Path, Path, Path] | None) -> None:
     """The seeded power list and the step reporter's officer, as the Justice Bureau publishes them."""
-    from hub.client import open_channel
+    from hub.client import endpoints, open_channel
     from hub.supervision.powers import load_seed
 
     [rid] = resident_ids(2017, 1)
@@ -101,20 +101,23 @@ def _publish_power_list(address: str, tls: tuple[Path, Path, Path] | None) -> No
     officer |= {"valid_from": "2017-01-01", "valid_to": "2099-12-31", "status": "valid"}
     channel = open_channel(address, department="justice", tls=tls)
     exchange = exchange_pb2_grpc.ExchangeStub(channel)
+    checks = [open_channel(endpoint, department="justice", tls=tls) for endpoint in endpoints(address)]
     for resource, records in (("power.item", [i.record() for i in load_seed()]), ("enforcement.officer", [officer])):
         pb = [exchange_pb2.Record(json=orjson.dumps(r)) for r in records]
         written = exchange.Publish(exchange_pb2.PublishRequest(resource=resource, records=pb), timeout=60)
-        # read your writes: the step reporters' first calls must find them
-        verification_pb2_grpc.VerificationStub(channel).Verify(
-            verification_pb2.VerifyRequest(
-                resource=resource,
-                key=records[0]["code" if resource == "power.item" else "cert_no"],
-                consistency=common_pb2.Consistency(min_offsets=written.offsets),
-                context=_context(common_pb2.PURPOSE_DATA_CHECK, "LT-POWER-LIST"),
-            ),
-            timeout=60,
-        )
-    channel.close()
+        # read your writes on every worker: the step reporters' first calls, wherever they land, must find them
+        for check in checks:
+            verification_pb2_grpc.VerificationStub(check).Verify(
+                verification_pb2.VerifyRequest(
+                    resource=resource,
+                    key=records[0]["code" if resource == "power.item" else "cert_no"],
+                    consistency=common_pb2.Consistency(min_offsets=written.offsets),
+                    context=_context(common_pb2.PURPOSE_DATA_CHECK, "LT-POWER-LIST"),
+                ),
+                timeout=60,
+            )
+    for opened in (channel, *checks):
+        opened.close()
 
 
 @cache

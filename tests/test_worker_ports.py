@@ -12,7 +12,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import HealthServicer
 
-from hub.client import open_channel, starting_at, workers_target
+from hub.client import endpoints, open_channel, starting_at, workers_target
 from hub.governance.pki import CertificateAuthority
 from hub.status import scrape
 from hub.testing.served import ServedHub
@@ -64,6 +64,8 @@ def test_workers_target_names_each_worker_at_its_own_port() -> None:
     assert workers_target("::1", 7000, 2) == "ipv6:[::1]:7000,[::1]:7001"
     assert starting_at("ipv4:127.0.0.1:7000,127.0.0.1:7001", 3) == "ipv4:127.0.0.1:7001,127.0.0.1:7000"
     assert starting_at("127.0.0.1:7000", 1) == "127.0.0.1:7000"
+    assert endpoints("ipv6:[::1]:7000,[::1]:7001") == ["ipv6:[::1]:7000", "ipv6:[::1]:7001"]
+    assert endpoints("127.0.0.1:7000") == ["127.0.0.1:7000"]
     with pytest.raises(ValueError):
         workers_target("hub.example", 7000, 2)  # gRPC lists several endpoints only as addresses
 
