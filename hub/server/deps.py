@@ -144,7 +144,4 @@ class Deps:
         for (key, _), delivery in zip(changes, deliveries, strict=True):
             if delivery.error is not None:
                 raise Unavailable(f"could not write {key} to {topic}: {delivery.error.str()}")
-        highest: dict[int, int] = {}
-        for d in deliveries:
-            highest[d.partition] = max(highest.get(d.partition, -1), d.offset)
-        await self.cache.reached(topic, list(highest.items()), timeout)
+        await self.cache.reached(topic, [(d.partition, d.offset) for d in deliveries], timeout)
