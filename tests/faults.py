@@ -7,7 +7,7 @@ import asyncio
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 
 import grpc
 import orjson
@@ -16,6 +16,7 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from hub.kafka.clients import consumer_config
+from hub.kafka.directory import DIRECTORY
 from hub.v1 import exchange_pb2, exchange_pb2_grpc, verification_pb2, verification_pb2_grpc
 from tests.hubtest import CTX, resident
 
@@ -41,11 +42,13 @@ def health(channel: grpc.Channel, service: str = "") -> str:
     return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
 
 
-def topic_records(bootstrap: str, topic: str) -> Iterator[Message]:
-    """Every record of ``topic``, from the start to the end of each partition."""
+def topic_records(bootstrap: str, topic: str, only: Collection[int] | None = None) -> Iterator[Message]:
+    """Every record of ``topic`` (of its partitions in ``only``), from the start to the end of each partition."""
     consumer = Consumer(consumer_config(bootstrap, "test-reader", {"enable.partition.eof": True}))
     try:
-        partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        partitions = [
+            p for p in consumer.list_topics(topic, timeout=30).topics[topic].partitions if not only or p in only
+        ]
         consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
         at_end: set[int] = set()
         while len(at_end) < len(partitions):
@@ -71,11 +74,16 @@ def read_topic(bootstrap: str, topic: str) -> dict[str, bytes]:
     return state
 
 
-def count_by_key(bootstrap: str, topic: str, values: dict[str, set[bytes]] | None = None) -> Counter[str]:
+def count_by_key(
+    bootstrap: str, topic: str, values: dict[str, set[bytes]] | None = None, *, events: bool = False
+) -> Counter[str]:
     """How many records each key has in ``topic`` (every record, not the last value per key); the
-    distinct values per key go into ``values`` if given."""
+    distinct values per key go into ``values`` if given. ``events``: of a cases topic's case events,
+    without its directory's announcements (hub.kafka.directory)."""
     counts: Counter[str] = Counter()
     for m in topic_records(bootstrap, topic):
+        if events and m.partition() == DIRECTORY:
+            continue
         counts[m.key().decode()] += 1
         if values is not None:
             values.setdefault(m.key().decode(), set()).add(m.value())

@@ -20,11 +20,12 @@ from hub.errors import Unavailable
 from hub.flows.case_events import CaseEvents
 from hub.flows.stores import CaseLedger, Recorded
 from hub.kafka.clients import admin_config, producer_config
-from hub.kafka.producer import AckingProducer, StickyPartition
+from hub.kafka.directory import DIRECTORY, AnnouncedPartition, WriterDirectory, announcement
+from hub.kafka.producer import AckingProducer
 from hub.kafka.topics import TopicSpec, ensure_topics
 from hub.records.change import Change
 from hub.v1 import cases_pb2, cases_pb2_grpc, common_pb2
-from tests.faults import count_by_key
+from tests.faults import count_by_key, topic_records
 from tests.hubtest import resident, running_layout
 
 APPLICANT, OTHER = resident_ids(43, 2)
@@ -74,7 +75,7 @@ def test_a_resubmitted_case_is_answered_from_its_record(
     with running_layout(kafka_bootstrap, topic_prefix, tmp_path, count) as hub:
         cases = cases_pb2_grpc.CasesStub(hub.client("approval_bureau").channel)
         assert cases.Submit(_case("DY-RESUBMIT-1"), timeout=30).result == first
-    assert count_by_key(kafka_bootstrap, topic) == {"DY-RESUBMIT-1": 1, "DY-RESUBMIT-2": 1}
+    assert count_by_key(kafka_bootstrap, topic, events=True) == {"DY-RESUBMIT-1": 1, "DY-RESUBMIT-2": 1}
 
 
 def test_a_case_recorded_through_one_running_replica_is_found_by_another(
@@ -99,7 +100,7 @@ def test_a_case_recorded_through_one_running_replica_is_found_by_another(
         ).results
         assert list(batch) == [again.results[0], first.result]
         topic = a.server.topics.cases
-    assert count_by_key(kafka_bootstrap, topic) == {"DY-ACROSS-1": 1, "DY-ACROSS-2": 1}
+    assert count_by_key(kafka_bootstrap, topic, events=True) == {"DY-ACROSS-1": 1, "DY-ACROSS-2": 1}
 
 
 # -- the ledger keeps where a number's first event is; the event is read back from Kafka ----------------
@@ -140,12 +141,77 @@ def test_the_ledger_moves_past_its_own_writes_once_it_reaches_them() -> None:
     assert ledger.get("DY-X2") == Recorded("ab" * 16, 1, 2) and ledger.get("DY-D") == Recorded(digest, 1, 4)
 
 
-def test_a_writer_sticks_to_a_partition_for_a_run_of_batches() -> None:
-    sticky = StickyPartition(24, run=3, rng=random.Random(7))
-    chosen = [sticky.choose() for _ in range(30)]
-    runs = [chosen[i : i + 3] for i in range(0, 30, 3)]
-    assert all(len(set(run)) == 1 for run in runs)
-    assert len({run[0] for run in runs}) > 1
+def test_a_writer_announces_each_partition_before_it_writes_there(kafka_bootstrap: str, topic_prefix: str) -> None:
+    """Runs of batches in one partition, never the directory's; each announced, and acknowledged, first;
+    a partition with a write still in flight stays in the writer's next announcement."""
+    topic = f"{topic_prefix}_cases"
+    ensure_topics(AdminClient(admin_config(kafka_bootstrap)), [TopicSpec(topic, 6, compacted=False)])
+    producer = AckingProducer(producer_config(kafka_bootstrap))
+    try:
+
+        async def write() -> tuple[AnnouncedPartition, list[int], int]:
+            writer = AnnouncedPartition(producer, topic, 6, run=3, rng=random.Random(7))
+            chosen = []
+            for _ in range(12):
+                chosen.append(await writer.acquire())
+                writer.release(chosen[-1])
+            held = await writer.acquire()  # in flight while the writer moves on
+            for _ in range(3):
+                writer.release(await writer.acquire())
+            writer.release(held)
+            await writer.retire()
+            return writer, chosen, held
+
+        writer, chosen, held = asyncio.run(write())
+    finally:
+        producer.close()
+    runs = [chosen[i : i + 3] for i in range(0, 12, 3)]
+    assert all(len(set(run)) == 1 for run in runs) and len({run[0] for run in runs}) > 1
+    assert DIRECTORY not in chosen
+    lists = [announcement(m.value()) for m in topic_records(kafka_bootstrap, topic, [DIRECTORY])]
+    assert {w for w, _ in lists} == {writer.writer}
+    assert [sorted(p) for _, p in lists[:4]] == [[run[0]] for run in runs]
+    assert held in lists[-2][1] and len(lists[-2][1]) == 2  # the move after it listed it beside the next
+    assert lists[-1][1] == frozenset()  # retired
+
+
+def test_a_partition_no_list_names_is_read_until_a_read_begun_after_that_finishes() -> None:
+    directory = WriterDirectory()
+    directory.apply("a", frozenset({3}))
+    directory.apply("b", frozenset({3, 5}))
+    assert directory.wanted() == {DIRECTORY, 3, 5}
+    began = directory.applied  # a read begins
+    directory.apply("b", frozenset({7}))
+    directory.apply("a", frozenset({7}))  # 3 and 5 are left: their writes were acknowledged before
+    assert directory.wanted() == {DIRECTORY, 3, 5, 7}
+    directory.read_done(began)  # began before they were left: its fetches may predate those writes
+    assert directory.wanted() == {DIRECTORY, 3, 5, 7}
+    began = directory.applied
+    directory.apply("a", frozenset({7, 2}))
+    directory.apply("c", frozenset({3}))  # named again before it was dropped
+    directory.read_done(began)
+    assert directory.wanted() == {DIRECTORY, 2, 3, 7}
+    directory.apply("a", frozenset())
+    directory.apply("b", frozenset())
+    directory.apply("c", frozenset())
+    directory.read_done(directory.applied)
+    assert directory.wanted() == {DIRECTORY}
+
+
+def test_the_ledger_reads_announcements_in_its_directory_partition() -> None:
+    ledger = CaseLedger(8)
+    ledger.apply(
+        [
+            Change("directory/w1", orjson.dumps({"writer": "w1", "partitions": [4]}), DIRECTORY, 0),
+            Change("DY-OLD", _event("ab" * 16), DIRECTORY, 1),  # an event written there before the directory
+            Change("DY-1", _event("cd" * 16), 4, 0),
+        ]
+    )
+    assert ledger.get("DY-OLD") == Recorded("ab" * 16, DIRECTORY, 1) and "directory/w1" not in ledger
+    plan, began = ledger.read_plan()
+    assert plan == {DIRECTORY: 2, 4: 1} and began == 1
+    ledger.apply([Change("directory/w2", orjson.dumps({"writer": "w2", "partitions": [6]}), DIRECTORY, 2)])
+    assert ledger.announced(plan) == {6: 0}
 
 
 def test_events_are_read_back_at_their_positions(kafka_bootstrap: str, topic_prefix: str) -> None:

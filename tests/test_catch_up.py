@@ -53,7 +53,7 @@ class _Reader:
         if self._reads.fail_to_start:
             raise KafkaException(KafkaError(KafkaError._TRANSPORT))
 
-    def finish(self, read: None, apply: Callable, timeout: float) -> None:
+    def finish(self, read: None, apply: Callable, timeout: float, more: object = None) -> None:
         self._reads.read()
 
     def abandon(self, read: None) -> None:

@@ -54,7 +54,7 @@ def test_a_worker_killed_mid_run_loses_no_case_and_counts_none_twice(
         hub.stop()
     numbers = answered.read_text().split()
     values: dict[str, set[bytes]] = {}
-    events = count_by_key(kafka_bootstrap, f"{topic_prefix}_cases", values)
+    events = count_by_key(kafka_bootstrap, f"{topic_prefix}_cases", values, events=True)
     twice = {n: (c, len(values[n])) for n, c in events.items() if c > 1}  # (events, distinct events)
     print(
         f"worker SIGKILL: {len(numbers)} cases answered ({at_kill} before the kill), {len(set(numbers))} distinct, "

@@ -532,7 +532,12 @@ def test_key_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["receipts", "keys", "list", *keys_dir]) == 0
     listed = capsys.readouterr().out
     assert "revoked" in listed and "active" in listed
+    dashed = "-" + "A" * 42  # a thumbprint begins with "-" one time in 64: an id, not an unknown option
     for argv, message in (
+        (
+            ["receipts", "keys", "revoke", dashed, *keys_dir],
+            f"{dashed}: no such receipt key (see 'hub receipts keys list')",
+        ),
         (["receipts", "keys", "revoke", *keys_dir], "revoke: name the key id, as 'hub receipts keys list' shows it"),
         (["receipts", "keys", "revoke", "nope", *keys_dir], "nope: no such receipt key (see 'hub receipts keys list')"),
     ):

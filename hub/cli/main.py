@@ -74,7 +74,12 @@ def _configure_logging(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if len(extra) == 1 and getattr(args, "kid", None) == "":  # a receipt key id may begin with "-" (base64url)
+        args.kid = extra[0]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
 
     def command() -> int:
         _configure_logging(args)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import NamedTuple, TypeVar
 
 import numpy as np
@@ -14,6 +14,7 @@ import orjson
 from hub.cache.columns import Buffer
 from hub.cache.heap import dict_bytes, object_bytes
 from hub.flows.model import Alert, CorrectionRequest, Notice
+from hub.kafka.directory import DIRECTORY, WriterDirectory, announcement
 from hub.kafka.keyed_state import KeyedState
 from hub.records.change import Change
 
@@ -209,10 +210,14 @@ class CaseLedger:
     (the feeder at start-up, then the calls' catch-up) and by this replica's own acknowledged writes,
     read without a lock (a row is complete before its number is in the dict, and the table grows by
     copying before it is replaced).
+
+    Partition 0 is the topic's directory (hub.kafka.directory): writers announce there which partitions
+    they write, so a catch-up names only those (:meth:`read_plan`).
     """
 
     def __init__(self, partitions: int) -> None:
         self.partitions = partitions
+        self.directory = WriterDirectory()
         self._rows: dict[str, int] = {}
         self._table = Buffer(_ROW)
         self._next = [0] * partitions
@@ -256,10 +261,31 @@ class CaseLedger:
     def positions(self) -> tuple[int, ...]:
         return tuple(self._next)
 
+    def read_plan(self) -> tuple[dict[int, int], int]:
+        """Where a catch-up beginning now reads from, in the partitions it must name; and what to hand
+        :meth:`read_done` once it has finished."""
+        with self._lock:
+            return self._from(self.directory.wanted()), self.directory.applied
+
+    def announced(self, named: Collection[int]) -> dict[int, int]:
+        """Partitions a catch-up that names ``named`` must also read, announced since it began."""
+        with self._lock:
+            return self._from(self.directory.wanted().difference(named))
+
+    def read_done(self, began_at: int) -> None:
+        with self._lock:
+            self.directory.read_done(began_at)
+
+    def _from(self, partitions: Collection[int]) -> dict[int, int]:
+        return {p: self._next[p] for p in partitions if p < self.partitions}
+
     def apply(self, changes: Sequence[Change]) -> None:
         found = []
+        announcements = []
         for c in changes:
-            if c.value is not None and c.key not in self._rows:  # a known number's later event is no record
+            if c.partition == DIRECTORY and (announced := announcement(c.value)) is not None:
+                announcements.append(announced)
+            elif c.value is not None and c.key not in self._rows:  # a known number's later event is no record
                 try:
                     digest = bytes.fromhex(orjson.loads(c.value)["request_digest"])
                 except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
@@ -267,6 +293,8 @@ class CaseLedger:
                 if len(digest) == _ROW["digest"].itemsize:  # else written before cases recorded their digest
                     found.append((c.key, digest, c.partition, c.offset))
         with self._lock:
+            for writer, partitions in announcements:
+                self.directory.apply(writer, partitions)
             for c in changes:
                 self._next[c.partition] = max(self._next[c.partition], c.offset + 1)
             for partition in {c.partition for c in changes}:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import threading
 import time
 from collections.abc import Sequence
@@ -32,30 +31,6 @@ class Delivery:
     partition: int
     offset: int
     error: KafkaError | None
-
-
-class StickyPartition:
-    """The partition for a writer's next small batch: the same one for a run of batches, then another.
-
-    Like librdkafka's sticky partitioner for unkeyed records, for records whose key must not choose
-    their partition (readers find them by position): a reader that catches up on the other writers
-    finds new records in about one partition per writer, not in one per batch written, and a writer's
-    own run, once its reads reach it, need not be read back (hub.flows.stores ``CaseLedger.record``).
-    """
-
-    def __init__(self, partitions: int, run: int = 32, rng: random.Random | None = None) -> None:
-        self._partitions = partitions
-        self._run = run
-        self._rng = rng or random.Random()
-        self._left = 0
-        self._current = 0
-
-    def choose(self) -> int:
-        if self._left == 0:
-            self._current = self._rng.randrange(self._partitions)
-            self._left = self._run
-        self._left -= 1
-        return self._current
 
 
 class _Pending:

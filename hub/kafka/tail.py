@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -51,6 +51,11 @@ class Read:
 
     at: dict[int, int]
     consumer: Consumer | None  # None: not assigned yet (finish makes the consumer first)
+    named: set[int]  # every partition the read has assigned
+
+
+# Partitions a read must also name, given those it has: asked after each batch it applies (hub.kafka.directory).
+More = Callable[[Collection[int]], Mapping[int, int]]
 
 
 class TailReader:
@@ -97,22 +102,24 @@ class TailReader:
         partition's end is not reached within ``timeout`` seconds."""
         self.finish(self.start(positions), apply, timeout)
 
-    def start(self, positions: Sequence[int]) -> Read:
-        """The first half of :meth:`read`: assigns the partitions, so the first fetch is on its way while
+    def start(self, positions: Sequence[int] | Mapping[int, int]) -> Read:
+        """The first half of :meth:`read`: assigns the partitions (all of them, or those ``positions``
+        maps to their next offsets), so the first fetch is on its way while
         the caller goes on (librdkafka's main thread takes the assignment, well under a millisecond,
         though nothing bounds it). Never blocks on a consumer to close or make (the first read's, a
         narrowed wait's): that is left to :meth:`finish`. Must be followed by :meth:`finish` or
         :meth:`abandon`, on any thread; a second read waits until then."""
         self._lock.acquire()
         try:
-            at = dict(enumerate(positions))  # the next offset of each partition not yet at its end
+            # the next offset of each partition not yet at its end
+            at = dict(positions) if isinstance(positions, Mapping) else dict(enumerate(positions))
             consumer = self._reads.made
             if consumer is not None:
                 self._assign(consumer, at)
         except BaseException:
             self._lock.release()
             raise
-        return Read(at, consumer)
+        return Read(at, consumer, set(at))
 
     def abandon(self, read: Read) -> None:
         """Ends a :meth:`start` without reading: for a read that will never be finished."""
@@ -122,8 +129,11 @@ class TailReader:
         finally:
             self._lock.release()
 
-    def finish(self, read: Read, apply: Callable[[list[Change]], object], timeout: float) -> None:
-        """The rest of :meth:`read` from a :meth:`start`."""
+    def finish(
+        self, read: Read, apply: Callable[[list[Change]], object], timeout: float, more: More | None = None
+    ) -> None:
+        """The rest of :meth:`read` from a :meth:`start`. ``more`` names partitions to read as well,
+        from the given offsets, once the records applied so far call for them."""
         deadline = time.monotonic() + timeout
         at, consumer = read.at, read.consumer
         try:
@@ -132,7 +142,7 @@ class TailReader:
                     consumer = self._reads.consumer
                     self._assign(consumer, at)
                 try:
-                    self._read(consumer, at, apply, deadline)
+                    self._read(consumer, read, apply, deadline, more)
                 finally:
                     if self._reads.current is consumer:
                         consumer.unassign()
@@ -146,9 +156,15 @@ class TailReader:
         consumer.assign([TopicPartition(self.topic, p, offset) for p, offset in at.items()])
 
     def _read(
-        self, consumer: Consumer, at: dict[int, int], apply: Callable[[list[Change]], object], deadline: float
+        self,
+        consumer: Consumer,
+        read: Read,
+        apply: Callable[[list[Change]], object],
+        deadline: float,
+        more: More | None,
     ) -> None:
-        """Reads until every partition in ``at`` is at its end, or returns early with a new consumer."""
+        """Reads until every partition in ``read.at`` is at its end, or returns early with a new consumer."""
+        at = read.at
         progress = time.monotonic()
         watermark_ends = self._watermark_ends(consumer)
         while at:
@@ -191,6 +207,10 @@ class TailReader:
             if batch:
                 apply(batch)
                 progress = time.monotonic()  # a slow apply is not a broker that stalls
+                if more is not None and (extra := more(read.named)):
+                    read.named.update(extra)
+                    at.update(extra)
+                    consumer.incremental_assign([TopicPartition(self.topic, p, o) for p, o in extra.items()])
 
     def close(self) -> None:
         with self._lock:

@@ -49,6 +49,7 @@ from hub.governance.receipts import ReceiptSigner
 from hub.governance.state import GovernanceState
 from hub.inspections.store import InspectionStore
 from hub.kafka.clients import admin_config, producer_config
+from hub.kafka.directory import AnnouncedPartition
 from hub.kafka.keyed_state import read_to_end
 from hub.kafka.producer import AckingProducer
 from hub.kafka.topics import TopicSpec, ensure_topics, topic_identities
@@ -134,6 +135,7 @@ _READY_FIRST = {
     "hub.v1.Supervision",
 }
 MAX_MESSAGE = 64 << 20
+CASE_PARTITIONS = 64  # the directory and 63 for case events
 INSECURE_BANNER = """
 ************************************************************************************
 *  INSECURE DEVELOPMENT MODE: no TLS, and any caller can claim any department by    *
@@ -200,6 +202,7 @@ class HubServer:
         self.resolver: CaseResolver | None = None
         self.case_ledger: CaseLedger | None = None
         self._case_events: CaseEvents | None = None
+        self._case_writer: AnnouncedPartition | None = None
         self.metrics = HubMetrics(
             lambda: HubParts(
                 cache=self.cache,
@@ -281,8 +284,9 @@ class HubServer:
                 TopicSpec(t.notices, 1),
                 TopicSpec(t.corrections, 1),
                 # A call's events are one batch in one partition, and tansu lists a partition's batches
-                # on every fetch that finds new ones: many partitions keep those lists short.
-                TopicSpec(t.cases, 24, compacted=False),
+                # on every fetch that finds new ones: many partitions keep those lists short, and the
+                # directory in partition 0 (hub.kafka.directory) keeps reads from naming them all.
+                TopicSpec(t.cases, CASE_PARTITIONS, compacted=False),
                 TopicSpec(inspections_topic(t.prefix), 1),
                 TopicSpec(t.steps, STEP_PARTITIONS, compacted=False),
                 TopicSpec(t.supervision, 1),
@@ -485,6 +489,7 @@ class HubServer:
         deps = self.deps
         assert self._case_events is not None
         case_records = CaseRecords(deps, stores.cases, self._case_events)
+        self._case_writer = AnnouncedPartition(deps.producer, self.topics.cases, stores.cases.partitions)
         exchange_pb2_grpc.add_ExchangeServicer_to_server(ExchangeService(deps), server)
         verification_pb2_grpc.add_VerificationServicer_to_server(VerificationService(deps), server)
         lookup_pb2_grpc.add_LookupServicer_to_server(LookupService(deps), server)
@@ -493,7 +498,9 @@ class HubServer:
         audit_pb2_grpc.add_AuditServicer_to_server(AuditService(deps, subject_key), server)
         subscription_pb2_grpc.add_SubscriptionServicer_to_server(SubscriptionService(deps), server)
         notices_pb2_grpc.add_NoticesServicer_to_server(NoticesService(deps, s.notice_feedback_limit_s), server)
-        cases_pb2_grpc.add_CasesServicer_to_server(CasesService(deps, self.resolver, case_records), server)
+        cases_pb2_grpc.add_CasesServicer_to_server(
+            CasesService(deps, self.resolver, case_records, self._case_writer), server
+        )
         corrections_pb2_grpc.add_CorrectionsServicer_to_server(
             CorrectionsService(deps, s.correction_working_days), server
         )
@@ -612,6 +619,11 @@ class HubServer:
             task.cancel()
         if self._server is not None:
             await self._server.stop(grace)
+        if self._case_writer is not None and not log_lost:
+            try:  # other replicas' catch-ups stop reading where it wrote
+                await asyncio.wait_for(self._case_writer.retire(), 5)
+            except (HubError, TimeoutError) as exc:
+                log.warning("could not announce that this process writes no more case events: %s", exc)
         if self.notice_engine is not None:
             await asyncio.to_thread(self.notice_engine.stop)
         if self.audit is not None:

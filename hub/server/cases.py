@@ -19,7 +19,7 @@ from hub.flows.stores import Recorded
 from hub.governance.audit import AuditEvent
 from hub.governance.identity import current_caller
 from hub.governance.receipts import Signed
-from hub.kafka.producer import StickyPartition
+from hub.kafka.directory import AnnouncedPartition
 from hub.server.case_records import CaseRecords
 from hub.server.case_shards import Case, ShardedCases, answer_restrictions
 from hub.server.convert import case_from_pb, watermark_to_pb
@@ -120,12 +120,14 @@ class CasesService(cases_pb2_grpc.CasesServicer):
     retry sent elsewhere after the first attempt's event was acknowledged finds that event. The recorded
     result is read back from that event (the ledger keeps where it is, not the result)."""
 
-    def __init__(self, deps: Deps, resolver: CaseResolver, records: CaseRecords) -> None:
+    def __init__(
+        self, deps: Deps, resolver: CaseResolver, records: CaseRecords, partitions: AnnouncedPartition
+    ) -> None:
         self._deps = deps
         self._resolver = resolver
         self._records = records
         self._ledger = records.ledger
-        self._partitions = StickyPartition(self._ledger.partitions)
+        self._partitions = partitions
         self._sharded = ShardedCases(deps, resolver)
 
     async def _resolve(self, cases: list[Case], context: aio.ServicerContext) -> list[CaseOutcome | HubError]:
@@ -227,9 +229,10 @@ class CasesService(cases_pb2_grpc.CasesServicer):
         caller = current_caller.get().department
         events = [(i.outcome.case_number, i.digest, i.result.SerializeToString()) for i in items]
         # A call's events go to one partition (a batch per partition per call made the broker's partitions
-        # grow by three small batches a call), the same for a run of calls. A case's event is found where
-        # the ledger saw it, never by its key's partition, so the key need not choose it.
-        partition = self._partitions.choose()
+        # grow by three small batches a call), the same for a run of calls, announced to the other
+        # replicas' catch-ups first. A case's event is found where the ledger saw it, never by its key's
+        # partition, so the key need not choose it.
+        partition = await self._partitions.acquire()
         deliveries = await self._deps.producer.send(
             self._deps.topics.cases,
             [
@@ -239,6 +242,7 @@ class CasesService(cases_pb2_grpc.CasesServicer):
             [],
             partition_hint=partition,
         )
+        self._partitions.release(partition)  # not if cancelled: records may be in flight, it stays announced
         # What Kafka acknowledged is recorded even if the rest failed: the resubmission finds it.
         self._ledger.record(
             [

@@ -4,13 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
+from typing import Protocol
 
 from confluent_kafka import KafkaException
 
 from hub.cache.replica import ReplicaCache
 from hub.errors import Unavailable
 from hub.kafka.tail import Read, TailReader
+
+
+class ReadPlan(Protocol):
+    """Which partitions a round names, when not all of them (a topic with a directory, hub.kafka.directory).
+    Any thread."""
+
+    def read_plan(self) -> tuple[Mapping[int, int], int]:
+        """The partitions a round beginning now reads, from their next offsets; and a token for
+        :meth:`read_done`."""
+
+    def announced(self, named: Collection[int]) -> Mapping[int, int]:
+        """Partitions to read as well, given those named so far, after records were applied."""
+
+    def read_done(self, began_at: int) -> None:
+        """The round that began with this token read every partition it named to its end."""
 
 
 def _unavailable(topic: str, exc: Exception) -> Unavailable:
@@ -43,11 +59,12 @@ class CatchUp:
     the same records; the cache applies each once.
     """
 
-    def __init__(self, readers: Sequence[TailReader], cache: ReplicaCache) -> None:
+    def __init__(self, readers: Sequence[TailReader], cache: ReplicaCache, plan: ReadPlan | None = None) -> None:
         self._readers = tuple(readers)
         self._free = list(readers)
         self._topic = readers[0].topic
         self._cache = cache
+        self._plan = plan
         self._next: asyncio.Future[None] | None = None  # the round not yet started, joined by new waits
         self._closed = False
 
@@ -78,11 +95,15 @@ class CatchUp:
         try:
             # Assigned here, not on the thread: the fetch goes out now rather than once a thread gets
             # the GIL from a loop busy resolving the call (about 3 ms under load).
-            read = reader.start(self._cache.positions(self._topic))
+            if self._plan is None:
+                read, began_at = reader.start(self._cache.positions(self._topic)), 0
+            else:
+                positions, began_at = self._plan.read_plan()
+                read = reader.start(positions)
         except Exception as exc:
             return _failed(loop, _unavailable(self._topic, exc) if isinstance(exc, KafkaException) else exc)
         try:
-            return loop.run_in_executor(None, self._finish_round, reader, read)
+            return loop.run_in_executor(None, self._finish_round, reader, read, began_at)
         except RuntimeError:  # the loop's executor has shut down: the process is stopping
             with contextlib.suppress(KafkaException):
                 reader.abandon(read)
@@ -100,11 +121,14 @@ class CatchUp:
         if self._next is not None:  # waits that began while every reader was busy
             self._start_round(loop)
 
-    def _finish_round(self, reader: TailReader, read: Read) -> None:
+    def _finish_round(self, reader: TailReader, read: Read, began_at: int) -> None:
+        more = None if self._plan is None else self._plan.announced
         try:
-            reader.finish(read, lambda c: self._cache.apply_read(self._topic, c), 30)
+            reader.finish(read, lambda c: self._cache.apply_read(self._topic, c), 30, more)
         except (TimeoutError, KafkaException) as exc:  # the broker away, or too far behind to catch up
             raise _unavailable(self._topic, exc) from exc
+        if self._plan is not None:
+            self._plan.read_done(began_at)
 
     async def close(self) -> None:
         """Refuses new waits and fails those not yet in a round (on the loop, so no round starts after);

@@ -24,7 +24,7 @@ from hub.governance.state import GovernanceState
 from hub.kafka.producer import AckingProducer
 from hub.kafka.tail import ONE_FETCH, TailReader
 from hub.records import codec
-from hub.server.catch_up import CatchUp
+from hub.server.catch_up import CatchUp, ReadPlan
 from hub.server.shards import ShardRouter
 from hub.settings import HubSettings
 
@@ -104,13 +104,14 @@ class Deps:
         ``topic`` is one the cache shares."""
         await self.catching_up(topic)
 
-    def catching_up(self, topic: str) -> asyncio.Future[None]:
-        """:meth:`caught_up` started now, awaited later: the caller works while Kafka is read."""
+    def catching_up(self, topic: str, plan: ReadPlan | None = None) -> asyncio.Future[None]:
+        """:meth:`caught_up` started now, awaited later: the caller works while Kafka is read. A topic
+        with a directory is always read with its ``plan``."""
         catch_up = self._catch_ups.get(topic)
         if catch_up is None:
             config = {**ONE_FETCH, **(self.cache.consumer_extra or {})}
             readers = [TailReader(self.cache.bootstrap, topic, config) for _ in range(CATCH_UP_READERS)]
-            catch_up = self._catch_ups[topic] = CatchUp(readers, self.cache)
+            catch_up = self._catch_ups[topic] = CatchUp(readers, self.cache, plan)
         return catch_up.begin()
 
     async def close_readers(self) -> None:
