@@ -40,6 +40,7 @@ from hub.datagen.produce import produce_city
 from hub.flows.case_events import CaseEvents
 from hub.flows.stores import CaseLedger
 from hub.kafka.clients import consumer_config, producer_config
+from hub.kafka.directory import DIRECTORY
 from hub.kafka.embedded import EmbeddedBroker
 from hub.records.change import Change
 from hub.status import scrape
@@ -49,25 +50,27 @@ from loadtest.workload import CaseFeed, Workload
 
 PREFIX = "hub."
 TOPIC = f"{PREFIX}_cases"
-PARTITIONS = 3
+FILLED = (1, 2, 3)  # the partitions the extra events go to (partition 0 is the directory, hub.kafka.directory)
 PER_CALL = 25
 CLERK = "approval_bureau"
 
 
 def read_topic(bootstrap: str) -> tuple[list[tuple[int, int, bytes]], float]:
-    """Every event on the cases topic with its position, and the seconds it took to read them (with their
-    JSON decoded)."""
+    """Every event on the cases topic with its position (not its directory's announcements), and the
+    seconds it took to read them (with their JSON decoded)."""
     consumer = Consumer(consumer_config(bootstrap, f"bench-{uuid.uuid4().hex[:8]}", {"enable.partition.eof": True}))
     started = time.perf_counter()
     events: list[tuple[int, int, bytes]] = []
     try:
-        consumer.assign([TopicPartition(TOPIC, p, 0) for p in range(PARTITIONS)])
+        partitions = consumer.list_topics(TOPIC, timeout=30).topics[TOPIC].partitions
+        consumer.assign([TopicPartition(TOPIC, p, 0) for p in partitions])
         done: set[int] = set()
-        while len(done) < PARTITIONS:
+        while len(done) < len(partitions):
             for m in consumer.consume(5000, 1.0):
                 if m.error() is None:
-                    orjson.loads(m.value())
-                    events.append((m.partition(), m.offset(), m.value()))
+                    if m.partition() != DIRECTORY:
+                        orjson.loads(m.value())
+                        events.append((m.partition(), m.offset(), m.value()))
                 elif m.error().code() == KafkaError._PARTITION_EOF:
                     done.add(m.partition())
     finally:
@@ -76,11 +79,16 @@ def read_topic(bootstrap: str) -> tuple[list[tuple[int, int, bytes]], float]:
 
 
 def fill(bootstrap: str, values: list[bytes], count: int) -> None:
-    """``count`` more case events, the sample's values under fresh numbers, one record batch per 25."""
+    """``count`` more case events, the sample's values under fresh numbers, one record batch per 25;
+    announced in the topic's directory first, as every writer's are, so the hub's catch-ups read them."""
     producer = Producer(producer_config(bootstrap, {"linger.ms": 0}))
+    announce = orjson.dumps({"writer": "bench-fill", "partitions": FILLED})
+    producer.produce(TOPIC, announce, b"directory/bench-fill", partition=DIRECTORY)
+    producer.flush(30)
     for start in range(0, count, PER_CALL):
         for i in range(start, min(count, start + PER_CALL)):
-            producer.produce(TOPIC, values[i % len(values)], b"FILL-%07d" % i, partition=start // PER_CALL % 3)
+            partition = FILLED[start // PER_CALL % len(FILLED)]
+            producer.produce(TOPIC, values[i % len(values)], b"FILL-%07d" % i, partition=partition)
         producer.flush(30)
 
 
@@ -101,7 +109,7 @@ def traced_bytes(apply: Callable[[list[Change]], None], values: list[bytes], cou
         for start in range(0, count, 5000):
             apply(
                 [
-                    Change(f"DY-2017-{i:07d}", values[i % len(values)], i % PARTITIONS, i // PARTITIONS)
+                    Change(f"DY-2017-{i:07d}", values[i % len(values)], FILLED[i % len(FILLED)], i // len(FILLED))
                     for i in range(start, min(count, start + 5000))
                 ]
             )
@@ -173,7 +181,7 @@ def main() -> None:
 
     before_holder: dict[str, tuple[str, bytes]] = {}
     before = traced_bytes(lambda changes: _as_before(before_holder, changes), sample, args.cases)
-    ledger = CaseLedger(PARTITIONS)
+    ledger = CaseLedger(1 + len(FILLED))
     now = traced_bytes(ledger.apply, sample, args.cases)
     per = 100_000 / args.cases / 2**20
     result_bytes = statistics.mean(len(r) for _, r in before_holder.values())
