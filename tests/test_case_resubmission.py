@@ -141,6 +141,21 @@ def test_the_ledger_moves_past_its_own_writes_once_it_reaches_them() -> None:
     assert ledger.get("DY-X2") == Recorded("ab" * 16, 1, 2) and ledger.get("DY-D") == Recorded(digest, 1, 4)
 
 
+class _Gate:
+    """A producer that holds the send of ``DY-HELD`` until released."""
+
+    def __init__(self, producer: AckingProducer) -> None:
+        self._producer = producer
+        self.holding = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def send(self, topic: str, records: list, headers: list, partition_hint: int | None = None) -> list:
+        if records[0][0] == b"DY-HELD":
+            self.holding.set()
+            await self.release.wait()
+        return await self._producer.send(topic, records, headers, partition_hint)
+
+
 def test_a_writer_announces_each_partition_before_it_writes_there(kafka_bootstrap: str, topic_prefix: str) -> None:
     """Runs of batches in one partition, never the directory's; each announced, and acknowledged, first;
     a partition with a write still in flight stays in the writer's next announcement."""
@@ -150,17 +165,23 @@ def test_a_writer_announces_each_partition_before_it_writes_there(kafka_bootstra
     try:
 
         async def write() -> tuple[AnnouncedPartition, list[int], int]:
-            writer = AnnouncedPartition(producer, topic, 6, run=3, rng=random.Random(7))
+            gate = _Gate(producer)
+            writer = AnnouncedPartition(gate, topic, 6, run=3, rng=random.Random(7))  # type: ignore[arg-type]
             chosen = []
-            for _ in range(12):
-                chosen.append(await writer.acquire())
-                writer.release(chosen[-1])
-            held = await writer.acquire()  # in flight while the writer moves on
-            for _ in range(3):
-                writer.release(await writer.acquire())
-            writer.release(held)
+            for i in range(12):
+                [delivery] = await writer.send([(b"DY-%d" % i, _event("ab" * 16))])
+                chosen.append(delivery.partition)
+            # a send still in flight while the writer moves on: the next announcement lists its partition
+            held = asyncio.ensure_future(writer.send([(b"DY-HELD", _event("ab" * 16))]))
+            await gate.holding.wait()
+            for i in range(3):  # the rest of the run, then the first of the next
+                await writer.send([(b"DY-NEXT-%d" % i, _event("ab" * 16))])
+            gate.release.set()
+            [delivery] = await held
             await writer.retire()
-            return writer, chosen, held
+            with pytest.raises(Unavailable):
+                await writer.send([(b"DY-LATE", _event("ab" * 16))])
+            return writer, chosen, delivery.partition
 
         writer, chosen, held = asyncio.run(write())
     finally:

@@ -22,6 +22,7 @@ class _Reads:
         self.started: list[str] = []  # the thread of each read's start
         self.abandoned = 0
         self.closed = 0
+        self.more: list[object] = []  # what each read was given to name more partitions
         self._lock = threading.Lock()
         self._fail = fail
         self.fail_to_start = fail_to_start
@@ -54,6 +55,7 @@ class _Reader:
             raise KafkaException(KafkaError(KafkaError._TRANSPORT))
 
     def finish(self, read: None, apply: Callable, timeout: float, more: object = None) -> None:
+        self._reads.more.append(more)
         self._reads.read()
 
     def abandon(self, read: None) -> None:
@@ -219,5 +221,42 @@ def test_a_round_whose_start_fails_unexpectedly_fails_its_waits_and_frees_its_re
             await catch_up.begin()
         wait = catch_up.begin()
         await _first_read_served(reads, wait)
+
+    _run(run())
+
+
+class _Plan:
+    """A topic with a directory: the positions a round names, and which rounds were reported done."""
+
+    def __init__(self) -> None:
+        self.begun = 0
+        self.done: list[int] = []
+
+    def read_plan(self) -> tuple[dict[int, int], int]:
+        self.begun += 1
+        return {0: 0, 5: 3}, self.begun
+
+    def announced(self, named) -> dict[int, int]:
+        return {}
+
+    def read_done(self, began_at: int) -> None:
+        self.done.append(began_at)
+
+
+def test_a_round_with_a_plan_names_its_partitions_and_reports_only_a_finished_read() -> None:
+    async def run() -> None:
+        plan = _Plan()
+        reads = _Reads()
+        catch_up = CatchUp([reads.reader()], _Cache(), plan)  # type: ignore[arg-type]
+        await _first_read_served(reads, catch_up.begin())
+        assert plan.done == [1] and reads.more == [plan.announced]
+        failing = _Reads(fail=True)
+        catch_up = CatchUp([failing.reader()], _Cache(), plan)  # type: ignore[arg-type]
+        wait = catch_up.begin()
+        await failing.begun(1)
+        failing.released[0].set()
+        with pytest.raises(Unavailable):
+            await wait
+        assert plan.done == [1]  # the failed round (token 2) is not reported done
 
     _run(run())

@@ -96,3 +96,28 @@ def test_a_started_read_leaves_closing_or_making_its_consumer_to_finish(kafka_bo
         assert reader._reads.wait_ms == 2
     finally:
         reader.close()
+
+
+@pytest.mark.parametrize("watermark_ends", [True, False], ids=["one broker: watermark or EOF", "EOF only"])
+def test_a_read_adds_the_partitions_its_records_call_for(kafka_bootstrap: str, watermark_ends: bool) -> None:
+    """As a catch-up adds a partition announced in its topic's directory (hub.kafka.directory): named
+    after the read began, read from the given offset to its end, also when every partition named at
+    the start had already ended."""
+    topic = f"tail-{uuid.uuid4().hex[:8]}"
+    ensure_topics(AdminClient(admin_config(kafka_bootstrap)), [TopicSpec(topic, 3, compacted=False)])
+    producer = Producer(producer_config(kafka_bootstrap, {"linger.ms": 0}))
+    for partition, key in ((0, b"announce"), (2, b"a"), (2, b"b"), (2, b"c"), (1, b"unnamed")):
+        producer.produce(topic, b"v", key, partition=partition)
+    assert producer.flush(30) == 0
+    reader = TailReader(kafka_bootstrap, topic, ONE_FETCH)
+    reader._watermark_ends = lambda consumer: watermark_ends  # type: ignore[method-assign]
+    read: list[Change] = []
+
+    def more(named) -> dict[int, int]:
+        return {2: 1} if any(c.key == "announce" for c in read) and 2 not in named else {}
+
+    try:
+        reader.finish(reader.start({0: 0}), read.extend, 60, more)
+    finally:
+        reader.close()
+    assert [(c.partition, c.key) for c in read] == [(0, "announce"), (2, "b"), (2, "c")]

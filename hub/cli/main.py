@@ -76,7 +76,8 @@ def _configure_logging(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if len(extra) == 1 and getattr(args, "kid", None) == "":  # a receipt key id may begin with "-" (base64url)
+    # A receipt key id may begin with "-" (base64url): taken as the id, not refused as an unknown option.
+    if len(extra) == 1 and getattr(args, "action", None) == "revoke" and getattr(args, "kid", None) == "":
         args.kid = extra[0]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

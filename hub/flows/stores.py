@@ -217,7 +217,7 @@ class CaseLedger:
 
     def __init__(self, partitions: int) -> None:
         self.partitions = partitions
-        self.directory = WriterDirectory()
+        self._directory = WriterDirectory()
         self._rows: dict[str, int] = {}
         self._table = Buffer(_ROW)
         self._next = [0] * partitions
@@ -265,16 +265,17 @@ class CaseLedger:
         """Where a catch-up beginning now reads from, in the partitions it must name; and what to hand
         :meth:`read_done` once it has finished."""
         with self._lock:
-            return self._from(self.directory.wanted()), self.directory.applied
+            return self._from(self._directory.wanted()), self._directory.applied
 
     def announced(self, named: Collection[int]) -> dict[int, int]:
         """Partitions a catch-up that names ``named`` must also read, announced since it began."""
         with self._lock:
-            return self._from(self.directory.wanted().difference(named))
+            return self._from(self._directory.wanted().difference(named))
 
     def read_done(self, began_at: int) -> None:
+        """The catch-up that :meth:`read_plan` gave ``began_at`` read every partition it named to its end."""
         with self._lock:
-            self.directory.read_done(began_at)
+            self._directory.read_done(began_at)
 
     def _from(self, partitions: Collection[int]) -> dict[int, int]:
         return {p: self._next[p] for p in partitions if p < self.partitions}
@@ -292,14 +293,21 @@ class CaseLedger:
                     digest = b""
                 if len(digest) == _ROW["digest"].itemsize:  # else written before cases recorded their digest
                     found.append((c.key, digest, c.partition, c.offset))
-        with self._lock:
+        with self._lock:  # rows before positions: a catch-up that starts past them must find them
+            self._insert(found)
             for writer, partitions in announcements:
-                self.directory.apply(writer, partitions)
+                if max(partitions, default=0) >= self.partitions:
+                    log.error(
+                        "%s announces partitions %s; the cases topic has %d",
+                        writer,
+                        sorted(partitions),
+                        self.partitions,
+                    )
+                self._directory.apply(writer, partitions)
             for c in changes:
                 self._next[c.partition] = max(self._next[c.partition], c.offset + 1)
             for partition in {c.partition for c in changes}:
                 self._skip_own(partition)
-        self._add(found)
 
     def _skip_own(self, partition: int) -> None:
         """Moves the position past this replica's own runs that it has reached; forgets runs behind it."""
@@ -314,14 +322,17 @@ class CaseLedger:
 
     def _add(self, cases: Sequence[tuple[str, bytes, int, int]]) -> None:
         with self._lock:
-            fresh: dict[str, tuple[bytes, int, int]] = {}
-            for number, digest, partition, offset in cases:
-                if number not in self._rows:
-                    fresh.setdefault(number, (digest, partition, offset))  # a number's first, within a batch too
-            if fresh:
-                first = self._table.n
-                self._table.extend(np.array(list(fresh.values()), dtype=_ROW))
-                self._rows.update(zip(fresh, range(first, first + len(fresh)), strict=True))
+            self._insert(cases)
+
+    def _insert(self, cases: Sequence[tuple[str, bytes, int, int]]) -> None:
+        fresh: dict[str, tuple[bytes, int, int]] = {}
+        for number, digest, partition, offset in cases:
+            if number not in self._rows:
+                fresh.setdefault(number, (digest, partition, offset))  # a number's first, within a batch too
+        if fresh:
+            first = self._table.n
+            self._table.extend(np.array(list(fresh.values()), dtype=_ROW))
+            self._rows.update(zip(fresh, range(first, first + len(fresh)), strict=True))
 
     def mark_caught_up(self, at_ms: int) -> None:
         pass

@@ -12,7 +12,8 @@ The contract, which keeps "every acknowledged record" true on Kafka as on tansu:
 - a writer has Kafka acknowledge an announcement of a partition before it writes there;
 - an announcement lists every partition its writer may still have a write in flight to, besides the
   one it moves to: a partition a writer leaves is dropped from its list only once its writes there
-  are acknowledged (at the writer's next announcement);
+  are acknowledged or known never sent (at the writer's next announcement), and never if a write's
+  fate is unknown (a delivery timeout);
 - a reader keeps reading a partition no list names any more until a read that began after that
   announcement was applied has finished: that read's fetches went out after every write the
   partition got was acknowledged;
@@ -24,14 +25,16 @@ The contract, which keeps "every acknowledged record" true on Kafka as on tansu:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 
 import orjson
 
 from hub.errors import Unavailable
-from hub.kafka.producer import AckingProducer
+from hub.kafka.producer import AckingProducer, Delivery
 
 DIRECTORY = 0  # the partition announcements go to; records go to the others
 RUN = 32  # batches a writer sends to one partition before it moves to another
@@ -41,14 +44,21 @@ def announcement(value: bytes | None) -> tuple[str, frozenset[int]] | None:
     """A directory record's writer and partitions; None if the value is not an announcement."""
     try:
         decoded = orjson.loads(value or b"")
-        return str(decoded["writer"]), frozenset(int(p) for p in decoded["partitions"])
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        writer, partitions = decoded["writer"], decoded["partitions"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
         return None
+    if (
+        not isinstance(writer, str)
+        or not isinstance(partitions, list)
+        or not all(type(p) is int and p >= 0 for p in partitions)
+    ):
+        return None
+    return writer, frozenset(partitions)
 
 
 class AnnouncedPartition:
-    """The partition for a writer's next small batch: the same one for a run of batches, then another,
-    each announced in the directory before it is written. One per writer; on one event loop.
+    """Sends a writer's small batches: a run of them to one partition, then to another, each partition
+    announced in the directory before it is written. One per writer; on one event loop.
 
     Like librdkafka's sticky partitioner for unkeyed records, for records whose key must not choose
     their partition (readers find them by position): a reader catching up on the other writers reads
@@ -69,37 +79,68 @@ class AnnouncedPartition:
         self.writer = uuid.uuid4().hex
         self._current: int | None = None
         self._left = 0
-        self._in_flight: Counter[int] = Counter()
+        self._in_flight: Counter[int] = Counter()  # sends not settled yet, by partition
+        self._unsure: set[int] = set()  # partitions a record may have reached although it was not acknowledged
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._moving = asyncio.Lock()
+        self._retired = False
 
-    async def acquire(self) -> int:
-        """The partition to write the next batch to; :meth:`release` it once the batch is acknowledged
-        or refused. Unavailable if Kafka does not acknowledge the announcement of a new one."""
+    async def send(self, records: Sequence[tuple[bytes, bytes | None]]) -> list[Delivery]:
+        """Produces ``records`` as one batch to this writer's current partition, announcing a new one first
+        when the run is over; their deliveries, in order. Unavailable if Kafka does not acknowledge
+        the announcement, or once retired.
+
+        The partition stays in this writer's announcements until every record is acknowledged or known
+        never to have left (refused before it was queued); one whose fate is unknown (a delivery timeout,
+        a purge) keeps it there for good. Cancelling the caller does not cancel the send."""
+        partition = await self._acquire()
+        sending = asyncio.ensure_future(self._producer.send(self._topic, records, [], partition_hint=partition))
+        sending.add_done_callback(lambda done: self._settled(partition, done))
+        return await asyncio.shield(sending)
+
+    async def _acquire(self) -> int:
         while self._current is None or self._left == 0:
+            if self._retired:
+                raise Unavailable(f"this process writes no more to {self._topic}; retry (another worker answers)")
             async with self._moving:
-                if self._current is None or self._left == 0:
+                if not self._retired and (self._current is None or self._left == 0):
                     await self._move()
         self._left -= 1
         self._in_flight[self._current] += 1
+        self._idle.clear()
         return self._current
 
-    def release(self, partition: int) -> None:
+    def _settled(self, partition: int, done: asyncio.Future[list[Delivery]]) -> None:
+        if (
+            done.cancelled()
+            or done.exception() is not None
+            or not all(d.error is None or d.partition < 0 for d in done.result())
+        ):
+            self._unsure.add(partition)
         self._in_flight[partition] -= 1
         if not self._in_flight[partition]:
             del self._in_flight[partition]
+        if not self._in_flight:
+            self._idle.set()
 
     async def _move(self) -> None:
         choices = [p for p in range(self._partitions) if p not in (DIRECTORY, self._current)]
         to = self._rng.choice(choices) if choices else self._partitions - 1
-        await self._announce({to, *self._in_flight})
+        await self._announce({to, *self._in_flight, *self._unsure})
         self._current, self._left = to, self._run
 
-    async def retire(self) -> None:
-        """Announces that this writer writes nowhere any more: for a clean stop, after its last write."""
-        if self._current is not None:
-            async with self._moving:
-                await self._announce(set(self._in_flight))
-                self._current = None
+    async def retire(self, wait: float = 5.0) -> None:
+        """For a clean stop: refuses further sends, waits up to ``wait`` seconds for those in flight, and
+        announces that this writer writes nowhere any more (but where a send is still unsettled or unsure)."""
+        self._retired = True
+        if self._current is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), wait)
+        async with self._moving:
+            await self._announce({*self._in_flight, *self._unsure})
+            self._current = None
 
     async def _announce(self, partitions: set[int]) -> None:
         value = orjson.dumps({"writer": self.writer, "partitions": sorted(partitions)})
@@ -121,6 +162,7 @@ class WriterDirectory:
         self.applied = 0  # announcements applied: what a read records when it begins
 
     def apply(self, writer: str, partitions: frozenset[int]) -> None:
+        """``writer``'s latest announcement, in the directory's order: it may write to ``partitions`` only."""
         self.applied += 1
         before = self._live
         if partitions:

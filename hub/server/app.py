@@ -259,6 +259,7 @@ class HubServer:
             audit=self.audit,
             receipts=self._build_receipt_signer(),
             shards=ShardRouter(self.shard, stores.shards, self.settings.tls_dir, self.settings.shard_lease_s),
+            read_plans={self.topics.cases: self.case_ledger},  # its directory names the partitions to read
         )
         self.notice_engine = self._build_notice_engine(notices=stores.notices)
         self.resolver = CaseResolver(load_case_types(), self.catalogue, self.cache, policy, stores.corrections)
@@ -621,7 +622,7 @@ class HubServer:
             await self._server.stop(grace)
         if self._case_writer is not None and not log_lost:
             try:  # other replicas' catch-ups stop reading where it wrote
-                await asyncio.wait_for(self._case_writer.retire(), 5)
+                await asyncio.wait_for(self._case_writer.retire(), 10)
             except (HubError, TimeoutError) as exc:
                 log.warning("could not announce that this process writes no more case events: %s", exc)
         if self.notice_engine is not None:

@@ -25,7 +25,7 @@ class CaseRecords:
 
     def catching_up(self) -> asyncio.Future[None]:
         """:meth:`caught_up` started now, awaited later."""
-        return self._deps.catching_up(self._deps.topics.cases, self.ledger)
+        return self._deps.catching_up(self._deps.topics.cases)
 
     async def find(self, case_number: str) -> Recorded | None:
         """The number's record; one this replica has not seen is looked up again once caught up."""

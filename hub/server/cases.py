@@ -232,17 +232,12 @@ class CasesService(cases_pb2_grpc.CasesServicer):
         # grow by three small batches a call), the same for a run of calls, announced to the other
         # replicas' catch-ups first. A case's event is found where the ledger saw it, never by its key's
         # partition, so the key need not choose it.
-        partition = await self._partitions.acquire()
-        deliveries = await self._deps.producer.send(
-            self._deps.topics.cases,
+        deliveries = await self._partitions.send(
             [
                 (number.encode(), _event(i.outcome, caller, i.request, i.receipt, digest, result))
                 for i, (number, digest, result) in zip(items, events, strict=True)
-            ],
-            [],
-            partition_hint=partition,
+            ]
         )
-        self._partitions.release(partition)  # not if cancelled: records may be in flight, it stays announced
         # What Kafka acknowledged is recorded even if the rest failed: the resubmission finds it.
         self._ledger.record(
             [

@@ -53,6 +53,9 @@ class CatchUp:
     partition with nothing new costs the same however long its log (ListOffsets lists every batch).
     The topic must be one the cache shares (``shared`` or ``on_demand``), so each record is applied once.
 
+    A topic with a directory (hub.kafka.directory) is read with its ``plan``: a round names only the
+    partitions the plan gives, adds those it announces as the round reads, and reports a finished round.
+
     Waits that overlap share a round: a round serves every wait that began before it started reading.
     Up to ``len(readers)`` rounds read at once, so a wait that begins while a round is reading starts
     the next on a free reader instead of waiting that round out first. Overlapping rounds may read

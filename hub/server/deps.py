@@ -96,6 +96,7 @@ class Deps:
     shards: ShardRouter
     audit: AuditLog | None = None
     receipts: ReceiptSigner | None = None
+    read_plans: dict[str, ReadPlan] = field(default_factory=dict)  # topics whose catch-ups name some partitions
     _locks: weakref.WeakValueDictionary[str, asyncio.Lock] = field(default_factory=weakref.WeakValueDictionary)
     _catch_ups: dict[str, CatchUp] = field(default_factory=dict)
 
@@ -104,14 +105,13 @@ class Deps:
         ``topic`` is one the cache shares."""
         await self.catching_up(topic)
 
-    def catching_up(self, topic: str, plan: ReadPlan | None = None) -> asyncio.Future[None]:
-        """:meth:`caught_up` started now, awaited later: the caller works while Kafka is read. A topic
-        with a directory is always read with its ``plan``."""
+    def catching_up(self, topic: str) -> asyncio.Future[None]:
+        """:meth:`caught_up` started now, awaited later: the caller works while Kafka is read."""
         catch_up = self._catch_ups.get(topic)
         if catch_up is None:
             config = {**ONE_FETCH, **(self.cache.consumer_extra or {})}
             readers = [TailReader(self.cache.bootstrap, topic, config) for _ in range(CATCH_UP_READERS)]
-            catch_up = self._catch_ups[topic] = CatchUp(readers, self.cache, plan)
+            catch_up = self._catch_ups[topic] = CatchUp(readers, self.cache, self.read_plans.get(topic))
         return catch_up.begin()
 
     async def close_readers(self) -> None:
