@@ -21,7 +21,7 @@ from hub.flows.case_events import CaseEvents
 from hub.flows.stores import CaseLedger, Recorded
 from hub.kafka.clients import admin_config, producer_config
 from hub.kafka.directory import DIRECTORY, AnnouncedPartition, WriterDirectory, announcement
-from hub.kafka.producer import AckingProducer
+from hub.kafka.producer import AckingProducer, Delivery
 from hub.kafka.topics import TopicSpec, ensure_topics
 from hub.records.change import Change
 from hub.v1 import cases_pb2, cases_pb2_grpc, common_pb2
@@ -266,3 +266,40 @@ def test_an_unreadable_topic_is_unavailable() -> None:
             events.read([(0, 0)], timeout=1)
     finally:
         events.close()
+
+
+class _HeldProducer:
+    """Acknowledges every send at once, but holds the send of ``HELD`` until released."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[int | None, bytes, bytes | None]] = []
+        self.release = asyncio.Event()
+
+    async def send(self, topic: str, records: list, headers: list, partition_hint: int | None = None) -> list:
+        key, value = records[0]
+        self.sent.append((partition_hint, key, value))
+        if key == b"HELD":
+            await self.release.wait()
+        return [Delivery(partition_hint or 0, len(self.sent), None) for _ in records]
+
+
+def test_a_retiring_writer_refuses_sends_while_it_waits_for_those_in_flight() -> None:
+    async def run() -> list[tuple[int | None, bytes, bytes | None]]:
+        producer = _HeldProducer()
+        writer = AnnouncedPartition(producer, "t", 4, run=5)  # type: ignore[arg-type]
+        held = asyncio.ensure_future(writer.send([(b"HELD", b"")]))
+        while not producer.sent or producer.sent[-1][1] != b"HELD":
+            await asyncio.sleep(0)
+        retiring = asyncio.ensure_future(writer.retire())
+        await asyncio.sleep(0)
+        with pytest.raises(Unavailable):  # the run has four sends left, but the writer is stopping
+            await writer.send([(b"LATE", b"")])
+        producer.release.set()
+        await held
+        await retiring
+        return producer.sent
+
+    sent = asyncio.run(run())
+    keys = [key for _, key, _ in sent]  # announced, the held send, announced empty: no LATE
+    assert len(keys) == 3 and keys[1] == b"HELD" and keys[0] == keys[2] and keys[0].startswith(b"directory/")
+    assert announcement(sent[-1][2]) == (keys[0][len(b"directory/") :].decode(), frozenset())

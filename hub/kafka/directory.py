@@ -100,8 +100,8 @@ class AnnouncedPartition:
         return await asyncio.shield(sending)
 
     async def _acquire(self) -> int:
-        while self._current is None or self._left == 0:
-            if self._retired:
+        while self._retired or self._current is None or self._left == 0:
+            if self._retired:  # checked after every wait too: a send after the last announcement goes unread
                 raise Unavailable(f"this process writes no more to {self._topic}; retry (another worker answers)")
             async with self._moving:
                 if not self._retired and (self._current is None or self._left == 0):
