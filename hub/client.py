@@ -42,19 +42,19 @@ def workers_target(host: str, worker_port: int, workers: int) -> str:
     return "ipv6:" + ",".join(f"[{host}]:{worker_port + i}" for i in range(workers))
 
 
-def _addresses(target: str) -> list[str]:
-    """The endpoints of an ``ipv4:``/``ipv6:`` target naming several; [] for any other target."""
+def _addresses(target: str) -> tuple[str, list[str]]:
+    """The scheme and endpoints of an ``ipv4:``/``ipv6:`` target naming several; [] for any other target."""
     scheme, sep, addresses = target.partition(":")
     parts = addresses.split(",") if scheme in ("ipv4", "ipv6") and sep else []
-    return parts if len(parts) > 1 else []
+    return scheme, parts if len(parts) > 1 else []
 
 
 def endpoints(target: str) -> list[str]:
     """Each address of a target naming several (:func:`workers_target`) as a target of its own; a
     target naming one is returned as it is. To check something on every worker, not on the one a
     channel happens to reach."""
-    scheme = target.partition(":")[0]
-    return [f"{scheme}:{a}" for a in _addresses(target)] or [target]
+    scheme, parts = _addresses(target)
+    return [f"{scheme}:{a}" for a in parts] or [target]
 
 
 def _host_of(endpoint: str) -> str:
@@ -67,11 +67,11 @@ def starting_at(target: str, turn: int) -> str:
     only while it is down: clients given turns in order are spread evenly, each call on a worker that
     has only its share in flight (round_robin spreads calls, but their overlap at random). Any other
     target is returned as it is."""
-    parts = _addresses(target)
+    scheme, parts = _addresses(target)
     if not parts:
         return target
     turn %= len(parts)
-    return target.partition(":")[0] + ":" + ",".join(parts[turn:] + parts[:turn])
+    return scheme + ":" + ",".join(parts[turn:] + parts[:turn])
 
 
 class _Headers(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
@@ -112,7 +112,7 @@ def open_channel(
     each call to the next), pick_first for any other (gRPC's own default: one connection, so a name
     that resolves to several replicas keeps to one); pick_first over several keeps to the first that
     answers (:func:`starting_at`)."""
-    several = _addresses(address)
+    _, several = _addresses(address)
     options: tuple[tuple[str, str | int], ...] = (
         *DEFAULT_OPTIONS,
         ("grpc.lb_policy_name", lb_policy or ("round_robin" if several else "pick_first")),

@@ -76,10 +76,9 @@ def _configure_logging(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    # A receipt key id may begin with "-" (base64url): taken as the id, not refused as an unknown option.
-    if len(extra) == 1 and getattr(args, "action", None) == "revoke" and getattr(args, "kid", None) == "":
-        args.kid = extra[0]
-    elif extra:
+    # What argparse took for unknown options, a command may claim as values (take_extra in its defaults).
+    take_extra = getattr(args, "take_extra", None)
+    if extra and not (take_extra is not None and take_extra(args, extra)):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
 
     def command() -> int:

@@ -191,7 +191,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--overlap-hours", type=float, default=24.0, help="Rotate: old keys sign this long. Default: 24.")
     p.add_argument("--reason", default="compromised", help="Revoke: why (receipts it signed stop verifying).")
-    p.set_defaults(func=lambda a: manage_keys(a.pki_dir, a.action, a.overlap_hours, a.kid, a.reason))
+    p.set_defaults(
+        func=lambda a: manage_keys(a.pki_dir, a.action, a.overlap_hours, a.kid, a.reason), take_extra=_dash_led_kid
+    )
+
+
+def _dash_led_kid(args: argparse.Namespace, extra: list[str]) -> bool:
+    """A key id may begin with "-" (base64url: one thumbprint in 64), which argparse takes for an unknown
+    option: for revoke, the one such argument is the id."""
+    if args.action == "revoke" and not args.kid and len(extra) == 1:
+        args.kid = extra[0]
+        return True
+    return False
 
 
 def _grouped(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
