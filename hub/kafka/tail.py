@@ -52,6 +52,7 @@ class Read:
     at: dict[int, int]
     consumer: Consumer | None  # None: not assigned yet (finish makes the consumer first)
     named: set[int]  # every partition the read has assigned
+    assigned: bool = False  # whether ``consumer`` holds an assignment to drop
 
 
 # Partitions a read must also name, given those it has: asked after each batch it applies (hub.kafka.directory).
@@ -113,19 +114,19 @@ class TailReader:
         try:
             # the next offset of each partition not yet at its end
             at = dict(positions) if isinstance(positions, Mapping) else dict(enumerate(positions))
-            consumer = self._reads.made
-            if consumer is not None:
-                self._assign(consumer, at)
+            read = Read(at, self._reads.made, set(at))
+            if read.consumer is not None:
+                self._assign(read, read.consumer)
         except BaseException:
             self._lock.release()
             raise
-        return Read(at, consumer, set(at))
+        return read
 
     def abandon(self, read: Read) -> None:
         """Ends a :meth:`start` without reading: for a read that will never be finished."""
         try:
-            if read.consumer is not None and self._reads.current is read.consumer:
-                read.consumer.unassign()
+            if read.consumer is not None:
+                self._unassign(read, read.consumer)
         finally:
             self._lock.release()
 
@@ -139,21 +140,30 @@ class TailReader:
         try:
             while True:
                 if consumer is None:  # not assigned at start, or a stall replaced it: from where the read stands
-                    consumer = self._reads.consumer
-                    self._assign(consumer, at)
+                    consumer = read.consumer = self._reads.consumer
+                    self._assign(read, consumer)
                 try:
                     self._read(consumer, read, apply, deadline, more)
                 finally:
-                    if self._reads.current is consumer:
-                        consumer.unassign()
+                    self._unassign(read, consumer)
                 if not at:
                     return
                 consumer = None
         finally:
             self._lock.release()
 
-    def _assign(self, consumer: Consumer, at: dict[int, int]) -> None:
-        consumer.assign([TopicPartition(self.topic, p, offset) for p, offset in at.items()])
+    # librdkafka's main thread takes each (un)assignment while the caller waits holding the GIL (about
+    # half a millisecond each on a busy machine), so a read makes one of each.
+    def _assign(self, read: Read, consumer: Consumer) -> None:
+        consumer.assign([TopicPartition(self.topic, p, offset) for p, offset in read.at.items()])
+        read.assigned = True
+
+    def _unassign(self, read: Read, consumer: Consumer) -> None:
+        """Drops the assignment, if the read holds one on the consumer still in use (a consumer replaced
+        after a stall is closed, not unassigned)."""
+        if read.assigned and self._reads.current is consumer:
+            consumer.unassign()
+        read.assigned = False
 
     def _read(
         self,
@@ -202,8 +212,8 @@ class TailReader:
                     _, high = consumer.get_watermark_offsets(TopicPartition(self.topic, partition), cached=True)
                     if at[partition] >= high >= 0:  # -1001 while unknown
                         del at[partition]
-            if not at:
-                consumer.unassign()  # before applying, which takes long enough for librdkafka to fetch again
+            if not at:  # unassigned before applying, which takes long enough for librdkafka to fetch again
+                self._unassign(read, consumer)
             if batch:
                 apply(batch)
                 progress = time.monotonic()  # a slow apply is not a broker that stalls
@@ -211,6 +221,7 @@ class TailReader:
                     read.named.update(extra)
                     at.update(extra)
                     consumer.incremental_assign([TopicPartition(self.topic, p, o) for p, o in extra.items()])
+                    read.assigned = True
 
     def close(self) -> None:
         with self._lock:
