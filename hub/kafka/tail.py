@@ -220,8 +220,8 @@ class TailReader:
                 if more is not None and (extra := more(read.named)):
                     read.named.update(extra)
                     at.update(extra)
+                    read.assigned = True  # first: a failed call may have assigned some, and the end drops them
                     consumer.incremental_assign([TopicPartition(self.topic, p, o) for p, o in extra.items()])
-                    read.assigned = True
 
     def close(self) -> None:
         with self._lock:
