@@ -491,6 +491,33 @@ def test_batch_of_a_thousand_cases_events_and_audit(loaded: RunningHub) -> None:
     assert len(checks) == 2, checks
 
 
+def test_catch_up_rounds_are_counted_with_the_partitions_they_name(loaded: RunningHub) -> None:
+    """Operators see what the cases topic's catch-ups cost: rounds and the partitions they name, counted
+    before the answer leaves. With the topic's directory a round names it and the few partitions being
+    written, not all of the topic's."""
+    registry, topic = loaded.server.metrics.registry, loaded.server.topics.cases
+
+    def counts() -> tuple[float, float]:
+        return tuple(  # type: ignore[return-value]
+            registry.get_sample_value(name, {"topic": topic}) or 0.0
+            for name in ("hub_catch_up_rounds_total", "hub_catch_up_partitions_total")
+        )
+
+    rounds, named = counts()
+    stub = cases_pb2_grpc.CasesStub(loaded.client(DEPARTMENT).channel)
+    for i in range(3):
+        case = cases_pb2.SubmitRequest(
+            case_number=f"DY-ROUNDS-{i}", case_type="pension_qualification", applicant=R, date=DATE,
+            purpose=common_pb2.PURPOSE_LEGAL_BASIS,
+        )  # fmt: skip
+        stub.SubmitBatch(cases_pb2.SubmitBatchRequest(cases=[case]))
+        rounds_now, named_now = counts()
+        assert rounds_now > rounds  # this call's round at least
+        # the directory, this writer's partition, and one it may be leaving: a few of the 64
+        assert 0 < named_now - named <= 3 * (rounds_now - rounds)
+        rounds, named = rounds_now, named_now
+
+
 def test_case_answers_wait_for_what_the_trail_must_hold(loaded: RunningHub) -> None:
     """New cases answer once their evidence checks are on the audit trail (the call's own entry may
     follow); an answer that reads a recorded result back waits for the call's entry too, which is what

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 from hub.errors import Unavailable
+from hub.kafka.tail import Read
 from hub.server.catch_up import CatchUp
 
 
@@ -49,16 +50,18 @@ class _Reader:
     def __init__(self, reads: _Reads) -> None:
         self._reads = reads
 
-    def start(self, positions) -> None:
+    def start(self, positions) -> Read:
         self._reads.started.append(threading.current_thread().name)
         if self._reads.fail_to_start:
             raise KafkaException(KafkaError(KafkaError._TRANSPORT))
+        at = dict(positions) if isinstance(positions, Mapping) else dict(enumerate(positions))
+        return Read(at, None, set(at))
 
-    def finish(self, read: None, apply: Callable, timeout: float, more: object = None) -> None:
+    def finish(self, read: Read, apply: Callable, timeout: float, more: object = None) -> None:
         self._reads.more.append(more)
         self._reads.read()
 
-    def abandon(self, read: None) -> None:
+    def abandon(self, read: Read) -> None:
         self._reads.abandoned += 1
 
     def close(self) -> None:
@@ -148,6 +151,7 @@ def test_waits_while_every_reader_reads_share_the_next_round() -> None:
         assert len(reads.released) == 3
         reads.released[1].set()
         await b
+        assert (catch_up.rounds, catch_up.partitions_named) == (3, 3)  # for operators: one partition each
 
     _run(run())
 
@@ -162,6 +166,7 @@ def test_a_failed_round_fails_each_of_its_waits() -> None:
         reads.released[0].set()
         with pytest.raises(Unavailable, match="could not read t to its end"):
             await first
+        assert catch_up.rounds == 0  # only finished rounds count
         await reads.begun(2)
         reads.released[1].set()
         for wait in (second, third):

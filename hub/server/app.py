@@ -212,6 +212,7 @@ class HubServer:
                 governance=self.governance,
                 audit_index=self.deps.audit_index.index if self.deps else None,
                 case_ledger=self.case_ledger,
+                catch_ups=self.deps.catch_up_rounds() if self.deps else None,
             )
         )
         self.supervision = SupervisionPlatform.build(settings, on_alert=self.metrics.observe_alert)

@@ -33,8 +33,8 @@ def _unavailable(topic: str, exc: Exception) -> Unavailable:
     return Unavailable(f"could not read {topic} to its end ({exc}); retry")
 
 
-def _failed(loop: asyncio.AbstractEventLoop, exc: BaseException) -> asyncio.Future[None]:
-    failed: asyncio.Future[None] = loop.create_future()
+def _failed(loop: asyncio.AbstractEventLoop, exc: BaseException) -> asyncio.Future[int]:
+    failed: asyncio.Future[int] = loop.create_future()
     failed.set_exception(exc)
     return failed
 
@@ -70,6 +70,9 @@ class CatchUp:
         self._plan = plan
         self._next: asyncio.Future[None] | None = None  # the round not yet started, joined by new waits
         self._closed = False
+        # What a round costs the broker grows with the partitions it names (hub.kafka.directory): for operators.
+        self.rounds = 0
+        self.partitions_named = 0
 
     def begin(self) -> asyncio.Future[None]:
         """Starts catching up now (on a thread) and returns what to await: done once every record
@@ -91,7 +94,7 @@ class CatchUp:
         reader = self._free.pop()
         self._round_on(loop, reader).add_done_callback(lambda done: self._finished(loop, reader, round_, done))
 
-    def _round_on(self, loop: asyncio.AbstractEventLoop, reader: TailReader) -> asyncio.Future[None]:
+    def _round_on(self, loop: asyncio.AbstractEventLoop, reader: TailReader) -> asyncio.Future[int]:
         """The round's read on ``reader``, running; or a future already failed, with no read left on ``reader``."""
         if self._closed:  # waits that began before close(): their round never starts
             return _failed(loop, _stopping())
@@ -120,11 +123,14 @@ class CatchUp:
         if exc is not None:  # handed to every wait of the round
             round_.set_exception(exc)
         else:
+            self.rounds += 1
+            self.partitions_named += done.result()
             round_.set_result(None)
         if self._next is not None:  # waits that began while every reader was busy
             self._start_round(loop)
 
-    def _finish_round(self, reader: TailReader, read: Read, began_at: int) -> None:
+    def _finish_round(self, reader: TailReader, read: Read, began_at: int) -> int:
+        """Reads the round to its end; returns how many partitions it named."""
         more = None if self._plan is None else self._plan.announced
         try:
             reader.finish(read, lambda c: self._cache.apply_read(self._topic, c), 30, more)
@@ -132,6 +138,7 @@ class CatchUp:
             raise _unavailable(self._topic, exc) from exc
         if self._plan is not None:
             self._plan.read_done(began_at)
+        return len(read.named)
 
     async def close(self) -> None:
         """Refuses new waits and fails those not yet in a round (on the loop, so no round starts after);

@@ -114,6 +114,10 @@ class Deps:
             catch_up = self._catch_ups[topic] = CatchUp(readers, self.cache, self.read_plans.get(topic))
         return catch_up.begin()
 
+    def catch_up_rounds(self) -> dict[str, tuple[int, int]]:
+        """Per topic read by catch-ups so far: rounds finished, and the partitions they named in all."""
+        return {topic: (c.rounds, c.partitions_named) for topic, c in list(self._catch_ups.items())}
+
     async def close_readers(self) -> None:
         for catch_up in self._catch_ups.values():
             await catch_up.close()

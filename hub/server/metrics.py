@@ -69,6 +69,7 @@ class HubParts:
     governance: GovernanceState | None = None
     audit_index: AuditIndex | None = None
     case_ledger: CaseLedger | None = None
+    catch_ups: dict[str, tuple[int, int]] | None = None  # per topic: rounds, partitions they named
 
 
 class _PartsCollector:
@@ -118,6 +119,20 @@ class _PartsCollector:
             for name, info in list(cache.snapshotted.items()):
                 snapshotted.add_metric([name, shard], info.rows)
         yield from (rows, lag, rejected, compactions, snapshotted)
+        rounds = CounterMetricFamily(
+            "hub_catch_up_rounds",
+            "Catch-up rounds finished (reads of a topic to its end before a call goes on).",
+            labels=["topic"],
+        )
+        named = CounterMetricFamily(
+            "hub_catch_up_partitions",
+            "Partitions those rounds named, summed: over hub_catch_up_rounds, the partitions a round reads.",
+            labels=["topic"],
+        )
+        for topic, (n, partitions) in (parts.catch_ups or {}).items():
+            rounds.add_metric([topic], n)
+            named.add_metric([topic], partitions)
+        yield from (rounds, named)
         backlog = GaugeMetricFamily("hub_audit_backlog", "Audit entries queued, not yet written.")
         backlog.add_metric([], audit.backlog if audit else 0)
         yield backlog
