@@ -241,7 +241,7 @@ class CaseLedger:
         writer's record lies inside it, so the next catch-up need not read this replica's writes again
         (on tansu every partition read lists the partition's whole log). A position may stop inside a
         record batch (calls share batches); a read from there gets the batch's remaining records."""
-        self._add([(number, bytes.fromhex(r.digest), r.partition, r.offset) for number, r in cases])
+        rows = [(number, bytes.fromhex(r.digest), r.partition, r.offset) for number, r in cases]
         runs: dict[int, list[tuple[int, int]]] = {}
         for partition, offset in sorted({(r.partition, r.offset) for _, r in cases if r.offset >= 0}):
             own = runs.setdefault(partition, [])
@@ -249,7 +249,8 @@ class CaseLedger:
                 own[-1] = (own[-1][0], offset + 1)
             else:
                 own.append((offset, offset + 1))
-        with self._lock:
+        with self._lock:  # rows before positions, as in apply
+            self._insert(rows)
             for partition, own in runs.items():
                 self._own[partition].extend(own)
                 self._skip_own(partition)
@@ -319,10 +320,6 @@ class CaseLedger:
         while own and own[0][0] <= at:
             at = max(at, own.pop(0)[1])
         self._next[partition] = at
-
-    def _add(self, cases: Sequence[tuple[str, bytes, int, int]]) -> None:
-        with self._lock:
-            self._insert(cases)
 
     def _insert(self, cases: Sequence[tuple[str, bytes, int, int]]) -> None:
         fresh: dict[str, tuple[bytes, int, int]] = {}

@@ -116,7 +116,7 @@ class TailReader:
             at = dict(positions) if isinstance(positions, Mapping) else dict(enumerate(positions))
             read = Read(at, self._reads.made, set(at))
             if read.consumer is not None:
-                self._assign(read, read.consumer)
+                self._assign(read)
         except BaseException:
             self._lock.release()
             raise
@@ -125,8 +125,7 @@ class TailReader:
     def abandon(self, read: Read) -> None:
         """Ends a :meth:`start` without reading: for a read that will never be finished."""
         try:
-            if read.consumer is not None:
-                self._unassign(read, read.consumer)
+            self._unassign(read)
         finally:
             self._lock.release()
 
@@ -141,11 +140,11 @@ class TailReader:
             while True:
                 if consumer is None:  # not assigned at start, or a stall replaced it: from where the read stands
                     consumer = read.consumer = self._reads.consumer
-                    self._assign(read, consumer)
+                    self._assign(read)
                 try:
                     self._read(consumer, read, apply, deadline, more)
                 finally:
-                    self._unassign(read, consumer)
+                    self._unassign(read)
                 if not at:
                     return
                 consumer = None
@@ -154,15 +153,16 @@ class TailReader:
 
     # librdkafka's main thread takes each (un)assignment while the caller waits holding the GIL (about
     # half a millisecond each on a busy machine), so a read makes one of each.
-    def _assign(self, read: Read, consumer: Consumer) -> None:
-        consumer.assign([TopicPartition(self.topic, p, offset) for p, offset in read.at.items()])
+    def _assign(self, read: Read) -> None:
+        assert read.consumer is not None
+        read.consumer.assign([TopicPartition(self.topic, p, offset) for p, offset in read.at.items()])
         read.assigned = True
 
-    def _unassign(self, read: Read, consumer: Consumer) -> None:
-        """Drops the assignment, if the read holds one on the consumer still in use (a consumer replaced
+    def _unassign(self, read: Read) -> None:
+        """Drops the read's assignment, if it holds one on the consumer still in use (a consumer replaced
         after a stall is closed, not unassigned)."""
-        if read.assigned and self._reads.current is consumer:
-            consumer.unassign()
+        if read.assigned and read.consumer is not None and self._reads.current is read.consumer:
+            read.consumer.unassign()
         read.assigned = False
 
     def _read(
@@ -213,7 +213,7 @@ class TailReader:
                     if at[partition] >= high >= 0:  # -1001 while unknown
                         del at[partition]
             if not at:  # unassigned before applying, which takes long enough for librdkafka to fetch again
-                self._unassign(read, consumer)
+                self._unassign(read)
             if batch:
                 apply(batch)
                 progress = time.monotonic()  # a slow apply is not a broker that stalls
