@@ -180,7 +180,7 @@ def test_metric_names_are_read_from_the_syntax_tree() -> None:
 
 def exported_metrics() -> set[str]:
     """Every sample name the hub's registry exposes (cache families have no samples without a cache)."""
-    metrics = HubMetrics(lambda: HubParts(cache=None, producer=None, audit=None))
+    metrics = HubMetrics(lambda: HubParts(cache=None, producers=(None,), audit=None))
     metrics.observe("/hub.v1.Verification/Verify", "OK", 0.001)
     suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}
     names = set()

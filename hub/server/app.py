@@ -135,7 +135,9 @@ _READY_FIRST = {
     "hub.v1.Supervision",
 }
 MAX_MESSAGE = 64 << 20
-CASE_PARTITIONS = 64  # the directory and 63 for case events
+# The directory and 255 for case events. On tansu a read behind a partition's end lists every batch the
+# partition holds, so more partitions keep that list short; a round names only those being written.
+CASE_PARTITIONS = 256
 INSECURE_BANNER = """
 ************************************************************************************
 *  INSECURE DEVELOPMENT MODE: no TLS, and any caller can claim any department by    *
@@ -202,11 +204,12 @@ class HubServer:
         self.resolver: CaseResolver | None = None
         self.case_ledger: CaseLedger | None = None
         self._case_events: CaseEvents | None = None
+        self._case_producer: AckingProducer | None = None
         self._case_writer: AnnouncedPartition | None = None
         self.metrics = HubMetrics(
             lambda: HubParts(
                 cache=self.cache,
-                producer=self.producer,
+                producers=(self.producer, self._case_producer),
                 audit=self.audit,
                 notices=self.deps.notices if self.deps else None,
                 governance=self.governance,
@@ -491,7 +494,13 @@ class HubServer:
         deps = self.deps
         assert self._case_events is not None
         case_records = CaseRecords(deps, stores.cases, self._case_events)
-        self._case_writer = AnnouncedPartition(deps.producer, self.topics.cases, stores.cases.partitions)
+        # Case events have a producer of their own, never idempotent: tansu keeps each idempotent producer's
+        # sequence per partition written in one metadata object that it rewrites on every idempotent produce,
+        # so a writer moving over the cases topic's partitions would make every produce of the hub dearer.
+        # A resent batch may then be written twice; the ledger takes a number's first event, and each copy
+        # holds the same result. One request in flight keeps a partition in order through retries.
+        self._case_producer = AckingProducer(producer_config(self.bootstrap, self._kafka_extra, idempotent=False))
+        self._case_writer = AnnouncedPartition(self._case_producer, self.topics.cases, stores.cases.partitions)
         exchange_pb2_grpc.add_ExchangeServicer_to_server(ExchangeService(deps), server)
         verification_pb2_grpc.add_VerificationServicer_to_server(VerificationService(deps), server)
         lookup_pb2_grpc.add_LookupServicer_to_server(LookupService(deps), server)
@@ -605,7 +614,7 @@ class HubServer:
         waits for Kafka fails at once rather than after the delivery timeout."""
         await self._health.enter_graceful_shutdown()
         if log_lost:
-            for part in (self.audit, self.producer, self.notice_engine):
+            for part in (self.audit, self.producer, self._case_producer, self.notice_engine):
                 if part is not None:
                     part.abandon()
         if self._renewal is not None:  # stopped first: a renewal after the tombstone would relist this replica
@@ -630,8 +639,9 @@ class HubServer:
             await asyncio.to_thread(self.notice_engine.stop)
         if self.audit is not None:
             await asyncio.to_thread(self.audit.stop)
-        if self.producer is not None:
-            await asyncio.to_thread(self.producer.close)
+        for producer in (self.producer, self._case_producer):
+            if producer is not None:
+                await asyncio.to_thread(producer.close)
         if self.cache is not None:
             await asyncio.to_thread(self.cache.stop)
         if self._case_events is not None:

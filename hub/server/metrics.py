@@ -63,7 +63,7 @@ class HubParts:
     """The parts of a hub whose state is read at scrape time; None while not built yet."""
 
     cache: ReplicaCache | None
-    producer: AckingProducer | None
+    producers: tuple[AckingProducer | None, ...]  # the records of every one count as produced
     audit: AuditLog | None
     notices: NoticeStore | None = None
     governance: GovernanceState | None = None
@@ -80,9 +80,9 @@ class _PartsCollector:
 
     def collect(self) -> Iterator[Metric]:
         parts = self._parts()
-        cache, producer, audit = parts.cache, parts.producer, parts.audit
+        cache, audit = parts.cache, parts.audit
         produced = CounterMetricFamily("hub_produced_records", "Records this process produced to Kafka.")
-        produced.add_metric([], producer.produced if producer else 0)
+        produced.add_metric([], sum(p.produced for p in parts.producers if p is not None))
         yield produced
         consumed = CounterMetricFamily("hub_consumed_records", "Records this process's cache consumed from Kafka.")
         consumed.add_metric([], cache.feeder.consumed if cache else 0)
