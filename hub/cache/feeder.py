@@ -226,8 +226,8 @@ class CacheFeeder:
             self._broker_down = False
         for topic, changes in batches.items():
             self.apply(topic, changes)
-            for c in changes:
-                self._parts[(topic, c.partition)].at_end = False
+            for partition in {c.partition for c in changes}:
+                self._parts[(topic, partition)].at_end = False
             self.consumed += len(changes)
         for topic, p, position in eofs:
             state = self._parts[(topic, p)]

@@ -221,7 +221,7 @@ class ResourceTable:
         delta.update(zip(delete_keys, repeat(-1)))
         live = old.live + len(upsert_keys) - replaced
         index = Layered(old.index.base, delta)
-        secondary = self._update_secondary(old, old_rows, new_rows)
+        secondary = self._update_secondary(old, old_rows, new_rows, parsed)
 
         watermark = self._advance(old.watermark, changes)
         version = TableVersion(self.spec, columns, n1, index, secondary, live, watermark)
@@ -258,7 +258,7 @@ class ResourceTable:
         return table
 
     def _update_secondary(
-        self, old: TableVersion, old_rows: np.ndarray, new_rows: list[int]
+        self, old: TableVersion, old_rows: np.ndarray, new_rows: list[int], parsed: pa.Table | None
     ) -> dict[str, Layered[tuple[int, ...]]]:
         if not old.secondary:
             return old.secondary
@@ -266,6 +266,7 @@ class ResourceTable:
         dead = old_rows[old_rows >= 0].tolist()
         for name, layered in old.secondary.items():
             col = old.columns[name]
+            new_values = _new_values(parsed, name, col, new_rows)
             delta = dict(layered.delta)
 
             def current(
@@ -277,8 +278,8 @@ class ResourceTable:
             for row in dead:
                 for value in _index_values(col.value(row)):
                     delta[value] = tuple(r for r in current(value) if r != row)
-            for row in new_rows:
-                for value in _index_values(col.value(row)):
+            for row, new in zip(new_rows, new_values, strict=True):
+                for value in _index_values(new):
                     delta[value] = (*current(value), row)
             out[name] = Layered(layered.base, delta)
         return out
@@ -389,6 +390,17 @@ class ResourceTable:
                 secondary[name] = Layered(_group_rows(table.column(name), rows))
         self.version = TableVersion(self.spec, fresh.columns, n, index, secondary, n, watermark)
         return self.version
+
+
+def _new_values(parsed: pa.Table | None, name: str, col: Column, new_rows: list[int]) -> list:
+    """The appended rows' values of an indexed field: straight from the decoded batch when it is text (or
+    a list of text), as the column holds it; otherwise read back from the column row by row."""
+    if parsed is not None:
+        arrow = parsed.column(name)
+        kind = arrow.type.value_type if pa.types.is_list(arrow.type) else arrow.type
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            return arrow.to_pylist()
+    return [col.value(row) for row in new_rows]
 
 
 def _index_values(value: object) -> Iterable[str]:

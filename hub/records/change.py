@@ -3,11 +3,10 @@ feeds all consume, so it lives below them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):  # one per record read, on every replica: a third of a frozen dataclass's cost to make
     """One record from the topic: an upsert (value) or a delete (value None)."""
 
     key: str
