@@ -392,14 +392,15 @@ class ResourceTable:
         return self.version
 
 
-def _new_values(parsed: pa.Table | None, name: str, col: Column, new_rows: list[int]) -> list:
+def _new_values(parsed: pa.Table | None, name: str, col: Column, new_rows: list[int]) -> list[object]:
     """The appended rows' values of an indexed field: straight from the decoded batch when it is text (or
     a list of text), as the column holds it; otherwise read back from the column row by row."""
     if parsed is not None:
         arrow = parsed.column(name)
         kind = arrow.type.value_type if pa.types.is_list(arrow.type) else arrow.type
         if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-            return arrow.to_pylist()
+            values: list[object] = arrow.to_pylist()
+            return values
     return [col.value(row) for row in new_rows]
 
 
