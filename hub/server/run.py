@@ -10,6 +10,7 @@ A worker that dies is restarted.
 from __future__ import annotations
 
 import asyncio
+import gc
 import ipaddress
 import logging
 import os
@@ -30,6 +31,14 @@ from hub.server.app import HubServer
 from hub.settings import HubSettings, secret_fields
 
 log = logging.getLogger(__name__)
+
+# The collector's generations, for a process whose calls and feeder allocate fast. At CPython's default
+# (700, 10, 10) a young collection came every few hundred objects, promoting the objects of every call and
+# feeder batch still in flight; the older generations filled with them, so a full collection (which walks
+# every object not frozen, and the cache's index dicts item by item while they are not frozen yet) ran
+# every second or two: each worker spent ~10 s of a city load in full collections, and in the year every
+# loop stall over 25 ms was one (10 ms early, 25-45 ms by the year's end, as long-lived objects accrue).
+GC_THRESHOLDS = (50_000, 20, 20)
 
 
 async def _serve(settings: HubSettings, bootstrap: str) -> None:
@@ -66,6 +75,7 @@ def serve(settings: HubSettings) -> None:
         if settings.workers > 1:
             _supervise(settings, bootstrap)
         else:
+            gc.set_threshold(*GC_THRESHOLDS)
             asyncio.run(_serve(settings, bootstrap))
     finally:
         if broker is not None:
