@@ -3,6 +3,7 @@ server processes behind one port."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import re
@@ -66,6 +67,11 @@ def test_metrics_status_and_debug_log(
         assert metrics.get("hub_consumed_records_total") >= len(PEOPLE)
         assert metrics.get("hub_cache_lag_seconds", resource="population.resident") < 5
         assert metrics.get("hub_cache_rejected_records_total", resource="population.resident") == 0
+        full = metrics.get("hub_gc_collections_total", generation="2")
+        gc.collect()  # a full collection, counted with its pause by the callback the hub registered
+        after = scrape(endpoint)
+        assert after.get("hub_gc_collections_total", generation="2") >= full + 1
+        assert after.get("hub_gc_pause_seconds_total", generation="2") > 0
         memory = {dict(labels)["component"]: size for labels, size in metrics.series("hub_memory_bytes").items()}
         assert list(memory) == ["resident", *COMPONENTS, "other"]
         assert memory["resident"] > memory["cache columns"] > 0 and memory["change rings"] > 0

@@ -19,7 +19,10 @@ What operators watch during a run:
 - ``hub_access_requests_overdue{resource}``: access requests past their decision deadline;
 - ``hub_memory_bytes{component}``: the process's resident size and what its parts take (hub.memory);
 - ``hub_supervision_alert_seconds``: from a step event's report to the alert it raised in this
-  process's case book (electronic supervision keeping up with the steps).
+  process's case book (electronic supervision keeping up with the steps);
+- ``hub_gc_collections_total{generation}`` and ``hub_gc_pause_seconds_total{generation}``: Python's
+  garbage collector, which stops the whole process while it runs. A full collection (generation 2)
+  stalls every call in flight, for longer the more objects the process keeps outside the frozen cache.
 
 Counters that already exist on the hub's parts are read when scraped, so the request path pays
 only for the RPC counter and histogram.
@@ -27,6 +30,7 @@ only for the RPC counter and histogram.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections import Counter as Tally
@@ -168,6 +172,36 @@ def _supervision(parts: HubParts, now_ms: int) -> Iterator[Metric]:
     yield from (notices, raised, requests)
 
 
+class GcPauses:
+    """Collections and the time they stopped the process, per generation, as ``gc.callbacks`` report
+    them. Runs inside a collection, on whichever thread triggered it: takes no lock (a collection can
+    start while that thread holds one) and makes nothing."""
+
+    def __init__(self) -> None:
+        self.collections = [0, 0, 0]
+        self.seconds = [0.0, 0.0, 0.0]
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:  # collections never overlap: the interpreter runs one at a time
+            generation = info["generation"]
+            self.collections[generation] += 1
+            self.seconds[generation] += time.perf_counter() - self._started
+
+    def collect(self) -> Iterator[Metric]:
+        count = CounterMetricFamily("hub_gc_collections", "Garbage collections.", labels=["generation"])
+        paused = CounterMetricFamily(
+            "hub_gc_pause_seconds", "Time the garbage collector stopped this process.", labels=["generation"]
+        )
+        for generation in range(3):
+            count.add_metric([str(generation)], self.collections[generation])
+            paused.add_metric([str(generation)], self.seconds[generation])
+        yield count
+        yield paused
+
+
 class HubMetrics:
     """The registry of one process. :meth:`observe` is called once per call and must stay cheap."""
 
@@ -184,6 +218,9 @@ class HubMetrics:
             registry=self.registry,
         )
         self.registry.register(_PartsCollector(parts))
+        self.gc_pauses = GcPauses()
+        self.registry.register(self.gc_pauses)
+        gc.callbacks.append(self.gc_pauses)
         self._children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         self._server: WSGIServer | None = None
         self.port: int | None = None
@@ -217,6 +254,8 @@ class HubMetrics:
         return self.port
 
     def close(self) -> None:
+        if self.gc_pauses in gc.callbacks:
+            gc.callbacks.remove(self.gc_pauses)
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
