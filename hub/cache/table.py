@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.json as pj
 
-from hub.cache.columns import Column, new_column
+from hub.cache.columns import Column, StringColumn, new_column
 from hub.cache.heap import release_free_memory
 from hub.catalogue.model import ResourceSpec
 from hub.records.change import Change
@@ -278,7 +278,7 @@ class ResourceTable:
             for row in dead:
                 for value in _index_values(col.value(row)):
                     delta[value] = tuple(r for r in current(value) if r != row)
-            for row, new in zip(new_rows, new_values, strict=True):
+            for row, new in zip(new_rows, new_values, strict=True):  # same length: _new_values
                 for value in _index_values(new):
                     delta[value] = (*current(value), row)
             out[name] = Layered(layered.base, delta)
@@ -393,12 +393,12 @@ class ResourceTable:
 
 
 def _new_values(parsed: pa.Table | None, name: str, col: Column, new_rows: list[int]) -> list[object]:
-    """The appended rows' values of an indexed field: straight from the decoded batch when it is text (or
-    a list of text), as the column holds it; otherwise read back from the column row by row."""
-    if parsed is not None:
+    """The appended rows' values of an indexed field: straight from the decoded batch for a text field,
+    which the column stores as decoded; otherwise (a list, which the column normalises; a date; a batch
+    whose rows do not line up) read back from the column row by row."""
+    if parsed is not None and type(col) is StringColumn and parsed.num_rows == len(new_rows):
         arrow = parsed.column(name)
-        kind = arrow.type.value_type if pa.types.is_list(arrow.type) else arrow.type
-        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        if pa.types.is_string(arrow.type) or pa.types.is_large_string(arrow.type):
             values: list[object] = arrow.to_pylist()
             return values
     return [col.value(row) for row in new_rows]
