@@ -303,3 +303,20 @@ def test_a_retiring_writer_refuses_sends_while_it_waits_for_those_in_flight() ->
     keys = [key for _, key, _ in sent]  # announced, the held send, announced empty: no LATE
     assert len(keys) == 3 and keys[1] == b"HELD" and keys[0] == keys[2] and keys[0].startswith(b"directory/")
     assert announcement(sent[-1][2]) == (keys[0][len(b"directory/") :].decode(), frozenset())
+
+
+def test_announcements_go_through_the_announcer_and_records_through_the_producer() -> None:
+    async def run() -> tuple[list, list]:
+        records, announcer = _HeldProducer(), _HeldProducer()
+        writer = AnnouncedPartition(records, "t", 4, run=1, announcer=announcer)  # type: ignore[arg-type]
+        for key in (b"A", b"B"):  # a run of one: each send moves, announcing first
+            await writer.send([(key, b"")])
+        await writer.retire()
+        return records.sent, announcer.sent
+
+    records, announcements = asyncio.run(run())
+    assert [key for _, key, _ in records] == [b"A", b"B"]
+    assert all(partition == 0 and key.startswith(b"directory/") for partition, key, _ in announcements)
+    moved_to = [announcement(value)[1] for _, _, value in announcements]  # type: ignore[index]
+    assert len(moved_to) == 3 and moved_to[-1] == frozenset()  # two moves, then the retirement
+    assert records[0][0] in moved_to[0] and records[1][0] in moved_to[1]  # each written where announced

@@ -67,11 +67,20 @@ class AnnouncedPartition:
     """
 
     def __init__(
-        self, producer: AckingProducer, topic: str, partitions: int, run: int = RUN, rng: random.Random | None = None
+        self,
+        producer: AckingProducer,
+        topic: str,
+        partitions: int,
+        run: int = RUN,
+        rng: random.Random | None = None,
+        announcer: AckingProducer | None = None,
     ) -> None:
+        """``announcer`` sends the announcements (``producer`` if None). Give an idempotent one when
+        ``producer`` is not: a resent announcement must not land after a newer one of the same writer."""
         if partitions < 2:
             raise ValueError(f"{topic}: a directory needs at least 2 partitions, has {partitions}")
         self._producer = producer
+        self._announcer = announcer or producer
         self._topic = topic
         self._partitions = partitions
         self._run = run
@@ -144,7 +153,7 @@ class AnnouncedPartition:
 
     async def _announce(self, partitions: set[int]) -> None:
         value = orjson.dumps({"writer": self.writer, "partitions": sorted(partitions)})
-        [delivery] = await self._producer.send(
+        [delivery] = await self._announcer.send(
             self._topic, [(f"directory/{self.writer}".encode(), value)], [], partition_hint=DIRECTORY
         )
         if delivery.error is not None:

@@ -498,9 +498,13 @@ class HubServer:
         # sequence per partition written in one metadata object that it rewrites on every idempotent produce,
         # so a writer moving over the cases topic's partitions would make every produce of the hub dearer.
         # A resent batch may then be written twice; the ledger takes a number's first event, and each copy
-        # holds the same result. One request in flight keeps a partition in order through retries.
+        # holds the same result. One request in flight keeps a partition in order through retries. The
+        # announcements, all in one partition, go through the main producer: idempotent (where the broker
+        # allows it), so a resent one never lands after a newer one.
         self._case_producer = AckingProducer(producer_config(self.bootstrap, self._kafka_extra, idempotent=False))
-        self._case_writer = AnnouncedPartition(self._case_producer, self.topics.cases, stores.cases.partitions)
+        self._case_writer = AnnouncedPartition(
+            self._case_producer, self.topics.cases, stores.cases.partitions, announcer=deps.producer
+        )
         exchange_pb2_grpc.add_ExchangeServicer_to_server(ExchangeService(deps), server)
         verification_pb2_grpc.add_VerificationServicer_to_server(VerificationService(deps), server)
         lookup_pb2_grpc.add_LookupServicer_to_server(LookupService(deps), server)
