@@ -513,7 +513,7 @@ def test_catch_up_rounds_are_counted_with_the_partitions_they_name(loaded: Runni
         stub.SubmitBatch(cases_pb2.SubmitBatchRequest(cases=[case]))
         rounds_now, named_now = counts()
         assert rounds_now > rounds  # this call's round at least
-        # the directory, this writer's partition, and one it may be leaving: a few of the 64
+        # the directory, this writer's partition, and one it may be leaving: a few of the topic's
         assert 0 < named_now - named <= 3 * (rounds_now - rounds)
         rounds, named = rounds_now, named_now
 
