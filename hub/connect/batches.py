@@ -67,6 +67,12 @@ class Batch:
         entry.done = True
         self.remaining -= 1
 
+    def resolve_all(self, entries: tuple[Entry, ...]) -> None:
+        """Every one of ``entries`` (sent, none of them done yet) is acknowledged by the hub."""
+        for entry in entries:
+            entry.published = entry.done = True
+        self.remaining -= len(entries)
+
     def offsets(self) -> dict[str, Any]:
         """Source partition → the offset after this batch's last record in it."""
         out: dict[str, Any] = {}

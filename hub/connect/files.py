@@ -50,7 +50,7 @@ def _csv_rows(path: Path, encoding: str) -> Rows:
             if len(cells) != width:
                 yield number, {"cells": cells}, f"line {number}: {len(cells)} cells, the header has {width}"
             else:
-                yield number, dict(zip(header, cells, strict=True)), None
+                yield number, dict(zip(header, cells, strict=False)), None  # length checked above
 
 
 def _jsonl_rows(path: Path, encoding: str) -> Rows:

@@ -122,6 +122,10 @@ class Publisher:
         if response.offsets:
             self.last_offsets = list(response.offsets)
         results = response.results
+        if len(results) == len(call.entries) + len(call.resend) and not any(r.code for r in results):  # all OK (0)
+            call.batch.resolve_all(call.entries)
+            self.stats.published += len(call.entries)
+            return []
         retry = []
         for entry, result in zip(call.entries, results[: len(call.entries)], strict=True):
             code = _CODES.get(result.code, grpc.StatusCode.UNKNOWN)

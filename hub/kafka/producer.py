@@ -49,7 +49,8 @@ class _Pending:
     def on_delivery(self, index: int, err: KafkaError | None, msg: Message) -> None:
         # A retried batch the broker already had is acknowledged without an offset (None).
         offset = msg.offset() if err is None else None
-        self._settle(index, [Delivery(msg.partition(), -1 if offset is None else offset, err)])  # type: ignore[arg-type]
+        self.results[index] = Delivery(msg.partition(), -1 if offset is None else offset, err)  # type: ignore[arg-type]
+        self._count(1)
 
     def refuse(self, index: int, err: KafkaError) -> None:
         self._settle(index, [Delivery(-1, -1, err)])
@@ -59,9 +60,12 @@ class _Pending:
         self._settle(index, [Delivery(-1, -1, err)] * (len(self.results) - index))
 
     def _settle(self, index: int, deliveries: list[Delivery]) -> None:
+        self.results[index : index + len(deliveries)] = deliveries
+        self._count(len(deliveries))
+
+    def _count(self, settled: int) -> None:
         with self.lock:
-            self.results[index : index + len(deliveries)] = deliveries
-            self.remaining -= len(deliveries)
+            self.remaining -= settled
             done = self.remaining == 0
         if done:
             self.loop.call_soon_threadsafe(self._resolve)
