@@ -31,16 +31,15 @@ class MarriageConnector(Connector):
         return str(row.get("操作类型") or "").strip() == "删除"
 
     def map(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        r = dict(row)
-        office = text(r.get("登记机关"))
+        office = text(row.get("登记机关"))
         return {
-            "record_no": self.key(r),
-            "kind": lookup(MARRIAGE_KIND_BY_LABEL, r.get("业务类别"), "业务类别"),
-            "husband_id": required(r, "男方证件号码").upper(),
-            "wife_id": required(r, "女方证件号码").upper(),
-            "registered_on": date_from(r.get("登记日期"), "登记日期", required=True),
+            "record_no": self.key(row),
+            "kind": lookup(MARRIAGE_KIND_BY_LABEL, row.get("业务类别"), "业务类别"),
+            "husband_id": required(row, "男方证件号码").upper(),
+            "wife_id": required(row, "女方证件号码").upper(),
+            "registered_on": date_from(row.get("登记日期"), "登记日期", required=True),
             "district_code": lookup(_OFFICES, office, "登记机关") if office else None,
-            "status": lookup(MARRIAGE_STATUS_BY_LABEL, r.get("状态"), "状态"),
+            "status": lookup(MARRIAGE_STATUS_BY_LABEL, row.get("状态"), "状态"),
         }
 
     def default_source(self, location: str) -> Source:

@@ -30,20 +30,19 @@ class CreditRecordsConnector(Connector):
         return required(row, "记录编号")
 
     def map(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        r = dict(row)
-        measures = [m.strip() for m in str(r.get("惩戒措施") or "").split("、") if m.strip()]
+        measures = [m.strip() for m in str(row.get("惩戒措施") or "").split("、") if m.strip()]
         unknown = [m for m in measures if m not in ref.MEASURE_BY_TEXT]
         if unknown:
             raise MappingError(f"unknown joint-restriction measures: {', '.join(unknown)}", field="惩戒措施")
-        authority = text(r.get("决定机关"))
+        authority = text(row.get("决定机关"))
         return {
-            "entry_id": self.key(r),
-            "credit_code": required(r, "统一社会信用代码").upper(),
-            "category": lookup(ref.CREDIT_BY_LABEL, r.get("类别"), "类别"),
-            "reason": text(r.get("事由")),
+            "entry_id": self.key(row),
+            "credit_code": required(row, "统一社会信用代码").upper(),
+            "category": lookup(ref.CREDIT_BY_LABEL, row.get("类别"), "类别"),
+            "reason": text(row.get("事由")),
             "authority": lookup(self._authorities, authority, "决定机关") if authority else None,
-            "listed_on": date_from(r.get("列入日期"), "列入日期", required=True),
-            "removed_on": date_from(r.get("移出日期"), "移出日期"),
+            "listed_on": date_from(row.get("列入日期"), "列入日期", required=True),
+            "removed_on": date_from(row.get("移出日期"), "移出日期"),
             "measures": [ref.MEASURE_BY_TEXT[m] for m in measures],
         }
 

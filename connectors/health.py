@@ -47,17 +47,16 @@ class BirthCertificatesConnector(Connector):
         return str(row.get("操作类型") or "").strip() == "删除"
 
     def map(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        r = dict(row)
-        gender = text(r.get("性别"))
+        gender = text(row.get("性别"))
         return {
-            "cert_no": self.key(r),
-            "child_name": text(r.get("新生儿姓名")),
+            "cert_no": self.key(row),
+            "child_name": text(row.get("新生儿姓名")),
             "child_gender": lookup(GENDER_BY_LABEL, gender, "性别") if gender else None,
-            "birth_date": _excel_date(r.get("出生日期"), "出生日期"),
-            "mother_id": _excel_id(r.get("母亲身份证件号码"), "母亲身份证件号码"),
-            "father_id": _excel_id(r.get("父亲身份证件号码"), "父亲身份证件号码"),
-            "hospital": text(r.get("接生机构名称")),
-            "district_code": text(r.get("出生地区划代码")),
+            "birth_date": _excel_date(row.get("出生日期"), "出生日期"),
+            "mother_id": _excel_id(row.get("母亲身份证件号码"), "母亲身份证件号码"),
+            "father_id": _excel_id(row.get("父亲身份证件号码"), "父亲身份证件号码"),
+            "hospital": text(row.get("接生机构名称")),
+            "district_code": text(row.get("出生地区划代码")),
         }
 
     def default_source(self, location: str) -> Source:

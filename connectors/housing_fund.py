@@ -41,17 +41,16 @@ class HousingFundConnector(Connector):
         return str(row.get("scbz") or "0") == "1"
 
     def map(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        r = dict(row)
         return {
-            "account_no": self.key(r),
-            "resident_id": required(r, "zjhm").upper(),
-            "name": text(r.get("xingming")),
-            "employer_credit_code": (text(r.get("dwtyxydm")) or "").upper() or None,
-            "status": lookup(ACCOUNT_STATUS_BY_CODE, r.get("grzhzt"), "grzhzt"),
-            "monthly_deposit": _amount(r.get("yjce"), "yjce"),
-            "balance": _amount(r.get("grzhye"), "grzhye"),
-            "last_deposit_on": date_from(r.get("zhjcrq"), "zhjcrq"),
-            "opened_on": date_from(r.get("khrq"), "khrq", required=True),
+            "account_no": self.key(row),
+            "resident_id": required(row, "zjhm").upper(),
+            "name": text(row.get("xingming")),
+            "employer_credit_code": (text(row.get("dwtyxydm")) or "").upper() or None,
+            "status": lookup(ACCOUNT_STATUS_BY_CODE, row.get("grzhzt"), "grzhzt"),
+            "monthly_deposit": _amount(row.get("yjce"), "yjce"),
+            "balance": _amount(row.get("grzhye"), "grzhye"),
+            "last_deposit_on": date_from(row.get("zhjcrq"), "zhjcrq"),
+            "opened_on": date_from(row.get("khrq"), "khrq", required=True),
         }
 
     def default_source(self, location: str) -> Source:

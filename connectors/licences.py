@@ -34,18 +34,17 @@ class LicencesConnector(Connector):
         return row.get("op") == "delete"
 
     def map(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        r = dict(row)
-        issuer = text(r.get("fzjg"))
+        issuer = text(row.get("fzjg"))
         return {
-            "licence_no": self.key(r),
-            "holder_id": required(r, "czztdm").upper(),
-            "holder_name": text(r.get("czzt")),
-            "licence_type": lookup(LICENCE_BY_LABEL, r.get("zzlx"), "zzlx"),
+            "licence_no": self.key(row),
+            "holder_id": required(row, "czztdm").upper(),
+            "holder_name": text(row.get("czzt")),
+            "licence_type": lookup(LICENCE_BY_LABEL, row.get("zzlx"), "zzlx"),
             "issuer": lookup(self._issuers, issuer, "fzjg") if issuer else None,
-            "valid_from": date_from(r.get("yxqq"), "yxqq", required=True),
-            "valid_to": date_from(r.get("yxqz"), "yxqz"),
-            "status": lookup(LICENCE_STATUS_BY_LABEL, r.get("zzzt"), "zzzt"),
-            "e_certificate_id": text(r.get("dzzzbs")),
+            "valid_from": date_from(row.get("yxqq"), "yxqq", required=True),
+            "valid_to": date_from(row.get("yxqz"), "yxqz"),
+            "status": lookup(LICENCE_STATUS_BY_LABEL, row.get("zzzt"), "zzzt"),
+            "e_certificate_id": text(row.get("dzzzbs")),
         }
 
     def default_source(self, location: str) -> Source:

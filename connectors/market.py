@@ -39,28 +39,27 @@ class EntitiesConnector(Connector):
         return required(row, "TYSHXYDM").upper()
 
     def map(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        r = dict(row)
-        code = self.key(r)
-        capital = text(r.get("ZCZB"))
+        code = self.key(row)
+        capital = text(row.get("ZCZB"))
         try:
             capital_value = float(capital) if capital is not None else None
         except ValueError:
             raise MappingError(f"{capital!r} is not an amount", field="ZCZB") from None
         return {
             "credit_code": code,
-            "name": required(r, "ZTMC"),
-            "entity_type": lookup(ref.ENTITY_LABELS, r.get("ZTLX"), "ZTLX"),
-            "legal_rep_id": (text(r.get("FDDBRZJHM")) or "").upper() or None,
-            "legal_rep_name": text(r.get("FDDBR")),
+            "name": required(row, "ZTMC"),
+            "entity_type": lookup(ref.ENTITY_LABELS, row.get("ZTLX"), "ZTLX"),
+            "legal_rep_id": (text(row.get("FDDBRZJHM")) or "").upper() or None,
+            "legal_rep_name": text(row.get("FDDBR")),
             "district_code": code[2:8],
-            "address": text(r.get("ZS")),
+            "address": text(row.get("ZS")),
             "registered_capital": capital_value,
-            "established_on": date_from(r.get("CLRQ"), "CLRQ", required=True),
-            "status": lookup(ref.ENTITY_STATUS_BY_LABEL, r.get("DJZT"), "DJZT"),
-            "business_scope": scope_codes(r.get("JYFW")),
-            "registration_items": list(r.get("DZHY") or []),
-            "registration_authority": _AUTHORITIES.get(str(r.get("DJJG", "")).strip()),
-            "approved_on": date_from(r.get("HZRQ"), "HZRQ"),
+            "established_on": date_from(row.get("CLRQ"), "CLRQ", required=True),
+            "status": lookup(ref.ENTITY_STATUS_BY_LABEL, row.get("DJZT"), "DJZT"),
+            "business_scope": scope_codes(row.get("JYFW")),
+            "registration_items": list(row.get("DZHY") or []),
+            "registration_authority": _AUTHORITIES.get(str(row.get("DJJG", "")).strip()),
+            "approved_on": date_from(row.get("HZRQ"), "HZRQ"),
         }
 
     def deleted(self, row: Mapping[str, Any]) -> bool:

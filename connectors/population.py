@@ -30,19 +30,18 @@ class ResidentsConnector(Connector):
         return required(row, "GMSFHM").upper()
 
     def map(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        r = dict(row)
         return {
-            "resident_id": self.key(r),
-            "name": required(r, "XM"),
-            "gender": required(r, "XBDM"),
-            "ethnicity": text(r.get("MZDM")),
-            "birth_date": date_from(r.get("CSRQ"), "CSRQ", required=True),
-            "district_code": required(r, "HJDZ_XZQHDM"),
-            "address": text(r.get("HJDZ_QHNXXDZ")),
-            "household_id": text(r.get("HH")),
-            "relation_to_head": text(r.get("YHZGXDM")),
-            "status": lookup(PERSON_STATUS_BY_CODE, r.get("RYZTDM"), "RYZTDM"),
-            "registered_on": date_from(r.get("DJRQ"), "DJRQ"),
+            "resident_id": self.key(row),
+            "name": required(row, "XM"),
+            "gender": required(row, "XBDM"),
+            "ethnicity": text(row.get("MZDM")),
+            "birth_date": date_from(row.get("CSRQ"), "CSRQ", required=True),
+            "district_code": required(row, "HJDZ_XZQHDM"),
+            "address": text(row.get("HJDZ_QHNXXDZ")),
+            "household_id": text(row.get("HH")),
+            "relation_to_head": text(row.get("YHZGXDM")),
+            "status": lookup(PERSON_STATUS_BY_CODE, row.get("RYZTDM"), "RYZTDM"),
+            "registered_on": date_from(row.get("DJRQ"), "DJRQ"),
         }
 
     def deleted(self, row: Mapping[str, Any]) -> bool:

@@ -30,23 +30,22 @@ class RealEstateConnector(Connector):
         return str(row.get("yxbz") or "1") == "0"
 
     def map(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        r = dict(row)
-        area = text(r.get("mj"))
+        area = text(row.get("mj"))
         try:
             area_m2 = float(area) if area is not None else None
         except ValueError:
             raise MappingError(f"{area!r} is not an area", field="mj") from None
-        usage = text(r.get("ghyt"))
+        usage = text(row.get("ghyt"))
         return {
-            "cert_no": self.key(r),
-            "owner_id": required(r, "qlrzjhm").upper(),
-            "owner_name": text(r.get("qlrmc")),
-            "district_code": required(r, "xzqdm"),
-            "address": text(r.get("zl")),
+            "cert_no": self.key(row),
+            "owner_id": required(row, "qlrzjhm").upper(),
+            "owner_name": text(row.get("qlrmc")),
+            "district_code": required(row, "xzqdm"),
+            "address": text(row.get("zl")),
             "usage": lookup(PROPERTY_USAGE_BY_LABEL, usage, "ghyt") if usage else None,
             "area_m2": area_m2,
-            "registered_on": date_from(str(r.get("djsj") or "")[:10], "djsj", required=True),
-            "status": lookup(PROPERTY_STATUS_BY_LABEL, r.get("qszt"), "qszt"),
+            "registered_on": date_from(str(row.get("djsj") or "")[:10], "djsj", required=True),
+            "status": lookup(PROPERTY_STATUS_BY_LABEL, row.get("qszt"), "qszt"),
         }
 
     def default_source(self, location: str) -> Source:

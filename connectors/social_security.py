@@ -32,22 +32,21 @@ class InsuredConnector(Connector):
         return str(row.get("aae100") or "1") == "0"
 
     def map(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        r = dict(row)
-        codes = [c.strip() for c in str(r.get("aae140") or "").split(",") if c.strip()]
+        codes = [c.strip() for c in str(row.get("aae140") or "").split(",") if c.strip()]
         unknown = [c for c in codes if c not in INSURANCE_BY_CODE]
         if unknown:
             raise MappingError(f"unknown insurance type codes: {', '.join(unknown)}", field="aae140")
-        month = text(r.get("aae002"))
+        month = text(row.get("aae002"))
         if month is not None and (len(month) != 6 or not month.isdigit()):
             raise MappingError(f"{month!r} is not a contribution month YYYYMM", field="aae002")
-        months = r.get("aae201")
+        months = row.get("aae201")
         return {
-            "resident_id": self.key(r),
-            "name": text(r.get("aac003")),
+            "resident_id": self.key(row),
+            "name": text(row.get("aac003")),
             "insurance_types": sorted(INSURANCE_BY_CODE[c] for c in codes),
-            "status": lookup(INSURED_STATUS_BY_CODE, r.get("aac008"), "aac008"),
-            "employer_credit_code": (text(r.get("aab001")) or "").upper() or None,
-            "district_code": text(r.get("aab301")),
+            "status": lookup(INSURED_STATUS_BY_CODE, row.get("aac008"), "aac008"),
+            "employer_credit_code": (text(row.get("aab001")) or "").upper() or None,
+            "district_code": text(row.get("aab301")),
             "contribution_months": int(months) if months not in (None, "") else None,
             "last_paid_on": f"{month[:4]}-{month[4:]}-01" if month else None,
         }
