@@ -165,11 +165,12 @@ class TableVersion:
 
 
 def _live_rows(index: Layered[int]) -> Iterable[int]:
-    if not index.delta:
-        return index.base.values()
-    merged = dict(index.base)
-    merged.update(index.delta)
-    return (r for r in merged.values() if r >= 0)
+    base, delta = index.base, index.delta
+    if not delta:
+        return base.values()
+    # A key in the delta overrides its base row (-1: deleted). Not a merged copy: at city scale that is a
+    # dict of millions of keys, held while a snapshot is written.
+    return chain((r for k, r in base.items() if k not in delta), (r for r in delta.values() if r >= 0))
 
 
 class ResourceTable:
