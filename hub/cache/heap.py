@@ -10,8 +10,6 @@ from collections.abc import Callable
 from itertools import islice
 from typing import Any
 
-import pyarrow as pa
-
 
 def _malloc_trim() -> Callable[[int], int] | None:
     try:
@@ -31,8 +29,7 @@ _deferred: threading.Timer | None = None
 
 
 def release_free_memory() -> None:
-    """Hands the heap memory already freed back to the system (glibc's ``malloc_trim``, and the pages
-    Arrow's allocator keeps).
+    """Hands the heap memory already freed back to the system (glibc's ``malloc_trim``).
 
     glibc returns only the top of each heap on free; what was freed below live data stays resident.
     A load frees much of that kind (fetched batches, decoded JSON, replaced index dicts and column
@@ -53,7 +50,6 @@ def release_free_memory() -> None:
                 _deferred.start()
             return
         _last_trim = time.monotonic()
-    pa.default_memory_pool().release_unused()  # Arrow's own allocator keeps freed pages, which a trim misses
     _TRIM(0)
 
 

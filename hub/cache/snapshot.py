@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1
 META_KEY = b"hub.snapshot"
-CHUNK_ROWS = 65536  # rows gathered at once while writing: tens of MiB for the widest resources
+CHUNK_ROWS = 262144
 
 
 def schema_fingerprint(spec: ResourceSpec) -> str:
