@@ -49,8 +49,9 @@ def by_component(
         for name in list(cache.tables):
             version = cache.version(name)
             parts["cache columns"] += version.nbytes
-            indexes: list[Layered[Any]] = [version.index, *version.secondary.values()]
-            parts["cache key indexes"] += sum(dict_bytes(i.base) + dict_bytes(i.delta) for i in indexes)
+            secondary: list[Layered[Any]] = list(version.secondary.values())
+            parts["cache key indexes"] += version.index.base.nbytes + dict_bytes(version.index.delta)
+            parts["cache key indexes"] += sum(dict_bytes(i.base) + dict_bytes(i.delta) for i in secondary)
         parts["change rings"] = sum(ring.nbytes() for ring in list(cache.rings.values()))
     if audit_index is not None:
         parts["audit index"] = audit_index.nbytes

@@ -1,6 +1,6 @@
 """Property: after any sequence of upserts, deletes, settles, snapshots and restarts, the cache equals a
-model that replays the same log. Merges, compactions and (in one run) wide string offsets are forced
-often by tiny thresholds."""
+model that replays the same log. Merges, compactions and (in one run each) wide string offsets and
+colliding key hashes are forced often by tiny thresholds."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import hub.cache.columns as columns_module
+import hub.cache.key_index as key_index_module
 import hub.cache.table as table_module
 from hub.cache.claims import Claim, Op, compile_claims
 from hub.cache.columns import CodeColumn
@@ -132,12 +133,14 @@ def assert_equal(table: ResourceTable, model: dict[str, dict]) -> None:
     assert list(by_key.found) == [k in model for k in KEYS]
 
 
-@pytest.fixture(autouse=True, params=["int32 offsets", "offsets widened to int64"])
+@pytest.fixture(autouse=True, params=["int32 offsets", "offsets widened to int64", "colliding key hashes"])
 def tiny_thresholds(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(table_module, "DELTA_MIN", 3)
     monkeypatch.setattr(table_module, "COMPACT_MIN_DEAD", 2)
     if request.param == "offsets widened to int64":  # as past 2 GiB of a column's text, here past 40 bytes
         monkeypatch.setattr(columns_module, "INT32_MAX", 40)
+    if request.param == "colliding key hashes":  # five keys, three hashes: the key index's collision path
+        monkeypatch.setattr(key_index_module, "key_hash", lambda key: hash(key) % 3)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -190,6 +193,22 @@ def test_snapshot_of_another_topic_is_ignored(tmp_path: Path) -> None:
     assert read_snapshot(tmp_path, SPEC, "cluster-a/topic-1", PARTITIONS) is not None
     assert read_snapshot(tmp_path, SPEC, "cluster-a/topic-2", PARTITIONS) is None
     assert read_snapshot(tmp_path, SPEC, "cluster-a/topic-1", PARTITIONS + 1) is None
+
+
+def test_a_record_whose_key_field_is_not_its_key_is_skipped() -> None:
+    """The key index checks a key against the key column, so the two must agree."""
+    table = ResourceTable(SPEC, 1)
+    entry = {"credit_code": CODES[0], "category": "honour", "listed_on": "2017-01-01"}
+    table.apply(
+        [
+            Change("E1", orjson.dumps({"entry_id": "E1", **entry}), 0, 0),
+            Change("E2", orjson.dumps({"entry_id": "E3", **entry}), 0, 1),
+        ]
+    )
+    table.settle()
+    v = table.version
+    assert (table.rejected, v.live, v.watermark.offsets) == (1, 1, (2,))
+    assert [v.row(k) >= 0 for k in ("E1", "E2", "E3")] == [True, False, False]
 
 
 def test_churn_keeps_memory_bounded() -> None:

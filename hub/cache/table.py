@@ -8,16 +8,18 @@ Layout ("append and compact"):
 
 - Every upsert appends a row; the key index points the key at the new row and
   the old row becomes dead. A delete points the key at nothing.
-- The key index is two dicts: a large ``base`` and a small ``delta`` that is
-  copied on write for each batch (so versions stay immutable at the cost of
-  copying only the delta). When the delta grows past an eighth of the base,
-  it is merged into a new base.
+- The key index is a large ``base`` (hub.cache.key_index: sorted hashes and
+  rows, 16 bytes a key) and a small ``delta`` dict that is copied on write for
+  each batch (so versions stay immutable at the cost of copying only the
+  delta). When the delta grows past an eighth of the base, it is merged into a
+  new base. A record's key field must equal its Kafka key (the base checks a
+  hash's key in the key column); a record whose key field differs is skipped.
 - When dead rows exceed a third of the live ones (and a small floor), the table
   is compacted: the live rows are gathered into new columns and the index
   renumbered. Memory therefore stays within a constant factor of the live data
   under any churn.
 - Fields marked ``indexed`` get a secondary index value → tuple of rows, kept
-  in the same base + delta layers.
+  as a base dict and a delta dict.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import pyarrow.json as pj
 
 from hub.cache.columns import Column, StringColumn, new_column
 from hub.cache.heap import release_free_memory
+from hub.cache.key_index import KeyIndex
 from hub.catalogue.model import ResourceSpec
 from hub.records.change import Change
 
@@ -81,6 +84,20 @@ class Layered(Generic[_V]):
         return len(self.base) + len(self.delta)
 
 
+@dataclass(frozen=True, slots=True)
+class KeyRows:
+    """The key index: the settled ``base`` and the keys written since, which override it (-1: deleted)."""
+
+    base: KeyIndex
+    delta: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:  # approximate: for statistics only
+        return len(self.base) + len(self.delta)
+
+    def merged(self) -> KeyRows:
+        return KeyRows(self.base.merged(self.delta))
+
+
 class TableVersion:
     """An immutable view of a resource's cache. Safe to use from any thread."""
 
@@ -91,7 +108,7 @@ class TableVersion:
         spec: ResourceSpec,
         columns: dict[str, Column],
         n_rows: int,
-        index: Layered[int],
+        index: KeyRows,
         secondary: dict[str, Layered[tuple[int, ...]]],
         live: int,
         watermark: Watermark,
@@ -110,13 +127,13 @@ class TableVersion:
         index = self.index
         row = index.delta.get(key, _MISSING)
         if row == _MISSING:
-            return index.base.get(key, -1)
+            return index.base.get(key)
         return row
 
     def rows(self, keys: Sequence[str]) -> np.ndarray:
-        """Rows of many keys (-1 where absent), resolved by C-level dict lookups."""
+        """Rows of many keys (-1 where absent)."""
         index = self.index
-        rows = np.array(list(map(index.base.get, keys, repeat(-1))), dtype=np.int64)
+        rows = index.base.get_many(keys)
         if index.delta:  # empty once the writer has settled (see ResourceTable.settle)
             override = np.array(list(map(index.delta.get, keys, repeat(_MISSING))), dtype=np.int64)
             rows = np.where(override != _MISSING, override, rows)
@@ -142,7 +159,7 @@ class TableVersion:
 
     def live_rows(self) -> np.ndarray:
         """Row numbers of the live records, ascending."""
-        return np.sort(np.fromiter(_live_rows(self.index), dtype=np.int64))
+        return np.sort(_live_rows(self.index))
 
     def iter_batches(self, chunk_rows: int) -> Iterator[pa.RecordBatch]:
         """The live rows as record batches of at most ``chunk_rows`` (bounded extra memory)."""
@@ -164,13 +181,14 @@ class TableVersion:
         return sum(c.nbytes for c in self.columns.values())
 
 
-def _live_rows(index: Layered[int]) -> Iterable[int]:
-    base, delta = index.base, index.delta
-    if not delta:
-        return base.values()
-    # A key in the delta overrides its base row (-1: deleted). Not a merged copy: at city scale that is a
-    # dict of millions of keys, held while a snapshot is written.
-    return chain((r for k, r in base.items() if k not in delta), (r for r in delta.values() if r >= 0))
+def _live_rows(index: KeyRows) -> np.ndarray:
+    rows = index.base.live_rows()
+    if not index.delta:
+        return rows
+    # A key in the delta overrides its base row (-1: deleted).
+    overridden = index.base.get_many(list(index.delta))
+    written = np.fromiter(index.delta.values(), dtype=np.int64, count=len(index.delta))
+    return np.concatenate((rows[~np.isin(rows, overridden[overridden >= 0])], written[written >= 0]))
 
 
 class ResourceTable:
@@ -192,7 +210,9 @@ class ResourceTable:
     def _empty(self, watermark: Watermark) -> TableVersion:
         columns = {f.name: new_column(f) for f in self.spec.fields}
         secondary: dict[str, Layered[tuple[int, ...]]] = {name: Layered({}) for name in self.spec.indexed_fields}
-        return TableVersion(self.spec, columns, 0, Layered({}), secondary, 0, watermark)
+        return TableVersion(
+            self.spec, columns, 0, KeyRows(KeyIndex.empty(columns[self.spec.key])), secondary, 0, watermark
+        )
 
     # -- applying changes ------------------------------------------------------------------------
 
@@ -205,6 +225,8 @@ class ResourceTable:
         upserts = {k: v for k, v in latest.items() if v is not None}
         delete_keys = [k for k, v in latest.items() if v is None]
         parsed, upsert_keys = self._decode(list(upserts), list(upserts.values()))
+        if parsed is not None:
+            parsed, upsert_keys = self._keyed(parsed, upsert_keys)
 
         columns = old.columns
         n0 = old.n_rows
@@ -221,7 +243,7 @@ class ResourceTable:
         delta.update(zip(upsert_keys, new_rows, strict=True))
         delta.update(zip(delete_keys, repeat(-1)))
         live = old.live + len(upsert_keys) - replaced
-        index = Layered(old.index.base, delta)
+        index = KeyRows(old.index.base, delta)
         secondary = self._update_secondary(old, old_rows, new_rows, parsed)
 
         watermark = self._advance(old.watermark, changes)
@@ -250,6 +272,19 @@ class ResourceTable:
         if not tables:
             return None, []
         return pa.concat_tables(tables), good_keys
+
+    def _keyed(self, parsed: pa.Table, keys: list[str]) -> tuple[pa.Table, list[str]]:
+        """Skips (and counts) records whose key field is not their Kafka key: the key index finds a key's
+        row by checking the key column."""
+        held = parsed.column(self.spec.key).to_pylist()
+        if held == keys:
+            return parsed, keys
+        same = [a == b for a, b in zip(held, keys, strict=True)]
+        for key, ok in zip(keys, same, strict=True):
+            if not ok:
+                self.rejected += 1
+                log.error("%s: skipping record %s: its %s is not its key", self.spec.name, key, self.spec.key)
+        return parsed.filter(pa.array(same)), [k for k, ok in zip(keys, same, strict=True) if ok]
 
     def _read(self, data: bytes) -> pa.Table:
         table = pj.read_json(pa.BufferReader(data), read_options=self._read_options, parse_options=self._parse_options)
@@ -340,24 +375,25 @@ class ResourceTable:
         return base
 
     def _merge(self, v: TableVersion) -> TableVersion:
-        index = Layered(self._merged(v.index, lambda r: r < 0))
+        index = v.index.merged()
         secondary = {n: Layered(self._merged(s, lambda rows: not rows)) for n, s in v.secondary.items()}
         return TableVersion(v.spec, v.columns, v.n_rows, index, secondary, v.live, v.watermark)
 
     def _compact(self, v: TableVersion) -> TableVersion:
         started = time.perf_counter()
-        base = self._merged(v.index, lambda r: r < 0)
-        old_rows = np.fromiter(base.values(), dtype=np.int64, count=len(base))
-        order = np.argsort(old_rows, kind="stable")
-        keep = old_rows[order]
-        new_of_old = np.empty(v.n_rows, dtype=object)
-        new_of_old[keep] = _row_ints(len(keep))
-        index = Layered(dict(zip(base.keys(), new_of_old[old_rows].tolist(), strict=True)))
+        base = v.index.base.merged(v.index.delta)
+        keep = np.sort(base.live_rows())
+        new_of_old = np.full(v.n_rows, -1, dtype=np.int64)
+        new_of_old[keep] = np.arange(len(keep))
         columns = {name: col.compacted(keep) for name, col in v.columns.items()}
+        index = KeyRows(base.renumbered(columns[self.spec.key], new_of_old))
         secondary = {}
+        if v.secondary:
+            row_ints = np.empty(v.n_rows, dtype=object)  # one int object a row, shared by the secondary indexes
+            row_ints[keep] = _row_ints(len(keep))
         for name, layered in v.secondary.items():
             merged = self._merged(layered, lambda rows: not rows)
-            secondary[name] = Layered({value: tuple(new_of_old[list(rows)].tolist()) for value, rows in merged.items()})
+            secondary[name] = Layered({value: tuple(row_ints[list(rows)].tolist()) for value, rows in merged.items()})
         self.compactions += 1
         log.info(
             "%s: compacted %d rows to %d in %.0f ms",
@@ -376,9 +412,9 @@ class ResourceTable:
         for f in self.spec.fields:
             fresh.columns[f.name].append(table.column(f.name))
         n = table.num_rows
-        keys = table.column(self.spec.key).to_pylist()
-        rows = _row_ints(n)
-        index = Layered(dict(zip(keys, rows.tolist(), strict=True)))
+        key_column = fresh.columns[self.spec.key]
+        index = KeyRows(KeyIndex.build(key_column, table.column(self.spec.key).to_pylist(), np.arange(n)))
+        rows = _row_ints(n) if self.spec.indexed_fields else np.zeros(0, dtype=object)
         secondary = {}
         for name in self.spec.indexed_fields:
             if self.spec.field(name).type == "list":
@@ -415,8 +451,8 @@ def _index_values(value: object) -> Iterable[str]:
 
 
 def _row_ints(n: int) -> np.ndarray:
-    """Row numbers 0..n-1 as one int object each (an object array): the key index and the secondary
-    indexes then hold the same ints, not one each per index (32 bytes a row an index: ~130 MiB at city scale)."""
+    """Row numbers 0..n-1 as one int object each (an object array): the secondary indexes then hold the
+    same ints, not one each per index (32 bytes a row an index)."""
     out = np.empty(n, dtype=object)
     out[:] = range(n)
     return out
