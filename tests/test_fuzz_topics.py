@@ -24,8 +24,9 @@ POISON: list[tuple[bytes | None, bytes]] = [
     (b"p3", b"[1, 2, 3]"),
     (b"p4", b'{"resident_id": "x", "birth_date": "2017-02-30"}'),
     (b"p5", b'{"resident_id": "x", "gender": {"nested": [1, 2]}}'),
-    (b"p6", b'{"resident_id": "x",\n "name": "pretty-printed over two lines"}'),
+    (b"p6", b'{"resident_id": "p6",\n "name": "pretty-printed over two lines"}'),
     (b"p7", b"[" * 50_000 + b"]" * 50_000),
+    (b"p8", b'{"resident_id": "x", "name": "a key field that is not the key"}'),
     (b"\xff\xfe not utf-8 key", orjson.dumps(resident(GOOD[0]))),
     (None, orjson.dumps(resident(GOOD[1]))),
 ]
@@ -62,6 +63,6 @@ def _poison_then_serve(hub: RunningHub, metrics: int) -> None:
     # p6 is valid JSON (over two lines): decoded and held, as the topic holds it; every other one is counted
     assert rejected == len(POISON) - 1
     version = hub.server.cache.version("population.resident")
-    assert version.row("p6") >= 0 and version.row("p4") < 0
+    assert version.row("p6") >= 0 and version.row("p4") < 0 and version.row("p8") < 0 and version.row("x") < 0
     hub.publish("population.resident", [resident(GOOD[0])])  # still serving writes
     wait_for(lambda: found(GOOD[0]), "a record published after the poison")

@@ -7,8 +7,9 @@ What operators watch during a run:
 - ``hub_produced_records_total`` and ``hub_consumed_records_total``: the process's Kafka traffic;
 - ``hub_cache_rows{resource,shard}`` and ``hub_cache_lag_seconds{resource,shard}``: the cache's size,
   and the seconds since it last reached the end of the resource's topic (0 while caught up);
-- ``hub_cache_rejected_records_total{resource,shard}``: records on a topic the cache could not decode
-  (a provider publishing around the hub, or a schema change gone wrong);
+- ``hub_cache_rejected_records_total{resource,shard}``: records on a topic the cache could not decode, or
+  whose key field is not their Kafka key (a provider publishing around the hub, or a schema change gone
+  wrong);
 - ``hub_cache_compactions_total{resource,shard}``: rewrites of a table to drop superseded rows (churn);
 - ``hub_cache_snapshot_rows{resource,shard}``: records in the last snapshot this process wrote of the
   resource (only the snapshot writer, worker 0, has the series).
