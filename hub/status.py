@@ -144,7 +144,7 @@ def print_status(hub: str, metrics: str, interval: float = 1.0) -> int:
         )
     console.print(rpc)
 
-    cache = Table("resource", "rows", "lag s (worst process)", "undecodable records", title="cache")
+    cache = Table("resource", "rows", "lag s (worst process)", "rejected records", title="cache")
     first = next(iter(after.values()))
     for labels, rows in sorted(first.series("hub_cache_rows").items()):
         resource = dict(labels)["resource"]

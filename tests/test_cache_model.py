@@ -1,6 +1,6 @@
 """Property: after any sequence of upserts, deletes, settles, snapshots and restarts, the cache equals a
-model that replays the same log. Merges, compactions and (in one run each) wide string offsets and
-colliding key hashes are forced often by tiny thresholds."""
+model that replays the same log, with either key index. Merges, compactions and (in one run each) wide
+string offsets and colliding key hashes are forced often by tiny thresholds."""
 
 from __future__ import annotations
 
@@ -133,14 +133,19 @@ def assert_equal(table: ResourceTable, model: dict[str, dict]) -> None:
     assert list(by_key.found) == [k in model for k in KEYS]
 
 
-@pytest.fixture(autouse=True, params=["int32 offsets", "offsets widened to int64", "colliding key hashes"])
+@pytest.fixture(
+    autouse=True, params=["int32 offsets", "offsets widened to int64", "colliding key hashes", "a dict key index"]
+)
 def tiny_thresholds(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert SPEC.key_index == "hashed"
     monkeypatch.setattr(table_module, "DELTA_MIN", 3)
     monkeypatch.setattr(table_module, "COMPACT_MIN_DEAD", 2)
     if request.param == "offsets widened to int64":  # as past 2 GiB of a column's text, here past 40 bytes
         monkeypatch.setattr(columns_module, "INT32_MAX", 40)
     if request.param == "colliding key hashes":  # five keys, three hashes: the key index's collision path
         monkeypatch.setattr(key_index_module, "key_hash", lambda key: hash(key) % 3)
+    if request.param == "a dict key index":
+        monkeypatch.setitem(globals(), "SPEC", SPEC.model_copy(update={"key_index": "dict"}))
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -8,12 +8,13 @@ Layout ("append and compact"):
 
 - Every upsert appends a row; the key index points the key at the new row and
   the old row becomes dead. A delete points the key at nothing.
-- The key index is a large ``base`` (hub.cache.key_index: sorted hashes and
-  rows, 16 bytes a key) and a small ``delta`` dict that is copied on write for
+- The key index is a large ``base`` (hub.cache.key_index: a dict, or sorted
+  hashes and rows) and a small ``delta`` dict that is copied on write for
   each batch (so versions stay immutable at the cost of copying only the
   delta). When the delta grows past an eighth of the base, it is merged into a
-  new base. A record's key field must equal its Kafka key (the base checks a
-  hash's key in the key column); a record whose key field differs is skipped.
+  new base. A record's key field must equal its Kafka key (a hashed base
+  checks a hash's key in the key column); a record whose key field differs is
+  skipped.
 - When dead rows exceed a third of the live ones (and a small floor), the table
   is compacted: the live rows are gathered into new columns and the index
   renumbered. Memory therefore stays within a constant factor of the live data
@@ -37,7 +38,7 @@ import pyarrow.json as pj
 
 from hub.cache.columns import Column, StringColumn, new_column
 from hub.cache.heap import release_free_memory
-from hub.cache.key_index import KeyIndex
+from hub.cache.key_index import KeyIndex, built_index, new_index
 from hub.catalogue.model import ResourceSpec
 from hub.records.change import Change
 
@@ -127,7 +128,7 @@ class TableVersion:
         index = self.index
         row = index.delta.get(key, _MISSING)
         if row == _MISSING:
-            return index.base.get(key)
+            return index.base.get(key, -1)
         return row
 
     def rows(self, keys: Sequence[str]) -> np.ndarray:
@@ -210,9 +211,8 @@ class ResourceTable:
     def _empty(self, watermark: Watermark) -> TableVersion:
         columns = {f.name: new_column(f) for f in self.spec.fields}
         secondary: dict[str, Layered[tuple[int, ...]]] = {name: Layered({}) for name in self.spec.indexed_fields}
-        return TableVersion(
-            self.spec, columns, 0, KeyRows(KeyIndex.empty(columns[self.spec.key])), secondary, 0, watermark
-        )
+        index = KeyRows(new_index(self.spec.key_index, columns[self.spec.key]))
+        return TableVersion(self.spec, columns, 0, index, secondary, 0, watermark)
 
     # -- applying changes ------------------------------------------------------------------------
 
@@ -383,17 +383,14 @@ class ResourceTable:
         started = time.perf_counter()
         base = v.index.base.merged(v.index.delta)
         keep = np.sort(base.live_rows())
-        new_of_old = np.full(v.n_rows, -1, dtype=np.int64)
-        new_of_old[keep] = np.arange(len(keep))
+        new_of_old = np.empty(v.n_rows, dtype=object)  # one int object a row, shared by the indexes
+        new_of_old[keep] = _row_ints(len(keep))
         columns = {name: col.compacted(keep) for name, col in v.columns.items()}
         index = KeyRows(base.renumbered(columns[self.spec.key], new_of_old))
         secondary = {}
-        if v.secondary:
-            row_ints = np.empty(v.n_rows, dtype=object)  # one int object a row, shared by the secondary indexes
-            row_ints[keep] = _row_ints(len(keep))
         for name, layered in v.secondary.items():
             merged = self._merged(layered, lambda rows: not rows)
-            secondary[name] = Layered({value: tuple(row_ints[list(rows)].tolist()) for value, rows in merged.items()})
+            secondary[name] = Layered({value: tuple(new_of_old[list(rows)].tolist()) for value, rows in merged.items()})
         self.compactions += 1
         log.info(
             "%s: compacted %d rows to %d in %.0f ms",
@@ -413,8 +410,8 @@ class ResourceTable:
             fresh.columns[f.name].append(table.column(f.name))
         n = table.num_rows
         key_column = fresh.columns[self.spec.key]
-        index = KeyRows(KeyIndex.build(key_column, table.column(self.spec.key).to_pylist(), np.arange(n)))
-        rows = _row_ints(n) if self.spec.indexed_fields else np.zeros(0, dtype=object)
+        rows = _row_ints(n)
+        index = KeyRows(built_index(self.spec.key_index, key_column, table.column(self.spec.key).to_pylist(), rows))
         secondary = {}
         for name in self.spec.indexed_fields:
             if self.spec.field(name).type == "list":
@@ -451,8 +448,8 @@ def _index_values(value: object) -> Iterable[str]:
 
 
 def _row_ints(n: int) -> np.ndarray:
-    """Row numbers 0..n-1 as one int object each (an object array): the secondary indexes then hold the
-    same ints, not one each per index (32 bytes a row an index)."""
+    """Row numbers 0..n-1 as one int object each (an object array): the key index and the secondary
+    indexes then hold the same ints, not one each per index (32 bytes a row an index: ~130 MiB at city scale)."""
     out = np.empty(n, dtype=object)
     out[:] = range(n)
     return out

@@ -78,6 +78,10 @@ class ResourceSpec(_Frozen):
     related: tuple[str, ...] = ()
     partitions: int = Field(default=3, ge=1, le=256)
     schema_version: int = 1
+    # How each replica's cache indexes the keys (hub.cache.key_index): "dict", ~150 bytes a key and a
+    # ~0.05 µs lookup; "hashed", 16 bytes a key and a ~1.4 µs lookup, for a large resource read mostly
+    # through an indexed field.
+    key_index: Literal["dict", "hashed"] = "dict"
 
     @model_validator(mode="after")
     def _check(self) -> ResourceSpec:
