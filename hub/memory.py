@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Protocol
 
-from hub.cache.heap import dict_bytes
+from hub.cache.heap import dict_bytes, object_bytes
+from hub.cache.key_index import DictIndex
 
 if TYPE_CHECKING:
     from hub.cache.replica import ReplicaCache
@@ -52,6 +53,8 @@ def by_component(
             secondary: list[Layered[Any]] = list(version.secondary.values())
             parts["cache key indexes"] += version.index.base.nbytes + dict_bytes(version.index.delta)
             parts["cache key indexes"] += sum(dict_bytes(i.base) + dict_bytes(i.delta) for i in secondary)
+            if secondary and not isinstance(version.index.base, DictIndex):  # the row ints are the secondaries'
+                parts["cache key indexes"] += object_bytes(version.live) * version.live
         parts["change rings"] = sum(ring.nbytes() for ring in list(cache.rings.values()))
     if audit_index is not None:
         parts["audit index"] = audit_index.nbytes
