@@ -381,7 +381,7 @@ class ResourceTable:
 
     def _compact(self, v: TableVersion) -> TableVersion:
         started = time.perf_counter()
-        base = v.index.base.merged(v.index.delta)
+        base = v.index.merged().base
         keep = np.sort(base.live_rows())
         new_of_old = np.empty(v.n_rows, dtype=object)  # one int object a row, shared by the indexes
         new_of_old[keep] = _row_ints(len(keep))
