@@ -15,9 +15,9 @@ so a row an index names stays readable.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import repeat
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -25,6 +25,14 @@ from hub.cache.columns import Column
 from hub.cache.heap import dict_bytes
 
 key_hash = hash  # module-level so that a test can force collisions
+_V = TypeVar("_V")
+
+
+def overlay(out: dict[str, _V], delta: dict[str, _V], dropped: Callable[[_V], bool]) -> None:
+    """Writes ``delta`` over ``out`` (a copy of a base), removing the keys whose new value is ``dropped``."""
+    out.update(delta)
+    for key in [k for k, v in delta.items() if dropped(v)]:
+        del out[key]
 
 
 class KeyIndex(Protocol):
@@ -73,14 +81,11 @@ class DictIndex(dict[str, int]):
         if not delta:
             return self
         out = DictIndex(self)
-        out.update(delta)
-        for key in [k for k, r in delta.items() if r < 0]:
-            del out[key]
+        overlay(out, delta, lambda row: row < 0)
         return out
 
     def renumbered(self, column: Column, new_of_old: np.ndarray) -> DictIndex:
-        rows = np.fromiter(self.values(), dtype=np.int64, count=len(self))
-        return DictIndex(zip(self.keys(), new_of_old[rows].tolist(), strict=True))
+        return DictIndex(zip(self.keys(), new_of_old[self.live_rows()].tolist(), strict=True))
 
     def live_rows(self) -> np.ndarray:
         return np.fromiter(self.values(), dtype=np.int64, count=len(self))
@@ -148,21 +153,27 @@ class HashIndex:
                 return row
         return default
 
-    def get_many(self, keys: Sequence[str]) -> np.ndarray:
-        n = len(keys)
-        out = np.full(n, -1, dtype=np.int64)
+    def _positions(self, keys: Sequence[str], wanted: np.ndarray) -> np.ndarray:
+        """Per key (``wanted`` its hashes), where the arrays hold it, or -1; checked in the key column."""
+        out = np.full(len(keys), -1, dtype=np.int64)
         hashes = self.hashes
-        if len(hashes):
-            wanted = _hashes(keys, n)
-            at = np.minimum(hashes.searchsorted(wanted), len(hashes) - 1)
-            hit = np.flatnonzero(hashes[at] == wanted)
-            if len(hit):
-                rows = self.rows[at[hit]]
-                held = self.column.take(rows).to_pylist()
-                same = np.fromiter(
-                    (a == keys[i] for a, i in zip(held, hit.tolist(), strict=True)), dtype=bool, count=len(hit)
-                )
-                out[hit[same]] = rows[same]
+        if not len(hashes):
+            return out
+        at = np.minimum(hashes.searchsorted(wanted), len(hashes) - 1)
+        hit = np.flatnonzero(hashes[at] == wanted)
+        if len(hit):
+            held = self.column.take(self.rows[at[hit]]).to_pylist()
+            same = np.fromiter(
+                (a == keys[i] for a, i in zip(held, hit.tolist(), strict=True)), dtype=bool, count=len(hit)
+            )
+            out[hit[same]] = at[hit[same]]
+        return out
+
+    def get_many(self, keys: Sequence[str]) -> np.ndarray:
+        out = np.full(len(keys), -1, dtype=np.int64)
+        at = self._positions(keys, _hashes(keys, len(keys)))
+        found = at >= 0
+        out[found] = self.rows[at[found]]
         if self.exact:
             for i, key in enumerate(keys):
                 row = self.exact.get(key)
@@ -177,11 +188,8 @@ class HashIndex:
         rows = np.fromiter(delta.values(), dtype=np.int64, count=len(keys))
         hashes = _hashes(keys, len(keys))
         keep = np.ones(len(self.hashes), dtype=bool)
-        held = self.get_many(keys)  # where each delta key sits now
-        if len(self.hashes):
-            at = np.minimum(self.hashes.searchsorted(hashes), len(self.hashes) - 1)
-            replaced = (held >= 0) & (self.rows[at] == held) & (self.hashes[at] == hashes)
-            keep[at[replaced]] = False
+        replaced = self._positions(keys, hashes)  # the entries the delta's keys had
+        keep[replaced[replaced >= 0]] = False
         exact = {k: r for k, r in self.exact.items() if k not in delta}
         live = rows >= 0
         order = np.argsort(hashes[live], kind="stable")

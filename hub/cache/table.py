@@ -38,7 +38,7 @@ import pyarrow.json as pj
 
 from hub.cache.columns import Column, StringColumn, new_column
 from hub.cache.heap import release_free_memory
-from hub.cache.key_index import KeyIndex, built_index, new_index
+from hub.cache.key_index import KeyIndex, built_index, new_index, overlay
 from hub.catalogue.model import ResourceSpec
 from hub.records.change import Change
 
@@ -369,9 +369,7 @@ class ResourceTable:
     @staticmethod
     def _merged(layered: Layered[_V], drop_if: Callable[[_V], bool]) -> dict[str, _V]:
         base = dict(layered.base)
-        base.update(layered.delta)
-        for k in [k for k, r in layered.delta.items() if drop_if(r)]:
-            del base[k]
+        overlay(base, layered.delta, drop_if)
         return base
 
     def _merge(self, v: TableVersion) -> TableVersion:
