@@ -14,8 +14,10 @@ plain ``confluent_kafka.Producer`` with the hub's own producer settings (``acks=
 lz4) producing the records the connectors map, as the JSON values and headers the hub writes, to
 topics of their own on the same broker, until ``flush()`` returns; it runs before and after the hub
 runs, and the ratios use the mean. CPU per record is summed over the processes of each path (hub,
-connector, broker; producer, broker). Each hub's process id is printed so that a profiler can attach
-(``py-spy record --pid PID``).
+connector, broker; producer, broker). Each hub run also prints when each connector finished and how
+long after the last acknowledged publish the cache held every record (the feeder's lag, which a run
+that ends on the connectors' pace keeps near zero). Each hub's process id is printed so that a
+profiler can attach (``py-spy record --pid PID``).
 """
 
 from __future__ import annotations
@@ -131,9 +133,10 @@ def publish(exports: ExportSet, broker: EmbeddedBroker, data_dir: Path, prefix: 
             stats = runtime.run()
             if stats.published != exports.counts[name]:
                 raise RuntimeError(f"{name}: {stats.published:,} of {exports.counts[name]:,} records published")
-            rates.append(f"{name} {stats.rate:,.0f}/s")
+            rates.append(f"{name} {stats.rate:,.0f}/s (done at {time.perf_counter() - started:.2f}s)")
             first = connector.default_source(str(exports.files[name])).poll(1)[0]
             last.append((channel, connector.resource, connector.key(first.row), runtime.last_offsets))
+        published = time.perf_counter() - started
         for channel, resource, key, offsets in last:  # read your writes: returns once the cache has them
             verification_pb2_grpc.VerificationStub(channel).Verify(
                 verification_pb2.VerifyRequest(
@@ -146,6 +149,7 @@ def publish(exports: ExportSet, broker: EmbeddedBroker, data_dir: Path, prefix: 
             )
         run = measured(pids, started, cpu)
         print(f"  connectors: {', '.join(rates)}; load average {os.getloadavg()[0]:.1f}", flush=True)
+        print(f"  the cache held every record {run.seconds - published:.2f}s after the last was published", flush=True)
         return run
     finally:
         hub.stop()

@@ -13,7 +13,8 @@ each checked by four verifications in the hub (``loadtest.workload.CITY_YEAR_MIX
 ``--years 2`` drives two years' cases (2017 and 2018) against the same hub, one after the other.
 
 Prints wall time, cases/s, verifications/s, call latency p50/p95/p99, errors, and how many cores
-the hub's workers, Locust and the broker kept busy during the drive (which side saturates first);
+the hub's workers, Locust and the broker kept busy during the drive (which side saturates first), and
+how the whole machine's cores were spent meanwhile (busy, idle, stolen by a virtual machine's host);
 the steps a case system reported beside the clerks (every fourth case late) and the latency from
 each step event to the supervision alert it raised (p50/p99, per worker's case book);
 the run's slope: cases/s, CPU per case of the hub and the broker in the first and the last tenth of
@@ -32,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import psutil
@@ -56,6 +58,23 @@ def cpu_seconds(pids: list[int]) -> float:
             continue
         total += times.user + times.system
     return total
+
+
+def machine_cores(before: Any, after: Any) -> str:
+    """How the machine's cores were spent between two ``psutil.cpu_times()`` (busy beyond user and
+    system is interrupt handling). A run whose processes kept fewer cores busy than the machine did
+    shared it with something else; stolen time is a virtual machine's host running other guests."""
+    spent = {f: getattr(after, f) - getattr(before, f) for f in after._fields}
+    wall = sum(spent.values()) / (os.cpu_count() or 1)
+    idle = spent["idle"] + spent.get("iowait", 0.0)
+
+    def cores(seconds: float) -> str:
+        return f"{seconds / wall:.2f}" if wall > 0 else "0.00"
+
+    return (
+        f"busy {cores(sum(spent.values()) - idle)} (user {cores(spent['user'] + spent.get('nice', 0.0))}, "
+        f"system {cores(spent['system'])}), idle {cores(idle)}, stolen {cores(spent.get('steal', 0.0))}"
+    )
 
 
 def _children_cpu_seconds() -> float:
@@ -161,6 +180,7 @@ def main() -> int:
             hub_pids = [hub.pid, *(c.pid for c in psutil.Process(hub.pid).children(recursive=True))]
             broker_pids = [broker.pid] if broker is not None and broker.pid else []
             before = (cpu_seconds(hub_pids), _children_cpu_seconds(), cpu_seconds(broker_pids), time.monotonic())
+            machine_before = psutil.cpu_times()
             with ProcessSampler(hub_pids, broker_pids) as sampler:
                 subprocess.run(
                     [
@@ -173,6 +193,7 @@ def main() -> int:
                     check=True,
                 )
             elapsed = time.monotonic() - before[3]
+            machine = machine_cores(machine_before, psutil.cpu_times())
             alerts = alert_latency(hub.metrics)
             per_worker = calls_per_worker(hub.metrics)
             cores = [
@@ -212,6 +233,7 @@ def main() -> int:
         f"cores busy during the drive (of {os.cpu_count()}): hub workers {cores[0]:.2f}, Locust {cores[1]:.2f}"
         + (f", broker {cores[2]:.2f}" if broker is not None else "")
     )
+    print(f"the whole machine during the drive (cores of {os.cpu_count()}): {machine}")
     print_slope(s["timeline"], sampler.samples, args.years)
     print(f"reports: {args.out}/city_year.png, city_year.html, city_year_stats*.csv")
     return 0 if errors == 0 and s["cases"] == args.cases else 1

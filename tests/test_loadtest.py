@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import subprocess
 import sys
 import time
@@ -134,6 +135,7 @@ def test_city_year_on_a_small_city(kafka_bootstrap: str, topic_prefix: str, tmp_
     assert "errors: 0" in done.stdout
     assert f"answered by worker: {cases // per_call:,}\n" in done.stdout, done.stdout
     assert "cores busy during the drive" in done.stdout, done.stdout
+    assert re.search(r"the whole machine during the drive \(cores of \d+\): busy [\d.]+ .* stolen [\d.]+", done.stdout)
     assert (tmp_path / "out" / "city_year.png").stat().st_size > 20_000
     assert (tmp_path / "out" / "city_year.html").exists()
     assert (tmp_path / "out" / "city_year_stats.csv").exists()
