@@ -2,15 +2,19 @@
 
 A child is stopped by its PID only: SIGINT first, SIGKILL after a grace
 period. On Linux the child also gets SIGTERM if its parent dies, so a killed
-hub never leaves an orphan broker behind.
+hub never leaves an orphan broker behind: util-linux's ``setpriv`` sets that
+signal and execs the command. Setting it from Python between fork and exec
+(``preexec_fn``) could hang the child before its exec when the parent has
+other threads (gRPC's, librdkafka's) holding a lock at the fork: a broker
+restarted by a fault test once never started.
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,12 +26,15 @@ from typing import cast
 
 log = logging.getLogger(__name__)
 
-_PR_SET_PDEATHSIG = 1
+
+def _die_with_parent_prefix() -> list[str]:
+    """What a command is run under so that it gets SIGTERM when this process dies (none where there is
+    no ``setpriv``: such a child outlives a killed parent)."""
+    setpriv = shutil.which("setpriv") if sys.platform == "linux" else None
+    return [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
 
 
-def _die_with_parent() -> None:  # runs in the child, between fork and exec
-    if sys.platform == "linux":
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+_DIE_WITH_PARENT = _die_with_parent_prefix()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -62,9 +69,9 @@ def wait_for_tcp(host: str, port: int, timeout: float, proc: subprocess.Popen | 
     deadline = time.monotonic() + timeout
     while True:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(
-                f"process {cast(list[str], proc.args)[0]} exited with {proc.returncode} before listening"
-            )
+            args = cast(list[str], proc.args)
+            program = args[len(_DIE_WITH_PARENT)] if args[: len(_DIE_WITH_PARENT)] == _DIE_WITH_PARENT else args[0]
+            raise RuntimeError(f"process {program} exited with {proc.returncode} before listening")
         try:
             socket.create_connection((host, port), timeout=0.5).close()
             return
@@ -102,13 +109,12 @@ class ChildProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(
-                self.args,
+                [*_DIE_WITH_PARENT, *self.args],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env={**os.environ, **(self.env or {})},
                 cwd=self.cwd,
-                preexec_fn=_die_with_parent,
                 user=self.user,
                 group=self.user,
             )
