@@ -1,10 +1,13 @@
 """A call's audit entries written as a group (``AuditLog.writing``): the call learns of every message
-that carried one of them, not only the last."""
+that carried one of them, not only the last. An entry no call waits for (``AuditLog.record``) shares
+the next group's message rather than making one of its own."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
+import orjson
 import pytest
 from confluent_kafka import KafkaError
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -26,8 +29,15 @@ def log(monkeypatch: pytest.MonkeyPatch) -> AuditLog:
         {"bootstrap.servers": "127.0.0.1:9", "log_level": 0}, "audit", ed25519.Ed25519PrivateKey.generate(), b"k" * 32
     )
     outcomes: list[KafkaError | None] = []
-    monkeypatch.setattr(audit, "_write", lambda value: outcomes.pop(0) if outcomes else None)
+    messages: list[list[dict]] = []
+
+    def write(value: bytes) -> KafkaError | None:
+        messages.append(orjson.loads(value)["entries"])
+        return outcomes.pop(0) if outcomes else None
+
+    monkeypatch.setattr(audit, "_write", write)
     audit.outcomes = outcomes  # type: ignore[attr-defined]
+    audit.messages = messages  # type: ignore[attr-defined]
     return audit
 
 
@@ -58,3 +68,38 @@ def test_an_entry_that_fills_a_message_is_settled_by_that_message(
         assert log.writing([]).done()
 
     asyncio.run(run())
+
+
+def _case_numbers(message: list[dict]) -> list[str]:
+    return [e["case_number"] for e in message if e["kind"] == "access"]
+
+
+def test_an_entry_no_call_waits_for_goes_with_the_next_awaited_ones(
+    log: AuditLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(audit_module, "RECORD_LINGER_S", 3600.0)  # nothing but the awaited entry moves it
+
+    async def run() -> None:
+        log.start()
+        try:
+            log.record(_entry(1))  # a call's own entry, its accesses already on the trail
+            await asyncio.wait_for(log.writing([_entry(2)]), 60)
+        finally:
+            log.stop()
+
+    asyncio.run(run())
+    written = [_case_numbers(m) for m in log.messages]  # type: ignore[attr-defined]
+    assert [n for n in written if n] == [["C-1", "C-2"]]  # one message, in the order they were queued
+
+
+def test_an_entry_no_call_waits_for_is_written_without_one(log: AuditLog, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(audit_module, "RECORD_LINGER_S", 0.01)
+    log.start()
+    try:
+        log.record(_entry(1))
+        deadline = time.monotonic() + 60  # a guard only: it goes once it has waited the linger
+        while not any(_case_numbers(m) for m in log.messages) and time.monotonic() < deadline:  # type: ignore[attr-defined]
+            time.sleep(0.01)
+        assert [_case_numbers(m) for m in log.messages if _case_numbers(m)] == [["C-1"]]  # type: ignore[attr-defined]
+    finally:
+        log.stop()

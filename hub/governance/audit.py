@@ -17,10 +17,13 @@ chain; the chain itself is per entry.
 
 An answered access must be audited, so the RPC layer releases an answer only once its entry is
 acknowledged by Kafka (:meth:`AuditLog.write`). That costs one produce round trip per call, not one
-produce per call: a writer thread wakes on the first queued entry, takes every entry queued by then
-(group commit), computes digests and hashes and produces them as one message; entries queued while
-that message is in flight go into the next one. A delivery thread settles the waiting calls.
-:meth:`AuditLog.record` enqueues without waiting, for entries made inside a call that itself waits;
+produce per call: a writer thread wakes on the first queued entry a call waits for, takes every entry
+queued by then (group commit), computes digests and hashes and produces them as one message; entries
+queued while that message is in flight go into the next one. It settles the waiting calls once Kafka
+answers.
+:meth:`AuditLog.record` enqueues without waiting, for entries made inside a call that itself waits
+and for a call's own entry once its accesses are on the trail; such an entry wakes no one, and rides
+with the next awaited ones (or goes after ``RECORD_LINGER_S``);
 :meth:`AuditLog.writing` enqueues several and hands back the wait, for a call that waits on Kafka for
 something else meanwhile (a case's evidence checks, acknowledged while its event is).
 When the backlog is too long, the hub refuses new calls with RESOURCE_EXHAUSTED rather than leave
@@ -55,6 +58,11 @@ log = logging.getLogger(__name__)
 SUBJECTS_PER_ENTRY = 5_000
 MAX_TEXT = 256  # a caller's junk (a megabyte "case number") is audited clipped, so an entry always fits a message
 MESSAGE_BYTES = 512 * 1024
+# How long an entry no call waits for (AuditLog.record: a call's own entry once its accesses are on the
+# trail) waits for the next call's awaited entries to share their message. A case's call then makes one
+# message, not two: a message is a record batch the broker keeps, and the embedded broker's cost a
+# request grows with the batches it holds.
+RECORD_LINGER_S = 0.05
 
 
 def _clip(text: str) -> str:
@@ -118,7 +126,9 @@ class AuditLog:
         self._interval = checkpoint_interval_s
         # An entry, the call's future if it waits, and whether this entry's acknowledgement settles it.
         self._queue: collections.deque[tuple[AuditEvent, asyncio.Future | None, bool]] = collections.deque()
-        self._wake = threading.Event()
+        self._wake = threading.Event()  # set by entries a call waits for
+        self._awaited = False  # whether an entry a call waits for is queued
+        self._unawaited_since: float | None = None  # when the oldest queued entry no call waits for came
         self._stop = threading.Event()
         self._abandoned = False
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
@@ -155,9 +165,11 @@ class AuditLog:
     def record(self, access: AuditEvent) -> None:
         """Enqueues an entry without waiting for it. Must not block. Callers refuse new calls while
         ``backlog`` is too long (see hub.server.interceptors); a call that already happened is always
-        recorded."""
+        recorded. The entry goes with the next entry a call waits for, or once it has waited
+        ``RECORD_LINGER_S`` (at most twice that), so that it does not make a message of its own."""
         self._queue.append((access, None, False))
-        self._wake.set()
+        if self._unawaited_since is None:  # after the append: the writer clears it before it drains
+            self._unawaited_since = time.monotonic()
 
     async def write(self, access: AuditEvent) -> None:
         """Records ``access`` and returns once Kafka acknowledged its entry (and every entry queued
@@ -174,6 +186,7 @@ class AuditLog:
             return done
         self._queue.extend((access, done, False) for access in accesses[:-1])
         self._queue.append((accesses[-1], done, True))
+        self._awaited = True  # after the append: the writer clears it before it drains
         self._wake.set()
         return done
 
@@ -191,7 +204,8 @@ class AuditLog:
         self._wake.set()
         self._thread.join(timeout)
         self._poller.join(timeout)
-        self._drain()
+        while self._queue:
+            self._drain()
         if self._abandoned:
             self._delivered(KafkaError(KafkaError._PURGE_QUEUE), self._waiting)
             self._batch, self._waiting = [], []
@@ -208,25 +222,41 @@ class AuditLog:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            # Asleep until an entry comes, or until a pending checkpoint is due.
-            due = self._last_checkpoint + self._interval - time.monotonic() if self._since_checkpoint else None
-            self._wake.wait(None if due is None else max(0.0, due))
-            self._wake.clear()  # before draining: an entry queued from here on sets it again
-            self._drain()
-            if self._since_checkpoint and (
-                self._since_checkpoint >= self._every or time.monotonic() - self._last_checkpoint >= self._interval
+            # Woken by an entry a call waits for; else every RECORD_LINGER_S, for entries no call waits
+            # for that have waited that long, and for a checkpoint that is due.
+            self._wake.wait(RECORD_LINGER_S)
+            self._wake.clear()  # before looking: an entry queued from here on sets it again
+            since = self._unawaited_since
+            if (
+                self._awaited
+                or self._checkpoint_due()
+                or (since is not None and time.monotonic() - since >= RECORD_LINGER_S)
             ):
+                # Before draining: entries queued from here on are looked at in the next turn.
+                self._awaited, self._unawaited_since = False, None
+                self._drain()
+            if self._checkpoint_due():
                 self._checkpoint()
                 self._flush_batch()
+
+    def _checkpoint_due(self) -> bool:
+        return bool(self._since_checkpoint) and (
+            self._since_checkpoint >= self._every or time.monotonic() - self._last_checkpoint >= self._interval
+        )
 
     def _poll(self) -> None:
         while not self._stop.is_set():
             self._producer.poll(0.1)
 
     def _drain(self) -> None:
+        """Writes the entries queued by now, in messages of up to 500 entries (or MESSAGE_BYTES). Entries
+        queued meanwhile wait for the writer's next turn: at once if a call waits for one of them."""
         queue = self._queue
-        while queue:
-            for _ in range(min(len(queue), 500)):
+        left = len(queue)
+        while left:
+            take = min(left, 500)
+            left -= take
+            for _ in range(take):
                 a, done, settles = queue.popleft()
                 subjects = [self.subject_digest(s) for s in a.subjects]
                 # A call about many subjects (a 100,000-key batch) becomes several entries, so that
