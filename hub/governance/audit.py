@@ -60,8 +60,7 @@ MAX_TEXT = 256  # a caller's junk (a megabyte "case number") is audited clipped,
 MESSAGE_BYTES = 512 * 1024
 # How long an entry no call waits for (AuditLog.record: a call's own entry once its accesses are on the
 # trail) waits for the next call's awaited entries to share their message. A case's call then makes one
-# message, not two: a message is a record batch the broker keeps, and the embedded broker's cost a
-# request grows with the batches it holds.
+# message, not two: each message is a produce request for the broker and a record batch it keeps.
 RECORD_LINGER_S = 0.05
 
 
